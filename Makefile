@@ -1,0 +1,61 @@
+# Developer commands. Every target creates or reuses the virtualenv in .venv
+# and installs what it needs, so a fresh clone only needs python3 (3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.swarmd-installed
+PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+
+help:
+	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
+	@echo "make test          run the test suite"
+	@echo "make lint          ruff + buf lint"
+	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
+	@echo "make protos-check  fail when the committed generated code is stale"
+	@echo "make compose-check validate compose.yaml against the compose spec"
+	@echo "make bench         quick benchmark profile (bench-full: the long one)"
+
+$(STAMP): pyproject.toml setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+# pytest exits 5 when it collected no test; that must fail, not pass silently.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP) protos-lint
+	$(BIN)/ruff check .
+
+protos-lint: $(STAMP)
+	cd protos && ../$(BIN)/buf lint
+
+protos: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py protos
+
+protos-check: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py --check protos
+
+compose-check:
+	scripts/compose_check.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks --full
+
+ci: protos-check lint compose-check test
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

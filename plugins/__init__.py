@@ -1,0 +1,64 @@
+"""swarmd's plugin API: what a plugin author imports.
+
+    from swarmd.plugins import hookimpl, Executor
+
+    class MyExecutor(Executor):
+        name = "mine"
+        ...
+
+    @hookimpl
+    def swarmd_register_executors(registry):
+        registry.add(MyExecutor)
+
+See :mod:`swarmd.plugins.hookspecs` for every hook.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from swarmd.plugins.executor import Executor, ExecutorContext
+from swarmd.plugins.health import HealthCheck, HealthResult
+from swarmd.plugins.model import (
+    CompletionRequest,
+    CompletionResponse,
+    Message,
+    ModelProvider,
+    PermanentProviderError,
+    ProviderError,
+    RateLimitError,
+    ToolCall,
+    ToolSpec,
+    TransientProviderError,
+    Usage,
+    parse_model_string,
+)
+from swarmd.plugins.tool import PathEscapeError, Tool, ToolContext, ToolError, ToolResult
+
+#: Marker for hook implementations in plugins.
+hookimpl = pluggy.HookimplMarker("swarmd")
+
+__all__ = [
+    "CompletionRequest",
+    "CompletionResponse",
+    "Executor",
+    "ExecutorContext",
+    "HealthCheck",
+    "HealthResult",
+    "Message",
+    "ModelProvider",
+    "PathEscapeError",
+    "PermanentProviderError",
+    "ProviderError",
+    "RateLimitError",
+    "Tool",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "ToolSpec",
+    "TransientProviderError",
+    "Usage",
+    "hookimpl",
+    "parse_model_string",
+]

@@ -1,0 +1,86 @@
+"""The executor-plugin interface (in the spirit of httpx's AsyncBaseTransport).
+
+An executor runs sub-agents. :meth:`Executor.submit` takes one
+``ExecuteSubTaskRequest`` and returns an async iterator of
+``ExecuteSubTaskResponse`` messages: progress events as they happen, then
+exactly one ``result``. The executor service streams them to the
+orchestrator unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from opentelemetry import trace
+
+from swarmd.v1 import executor_pb2
+
+if TYPE_CHECKING:
+    import grpc
+
+    from swarmd.plugins.manager import Plugins
+
+__all__ = ["Executor", "ExecutorContext"]
+
+
+@dataclass
+class ExecutorContext:
+    """What the executor service gives a plugin when it creates it."""
+
+    #: Loaded plugins (providers and tools for the sub-agent runtime).
+    plugins: Plugins
+    #: Options from the executor settings (``executor.options``), e.g. k8s_namespace.
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: Tracer of the executor service (spans for model and tool calls).
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    #: Makes traced gRPC channels to peers (orchestrator, result store).
+    channel_factory: Callable[[str], grpc.aio.Channel] | None = None
+    #: Anything else a deployment wants to hand its plugins.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor(abc.ABC):
+    """Base class of executor plugins; register with ``swarmd_register_executors``."""
+
+    #: Name users select with ``--executor NAME``.
+    name: ClassVar[str]
+    #: One-line description for ``swarmd plugins`` and ``Describe``.
+    description: ClassVar[str] = ""
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+
+    @property
+    def capacity(self) -> int:
+        """Sub-agents this executor runs at once; 0 = unbounded."""
+        return 0
+
+    @property
+    def in_flight(self) -> int:
+        """Sub-agents running right now."""
+        return 0
+
+    @abc.abstractmethod
+    def submit(self, request: executor_pb2.ExecuteSubTaskRequest) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        """Run one subtask attempt: yield events, then exactly one result.
+
+        Cancelling the iteration (the caller stops consuming and closes it)
+        must stop the sub-agent. Failures of the sub-agent are reported as a
+        failed result, not raised; raising is for the executor itself failing.
+        """
+
+    async def cancel(self, swarm_id: str, subtask_id: str, reason: str = "") -> bool:
+        """Ask a running attempt to stop; True when one was found. Idempotent."""
+        return False
+
+    async def aclose(self) -> None:
+        """Stop everything and release resources; idempotent."""
+
+    async def __aenter__(self) -> Executor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,31 @@
+"""Branch health checks for the collapse controller (pluggable, async)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+__all__ = ["HealthCheck", "HealthResult"]
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    ok: bool
+    detail: str = ""
+
+
+class HealthCheck(abc.ABC):
+    """Checks whether a sub-agent's worktree is healthy (builds, tests pass...)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
+        self.options = dict(options or {})
+
+    @abc.abstractmethod
+    async def check(self, worktree: Path) -> HealthResult:
+        """Run the check; must not block the event loop and must time out."""

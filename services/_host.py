@@ -1,0 +1,160 @@
+"""One grpc.aio server with what every swarmd service needs.
+
+:class:`ServiceHost` adds gRPC health checking and server reflection for the
+services registered on it, tracing interceptors, message-size limits, and a
+graceful shutdown: health flips to NOT_SERVING first, the server stops
+accepting new RPCs, in-flight RPCs get ``grace_period_secs`` to finish, then
+the registered closers run (stores closed) in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from swarmd.services.config import ServerSettings, TelemetrySettings
+from swarmd.services.telemetry import Telemetry
+
+__all__ = ["ServiceHost", "channel_options"]
+
+log = logging.getLogger(__name__)
+
+
+def channel_options(max_message_bytes: int = 16 * 1024 * 1024) -> list[tuple[str, Any]]:
+    """Options for servers and channels: message limits and keepalive."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+class ServiceHost:
+    """Owns one ``grpc.aio.Server``; ``start``/``stop``, or ``async with``."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ServerSettings,
+        telemetry: Telemetry | None = None,
+        telemetry_settings: TelemetrySettings | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.telemetry = telemetry or Telemetry(f"swarmd-{name}", telemetry_settings)
+        self._server = grpc.aio.server(
+            interceptors=list(self.telemetry.server_interceptors()),
+            options=channel_options(settings.max_message_bytes),
+        )
+        self._health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._service_names: list[str] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._channels: list[grpc.aio.Channel] = []
+        self.port: int | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def server(self) -> grpc.aio.Server:
+        return self._server
+
+    @property
+    def address(self) -> str:
+        """``host:port`` clients can dial (the bound port, not the requested one)."""
+        if self.port is None:
+            raise RuntimeError(f"{self.name} server is not started")
+        host = self.settings.listen.rsplit(":", 1)[0]
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
+        """Register a servicer; ``full_name`` is e.g. ``swarmd.v1.ResultStoreService``."""
+        register(self._server)
+        self._service_names.append(full_name)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` after the server stopped (closers run last-in first-out)."""
+        self._closers.append(closer)
+
+    def channel(self, target: str) -> grpc.aio.Channel:
+        """A traced client channel to a peer, closed when this host stops."""
+        ch = grpc.aio.insecure_channel(
+            target,
+            options=channel_options(self.settings.max_message_bytes),
+            interceptors=list(self.telemetry.client_interceptors()),
+        )
+        self._channels.append(ch)
+        return ch
+
+    async def start(self) -> int:
+        reflection.enable_server_reflection(
+            [*self._service_names, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(self.settings.listen)
+        if not self.port:
+            raise OSError(f"{self.name}: cannot listen on {self.settings.listen}")
+        await self._server.start()
+        for service in ("", *self._service_names):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s listening on %s", self.name, self.address)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown; safe to call more than once."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        grace = self.settings.grace_period_secs if grace is None else grace
+        try:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(grace)
+            for ch in self._channels:
+                await ch.close()
+            for closer in reversed(self._closers):
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("%s: error while closing", self.name)
+            self.telemetry.shutdown()
+        finally:
+            self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> ServiceHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_until_signalled(hosts: Iterable[ServiceHost], grace: float | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop every host gracefully."""
+    import signal
+
+    hosts = list(hosts)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(*(h.stop(grace) for h in hosts))

@@ -1,0 +1,188 @@
+"""Service configuration: pydantic models loaded from a file and ``SWARMD_*``.
+
+Precedence, lowest first: model defaults, the config file (YAML, JSON or
+TOML; ``--config PATH`` or ``SWARMD_CONFIG``), then environment variables.
+An environment variable names a field by its path, sections separated by a
+double underscore::
+
+    SWARMD_RESULT_STORE__DB_PATH=/var/lib/swarmd/swarmd.db
+    SWARMD_ORCHESTRATOR__EXECUTOR_ADDRESS=10.0.0.5:50052
+    SWARMD_TELEMETRY__OTLP_ENDPOINT=http://collector:4317
+
+Values are parsed as JSON when they parse (numbers, booleans, objects),
+otherwise taken as strings. ``OTEL_EXPORTER_OTLP_ENDPOINT`` is honoured when
+no swarmd setting names an endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from swarmd.services.errors import InvalidArgument
+
+__all__ = [
+    "ExecutorSettings",
+    "ModelPrice",
+    "OrchestratorSettings",
+    "ResultStoreSettings",
+    "ServerSettings",
+    "Settings",
+    "TelemetrySettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "SWARMD_"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Model):
+    """What every gRPC server shares."""
+
+    listen: str = Field("127.0.0.1:0", description="HOST:PORT to listen on; port 0 picks a free one.")
+    grace_period_secs: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long in-flight RPCs may run before they are cancelled."
+    )
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent.")
+
+
+class TelemetrySettings(_Model):
+    """OpenTelemetry tracing."""
+
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/gRPC endpoint; falls back to OTEL_EXPORTER_OTLP_ENDPOINT; unset exports nothing."
+    )
+    otlp_insecure: bool = Field(True, description="Plaintext OTLP (a local collector).")
+    enabled: bool = Field(True, description="Create spans at all (a no-op tracer when false).")
+
+
+class ResultStoreSettings(ServerSettings):
+    """The result store service."""
+
+    db_path: Path = Field(Path(".swarmd/swarmd.db"), description="SQLite database file (WAL mode).")
+    cache_ttl_secs: int = Field(86400, ge=1, description="Default cache entry time to live.")
+    cache_max_entries: int = Field(1000, ge=1, description="Cache entries kept before LRU eviction.")
+    cache_max_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Cache bytes kept before LRU eviction.")
+    sweep_interval_secs: float = Field(30.0, gt=0, description="How often expired rows are deleted.")
+
+
+class ExecutorSettings(ServerSettings):
+    """The executor service."""
+
+    default_executor: str = Field("local", description="Executor plugin used when a request names none.")
+    capacity: int = Field(0, ge=0, description="Sub-agents run at once by this service; 0 = unbounded.")
+    options: dict[str, str] = Field(default_factory=dict, description="Options handed to executor plugins.")
+
+
+class ModelPrice(_Model):
+    """Price of a model, in US dollars per million tokens."""
+
+    prompt_per_mtok: float = Field(0.0, ge=0)
+    completion_per_mtok: float = Field(0.0, ge=0)
+
+
+class OrchestratorSettings(ServerSettings):
+    """The orchestrator service."""
+
+    result_store_address: str = Field("127.0.0.1:50053", description="HOST:PORT of the result store.")
+    executor_address: str = Field("127.0.0.1:50052", description="HOST:PORT of the executor service.")
+    advertise_address: str | None = Field(
+        None, description="Address executors use to reach this orchestrator; defaults to the bound address."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description='Price table keyed by "provider/model" (or "model").'
+    )
+    rpc_timeout_secs: float = Field(30.0, gt=0, description="Deadline of unary calls to peers.")
+
+
+class Settings(_Model):
+    """All of swarmd's settings; each service reads its own section."""
+
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    result_store: ResultStoreSettings = Field(default_factory=ResultStoreSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    log_level: str = Field("INFO", description="Python logging level.")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidArgument(f"config file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _env_overlay(env: Mapping[str, str]) -> dict[str, Any]:
+    overlay: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "SWARMD_CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if not path[0] or path[0] not in Settings.model_fields:
+            continue  # other SWARMD_* switches (plugins, autoload) are not settings
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = overlay
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return overlay
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from ``path`` (or ``$SWARMD_CONFIG``) and ``SWARMD_*``.
+
+    Raises :class:`InvalidArgument` naming the bad field when validation fails.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    file = path or env.get("SWARMD_CONFIG")
+    if file:
+        data = _read_file(Path(file))
+    data = _merge(data, _env_overlay(env))
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidArgument(f"invalid configuration: {problems}") from exc
+    if settings.telemetry.otlp_endpoint is None and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        settings.telemetry.otlp_endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    return settings
