@@ -1,0 +1,68 @@
+"""The ``swarmd`` command line.
+
+    swarmd run "TASK" | --plan FILE   run a swarm (embedded services unless --orchestrator)
+    swarmd serve KIND --listen H:P    run one service alone
+    swarmd status|watch|cancel|list   inspect and control swarms
+    swarmd plugins                    list loaded plugins and where they come from
+    swarmd worktrees list|prune       the sub-agents' git worktrees
+    swarmd cache stats|clear          the result cache
+
+Exit codes: 0 success; 1 the swarm failed or was cancelled; 2 bad input
+(usage, invalid plan or configuration); 3 a service could not be reached or
+another error occurred; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from swarmd.clients.cli.commands import COMMANDS, add_arguments
+from swarmd.clients.errors import SwarmdClientError
+from swarmd.plugins.manager import PluginLoadError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarmd",
+        description="Run a swarm of AI coding sub-agents in parallel on one task.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    command = COMMANDS[args.command]
+    try:
+        return asyncio.run(command(args))
+    except SwarmdClientError as exc:
+        print(f"swarmd: error: {exc.code.name}: {exc.message}", file=sys.stderr)
+        return 2 if exc.code.name in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION") else 3
+    except PluginLoadError as exc:
+        print(f"swarmd: plugin error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("swarmd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

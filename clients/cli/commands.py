@@ -1,0 +1,424 @@
+"""Implementations of the CLI's subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from swarmd.clients.cli.render import Progress, format_plan, format_summary, state_name, swarm_json
+from swarmd.clients.client import SwarmdClient
+from swarmd.clients.errors import SwarmdClientError
+from swarmd.clients.launcher import SERVICE_KINDS, EmbeddedSwarmd, serve
+from swarmd.clients.plan_files import load_plan
+from swarmd.services.config import Settings, load_settings
+from swarmd.services.errors import SwarmdError
+from swarmd.v1 import common_pb2
+
+__all__ = ["COMMANDS", "add_arguments", "build_config", "parse_strategy"]
+
+ADDRESS_ENV = "SWARMD_ADDRESS"
+
+_STRATEGIES = {
+    "auto": common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
+    "automatic": common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
+    "domain": common_pb2.DECOMPOSITION_STRATEGY_BY_DOMAIN,
+    "by_domain": common_pb2.DECOMPOSITION_STRATEGY_BY_DOMAIN,
+    "data": common_pb2.DECOMPOSITION_STRATEGY_BY_DATA,
+    "by_data": common_pb2.DECOMPOSITION_STRATEGY_BY_DATA,
+    "stage": common_pb2.DECOMPOSITION_STRATEGY_BY_STAGE,
+    "by_stage": common_pb2.DECOMPOSITION_STRATEGY_BY_STAGE,
+    "none": common_pb2.DECOMPOSITION_STRATEGY_NONE,
+    "single": common_pb2.DECOMPOSITION_STRATEGY_NONE,
+}
+
+
+def parse_strategy(text: str) -> int:
+    try:
+        return _STRATEGIES[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {text!r} (choose from auto, domain, data, stage, none)"
+        ) from None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(getattr(args, "config", None))
+    except SwarmdError as exc:
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
+
+
+def _model(spec: str) -> str:
+    """Make a replay cassette path absolute so every service finds it."""
+    if spec.startswith("replay/"):
+        path = Path(spec.removeprefix("replay/"))
+        if not path.is_absolute():
+            return f"replay/{path.resolve()}"
+    return spec
+
+
+def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
+    config = common_pb2.SwarmConfig(
+        model=_model(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
+        strategy=args.strategy,
+        executor=args.executor or "",
+        max_subagents=args.max_subagents,
+        max_steps_per_subagent=args.max_steps,
+        max_concurrent=args.max_concurrent,
+        subagent_timeout_secs=args.timeout,
+        max_total_tool_calls=args.max_tool_calls,
+        max_total_tokens=args.max_tokens,
+        max_cost_usd=args.max_cost,
+        repo_path=str(Path(args.repo).resolve()),
+    )
+    if args.max_retries is not None:
+        config.max_retries = args.max_retries
+    if args.request_delay_ms is not None:
+        config.request_delay_ms = args.request_delay_ms
+    if args.no_worktrees:
+        config.worktree_enabled = False
+    if args.no_merge:
+        config.auto_merge = False
+    if args.no_cache:
+        config.cache_enabled = False
+    if args.run_anyway:
+        config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
+    if args.record:
+        config.executor_options["record"] = str(Path(args.record).resolve())
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, f"--option {item!r} must be KEY=VALUE")
+        config.executor_options[key] = value
+    return config
+
+
+@contextlib.asynccontextmanager
+async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
+    """A client to a running orchestrator, or to embedded services on the repo's database."""
+    address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
+    if address:
+        client = SwarmdClient(address, result_store=getattr(args, "result_store", None))
+        try:
+            yield client, None
+        finally:
+            await client.aclose()
+        return
+    settings = _settings(args)
+    repo = Path(getattr(args, "repo", ".") or ".").resolve()
+    db = getattr(args, "db", None) or (
+        settings.result_store.db_path
+        if settings.result_store.db_path.is_absolute()
+        else repo / settings.result_store.db_path
+    )
+    embedded = EmbeddedSwarmd(settings, db_path=db)
+    try:
+        await embedded.start()
+    except SwarmdError as exc:
+        raise SwarmdClientError(exc.code, exc.message) from None
+    client = SwarmdClient(embedded.orchestrator_address, result_store=embedded.result_store_address)
+    try:
+        yield client, embedded
+    finally:
+        await client.aclose()
+        await embedded.stop(grace=1.0)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    if bool(args.task) == bool(args.plan):
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, "give either a TASK or --plan FILE (not both)")
+    plan, description = (load_plan(args.plan) if args.plan else (None, ""))
+    task = args.task or description
+    if not (args.model or os.environ.get("SWARMD_DEFAULT_MODEL")):
+        raise SwarmdClientError(
+            grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
+        )
+    config = build_config(args)
+    async with _connect(args) as (client, _embedded):
+        reply = await client.submit(task=task, plan=plan, config=config, dry_run=args.dry_run)
+        swarm = reply.swarm
+        if args.dry_run:
+            if args.json:
+                print(swarm_json(swarm))
+            else:
+                print(format_plan(swarm, reply.preflight))
+            return 0 if reply.preflight.is_valid else 1
+        progress = None if args.json else Progress(live=None if not args.plain else False)
+        if progress is not None:
+            print(f"swarm {swarm.id} submitted", flush=True)
+        try:
+            async for event in client.watch(swarm.id):
+                if progress is not None:
+                    progress.handle(event)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            await client.cancel(swarm.id, "interrupted by the user")
+            raise
+        final = await client.get(swarm.id)
+    print(swarm_json(final) if args.json else "\n" + format_summary(final))
+    return 0 if final.state == common_pb2.SWARM_STATE_SUCCEEDED else 1
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _):
+        swarm = await client.get(args.swarm_id)
+    if args.json:
+        print(swarm_json(swarm))
+        return 0
+    print(format_summary(swarm))
+    print()
+    for st in swarm.subtasks:
+        status = common_pb2.SubTaskStatus.Name(st.status).removeprefix("SUB_TASK_STATUS_").lower()
+        reason = f" - {st.status_reason}" if st.status_reason else ""
+        tool = f" > {st.current_tool}" if st.current_tool else ""
+        print(f"  {st.subtask.id:<24} {status:<10} steps {st.steps:<4} tools {st.tool_calls:<4}{tool}{reason}")
+    return 0
+
+
+async def cmd_watch(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _):
+        progress = Progress(live=False)
+        async for event in client.watch(args.swarm_id, after_sequence=args.after):
+            if args.json:
+                from google.protobuf import json_format
+
+                print(json_format.MessageToJson(event, indent=None, preserving_proto_field_name=True), flush=True)
+            else:
+                progress.handle(event)
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _):
+        if args.subtask_id:
+            reply = await client.cancel_subtask(args.swarm_id, args.subtask_id, args.reason)
+            status = common_pb2.SubTaskStatus.Name(reply.status).removeprefix("SUB_TASK_STATUS_").lower()
+            note = " (already finished)" if reply.already_finished else ""
+            print(f"subtask {args.subtask_id}: {status}{note}")
+        else:
+            reply = await client.cancel(args.swarm_id, args.reason)
+            note = " (already finished)" if reply.already_finished else ""
+            print(f"swarm {args.swarm_id}: {state_name(reply.state)}{note}")
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _):
+        reply = await client.list(page_size=args.limit)
+    if args.json:
+        from google.protobuf import json_format
+
+        print(json_format.MessageToJson(reply, preserving_proto_field_name=True, indent=2))
+        return 0
+    if not reply.swarms:
+        print("no swarms")
+    for s in reply.swarms:
+        print(
+            f"{s.id}  {state_name(s.state):<10} {s.completed}/{s.subtask_count} ok  {s.failed} failed  "
+            f"{s.execution_time_ms / 1000:7.1f}s  {s.created_at}  {s.task[:60]!r}"
+        )
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    section = {"orchestrator": settings.orchestrator, "executor": settings.executor, "result-store": settings.result_store}[
+        args.kind
+    ]
+    if args.listen:
+        section.listen = args.listen
+    if args.kind == "orchestrator":
+        if args.result_store:
+            settings.orchestrator.result_store_address = args.result_store
+        if args.executor:
+            settings.orchestrator.executor_address = args.executor
+        if args.advertise:
+            settings.orchestrator.advertise_address = args.advertise
+    if args.kind == "result-store" and args.db:
+        settings.result_store.db_path = Path(args.db)
+    if args.kind == "executor" and args.default_executor:
+        settings.executor.default_executor = args.default_executor
+    try:
+        await serve(args.kind, settings)
+    except SwarmdError as exc:
+        raise SwarmdClientError(exc.code, exc.message) from None
+    return 0
+
+
+async def cmd_plugins(args: argparse.Namespace) -> int:
+    from swarmd.plugins.manager import load_plugins
+
+    plugins = load_plugins()
+    rows: dict[str, Any] = {
+        "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution} for p in plugins.loaded],
+        "blocked": plugins.blocked,
+    }
+    for kind in ("executors", "providers", "tools", "health_checks"):
+        rows[kind] = [
+            {"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}", "plugin": r.plugin, "distribution": r.distribution}
+            for r in getattr(plugins, kind)
+        ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("plugins:")
+    for p in rows["plugins"]:
+        print(f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}")
+    if rows["blocked"]:
+        print(f"blocked: {', '.join(rows['blocked'])}")
+    for kind in ("executors", "providers", "tools", "health_checks"):
+        print(f"{kind.replace('_', ' ')}:")
+        for r in rows[kind]:
+            print(f"  {r['name']:<16} {r['class']:<56} from {r['plugin']} ({r['distribution'] or 'local'})")
+    return 0
+
+
+async def cmd_worktrees(args: argparse.Namespace) -> int:
+    from swarmd.plugins.runtime.worktree import WorktreeManager
+
+    repo = Path(args.repo).resolve()
+    if not await WorktreeManager.is_git_repo(repo):
+        raise SwarmdClientError(grpc.StatusCode.FAILED_PRECONDITION, f"{repo} is not a git repository")
+    manager = WorktreeManager(repo)
+    if args.action == "prune":
+        report = await manager.prune()
+        print(report if isinstance(report, str) else _describe(report))
+        return 0
+    items = await manager.list()
+    if not items:
+        print("no swarmd worktrees")
+    for item in items:
+        print(_describe(item))
+    return 0
+
+
+def _describe(obj: Any) -> str:
+    if hasattr(obj, "__dataclass_fields__"):
+        fields = ", ".join(f"{k}={getattr(obj, k)!s}" for k in obj.__dataclass_fields__)
+        return f"{type(obj).__name__}({fields})"
+    return str(obj)
+
+
+async def cmd_cache(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _):
+        if args.action == "clear":
+            removed = await client.cache_clear()
+            print(f"removed {removed} cache entries")
+            return 0
+        stats = await client.cache_stats()
+    print(
+        f"entries {stats.current_entries}, bytes {stats.current_bytes}, hits {stats.hits}, misses {stats.misses}, "
+        f"evictions {stats.evictions}, expired {stats.expired_removed}, hit rate {stats.hit_rate:.0%}"
+    )
+    return 0
+
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+COMMANDS: dict[str, Command] = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "watch": cmd_watch,
+    "cancel": cmd_cancel,
+    "list": cmd_list,
+    "serve": cmd_serve,
+    "plugins": cmd_plugins,
+    "worktrees": cmd_worktrees,
+    "cache": cmd_cache,
+}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--orchestrator", metavar="HOST:PORT", help=f"a running orchestrator (or ${ADDRESS_ENV}); default: embedded services")
+    p.add_argument("--result-store", metavar="HOST:PORT", help="a running result store (cache commands)")
+    p.add_argument("--repo", default=".", help="target repository (embedded database in REPO/.swarmd/)")
+    p.add_argument("--db", help="SQLite database for embedded services")
+    p.add_argument("--config", help="settings file (YAML, JSON or TOML)")
+
+
+def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser("run", help="run a swarm on a task or a plan")
+    run.add_argument("task", nargs="?", help="the task for the model to decompose")
+    run.add_argument("--plan", help="explicit plan file (YAML or JSON)")
+    run.add_argument("-m", "--model", help="provider/model, e.g. openai/gpt-4o or replay/cassette.jsonl")
+    run.add_argument("-s", "--strategy", type=parse_strategy, default=common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
+                     help="auto | domain | data | stage | none")
+    run.add_argument("--executor", help="executor plugin (default: the executor service's default, local)")
+    run.add_argument("--max-subagents", type=_positive, default=0, help="most subtasks in a plan (default 100)")
+    run.add_argument("--max-steps", type=_positive, default=0, help="model calls per sub-agent (default 100)")
+    run.add_argument("--max-concurrent", type=_positive, default=0, help="sub-agents at once (default 8)")
+    run.add_argument("--timeout", type=_positive, default=0, help="idle timeout per step in seconds (default 600)")
+    run.add_argument("--max-tool-calls", type=_positive, default=0, help="tool calls across the swarm (default 1500)")
+    run.add_argument("--max-tokens", type=_positive, default=0, help="tokens across the swarm (default unlimited)")
+    run.add_argument("--max-cost", type=float, default=0.0, help="US dollars across the swarm (default unlimited)")
+    run.add_argument("--max-retries", type=_positive, help="retries of transient failures (default 3)")
+    run.add_argument("--request-delay-ms", type=_positive, help="start stagger in ms (default 250)")
+    run.add_argument("--no-worktrees", action="store_true", help="run sub-agents in the repository itself")
+    run.add_argument("--no-merge", action="store_true", help="keep branches instead of merging them back")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
+    run.add_argument("--record", metavar="CASSETTE", help="record every model response to a cassette (JSONL)")
+    run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, stages and pre-flight report only")
+    run.add_argument("--json", action="store_true", help="print the full result as JSON")
+    run.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    _connection_args(run)
+
+    for name, text in (("status", "show a swarm"), ("watch", "stream a swarm's events")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("swarm_id")
+        p.add_argument("--json", action="store_true")
+        if name == "watch":
+            p.add_argument("--after", type=_positive, default=0, help="resume after this sequence number")
+        _connection_args(p)
+
+    cancel = sub.add_parser("cancel", help="cancel a swarm or one of its subtasks")
+    cancel.add_argument("swarm_id")
+    cancel.add_argument("subtask_id", nargs="?")
+    cancel.add_argument("--reason", default="cancelled by the user")
+    _connection_args(cancel)
+
+    lst = sub.add_parser("list", help="list swarms")
+    lst.add_argument("--limit", type=_positive, default=50)
+    lst.add_argument("--json", action="store_true")
+    _connection_args(lst)
+
+    srv = sub.add_parser("serve", help="run one service alone")
+    srv.add_argument("kind", choices=SERVICE_KINDS)
+    srv.add_argument("--listen", metavar="HOST:PORT")
+    srv.add_argument("--result-store", metavar="HOST:PORT", help="(orchestrator) the result store")
+    srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
+    srv.add_argument("--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it")
+    srv.add_argument("--db", help="(result-store) SQLite database path")
+    srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
+    srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
+
+    plug = sub.add_parser("plugins", help="list loaded plugins")
+    plug.add_argument("--json", action="store_true")
+
+    wt = sub.add_parser("worktrees", help="list or prune sub-agent worktrees")
+    wt.add_argument("action", choices=("list", "prune"))
+    wt.add_argument("--repo", default=".")
+
+    cache = sub.add_parser("cache", help="result cache statistics or clearing")
+    cache.add_argument("action", choices=("stats", "clear"))
+    _connection_args(cache)
+
+
+# Allow `python -m swarmd.clients.cli.commands` to be harmless.
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the `swarmd` command")

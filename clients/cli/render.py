@@ -1,0 +1,208 @@
+"""Human output of the CLI: live progress, the plan, and the final summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from google.protobuf import json_format
+
+from swarmd.v1 import common_pb2
+
+__all__ = ["Progress", "format_plan", "format_summary", "status_name", "swarm_json"]
+
+
+def status_name(value: int) -> str:
+    return common_pb2.SubTaskStatus.Name(value).removeprefix("SUB_TASK_STATUS_").lower()
+
+
+def state_name(value: int) -> str:
+    return common_pb2.SwarmState.Name(value).removeprefix("SWARM_STATE_").lower()
+
+
+def swarm_json(swarm: common_pb2.Swarm) -> str:
+    return json_format.MessageToJson(swarm, preserving_proto_field_name=True, indent=2)
+
+
+@dataclass
+class _Row:
+    name: str
+    status: str = "pending"
+    tool: str = ""
+    steps: int = 0
+    attempt: int = 0
+
+
+_DONE = {"completed", "failed", "cancelled", "timed_out", "skipped"}
+
+
+class Progress:
+    """Renders events: a live block (one line per sub-agent plus a summary bar)
+    on a terminal, plain timestamped lines otherwise."""
+
+    def __init__(self, out: TextIO | None = None, *, live: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty() if live is None else live
+        self.rows: dict[str, _Row] = {}
+        self.tool_calls = 0
+        self.started = time.monotonic()
+        self._drawn = 0
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self._clear()
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} {text}", file=self.out, flush=True)
+        if self.live:
+            self._draw()
+
+    def _name(self, subtask_id: str) -> str:
+        row = self.rows.get(subtask_id)
+        return row.name if row else subtask_id
+
+    def handle(self, event: common_pb2.SwarmEvent) -> None:
+        kind = event.WhichOneof("kind")
+        if kind == "started":
+            self._line(f"swarm {event.swarm_id} started: {event.started.total_subtasks} subtasks")
+        elif kind == "decomposed":
+            for st in event.decomposed.subtasks:
+                self.rows[st.id] = _Row(st.name or st.id)
+            self._line(f"plan: {len(event.decomposed.subtasks)} subtasks in {event.decomposed.stage_count} stage(s)")
+        elif kind == "subtask_update":
+            u = event.subtask_update
+            row = self.rows.setdefault(u.subtask_id, _Row(u.name or u.subtask_id))
+            row.status = status_name(u.status)
+            row.attempt = u.attempt or row.attempt
+            if row.status in _DONE:
+                row.tool = ""
+            reason = f" ({u.reason})" if u.reason else ""
+            agent = " [cached]" if u.agent_name == "cached" else ""
+            self._line(f"subtask {row.name}: {row.status}{agent}{reason}")
+        elif kind == "agent_tool_call":
+            c = event.agent_tool_call
+            row = self.rows.setdefault(c.subtask_id, _Row(c.subtask_id))
+            row.tool = c.tool_name
+            self.tool_calls += 1
+            if not self.live:
+                self._line(f"subtask {row.name}: tool {c.tool_name}")
+            else:
+                self._redraw()
+        elif kind == "agent_step":
+            row = self.rows.setdefault(event.agent_step.subtask_id, _Row(event.agent_step.subtask_id))
+            row.steps = max(row.steps, event.agent_step.step)
+            if self.live:
+                self._redraw()
+        elif kind == "agent_error":
+            self._line(f"subtask {self._name(event.agent_error.subtask_id)}: error: {event.agent_error.error}")
+        elif kind == "retry_scheduled":
+            r = event.retry_scheduled
+            self._line(f"subtask {self._name(r.subtask_id)}: retry {r.next_attempt} in {r.delay_ms} ms ({r.reason})")
+        elif kind == "merge_completed":
+            m = event.merge_completed.merge
+            outcome = common_pb2.MergeOutcome.Name(m.outcome).removeprefix("MERGE_OUTCOME_").lower()
+            files = f": {', '.join(c.path for c in m.conflicts)}" if m.conflicts else ""
+            self._line(f"subtask {self._name(event.merge_completed.subtask_id)}: merge {outcome}{files}")
+        elif kind == "warning":
+            self._line(f"warning [{event.warning.code}]: {event.warning.message}")
+        elif kind == "stage_complete":
+            s = event.stage_complete
+            self._line(f"stage {s.stage} done: {s.completed} completed, {s.failed} failed")
+        elif kind == "error":
+            self._line(f"error: {event.error.message}")
+        elif kind == "complete":
+            if self.live:
+                self._clear()
+                self.live = False
+            self._line(f"swarm {state_name(event.complete.state)}")
+
+    # -- live block ---------------------------------------------------------
+    def _bar(self) -> str:
+        total = len(self.rows) or 1
+        done = sum(1 for r in self.rows.values() if r.status in _DONE)
+        running = sum(1 for r in self.rows.values() if r.status == "running")
+        failed = sum(1 for r in self.rows.values() if r.status in {"failed", "timed_out", "cancelled", "skipped"})
+        width = 24
+        filled = int(width * done / total)
+        elapsed = time.monotonic() - self.started
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(self.rows)} done, {running} running, "
+            f"{failed} failed, {self.tool_calls} tool calls, {elapsed:5.1f}s"
+        )
+
+    def _draw(self) -> None:
+        lines = [
+            f"  {r.name[:32]:<32} {r.status:<10} steps {r.steps:<4} {('> ' + r.tool) if r.tool else ''}"
+            for r in self.rows.values()
+        ]
+        lines.append(self._bar())
+        print("\n".join(lines), file=self.out, flush=True)
+        self._drawn = len(lines)
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _redraw(self) -> None:
+        self._clear()
+        self._draw()
+
+
+def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | None = None) -> str:
+    lines = [f"Plan for swarm {swarm.id}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
+    by_stage: dict[int, list[common_pb2.SubTask]] = {}
+    for st in swarm.subtasks:
+        by_stage.setdefault(st.subtask.stage, []).append(st.subtask)
+    for stage in sorted(by_stage):
+        lines.append(f"  stage {stage}:")
+        for st in by_stage[stage]:
+            deps = f" <- {', '.join(st.dependencies)}" if st.dependencies else ""
+            mode = " (read-only)" if st.read_only else ""
+            lines.append(f"    {st.id} {st.name!r} [{st.specialty or 'General'}]{mode}{deps}")
+    if report is not None:
+        lines.append(f"Pre-flight: {'valid' if report.is_valid else 'INVALID'}")
+        branch = f" on {report.current_branch}" if report.current_branch else ""
+        lines.append(
+            f"  workspace: {'git repository' + branch if report.is_git_repo else 'not a git repository'}, "
+            f"{report.uncommitted_changes} uncommitted change(s)"
+        )
+        lines.append(
+            f"  tokens: ~{report.estimated_prompt_tokens} prompt + ~{report.estimated_completion_tokens} completion"
+        )
+        marks = {1: "i", 2: "!", 3: "x"}
+        for issue in report.issues:
+            tip = f" -> {issue.suggestion}" if issue.suggestion else ""
+            lines.append(f"  [{marks.get(issue.severity, '?')}] {issue.category}: {issue.message}{tip}")
+    return "\n".join(lines)
+
+
+def format_summary(swarm: common_pb2.Swarm) -> str:
+    s = swarm.stats
+    ok = swarm.state == common_pb2.SWARM_STATE_SUCCEEDED
+    lines = [
+        "=== Swarm Execution Results ===",
+        f"Swarm: {swarm.id}",
+        f"Status: {'SUCCESS' if ok else state_name(swarm.state).upper()}",
+        f"Subtasks: {len(swarm.subtasks)} ({s.subagents_completed} completed, {s.subagents_failed} failed, "
+        f"{s.subagents_skipped} skipped, {s.subagents_cancelled} cancelled)",
+        f"Speedup: {s.speedup_factor:.1f}x",
+        f"Critical Path: {s.critical_path_length} steps; {s.critical_path_time_ms / 1000:.2f}s wall "
+        f"({' -> '.join(s.critical_path) or '-'}); CriticalSteps {s.critical_steps}",
+        f"Wall time: {s.execution_time_ms / 1000:.2f}s (sum of subtasks {s.sequential_time_estimate_ms / 1000:.2f}s)",
+        f"Steps: {s.total_steps}, tool calls: {s.total_tool_calls}, retries: {s.retries}",
+        f"Tokens: {s.usage.total_tokens} ({s.usage.prompt_tokens} prompt, {s.usage.completion_tokens} completion), "
+        f"cost ${s.cost_usd:.4f}",
+        f"Cache: {s.cache.hits} hits, {s.cache.misses} misses",
+    ]
+    for rl in s.rate_limits:
+        lines.append(
+            f"Rate limit {rl.key}: {rl.total_requests} requests, {rl.rate_limit_hits} x 429, "
+            f"concurrency {rl.concurrency_limit}, waited {rl.total_wait_ms} ms"
+        )
+    if swarm.error:
+        lines.append(f"Error: {swarm.error}")
+    if swarm.result:
+        lines += ["", swarm.result.rstrip()]
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""The ``remote`` executor plugin: forwards subtasks to another executor service.
+
+One orchestrator can drive executors on many machines: an executor service
+configured with ``default_executor: remote`` and the option
+``remote_address: HOST:PORT`` forwards every ``ExecuteSubTask`` over gRPC to
+the executor service at that address (which runs it with its own default
+plugin, or the one named by the option ``remote_executor``). A swarm can also
+pick the target per run with ``executor_options: {remote_address: ...}``.
+
+A peer that cannot be reached, or dies mid-call, ends the attempt with a
+TRANSIENT failure, so the orchestrator retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from swarmd.plugins import Executor, ExecutorContext, hookimpl
+from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+
+__all__ = ["RemoteExecutor"]
+
+ADDRESS_OPTION = "remote_address"
+TARGET_OPTION = "remote_executor"
+
+
+class RemoteExecutor(Executor):
+    name = "remote"
+    description = "forwards sub-agents to another swarmd executor service over gRPC"
+
+    def __init__(self, context: ExecutorContext) -> None:
+        super().__init__(context)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._where: dict[tuple[str, str], str] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._where)
+
+    def _stub(self, address: str) -> executor_pb2_grpc.ExecutorServiceStub:
+        if address not in self._channels:
+            factory = self.context.channel_factory
+            self._channels[address] = factory(address) if factory else grpc.aio.insecure_channel(address)
+        return executor_pb2_grpc.ExecutorServiceStub(self._channels[address])
+
+    def _address(self, request: executor_pb2.ExecuteSubTaskRequest) -> str:
+        return request.config.executor_options.get(ADDRESS_OPTION) or self.context.options.get(ADDRESS_OPTION, "")
+
+    async def submit(
+        self, request: executor_pb2.ExecuteSubTaskRequest
+    ) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        address = self._address(request)
+        started = time.monotonic()
+        if not address:
+            yield _failure(request, started, f"remote executor has no {ADDRESS_OPTION} option", transient=False)
+            return
+        forwarded = executor_pb2.ExecuteSubTaskRequest()
+        forwarded.CopyFrom(request)
+        forwarded.config.executor = (
+            request.config.executor_options.get(TARGET_OPTION) or self.context.options.get(TARGET_OPTION, "")
+        )
+        if forwarded.config.executor == self.name:
+            forwarded.config.executor = ""
+        key = (request.swarm_id, request.subtask.id)
+        self._where[key] = address
+        call = self._stub(address).ExecuteSubTask(forwarded)
+        got_result = False
+        try:
+            async for message in call:
+                if message.HasField("result"):
+                    got_result = True
+                yield message
+            if not got_result:
+                yield _failure(request, started, f"remote executor {address} ended the stream without a result")
+        except grpc.aio.AioRpcError as exc:
+            transient = exc.code() in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.ABORTED,
+            )
+            yield _failure(
+                request,
+                started,
+                f"remote executor {address}: {exc.code().name}: {exc.details()}",
+                transient=transient,
+            )
+        finally:
+            self._where.pop(key, None)
+            call.cancel()
+
+    async def cancel(self, swarm_id: str, subtask_id: str, reason: str = "") -> bool:
+        address = self._where.get((swarm_id, subtask_id))
+        if address is None:
+            return False
+        try:
+            reply = await self._stub(address).CancelSubTask(
+                executor_pb2.ExecutorServiceCancelSubTaskRequest(
+                    swarm_id=swarm_id, subtask_id=subtask_id, reason=reason
+                ),
+                timeout=10,
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.cancelled
+
+    async def aclose(self) -> None:
+        channels, self._channels = self._channels, {}
+        await asyncio.gather(*(ch.close() for ch in channels.values()), return_exceptions=True)
+
+
+def _failure(
+    request: executor_pb2.ExecuteSubTaskRequest, started: float, error: str, *, transient: bool = True
+) -> executor_pb2.ExecuteSubTaskResponse:
+    return executor_pb2.ExecuteSubTaskResponse(
+        result=common_pb2.SubTaskResult(
+            subtask_id=request.subtask.id,
+            subagent_id=f"agent-{request.subtask.id}",
+            success=False,
+            error=error,
+            status=common_pb2.SUB_TASK_STATUS_FAILED,
+            failure_kind=common_pb2.FAILURE_KIND_TRANSIENT if transient else common_pb2.FAILURE_KIND_PERMANENT,
+            execution_time_ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+
+
+@hookimpl
+def swarmd_register_executors(registry) -> None:  # type: ignore[no-untyped-def]
+    registry.add(RemoteExecutor)

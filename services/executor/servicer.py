@@ -1,0 +1,162 @@
+"""ExecutorService implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+
+from swarmd.plugins import Executor, ExecutorContext
+from swarmd.plugins.manager import Plugins
+from swarmd.plugins.registry import UnknownPlugin
+from swarmd.services._host import ServiceHost
+from swarmd.services.config import ExecutorSettings
+from swarmd.services.errors import InvalidArgument, ResourceExhausted, grpc_errors
+from swarmd.services.telemetry import swarmd_version
+from swarmd.v1 import executor_pb2, executor_pb2_grpc
+
+__all__ = ["ExecutorServicer", "build_executor"]
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+MAX_INSTRUCTION_CHARS = 100_000
+
+
+def validate_request(request: executor_pb2.ExecuteSubTaskRequest) -> None:
+    """Refuse malformed requests before any work starts (INVALID_ARGUMENT)."""
+    if not _ID.match(request.swarm_id):
+        raise InvalidArgument(f"swarm_id {request.swarm_id!r} is not a valid id ([A-Za-z0-9._-], 1-128 chars)")
+    st = request.subtask
+    if not _ID.match(st.id):
+        raise InvalidArgument(f"subtask.id {st.id!r} is not a valid id ([A-Za-z0-9._-], 1-128 chars)")
+    if not st.instruction.strip():
+        raise InvalidArgument(f"subtask {st.id!r} has an empty instruction")
+    if len(st.instruction) > MAX_INSTRUCTION_CHARS:
+        raise InvalidArgument(
+            f"subtask {st.id!r} instruction is {len(st.instruction)} characters (max {MAX_INSTRUCTION_CHARS})"
+        )
+    if request.attempt < 0:
+        raise InvalidArgument("attempt must not be negative")
+    if not request.config.model:
+        raise InvalidArgument("config.model is required (e.g. openai/gpt-4o or replay/cassette.jsonl)")
+
+
+class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
+    """Routes requests to executor plugins and tracks what runs where."""
+
+    def __init__(self, settings: ExecutorSettings, context: ExecutorContext) -> None:
+        self._settings = settings
+        self._context = context
+        self._executors: dict[str, Executor] = {}
+        self._lock = asyncio.Lock()
+        # (swarm_id, subtask_id) -> executor running it
+        self._running: dict[tuple[str, str], Executor] = {}
+        self._closed = False
+
+    @property
+    def plugins(self) -> Plugins:
+        return self._context.plugins
+
+    async def executor(self, name: str) -> Executor:
+        name = name or self._settings.default_executor
+        async with self._lock:
+            if name not in self._executors:
+                try:
+                    cls = self.plugins.executors.get(name)
+                except UnknownPlugin as exc:
+                    raise InvalidArgument(str(exc)) from None
+                self._executors[name] = cls(self._context)
+            return self._executors[name]
+
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    @grpc_errors
+    async def ExecuteSubTask(
+        self, request: executor_pb2.ExecuteSubTaskRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        validate_request(request)
+        executor = await self.executor(request.config.executor)
+        cap = self._settings.capacity
+        if cap and self.in_flight() >= cap:
+            raise ResourceExhausted(f"executor service is at capacity ({cap} sub-agents running)")
+        key = (request.swarm_id, request.subtask.id)
+        self._running[key] = executor
+        stream = executor.submit(request)
+        try:
+            async for message in stream:
+                yield message
+        finally:
+            self._running.pop(key, None)
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    @grpc_errors
+    async def CancelSubTask(
+        self, request: executor_pb2.ExecutorServiceCancelSubTaskRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.ExecutorServiceCancelSubTaskResponse:
+        if not request.swarm_id or not request.subtask_id:
+            raise InvalidArgument("swarm_id and subtask_id are required")
+        executor = self._running.get((request.swarm_id, request.subtask_id))
+        cancelled = False
+        if executor is not None:
+            cancelled = await executor.cancel(request.swarm_id, request.subtask_id, request.reason)
+        return executor_pb2.ExecutorServiceCancelSubTaskResponse(cancelled=cancelled)
+
+    @grpc_errors
+    async def Describe(
+        self, request: executor_pb2.DescribeRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.DescribeResponse:
+        infos = []
+        for entry in self.plugins.executors:
+            live = self._executors.get(entry.name)
+            infos.append(
+                executor_pb2.ExecutorPluginInfo(
+                    name=entry.name,
+                    description=getattr(entry.cls, "description", ""),
+                    distribution=entry.distribution,
+                    capacity=live.capacity if live else 0,
+                    in_flight=live.in_flight if live else 0,
+                )
+            )
+        return executor_pb2.DescribeResponse(
+            executors=infos,
+            default_executor=self._settings.default_executor,
+            in_flight=self.in_flight(),
+            version=swarmd_version(),
+        )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for name, executor in list(self._executors.items()):
+            try:
+                await executor.aclose()
+            except Exception:
+                log.exception("executor plugin %s failed to close", name)
+
+
+async def build_executor(host: ServiceHost, settings: ExecutorSettings, plugins: Plugins) -> ExecutorServicer:
+    """Register the ExecutorService on ``host``; plugins close when it stops."""
+    if settings.default_executor not in plugins.executors:
+        known = ", ".join(plugins.executors.names()) or "none"
+        raise InvalidArgument(f"default executor {settings.default_executor!r} is not loaded (available: {known})")
+    context = ExecutorContext(
+        plugins=plugins,
+        options=dict(settings.options),
+        tracer=host.telemetry.tracer,
+        channel_factory=host.channel,
+    )
+    servicer = ExecutorServicer(settings, context)
+    host.add_service(
+        "swarmd.v1.ExecutorService",
+        lambda server: executor_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server),
+    )
+    host.on_close(servicer.aclose)
+    return servicer
