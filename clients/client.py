@@ -19,7 +19,13 @@ from typing import Any
 import grpc
 
 from swarmd.clients.errors import SwarmdClientError
-from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, result_store_pb2, result_store_pb2_grpc
+from swarmd.v1 import (
+    common_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    result_store_pb2,
+    result_store_pb2_grpc,
+)
 
 __all__ = ["SwarmdClient", "SyncSwarmdClient", "TERMINAL_STATES"]
 

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from swarmd.plugins.registry import ExecutorRegistry, HealthCheckRegistry, ProviderRegistry, ToolRegistry
+    from swarmd.plugins.registry import (
+        ExecutorRegistry,
+        HealthCheckRegistry,
+        ProviderRegistry,
+        ToolRegistry,
+    )
 
 __all__ = ["hookspec"]
 
