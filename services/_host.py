@@ -128,7 +128,8 @@ class ServiceHost:
                     await closer()
                 except Exception:
                     log.exception("%s: error while closing", self.name)
-            self.telemetry.shutdown()
+            # The OTLP exporter is synchronous: flush off the event loop.
+            await asyncio.to_thread(self.telemetry.shutdown)
         finally:
             self._stopped.set()
 

@@ -1,0 +1,166 @@
+"""The gRPC face of the result store: request in, ``ResultStore`` call, response out.
+
+Nothing here decides anything; validation and rules live in the store so
+in-process callers get the same behaviour. Domain errors become status
+codes in :func:`~swarmd.services.errors.grpc_errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import TypeAlias
+
+import grpc
+
+from swarmd.services.errors import InvalidArgument, grpc_errors
+from swarmd.services.result_store.store import ResultStore
+from swarmd.v1 import result_store_pb2 as pb
+from swarmd.v1 import result_store_pb2_grpc
+
+__all__ = ["SERVICE_NAME", "ResultStoreServicer"]
+
+SERVICE_NAME = "swarmd.v1.ResultStoreService"
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
+    """Implements every RPC of ``swarmd.v1.ResultStoreService`` on a :class:`ResultStore`."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    # -- shared results -------------------------------------------------
+
+    @grpc_errors
+    async def PublishResult(
+        self, request: pb.PublishResultRequest, context: Context
+    ) -> pb.PublishResultResponse:
+        result = await self.store.results.publish(
+            request.scope,
+            request.key,
+            request.producer_id,
+            request.value,
+            list(request.tags),
+            request.ttl_secs,
+        )
+        return pb.PublishResultResponse(result=result)
+
+    @grpc_errors
+    async def GetResult(
+        self, request: pb.GetResultRequest, context: Context
+    ) -> pb.GetResultResponse:
+        return pb.GetResultResponse(result=await self.store.results.get(request.scope, request.key))
+
+    @grpc_errors
+    async def QueryResults(
+        self, request: pb.QueryResultsRequest, context: Context
+    ) -> pb.QueryResultsResponse:
+        results = await self.store.results.query(
+            request.scope,
+            tags=list(request.tags),
+            prefix=request.prefix,
+            producer_id=request.producer_id,
+            limit=request.limit,
+        )
+        return pb.QueryResultsResponse(results=results)
+
+    @grpc_errors
+    async def ListResults(
+        self, request: pb.ListResultsRequest, context: Context
+    ) -> pb.ListResultsResponse:
+        return pb.ListResultsResponse(
+            results=await self.store.results.list(request.scope, request.limit)
+        )
+
+    @grpc_errors
+    async def WaitForResult(
+        self, request: pb.WaitForResultRequest, context: Context
+    ) -> AsyncIterator[pb.WaitForResultResponse]:
+        updates = self.store.results.wait_for(
+            request.scope, request.key, timeout_ms=request.timeout_ms, follow=request.follow
+        )
+        # aclosing: the waiter is unregistered as soon as this stream ends.
+        async with aclosing(updates) as stream:
+            async for result in stream:
+                yield pb.WaitForResultResponse(result=result)
+
+    # -- cache ----------------------------------------------------------
+
+    @grpc_errors
+    async def CacheGet(self, request: pb.CacheGetRequest, context: Context) -> pb.CacheGetResponse:
+        entry = await self.store.cache.get(request.key)
+        if entry is None:
+            return pb.CacheGetResponse(hit=False)
+        return pb.CacheGetResponse(hit=True, entry=entry)
+
+    @grpc_errors
+    async def CachePut(self, request: pb.CachePutRequest, context: Context) -> pb.CachePutResponse:
+        if not request.HasField("entry"):
+            raise InvalidArgument("entry: required")
+        evicted = await self.store.cache.put(request.entry, request.ttl_secs)
+        return pb.CachePutResponse(evicted=evicted)
+
+    @grpc_errors
+    async def GetCacheStats(
+        self, request: pb.GetCacheStatsRequest, context: Context
+    ) -> pb.GetCacheStatsResponse:
+        return pb.GetCacheStatsResponse(stats=await self.store.cache.stats())
+
+    @grpc_errors
+    async def ClearCache(
+        self, request: pb.ClearCacheRequest, context: Context
+    ) -> pb.ClearCacheResponse:
+        return pb.ClearCacheResponse(removed=await self.store.cache.clear())
+
+    # -- swarm state ----------------------------------------------------
+
+    @grpc_errors
+    async def SaveSwarmState(
+        self, request: pb.SaveSwarmStateRequest, context: Context
+    ) -> pb.SaveSwarmStateResponse:
+        if not request.HasField("swarm"):
+            raise InvalidArgument("swarm: required")
+        await self.store.swarms.save(request.swarm)
+        return pb.SaveSwarmStateResponse()
+
+    @grpc_errors
+    async def SaveSubTaskState(
+        self, request: pb.SaveSubTaskStateRequest, context: Context
+    ) -> pb.SaveSubTaskStateResponse:
+        if not request.HasField("state"):
+            raise InvalidArgument("state: required")
+        await self.store.swarms.save_subtask(request.swarm_id, request.state)
+        return pb.SaveSubTaskStateResponse()
+
+    @grpc_errors
+    async def LoadSwarmState(
+        self, request: pb.LoadSwarmStateRequest, context: Context
+    ) -> pb.LoadSwarmStateResponse:
+        return pb.LoadSwarmStateResponse(swarm=await self.store.swarms.load(request.swarm_id))
+
+    @grpc_errors
+    async def ListSwarmStates(
+        self, request: pb.ListSwarmStatesRequest, context: Context
+    ) -> pb.ListSwarmStatesResponse:
+        swarms = await self.store.swarms.list(list(request.states), request.limit, request.offset)
+        return pb.ListSwarmStatesResponse(swarms=swarms)
+
+    # -- event log ------------------------------------------------------
+
+    @grpc_errors
+    async def AppendEvents(
+        self, request: pb.AppendEventsRequest, context: Context
+    ) -> pb.AppendEventsResponse:
+        last = await self.store.events.append(request.swarm_id, list(request.events))
+        return pb.AppendEventsResponse(last_sequence=last)
+
+    @grpc_errors
+    async def ReadEvents(
+        self, request: pb.ReadEventsRequest, context: Context
+    ) -> pb.ReadEventsResponse:
+        events, last = await self.store.events.read(
+            request.swarm_id, request.after_sequence, request.limit
+        )
+        return pb.ReadEventsResponse(events=events, last_sequence=last)

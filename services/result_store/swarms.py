@@ -1,0 +1,171 @@
+"""Durable swarm state: the whole ``Swarm`` plus per-subtask updates.
+
+A swarm is saved whole now and then (plan, config, stats), while its
+subtasks change far more often (status, current tool, steps). Rewriting the
+whole blob on every subtask change would cost O(swarm) per update, so a
+subtask's state is stored in its own row and merged into the swarm, by
+subtask id, when it is loaded. Saving the whole swarm again replaces those
+rows: the new copy already holds the latest subtask states.
+
+This is what lets an orchestrator restart and resume a swarm.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+import aiosqlite
+
+from swarmd.services.errors import InvalidArgument, NotFound
+from swarmd.services.result_store._db import Database
+from swarmd.services.result_store._validate import check_id, check_limit, check_non_negative
+from swarmd.v1.common_pb2 import SubTaskState, Swarm
+
+__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "SwarmStates"]
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 1000
+
+
+def _merge(blob: bytes, overrides: Sequence[bytes]) -> Swarm:
+    """The stored swarm with each saved subtask state replacing the one with
+    the same id; states of subtasks the stored swarm does not list yet are
+    appended in the order they were first saved."""
+    swarm = Swarm.FromString(blob)
+    position = {state.subtask.id: i for i, state in enumerate(swarm.subtasks)}
+    for raw in overrides:
+        state = SubTaskState.FromString(raw)
+        index = position.get(state.subtask.id)
+        if index is None:
+            position[state.subtask.id] = len(swarm.subtasks)
+            swarm.subtasks.append(state)
+        else:
+            swarm.subtasks[index].CopyFrom(state)
+    return swarm
+
+
+async def _overrides(
+    conn: aiosqlite.Connection, swarm_ids: Sequence[str]
+) -> dict[str, list[bytes]]:
+    found: dict[str, list[bytes]] = {swarm_id: [] for swarm_id in swarm_ids}
+    if not swarm_ids:
+        return found
+    marks = ", ".join("?" for _ in swarm_ids)
+    rows = await conn.execute_fetchall(
+        f"SELECT swarm_id, state FROM subtask_states WHERE swarm_id IN ({marks}) ORDER BY rowid",
+        tuple(swarm_ids),
+    )
+    for row in rows:
+        found[row["swarm_id"]].append(row["state"])
+    return found
+
+
+class SwarmStates:
+    """Save, update, load and list swarms."""
+
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _now_us(self) -> int:
+        return int(self._clock() * 1_000_000)
+
+    async def save(self, swarm: Swarm) -> None:
+        """Store ``swarm``, replacing the stored copy and its subtask updates."""
+        check_id("swarm.id", swarm.id)
+        for i, state in enumerate(swarm.subtasks):
+            if not state.subtask.id:
+                raise InvalidArgument(f"swarm.subtasks[{i}].subtask.id: must not be empty")
+        now = self._now_us()
+        # The list order follows created_at; a swarm saved without one keeps
+        # the time it was first stored rather than moving to the top.
+        explicit = swarm.HasField("created_at")
+        params = {
+            "id": swarm.id,
+            "state": int(swarm.state),
+            "created": swarm.created_at.ToMicroseconds() if explicit else now,
+            "explicit": explicit,
+            "now": now,
+            "blob": swarm.SerializeToString(deterministic=True),
+        }
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                """
+                INSERT INTO swarms (id, state, created_at_us, updated_at_us, swarm)
+                VALUES (:id, :state, :created, :now, :blob)
+                ON CONFLICT (id) DO UPDATE SET
+                    state = excluded.state,
+                    created_at_us = CASE WHEN :explicit THEN excluded.created_at_us
+                                         ELSE swarms.created_at_us END,
+                    updated_at_us = excluded.updated_at_us,
+                    swarm = excluded.swarm
+                """,
+                params,
+            )
+            await conn.execute("DELETE FROM subtask_states WHERE swarm_id = ?", (swarm.id,))
+
+        await self._db.run(work, write=True)
+
+    async def save_subtask(self, swarm_id: str, state: SubTaskState) -> None:
+        """Store one subtask's latest state; NotFound when the swarm is not stored."""
+        check_id("swarm_id", swarm_id)
+        check_id("state.subtask.id", state.subtask.id)
+        blob = state.SerializeToString(deterministic=True)
+        now = self._now_us()
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            rows = list(
+                await conn.execute_fetchall("SELECT 1 FROM swarms WHERE id = ?", (swarm_id,))
+            )
+            if not rows:
+                raise NotFound(f"swarm {swarm_id!r} is not stored; save the swarm first")
+            await conn.execute(
+                """
+                INSERT INTO subtask_states (swarm_id, subtask_id, state, updated_at_us)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (swarm_id, subtask_id) DO UPDATE SET
+                    state = excluded.state,
+                    updated_at_us = excluded.updated_at_us
+                """,
+                (swarm_id, state.subtask.id, blob, now),
+            )
+
+        await self._db.run(work, write=True)
+
+    async def load(self, swarm_id: str) -> Swarm:
+        """The stored swarm with its latest subtask states; NotFound when unknown."""
+        check_id("swarm_id", swarm_id)
+
+        async def work(conn: aiosqlite.Connection) -> Swarm:
+            rows = list(
+                await conn.execute_fetchall("SELECT swarm FROM swarms WHERE id = ?", (swarm_id,))
+            )
+            if not rows:
+                raise NotFound(f"swarm {swarm_id!r} is not stored")
+            return _merge(rows[0]["swarm"], (await _overrides(conn, [swarm_id]))[swarm_id])
+
+        return await self._db.run(work)
+
+    async def list(
+        self, states: Sequence[int] = (), limit: int = 0, offset: int = 0
+    ) -> list[Swarm]:
+        """Stored swarms, newest first, optionally only those in ``states``."""
+        limit = check_limit("limit", limit, default=DEFAULT_LIST_LIMIT, maximum=MAX_LIST_LIMIT)
+        check_non_negative("offset", offset)
+        wanted = sorted({int(s) for s in states})
+        where = f"WHERE state IN ({', '.join('?' for _ in wanted)})" if wanted else ""
+
+        async def work(conn: aiosqlite.Connection) -> list[Swarm]:
+            rows: list[sqlite3.Row] = list(
+                await conn.execute_fetchall(
+                    f"SELECT id, swarm FROM swarms {where} "
+                    "ORDER BY created_at_us DESC, id DESC LIMIT ? OFFSET ?",
+                    (*wanted, limit, offset),
+                )
+            )
+            overrides = await _overrides(conn, [row["id"] for row in rows])
+            return [_merge(row["swarm"], overrides[row["id"]]) for row in rows]
+
+        return await self._db.run(work)
