@@ -200,7 +200,8 @@ class ResultStoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SaveSubTaskState(self, request, context):
-        """Saves one subtask's state within a stored swarm.
+        """Saves one subtask's state within a stored swarm (appended when the
+        stored plan does not list it yet). NOT_FOUND for an unknown swarm.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,7 +229,8 @@ class ResultStoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadEvents(self, request, context):
-        """Reads a swarm's log after a sequence number.
+        """Reads a swarm's log after a sequence number. An unknown swarm has an
+        empty log (last_sequence 0), so a reader may start before the first event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
