@@ -1,0 +1,1 @@
+"""Built-in executor plugins: ``local`` (asyncio tasks) and ``remote`` (another executor service)."""

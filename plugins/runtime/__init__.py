@@ -1,0 +1,1 @@
+"""The sub-agent runtime: agent loop, worktrees and the pieces a sub-agent runs with."""
