@@ -37,7 +37,8 @@ def install_fake_distribution(site: Path, dist: str, module: str, source: str, e
     """A real installed distribution on sys.path: a module plus dist-info with an entry point."""
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(source)
-    info = site / f"{dist}-1.2.3.dist-info"
+    # Installers name the folder after the normalized name (dashes become underscores).
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(f"[swarmd]\n{ep_name} = {module}\n")

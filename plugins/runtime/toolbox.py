@@ -1,0 +1,141 @@
+"""The tools one sub-agent may use, and the one place tool calls are executed.
+
+A :class:`Toolbox` is built per attempt from the registered tool classes:
+all of them for a mutating subtask, only the ``read_only`` ones for a
+read-only subtask, and only those whose ``requires_services`` the runtime
+provides. What is advertised to the model (:meth:`Toolbox.specs`) and what
+can be executed are the same set, each name once.
+
+:meth:`Toolbox.execute` never raises for anything the model did wrong: an
+unknown tool, arguments that are not a JSON object, arguments that break the
+tool's JSON Schema (checked with ``jsonschema`` before the tool runs), a
+:class:`ToolError` (path escapes included) or an ``OSError`` all come back
+as a failed :class:`ToolOutcome` whose text the model sees. Only
+cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+from swarmd.plugins.model import ToolSpec
+from swarmd.plugins.tool import Tool, ToolContext, ToolError
+
+__all__ = ["ToolOutcome", "Toolbox"]
+
+log = logging.getLogger(__name__)
+
+MAX_SCHEMA_ERRORS = 5
+
+
+@dataclass
+class ToolOutcome:
+    """What a tool call produced, as the model will see it."""
+
+    output: str
+    success: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+
+
+def _format_error(error: jsonschema.ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+class Toolbox:
+    """The tool set of one sub-agent (see the module docstring)."""
+
+    def __init__(self, tools: Iterable[type[Tool]], ctx: ToolContext, *, read_only: bool = False) -> None:
+        self.ctx = ctx
+        self.read_only = read_only
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, Any] = {}
+        for cls in tools:
+            name = getattr(cls, "name", "")
+            if not name or name in self._tools:
+                continue
+            if read_only and not getattr(cls, "read_only", False):
+                continue
+            needs = getattr(cls, "requires_services", ())
+            if any(ctx.services.get(s) is None for s in needs):
+                continue
+            schema = dict(cls.parameters)
+            try:
+                validator_cls = jsonschema.validators.validator_for(schema)
+                validator_cls.check_schema(schema)
+            except SchemaError as exc:
+                log.error("tool %r has an invalid JSON Schema and is not offered: %s", name, exc.message)
+                continue
+            self._tools[name] = cls()
+            self._validators[name] = validator_cls(schema)
+
+    @classmethod
+    def from_registry(cls, registry: Any, ctx: ToolContext, *, read_only: bool = False) -> Toolbox:
+        """All tools of a :class:`~swarmd.plugins.registry.ToolRegistry`, by name."""
+        return cls((entry.cls for entry in registry), ctx, read_only=read_only)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def specs(self) -> list[ToolSpec]:
+        return [ToolSpec(t.name, t.description, dict(t.parameters)) for t in self._tools.values()]
+
+    def parse_arguments(self, name: str, arguments: str) -> dict[str, Any]:
+        """Decode and validate arguments; raises :class:`ToolError` with a clear message."""
+        text = (arguments or "").strip()
+        if not text:
+            args: Any = {}
+        else:
+            try:
+                args = json.loads(text)
+            except ValueError as exc:
+                raise ToolError(
+                    f"the arguments for {name} are not valid JSON ({exc}); send a JSON object"
+                ) from None
+        if not isinstance(args, dict):
+            raise ToolError(f"the arguments for {name} must be a JSON object, got {type(args).__name__}")
+        errors = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.absolute_path))
+        if errors:
+            shown = "; ".join(_format_error(e) for e in errors[:MAX_SCHEMA_ERRORS])
+            more = f" (and {len(errors) - MAX_SCHEMA_ERRORS} more)" if len(errors) > MAX_SCHEMA_ERRORS else ""
+            raise ToolError(f"invalid arguments for {name}: {shown}{more}")
+        return args
+
+    async def execute(self, name: str, arguments: str) -> ToolOutcome:
+        """Run one tool call; never raises except on cancellation."""
+        started = time.monotonic()
+
+        def done(output: str, success: bool, metadata: dict[str, Any] | None = None) -> ToolOutcome:
+            ms = int((time.monotonic() - started) * 1000)
+            return ToolOutcome(output, success, dict(metadata or {}), ms)
+
+        tool = self._tools.get(name)
+        if tool is None:
+            available = ", ".join(self._tools) or "none"
+            return done(f"Error: unknown tool {name!r}. Available tools: {available}", False)
+        try:
+            args = self.parse_arguments(name, arguments)
+            result = await tool.run(args, self.ctx)
+        except ToolError as exc:
+            return done(f"Error: {exc}", False)
+        except OSError as exc:
+            where = f": {self.ctx.relative(Path(str(exc.filename)))}" if exc.filename else ""
+            return done(f"Error: {exc.strerror or exc}{where}", False)
+        except Exception as exc:
+            log.exception("tool %s crashed", name)
+            return done(f"Tool execution failed: {type(exc).__name__}: {exc}", False)
+        return done(result.output, result.success, result.metadata)

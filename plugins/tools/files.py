@@ -1,0 +1,240 @@
+"""File tools: read, write, edit, multiedit, list.
+
+Every path goes through :meth:`ToolContext.resolve`, so ``..``, absolute
+paths and symlinks that lead outside the worktree are refused. Paths shown
+to the model are relative to the worktree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult
+from swarmd.plugins.tools._common import SKIP_DIRS, is_binary, read_text, refuse_vcs, write_text
+
+__all__ = ["EditTool", "ListTool", "MultiEditTool", "ReadTool", "WriteTool", "apply_edit"]
+
+DEFAULT_READ_LINES = 2000
+MAX_LINE_CHARS = 2000
+MAX_LIST_ENTRIES = 1000
+
+_PATH = {"type": "string", "minLength": 1, "description": "File path relative to the working directory."}
+
+
+class ReadTool(Tool):
+    name = "read"
+    description = (
+        "Read a text file. Returns numbered lines (cat -n style). Use offset (1-based first line) "
+        "and limit (number of lines) to page through large files."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "path": _PATH,
+            "offset": {"type": "integer", "minimum": 1, "description": "First line to show (1-based). Default 1."},
+            "limit": {"type": "integer", "minimum": 1, "description": f"Lines to show. Default {DEFAULT_READ_LINES}."},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+    read_only = True
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args["path"], must_exist=True)
+        shown = ctx.relative(path)
+        if path.is_dir():
+            raise ToolError(f"{shown} is a directory; use the list tool")
+        data = path.read_bytes()
+        if is_binary(data):
+            raise ToolError(f"{shown} is a binary file ({len(data)} bytes)")
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        offset = args.get("offset", 1)
+        limit = args.get("limit", DEFAULT_READ_LINES)
+        total = len(lines)
+        if total == 0:
+            return ToolResult(f"{shown} is empty", metadata={"lines": 0})
+        if offset > total:
+            raise ToolError(f"offset {offset} is past the end of {shown} ({total} lines)")
+        chunk = lines[offset - 1 : offset - 1 + limit]
+        out = []
+        for number, line in enumerate(chunk, start=offset):
+            if len(line) > MAX_LINE_CHARS:
+                line = line[:MAX_LINE_CHARS] + f"... [line cut at {MAX_LINE_CHARS} chars]"
+            out.append(f"{number:>6}\t{line}")
+        last = offset + len(chunk) - 1
+        if offset > 1 or last < total:
+            out.append(f"\n(lines {offset}-{last} of {total}; use offset/limit to read more)")
+        return ToolResult("\n".join(out), metadata={"lines": total})
+
+
+class WriteTool(Tool):
+    name = "write"
+    description = "Create or overwrite a file with the given content (parent directories are created)."
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"path": _PATH, "content": {"type": "string", "description": "The full new content."}},
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args["path"])
+        shown = ctx.relative(path)
+        refuse_vcs(ctx, path, shown)
+        if path.is_dir():
+            raise ToolError(f"{shown} is a directory")
+        existed = path.exists()
+        size = write_text(path, args["content"])
+        verb = "Overwrote" if existed else "Created"
+        return ToolResult(f"{verb} {shown} ({size} bytes)", metadata={"path": shown, "bytes": size})
+
+
+def apply_edit(text: str, old: str, new: str, replace_all: bool, shown: str) -> tuple[str, int]:
+    """Replace ``old`` by ``new`` in ``text``; ``old`` must occur exactly once
+    unless ``replace_all``. Returns (new text, replacements)."""
+    if old == new:
+        raise ToolError(f"old_string and new_string are identical; nothing to change in {shown}")
+    count = text.count(old)
+    if count == 0:
+        hint = _near_miss(text, old)
+        raise ToolError(f"old_string was not found in {shown}{hint}")
+    if count > 1 and not replace_all:
+        raise ToolError(
+            f"old_string occurs {count} times in {shown}; include more surrounding lines to make it "
+            "unique, or set replace_all to true"
+        )
+    return text.replace(old, new) if replace_all else text.replace(old, new, 1), count if replace_all else 1
+
+
+def _near_miss(text: str, old: str) -> str:
+    """A hint when ``old`` matches except for indentation or trailing spaces."""
+    wanted = [line.strip() for line in old.strip("\n").splitlines()]
+    if not wanted or not any(wanted):
+        return ""
+    lines = text.splitlines()
+    for i in range(len(lines) - len(wanted) + 1):
+        if [line.strip() for line in lines[i : i + len(wanted)]] == wanted:
+            return (
+                f" exactly; lines {i + 1}-{i + len(wanted)} match if whitespace is ignored. "
+                "Read the file and copy the text exactly, indentation included"
+            )
+    return "; read the file and copy the text to replace exactly"
+
+
+_EDIT_FIELDS = {
+    "old_string": {"type": "string", "minLength": 1, "description": "Exact text to replace (must be unique)."},
+    "new_string": {"type": "string", "description": "Replacement text."},
+    "replace_all": {"type": "boolean", "description": "Replace every occurrence. Default false."},
+}
+
+
+class EditTool(Tool):
+    name = "edit"
+    description = (
+        "Edit a file by exact search and replace. old_string must match the file exactly once "
+        "(whitespace included) unless replace_all is true."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"path": _PATH, **_EDIT_FIELDS},
+        "required": ["path", "old_string", "new_string"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args["path"])
+        shown = ctx.relative(path)
+        refuse_vcs(ctx, path, shown)
+        text = read_text(ctx, path, shown)
+        new_text, n = apply_edit(text, args["old_string"], args["new_string"], args.get("replace_all", False), shown)
+        write_text(path, new_text)
+        return ToolResult(f"Edited {shown}: {n} replacement{'s' if n != 1 else ''}", metadata={"path": shown})
+
+
+class MultiEditTool(Tool):
+    name = "multiedit"
+    description = (
+        "Apply several search-and-replace edits, possibly across files, atomically: either every edit "
+        "applies or none does. Edits to the same file apply in order."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "edits": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {"path": _PATH, **_EDIT_FIELDS},
+                    "required": ["path", "old_string", "new_string"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["edits"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        originals: dict[Path, str] = {}
+        staged: dict[Path, str] = {}
+        for index, edit in enumerate(args["edits"], start=1):
+            path = ctx.resolve(edit["path"])
+            shown = ctx.relative(path)
+            try:
+                refuse_vcs(ctx, path, shown)
+                if path not in staged:
+                    originals[path] = staged[path] = read_text(ctx, path, shown)
+                staged[path], _ = apply_edit(
+                    staged[path], edit["old_string"], edit["new_string"], edit.get("replace_all", False), shown
+                )
+            except ToolError as exc:
+                raise ToolError(f"edit {index} of {len(args['edits'])} failed, nothing was changed: {exc}") from None
+        written: list[Path] = []
+        try:
+            for path, text in staged.items():
+                write_text(path, text)
+                written.append(path)
+        except OSError as exc:
+            failed = ctx.relative(path)
+            for done in written:  # put back what was already written
+                write_text(done, originals[done])
+            raise ToolError(f"writing {failed} failed, all edits rolled back: {exc}") from None
+        files = ", ".join(ctx.relative(p) for p in staged)
+        return ToolResult(f"Applied {len(args['edits'])} edits to {len(staged)} file(s): {files}")
+
+
+class ListTool(Tool):
+    name = "list"
+    description = "List a directory's entries (directories end with '/'). Default: the working directory."
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"path": {"type": "string", "description": "Directory path. Default '.'."}},
+        "additionalProperties": False,
+    }
+    read_only = True
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args.get("path") or ".", must_exist=True)
+        shown = ctx.relative(path)
+        if not path.is_dir():
+            raise ToolError(f"{shown} is not a directory")
+        entries = []
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.name in SKIP_DIRS:
+                    continue
+                if entry.is_symlink():
+                    entries.append(f"{entry.name} -> {os.readlink(entry.path)}")
+                elif entry.is_dir():
+                    entries.append(entry.name + "/")
+                else:
+                    entries.append(entry.name)
+        entries.sort()
+        total = len(entries)
+        if total == 0:
+            return ToolResult(f"{shown}/ is empty")
+        more = f"\n... and {total - MAX_LIST_ENTRIES} more" if total > MAX_LIST_ENTRIES else ""
+        return ToolResult(f"{shown}/ ({total} entries)\n" + "\n".join(entries[:MAX_LIST_ENTRIES]) + more)

@@ -1,0 +1,220 @@
+"""A fake OpenAI-compatible Chat Completions server for tests.
+
+A real HTTP/1.1 server on ``127.0.0.1:0`` (``asyncio.start_server`` and a
+small parser; keep-alive supported), so the ``openai`` provider is tested
+through its real HTTP client. Tests script the replies in order::
+
+    async with FakeOpenAIServer() as server:
+        server.push(reply_tool_calls([("write", {"path": "a", "content": "x"})]))
+        server.push(reply_text("done", usage=(10, 2)))
+        server.push(reply_error(429, "slow down", headers={"retry-after": "2"}))
+        ...
+        server.requests  # what the server received (method, path, headers, json)
+
+When the script is empty, ``server.fallback`` (a callable taking the request
+JSON) decides; by default it answers 500 "no scripted response".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+__all__ = [
+    "FakeOpenAIServer",
+    "Reply",
+    "ReceivedRequest",
+    "completion",
+    "reply_error",
+    "reply_raw",
+    "reply_text",
+    "reply_tool_calls",
+]
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP response."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering (slow responses, timeouts)
+    drop: bool = False  # close the connection without answering
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def completion(
+    content: str | None = None,
+    tool_calls: list[tuple[str, Any]] | None = None,
+    *,
+    finish_reason: str | None = None,
+    usage: tuple[int, int] | dict[str, Any] | None = (10, 5),
+    cached_tokens: int = 0,
+    call_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion`` object. ``tool_calls`` are (name, arguments) pairs;
+    arguments given as a non-string are JSON-encoded."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": (call_ids[i] if call_ids else f"call_{i}"),
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(tool_calls)
+        ]
+    obj: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": finish_reason or ("tool_calls" if tool_calls else "stop")}
+        ],
+    }
+    if isinstance(usage, dict):
+        obj["usage"] = usage
+    elif usage is not None:
+        obj["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+        if cached_tokens:
+            obj["usage"]["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    return obj
+
+
+def reply_text(content: str, **kwargs: Any) -> Reply:
+    headers = kwargs.pop("headers", {})
+    delay = kwargs.pop("delay", 0.0)
+    return Reply(body=json.dumps(completion(content, **kwargs)).encode(), headers=headers, delay=delay)
+
+
+def reply_tool_calls(calls: list[tuple[str, Any]], content: str | None = None, **kwargs: Any) -> Reply:
+    headers = kwargs.pop("headers", {})
+    delay = kwargs.pop("delay", 0.0)
+    return Reply(body=json.dumps(completion(content, calls, **kwargs)).encode(), headers=headers, delay=delay)
+
+
+def reply_error(status: int, message: str, *, headers: dict[str, str] | None = None, delay: float = 0.0) -> Reply:
+    body = json.dumps({"error": {"message": message, "type": "fake_error", "code": None}}).encode()
+    return Reply(status=status, body=body, headers=dict(headers or {}), delay=delay)
+
+
+def reply_raw(body: bytes | str, *, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status=status, body=body.encode() if isinstance(body, str) else body, headers=dict(headers or {}))
+
+
+class FakeOpenAIServer:
+    """Scriptable Chat Completions server (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.script: list[Reply] = []
+        self.requests: list[ReceivedRequest] = []
+        self.fallback: Callable[[Any], Reply] = lambda _body: reply_error(500, "no scripted response")
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def push(self, *replies: Reply) -> None:
+        self.script.extend(replies)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> FakeOpenAIServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> ReceivedRequest | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _version = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(length) if length else b""
+        return ReceivedRequest(method, path, headers, body)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                request = await self._read_request(reader)
+                if request is None:
+                    return
+                self.requests.append(request)
+                if request.method != "POST" or not request.path.endswith("/chat/completions"):
+                    reply = reply_error(404, f"no route {request.method} {request.path}")
+                elif self.script:
+                    reply = self.script.pop(0)
+                else:
+                    try:
+                        parsed = request.json
+                    except ValueError:
+                        parsed = None
+                    reply = self.fallback(parsed)
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                if reply.drop:
+                    return
+                try:
+                    reason = HTTPStatus(reply.status).phrase
+                except ValueError:
+                    reason = "Unknown"
+                headers = {"content-type": "application/json", **{k.lower(): v for k, v in reply.headers.items()}}
+                headers["content-length"] = str(len(reply.body))
+                head = f"HTTP/1.1 {reply.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                writer.write(head.encode("latin-1") + b"\r\n" + reply.body)
+                await writer.drain()
+        except ConnectionError:
+            return
+        finally:
+            self._tasks.discard(task)
+            self._writers.discard(writer)
+            writer.close()
