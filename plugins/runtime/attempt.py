@@ -47,8 +47,9 @@ from typing import Any
 
 from opentelemetry import trace
 
-from swarmd.plugins.model import ModelProvider, ProviderError
+from swarmd.plugins.model import ModelProvider, ProviderError, parse_model_string
 from swarmd.plugins.providers.factory import create_provider
+from swarmd.plugins.runtime.cache import CacheClient, cache_enabled, cache_key, toolset_version
 from swarmd.plugins.runtime.channels import ChannelPool
 from swarmd.plugins.runtime.env import scrub_environment
 from swarmd.plugins.runtime.events import EventEmitter, EventSink, usage_to_proto
@@ -180,6 +181,9 @@ class _Finish:
     merge: common_pb2.MergeResult = field(default_factory=common_pb2.MergeResult)
     worktree_path: str = ""
     artifacts: list[common_pb2.SwarmArtifact] = field(default_factory=list)
+    cache_key: str = ""
+    base_tree: str = ""
+    cached: bool = False
 
 
 _STATUS = {
@@ -239,7 +243,7 @@ async def run_attempt(
         events.agent_error(outcome.error, outcome.failure_kind)
     events.agent_output(outcome.output)
     events.agent_complete(success=success, steps=outcome.steps)
-    return common_pb2.SubTaskResult(
+    result = common_pb2.SubTaskResult(
         subtask_id=subtask.id,
         subagent_id=f"agent-{subtask.id}",
         success=success,
@@ -255,9 +259,13 @@ async def run_attempt(
         cost_usd=outcome.cost_usd,
         merge=finish.merge,
         failure_kind=common_pb2.FAILURE_KIND_UNSPECIFIED if success else outcome.failure_kind,
-        cache_key=request.cache_key,
+        cache_key=finish.cache_key or request.cache_key,
+        cached=finish.cached,
         worktree_path=finish.worktree_path,
     )
+    if success and finish.cache_key and not finish.cached:
+        await _cache_store(request, runtime, finish, result)
+    return result
 
 
 async def _attempt(
@@ -317,6 +325,13 @@ async def _attempt(
     workdir = Path(worktree.path) if worktree is not None else repo
     started(str(worktree.path) if worktree is not None else "")
 
+    key, base_tree, cached = await _cache_lookup(request, runtime, settings, repo, manager, worktree, events)
+    if cached is not None:
+        outcome = LoopOutcome(OutcomeKind.COMPLETED, output=cached.result)
+        finish = await _wrap_up(request, manager, worktree, outcome, cancel)
+        finish.cache_key, finish.base_tree, finish.cached = key, base_tree, finish.outcome.success
+        return finish
+
     try:
         provider = create_provider(
             runtime.plugins,
@@ -347,7 +362,64 @@ async def _attempt(
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", config.model)
-    return await _wrap_up(request, manager, worktree, outcome, cancel)
+    finish = await _wrap_up(request, manager, worktree, outcome, cancel)
+    finish.cache_key, finish.base_tree = key, base_tree
+    return finish
+
+
+async def _cache_lookup(
+    request: executor_pb2.ExecuteSubTaskRequest,
+    runtime: Runtime,
+    settings: RuntimeSettings,
+    repo: Path,
+    manager: Any,
+    worktree: Any,
+    events: EventEmitter,
+) -> tuple[str, str, common_pb2.SubTaskResult | None]:
+    """Key, base tree and (on a usable hit) the cached result; ("", "", None) when off.
+
+    The cache applies only where the repository state is known: a worktree's
+    deterministic base, or the swarm's base commit for a read-only subtask.
+    """
+    if not request.result_store_address or not cache_enabled(request.config):
+        return "", "", None
+    try:
+        if worktree is not None:
+            base_tree = await manager.tree_hash(worktree.base_commit)
+        elif request.workspace.base_commit:
+            base_tree = await _default_worktree_manager(repo).tree_hash(request.workspace.base_commit)
+        else:
+            return "", "", None
+    except Exception as exc:
+        log.warning("no cache for %s: cannot read the base tree: %s", request.subtask.id, exc)
+        return "", "", None
+    provider, model = parse_model_string(request.config.model)
+    tools = [e.cls for e in runtime.plugins.tools if not request.subtask.read_only or e.cls.read_only]
+    key = cache_key(request, provider=provider or "", model=model, toolset=toolset_version(tools), base_tree=base_tree)
+    client = CacheClient(runtime.channels.get(request.result_store_address), rpc_timeout=settings.rpc_timeout_secs)
+    entry = await client.get_entry(key)
+    hit = entry is not None
+    if hit and worktree is not None and entry.patch and not await manager.apply_patch(worktree, entry.patch):
+        log.info("cache entry %s for %s no longer applies: a miss", key[:12], request.subtask.id)
+        hit = False
+    events.cache_lookup(hit=hit, key=key)
+    return key, base_tree, (entry.result if hit and entry is not None else None)
+
+
+async def _cache_store(
+    request: executor_pb2.ExecuteSubTaskRequest, runtime: Runtime, finish: _Finish, result: common_pb2.SubTaskResult
+) -> None:
+    patch = b"".join(a.content for a in finish.artifacts if a.artifact_type == "patch")
+    settings = RuntimeSettings.resolve(runtime.options, dict(request.config.executor_options))
+    client = CacheClient(runtime.channels.get(request.result_store_address), rpc_timeout=settings.rpc_timeout_secs)
+    await client.put(
+        finish.cache_key,
+        result,
+        patch=patch,
+        base_tree=finish.base_tree,
+        task_name=request.subtask.name or request.subtask.id,
+        ttl_secs=int(request.config.cache_ttl_secs or 0),
+    )
 
 
 def _uncancel() -> None:

@@ -112,6 +112,9 @@ class EventEmitter:
             )
         )
 
+    def cache_lookup(self, *, hit: bool, key: str) -> None:
+        self._emit(cache_lookup=common_pb2.CacheLookup(subtask_id=self.subtask_id, hit=hit, key=key))
+
     def merge_completed(self, merge: common_pb2.MergeResult) -> None:
         self._emit(merge_completed=common_pb2.MergeCompleted(subtask_id=self.subtask_id, merge=merge))
 

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from swarmd.plugins.model import ToolSpec
 
+PROMPT_TEMPLATE_VERSION = "1"
+"""Bump when the prompt templates change meaning: it is part of every cache key."""
+
 __all__ = [
     "AGENTS_MD",
     "DependencyContext",
