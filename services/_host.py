@@ -59,6 +59,7 @@ class ServiceHost:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._service_names: list[str] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._stopping_hooks: list[Callable[[], Awaitable[None]]] = []
         self._channels: list[grpc.aio.Channel] = []
         self.port: int | None = None
         self._stopped = asyncio.Event()
@@ -82,6 +83,11 @@ class ServiceHost:
         """Register a servicer; ``full_name`` is e.g. ``swarmd.v1.ResultStoreService``."""
         register(self._server)
         self._service_names.append(full_name)
+
+    def on_stopping(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` when shutdown begins, before the grace period (e.g. end
+        endless streams such as watchers so they do not hold the grace period)."""
+        self._stopping_hooks.append(hook)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run ``closer`` after the server stopped (closers run last-in first-out)."""
@@ -120,14 +126,20 @@ class ServiceHost:
         grace = self.settings.grace_period_secs if grace is None else grace
         try:
             await self._health.enter_graceful_shutdown()
+            for hook in self._stopping_hooks:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("%s: error while stopping", self.name)
             await self._server.stop(grace)
-            for ch in self._channels:
-                await ch.close()
+            # Closers may still talk to peers (flush state), so channels close last.
             for closer in reversed(self._closers):
                 try:
                     await closer()
                 except Exception:
                     log.exception("%s: error while closing", self.name)
+            for ch in self._channels:
+                await ch.close()
             # The OTLP exporter is synchronous: flush off the event loop.
             await asyncio.to_thread(self.telemetry.shutdown)
         finally:

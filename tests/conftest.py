@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -39,3 +40,33 @@ def git_repo(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "demo"
+
+
+@pytest.fixture
+def calc_repo(tmp_path: Path) -> Path:
+    """The demo's starting repository."""
+    repo = tmp_path / "calc"
+    (repo / "src" / "calc").mkdir(parents=True)
+    (repo / "README.md").write_text("# calc\n\nA tiny calculator.\n")
+    (repo / "src" / "calc" / "__init__.py").write_text('"""A tiny calculator."""\n')
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test User")
+    git(repo, "config", "user.email", "test@example.invalid")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
+@pytest.fixture
+def demo_plan(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.yaml"
+    shutil.copy(EXAMPLES / "plan.yaml", path)
+    return path
+
+
+@pytest.fixture
+def demo_model() -> str:
+    return f"replay/{EXAMPLES / 'cassette.jsonl'}"

@@ -21,33 +21,19 @@ from swarmd.clients.launcher import SERVICE_KINDS, EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
+from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.v1 import common_pb2
 
 __all__ = ["COMMANDS", "add_arguments", "build_config", "parse_strategy"]
 
 ADDRESS_ENV = "SWARMD_ADDRESS"
 
-_STRATEGIES = {
-    "auto": common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
-    "automatic": common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
-    "domain": common_pb2.DECOMPOSITION_STRATEGY_BY_DOMAIN,
-    "by_domain": common_pb2.DECOMPOSITION_STRATEGY_BY_DOMAIN,
-    "data": common_pb2.DECOMPOSITION_STRATEGY_BY_DATA,
-    "by_data": common_pb2.DECOMPOSITION_STRATEGY_BY_DATA,
-    "stage": common_pb2.DECOMPOSITION_STRATEGY_BY_STAGE,
-    "by_stage": common_pb2.DECOMPOSITION_STRATEGY_BY_STAGE,
-    "none": common_pb2.DECOMPOSITION_STRATEGY_NONE,
-    "single": common_pb2.DECOMPOSITION_STRATEGY_NONE,
-}
-
-
 def parse_strategy(text: str) -> int:
+    """argparse type for --strategy: auto, domain, data, stage or none."""
     try:
-        return _STRATEGIES[text.strip().lower()]
-    except KeyError:
-        raise argparse.ArgumentTypeError(
-            f"unknown strategy {text!r} (choose from auto, domain, data, stage, none)"
-        ) from None
+        return _parse_strategy(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:

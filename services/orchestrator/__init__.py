@@ -1,0 +1,117 @@
+"""swarmd.services.orchestrator: the orchestrator service.
+
+It turns a task (decomposed by a model) or an explicit plan into a running
+swarm, dispatches each subtask to the executor service the moment its
+dependencies have succeeded, keeps budgets and the swarm-wide rate governor,
+persists state and events in the result store, and streams events to
+watchers. It never runs an agent loop itself.
+
+Modules, roughly in the order a swarm meets them:
+
+=================  ==========================================================
+submission         everything checked before a swarm is accepted
+swarm_config       the effective SwarmConfig (defaults filled in)
+planning           strategies (``parse_strategy``), the decomposition prompt,
+                   read-only classification
+decomposer         the decomposition model call
+model_plan         reading the model's plan robustly, with warnings
+validation         strict checks of explicit plans, repairs of model plans,
+                   stages and other graph helpers
+preflight          workspace, configuration and token pre-flight report
+run                one swarm from plan to result
+scheduler          dependency-driven dispatch order, start stagger
+scheduling         the dispatch loop, running subtasks, cancellation
+attempts           the request of each attempt, and its events
+dispatch           one subtask's attempts: retries, timeout, cancellation
+retry              the transient-failure classifier and jittered backoff
+budgets            tool-call, token and cost budgets
+spending           the permit and budget RPCs
+events             event numbering, batched persistence, watchers
+persistence        ordered, coalesced saves of swarm state
+stats              statistics, critical paths, the aggregated result
+resume             continuing a swarm after an orchestrator restart
+orchestrator       all swarms: submit, get, list, watch, cancel
+servicer           the gRPC servicer
+context, peers     what runs share; clients of the store and the executor
+governor           the adaptive rate governor (AIMD, headers, pauses)
+=================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+from swarmd.plugins.manager import Plugins
+from swarmd.services._host import ServiceHost
+from swarmd.services.config import OrchestratorSettings
+from swarmd.services.orchestrator.orchestrator import Orchestrator
+from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient, open_channel
+from swarmd.services.orchestrator.planning import parse_strategy, strategy_label
+from swarmd.services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
+from swarmd.v1 import orchestrator_pb2_grpc
+
+__all__ = [
+    "SERVICE_NAME",
+    "Orchestrator",
+    "OrchestratorServicer",
+    "build_orchestrator",
+    "parse_strategy",
+    "strategy_label",
+]
+
+
+async def build_orchestrator(
+    host: ServiceHost,
+    settings: OrchestratorSettings,
+    plugins: Plugins,
+    *,
+    resume: bool = True,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    cancel_grace_secs: float = 2.0,
+) -> Orchestrator:
+    """Register OrchestratorService on ``host`` and return the orchestrator.
+
+    Call before ``host.start()``. The orchestrator's address for executors is
+    ``settings.advertise_address``, else the host's bound address (resolved
+    lazily, once the host has started). With ``resume``, swarms a previous
+    orchestrator left running are resumed once the host is serving.
+
+    When the host stops, running swarms are stopped *without* being marked
+    cancelled (they stay resumable), governors are closed, then the peer
+    channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
+    """
+    store_channel = open_channel(host, settings.result_store_address)
+    executor_channel = open_channel(host, settings.executor_address)
+
+    async def close_channels() -> None:
+        await store_channel.close()
+        await executor_channel.close()
+
+    orchestrator = Orchestrator(
+        settings=settings,
+        plugins=plugins,
+        store=StoreClient(store_channel, settings.rpc_timeout_secs),
+        executor=ExecutorClient(executor_channel, settings.rpc_timeout_secs),
+        orchestrator_address=settings.advertise_address or "",
+        tracer=host.telemetry.tracer,
+        rng=rng,
+        sleep=sleep,
+        cancel_grace_secs=cancel_grace_secs,
+        on_close=close_channels,
+    )
+    if not settings.advertise_address:
+        orchestrator.ctx.address_source = lambda: host.address
+    servicer = OrchestratorServicer(orchestrator)
+    host.add_service(
+        SERVICE_NAME,
+        lambda server: orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(
+            servicer, server
+        ),
+    )
+    host.on_close(orchestrator.aclose)
+    if resume:
+        orchestrator.resume_when_serving(lambda: host.port is not None)
+    return orchestrator

@@ -1,0 +1,459 @@
+"""The orchestrator: accepts swarms, keeps the live ones, answers for all of them.
+
+Live swarms are :class:`~.run.SwarmRun` objects in memory; finished ones
+are read back from the result store. Submission validates everything it can
+before accepting (config, plan, workspace, executor plugin name) so a bad
+request fails with INVALID_ARGUMENT and nothing half-started; planning by the
+model and execution then go on in the background.
+
+The spend RPCs (AcquirePermit, ReportOutcome, ReserveBudget) go to
+:class:`~.spending.SpendDesk`: budgets are kept per swarm in its run's
+ledger, the pacing by the shared :class:`GovernorRegistry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from opentelemetry import trace
+
+from swarmd.plugins.manager import Plugins
+from swarmd.services.config import OrchestratorSettings
+from swarmd.services.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SwarmdError,
+    Unavailable,
+)
+from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
+from swarmd.services.orchestrator.decomposer import create_decomposition_provider
+from swarmd.services.orchestrator.events import read_stored_events
+from swarmd.services.orchestrator.governor import GovernorRegistry
+from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
+from swarmd.services.orchestrator.resume import restart, resumed_run
+from swarmd.services.orchestrator.run import SwarmRun
+from swarmd.services.orchestrator.spending import SpendDesk
+from swarmd.services.orchestrator.submission import SubmissionDeps, prepare_submission
+from swarmd.services.orchestrator.validation import validate_id
+from swarmd.v1 import common_pb2, orchestrator_pb2
+
+__all__ = ["Orchestrator"]
+
+log = logging.getLogger(__name__)
+
+#: Namespace of swarm ids derived from a client's idempotency key.
+_REQUEST_NAMESPACE = uuid.UUID("5d0c3f5e-9a43-4d55-8a57-1c3c1d6f2a10")
+_MAX_REASON_CHARS = 1000
+_MAX_REQUEST_ID_CHARS = 128
+_DEFAULT_PAGE = 50
+_MAX_PAGE = 1000
+_CANCEL_WAIT_SECS = 10.0
+
+
+class Orchestrator:
+    """Everything OrchestratorService does, independent of gRPC plumbing."""
+
+    def __init__(
+        self,
+        *,
+        settings: OrchestratorSettings,
+        plugins: Plugins,
+        store: StoreClient,
+        executor: ExecutorClient,
+        orchestrator_address: str,
+        tracer: trace.Tracer | None = None,
+        governor: GovernorRegistry | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        cwd: str | None = None,
+        cancel_grace_secs: float = 2.0,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.store = store
+        self.executor = executor
+        self.governor = governor if governor is not None else GovernorRegistry()
+        self.ctx = RunContext(
+            store=store,
+            executor=executor,
+            settings=settings,
+            orchestrator_address=orchestrator_address,
+            tracer=tracer or trace.NoOpTracer(),
+            governor=self.governor,
+            rng=rng or random.Random(),
+            sleep=sleep,
+            cancel_grace_secs=cancel_grace_secs,
+        )
+        self._deps = SubmissionDeps(plugins, settings, executor, self.ctx.rng, sleep, cwd)
+        self.spend = SpendDesk(settings, self.governor, self.live)
+        self._runs: dict[str, SwarmRun] = {}
+        self._submit_locks: dict[str, list[Any]] = {}
+        self._reapers: set[asyncio.Task[None]] = set()
+        self._on_close = on_close
+        self._closed = False
+
+    # -- helpers --------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("the orchestrator is shutting down")
+
+    def live(self, swarm_id: str) -> SwarmRun | None:
+        """The live run of ``swarm_id``, if this orchestrator runs it."""
+        return self._runs.get(swarm_id)
+
+    async def _load(self, swarm_id: str) -> common_pb2.Swarm:
+        try:
+            return await self.store.load_swarm(swarm_id)
+        except NotFound:
+            raise NotFound(f"unknown swarm {swarm_id!r}") from None
+
+    # -- submission -------------------------------------------------------------
+
+    async def submit(
+        self, request: orchestrator_pb2.SubmitSwarmRequest
+    ) -> orchestrator_pb2.SubmitSwarmResponse:
+        self._check_open()
+        if not request.request_id:
+            return await self._submit_new(request, str(uuid.uuid4()))
+        if len(request.request_id) > _MAX_REQUEST_ID_CHARS:
+            raise InvalidArgument(f"request_id is longer than {_MAX_REQUEST_ID_CHARS} characters")
+        swarm_id = str(uuid.uuid5(_REQUEST_NAMESPACE, request.request_id))
+        # One submission per idempotency key at a time; the lock lives while used.
+        entry = self._submit_locks.setdefault(request.request_id, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                if not request.dry_run:
+                    run = self._runs.get(swarm_id)
+                    if run is not None:
+                        return orchestrator_pb2.SubmitSwarmResponse(
+                            swarm=run.snapshot(), preflight=run.preflight
+                        )
+                    with contextlib.suppress(NotFound):
+                        stored = await self.store.load_swarm(swarm_id)
+                        return orchestrator_pb2.SubmitSwarmResponse(swarm=stored)
+                return await self._submit_new(request, swarm_id)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._submit_locks[request.request_id]
+
+    async def _submit_new(
+        self, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str
+    ) -> orchestrator_pb2.SubmitSwarmResponse:
+        sub = await prepare_submission(self._deps, request, swarm_id)
+        if request.dry_run:
+            return orchestrator_pb2.SubmitSwarmResponse(
+                swarm=sub.dry_run_swarm(), preflight=sub.report
+            )
+        run = SwarmRun(
+            self.ctx, sub.swarm, provider=sub.provider, warnings=sub.warnings, preflight=sub.report
+        )
+        if sub.subtasks is not None:
+            run.install_plan(sub.subtasks, sub.stage_count, sub.source)
+            sub.swarm.state = common_pb2.SWARM_STATE_RUNNING
+            sub.swarm.started_at.GetCurrentTime()
+        try:
+            await self.store.save_swarm(run.snapshot())
+        except SwarmdError:
+            await sub.close_provider()
+            raise
+        self._adopt(run)
+        run.start()
+        return orchestrator_pb2.SubmitSwarmResponse(swarm=run.snapshot(), preflight=sub.report)
+
+    def _adopt(self, run: SwarmRun) -> None:
+        self._runs[run.id] = run
+        reaper = asyncio.get_running_loop().create_task(self._reap(run), name=f"reap-{run.id}")
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, run: SwarmRun) -> None:
+        """Forget a finished run once its final state and events are stored."""
+        await run.done.wait()
+        flushed = await run.log.flush(self.ctx.flush_timeout_secs) and await run.writer.flush(
+            self.ctx.flush_timeout_secs
+        )
+        if not flushed or not run.terminal:
+            return  # keep serving it from memory; the store is behind
+        await run.close()
+        swarm_id = run.id
+        self.governor.forget_swarm(swarm_id)
+        if self._runs.get(swarm_id) is run:
+            del self._runs[swarm_id]
+
+    # -- reading ----------------------------------------------------------------
+
+    async def get(self, swarm_id: str) -> common_pb2.Swarm:
+        validate_id(swarm_id, "swarm_id")
+        run = self._runs.get(swarm_id)
+        if run is not None:
+            return run.snapshot()
+        return await self._load(swarm_id)
+
+    async def list_swarms(
+        self, request: orchestrator_pb2.ListSwarmsRequest
+    ) -> orchestrator_pb2.ListSwarmsResponse:
+        if request.page_size < 0 or request.page_size > _MAX_PAGE:
+            raise InvalidArgument(
+                f"page_size must be between 0 and {_MAX_PAGE} (0 = {_DEFAULT_PAGE})"
+            )
+        size = request.page_size or _DEFAULT_PAGE
+        try:
+            offset = int(request.page_token) if request.page_token else 0
+        except ValueError:
+            raise InvalidArgument(
+                f"page_token {request.page_token[:40]!r} is not a token from ListSwarms"
+            ) from None
+        if offset < 0:
+            raise InvalidArgument("page_token is not a token from ListSwarms")
+        states = list(request.states)
+        for state in states:
+            if (
+                state not in common_pb2.SwarmState.values()
+                or state == common_pb2.SWARM_STATE_UNSPECIFIED
+            ):
+                raise InvalidArgument(f"states: {state} is not a swarm state")
+        stored = await self.store.list_swarms(states, limit=size + 1, offset=offset)
+        response = orchestrator_pb2.ListSwarmsResponse()
+        for swarm in stored[:size]:
+            run = self._runs.get(swarm.id)
+            if run is not None:
+                swarm = run.snapshot()
+            if states and swarm.state not in states:
+                continue
+            response.swarms.append(self._summary(swarm))
+        if len(stored) > size:
+            response.next_page_token = str(offset + size)
+        return response
+
+    @staticmethod
+    def _summary(swarm: common_pb2.Swarm) -> orchestrator_pb2.SwarmSummary:
+        completed = sum(s.status == common_pb2.SUB_TASK_STATUS_COMPLETED for s in swarm.subtasks)
+        failed = sum(
+            s.status in TERMINAL and s.status != common_pb2.SUB_TASK_STATUS_COMPLETED
+            for s in swarm.subtasks
+        )
+        created = swarm.created_at.ToJsonString() if swarm.HasField("created_at") else ""
+        return orchestrator_pb2.SwarmSummary(
+            id=swarm.id,
+            task=swarm.task[:200],
+            state=swarm.state,
+            subtask_count=len(swarm.subtasks),
+            completed=completed,
+            failed=failed,
+            created_at=created,
+            execution_time_ms=swarm.stats.execution_time_ms,
+        )
+
+    async def watch(
+        self, request: orchestrator_pb2.WatchSwarmRequest
+    ) -> AsyncIterator[common_pb2.SwarmEvent]:
+        validate_id(request.swarm_id, "swarm_id")
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence must not be negative")
+        run = self._runs.get(request.swarm_id)
+        if run is not None:
+            async for event in run.log.watch(
+                request.after_sequence, history_only=request.history_only
+            ):
+                yield event
+            return
+        await self._load(request.swarm_id)
+        async for event in read_stored_events(self.store, request.swarm_id, request.after_sequence):
+            yield event
+
+    # -- cancellation -------------------------------------------------------------
+
+    async def cancel_swarm(
+        self, request: orchestrator_pb2.CancelSwarmRequest
+    ) -> orchestrator_pb2.CancelSwarmResponse:
+        validate_id(request.swarm_id, "swarm_id")
+        if len(request.reason) > _MAX_REASON_CHARS:
+            raise InvalidArgument(f"reason is longer than {_MAX_REASON_CHARS} characters")
+        run = self._runs.get(request.swarm_id)
+        if run is None:
+            stored = await self._load(request.swarm_id)
+            if stored.state in TERMINAL_SWARM:
+                return orchestrator_pb2.CancelSwarmResponse(
+                    state=stored.state, already_finished=True
+                )
+            # Stored as running but not live here (its orchestrator is gone):
+            # cancel it in the store so it is not resumed.
+            self._cancel_stored(stored, request.reason or "cancelled by user")
+            await self.store.save_swarm(stored)
+            return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=False)
+        state, already = run.cancel(request.reason)
+        if not already:
+            await run.wait(_CANCEL_WAIT_SECS)
+            if run.terminal:
+                state = run.swarm.state
+        return orchestrator_pb2.CancelSwarmResponse(state=state, already_finished=already)
+
+    @staticmethod
+    def _cancel_stored(swarm: common_pb2.Swarm, reason: str, only: str | None = None) -> None:
+        for state in swarm.subtasks:
+            if state.status in TERMINAL or (only is not None and state.subtask.id != only):
+                continue
+            state.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+            state.status_reason = f"cancelled: {reason}"
+            state.result.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+            state.result.failure_kind = common_pb2.FAILURE_KIND_CANCELLED
+            state.result.error = state.status_reason
+            state.finished_at.GetCurrentTime()
+        if only is None:
+            swarm.state = common_pb2.SWARM_STATE_CANCELLED
+            swarm.finished_at.GetCurrentTime()
+
+    async def cancel_subtask(
+        self, request: orchestrator_pb2.CancelSubTaskRequest
+    ) -> orchestrator_pb2.CancelSubTaskResponse:
+        validate_id(request.swarm_id, "swarm_id")
+        validate_id(request.subtask_id, "subtask_id")
+        if len(request.reason) > _MAX_REASON_CHARS:
+            raise InvalidArgument(f"reason is longer than {_MAX_REASON_CHARS} characters")
+        run = self._runs.get(request.swarm_id)
+        if run is None:
+            stored = await self._load(request.swarm_id)
+            match = [s for s in stored.subtasks if s.subtask.id == request.subtask_id]
+            if not match:
+                raise NotFound(f"swarm {request.swarm_id!r} has no subtask {request.subtask_id!r}")
+            if match[0].status in TERMINAL:
+                return orchestrator_pb2.CancelSubTaskResponse(
+                    status=match[0].status, already_finished=True
+                )
+            if stored.state in TERMINAL_SWARM:
+                raise FailedPrecondition(f"swarm {request.swarm_id!r} is finished")
+            self._cancel_stored(
+                stored, request.reason or "cancelled by user", only=request.subtask_id
+            )
+            await self.store.save_subtask(stored.id, match[0])
+            return orchestrator_pb2.CancelSubTaskResponse(
+                status=match[0].status, already_finished=False
+            )
+        if (
+            run.swarm.state == common_pb2.SWARM_STATE_PLANNING
+            and request.subtask_id not in run.states
+        ):
+            raise FailedPrecondition(
+                f"swarm {request.swarm_id!r} is still planning; its subtasks are not known yet"
+            )
+        status, already, dispatch = run.cancel_subtask(request.subtask_id, request.reason)
+        if dispatch is not None:
+            status = await run.wait_subtask(request.subtask_id, _CANCEL_WAIT_SECS)
+        return orchestrator_pb2.CancelSubTaskResponse(status=status, already_finished=already)
+
+    # -- budgets and the rate governor ------------------------------------------
+
+    async def acquire_permit(
+        self, request: orchestrator_pb2.AcquirePermitRequest
+    ) -> orchestrator_pb2.AcquirePermitResponse:
+        self._check_open()
+        return await self.spend.acquire_permit(request)
+
+    async def report_outcome(
+        self, request: orchestrator_pb2.ReportOutcomeRequest
+    ) -> orchestrator_pb2.ReportOutcomeResponse:
+        return await self.spend.report_outcome(request)
+
+    async def reserve_budget(
+        self, request: orchestrator_pb2.ReserveBudgetRequest
+    ) -> orchestrator_pb2.ReserveBudgetResponse:
+        self._check_open()
+        return await self.spend.reserve_budget(request)
+
+    # -- resume and shutdown ---------------------------------------------------------
+
+    async def resume_unfinished(self) -> list[str]:
+        """Resume every stored swarm left PLANNING or RUNNING by a previous
+        orchestrator; returns their ids."""
+        resumed: list[str] = []
+        offset = 0
+        pending: list[common_pb2.Swarm] = []
+        while True:
+            page = await self.store.list_swarms(
+                [common_pb2.SWARM_STATE_PLANNING, common_pb2.SWARM_STATE_RUNNING],
+                limit=_MAX_PAGE,
+                offset=offset,
+            )
+            pending.extend(page)
+            if len(page) < _MAX_PAGE:
+                break
+            offset += _MAX_PAGE
+        for stored in pending:
+            if stored.id in self._runs:
+                continue
+            try:
+                _, last = await self.store.read_events(stored.id, 0, 1)
+                provider = None
+                if not stored.subtasks:
+                    provider = create_decomposition_provider(self.plugins, stored.config)
+                run, interrupted = resumed_run(self.ctx, stored, last, provider=provider)
+            except SwarmdError as exc:
+                log.error("cannot resume swarm %s: %s", stored.id, exc.message)
+                stored.state = common_pb2.SWARM_STATE_FAILED
+                stored.error = f"could not be resumed after an orchestrator restart: {exc.message}"
+                stored.finished_at.GetCurrentTime()
+                with contextlib.suppress(SwarmdError):
+                    await self.store.save_swarm(stored)
+                continue
+            self._adopt(run)
+            await restart(run, interrupted)
+            resumed.append(stored.id)
+        return resumed
+
+    def resume_when_serving(self, serving: Callable[[], bool]) -> None:
+        """Resume unfinished swarms in the background once ``serving()`` is true
+        (executors need this orchestrator's bound address), retrying while the
+        result store is unreachable."""
+        task = asyncio.get_running_loop().create_task(
+            self._resume_loop(serving), name="resume-swarms"
+        )
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+
+    async def _resume_loop(self, serving: Callable[[], bool]) -> None:
+        # The host has no "started" notification to wait on; it starts right
+        # after the orchestrator is built, so a short poll is enough.
+        while not serving():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        delay = 0.2
+        for _ in range(30):
+            try:
+                resumed = await self.resume_unfinished()
+            except (Unavailable, DeadlineExceeded) as exc:
+                log.info("cannot list unfinished swarms yet (%s); retrying", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if resumed:
+                log.info("resumed %d swarm(s): %s", len(resumed), ", ".join(resumed))
+            return
+        log.error("gave up resuming unfinished swarms: the result store stayed unreachable")
+
+    async def aclose(self) -> None:
+        """Stop every live swarm without cancelling it (it stays resumable),
+        close the governors, then the peer channels."""
+        if self._closed:
+            return
+        self._closed = True
+        runs = list(self._runs.values())
+        await asyncio.gather(*(run.stop() for run in runs), return_exceptions=True)
+        for reaper in list(self._reapers):
+            reaper.cancel()
+        await asyncio.gather(*self._reapers, return_exceptions=True)
+        self._runs.clear()
+        with contextlib.suppress(Exception):
+            await self.governor.aclose()
+        if self._on_close is not None:
+            await self._on_close()

@@ -1,0 +1,143 @@
+"""Typed clients of the orchestrator's peers: the result store and the executor.
+
+Every unary call carries a deadline (``rpc_timeout_secs``) and a peer's
+``grpc.RpcError`` becomes the matching swarmd domain error, so the rest of
+the orchestrator never handles raw gRPC errors (an unreachable store stays
+UNAVAILABLE all the way to the client).
+
+The channels are made the way :meth:`ServiceHost.channel` makes them (same
+options, same tracing interceptors, so trace context reaches the peers), but
+owned here: the host closes its own channels *before* running its closers,
+and the orchestrator needs them during its close to flush events and state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from swarmd.services._host import ServiceHost, channel_options
+from swarmd.services.errors import from_rpc_error
+from swarmd.v1 import (
+    common_pb2,
+    executor_pb2,
+    executor_pb2_grpc,
+    result_store_pb2,
+    result_store_pb2_grpc,
+)
+
+__all__ = ["ExecutorClient", "StoreClient", "open_channel"]
+
+
+def open_channel(host: ServiceHost, target: str) -> grpc.aio.Channel:
+    """A traced channel to ``target`` that the caller closes."""
+    return grpc.aio.insecure_channel(
+        target,
+        options=channel_options(host.settings.max_message_bytes),
+        interceptors=list(host.telemetry.client_interceptors()),
+    )
+
+
+class StoreClient:
+    """The parts of ResultStoreService the orchestrator uses."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self._stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
+        self.timeout = timeout
+
+    async def save_swarm(self, swarm: common_pb2.Swarm) -> None:
+        try:
+            await self._stub.SaveSwarmState(
+                result_store_pb2.SaveSwarmStateRequest(swarm=swarm), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def save_subtask(self, swarm_id: str, state: common_pb2.SubTaskState) -> None:
+        try:
+            await self._stub.SaveSubTaskState(
+                result_store_pb2.SaveSubTaskStateRequest(swarm_id=swarm_id, state=state),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def load_swarm(self, swarm_id: str) -> common_pb2.Swarm:
+        try:
+            response = await self._stub.LoadSwarmState(
+                result_store_pb2.LoadSwarmStateRequest(swarm_id=swarm_id), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return response.swarm
+
+    async def list_swarms(
+        self, states: Sequence[common_pb2.SwarmState.ValueType], limit: int, offset: int
+    ) -> list[common_pb2.Swarm]:
+        try:
+            response = await self._stub.ListSwarmStates(
+                result_store_pb2.ListSwarmStatesRequest(states=states, limit=limit, offset=offset),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return list(response.swarms)
+
+    async def append_events(self, swarm_id: str, events: Sequence[common_pb2.SwarmEvent]) -> int:
+        try:
+            response = await self._stub.AppendEvents(
+                result_store_pb2.AppendEventsRequest(swarm_id=swarm_id, events=events),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return response.last_sequence
+
+    async def read_events(
+        self, swarm_id: str, after_sequence: int, limit: int = 1000
+    ) -> tuple[list[common_pb2.SwarmEvent], int]:
+        try:
+            response = await self._stub.ReadEvents(
+                result_store_pb2.ReadEventsRequest(
+                    swarm_id=swarm_id, after_sequence=after_sequence, limit=limit
+                ),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return list(response.events), response.last_sequence
+
+
+class ExecutorClient:
+    """ExecutorService: the streaming call is returned raw (the dispatcher
+    needs its status code to classify failures); the unary ones are wrapped."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self.stub = executor_pb2_grpc.ExecutorServiceStub(channel)
+        self.timeout = timeout
+
+    def execute(
+        self, request: executor_pb2.ExecuteSubTaskRequest, timeout: float | None
+    ) -> grpc.aio.UnaryStreamCall:
+        return self.stub.ExecuteSubTask(request, timeout=timeout)
+
+    async def cancel(self, swarm_id: str, subtask_id: str, reason: str) -> bool:
+        try:
+            response = await self.stub.CancelSubTask(
+                executor_pb2.ExecutorServiceCancelSubTaskRequest(
+                    swarm_id=swarm_id, subtask_id=subtask_id, reason=reason
+                ),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return response.cancelled
+
+    async def describe(self, timeout: float | None = None) -> executor_pb2.DescribeResponse:
+        try:
+            return await self.stub.Describe(
+                executor_pb2.DescribeRequest(), timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None

@@ -1,0 +1,148 @@
+"""Durable swarm state: every change saved, in order, without slowing the run.
+
+The run calls :meth:`StateWriter.save_subtask` on each subtask state change
+and :meth:`StateWriter.save_swarm` at the milestones (planned, running,
+finished). Both take a snapshot at once and return; one writer task per
+swarm sends them to the result store in the order they were made. Pending
+saves are coalesced: a whole-swarm save supersedes everything queued before
+it (its snapshot already holds those subtask states), and a newer save of a
+subtask replaces an older queued one. A failed save is retried with backoff;
+if the store lost the swarm (NOT_FOUND on a subtask save), the whole swarm is
+saved again from a fresh snapshot. A save the store refuses for its content
+(INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a message over the size limit)
+is logged and skipped rather than retried forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, SwarmdError
+from swarmd.services.orchestrator.peers import StoreClient
+from swarmd.v1 import common_pb2
+
+__all__ = ["StateWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class StateWriter:
+    """Ordered, coalescing background saves of one swarm's state."""
+
+    def __init__(
+        self, store: StoreClient, swarm_id: str, snapshot: Callable[[], common_pb2.Swarm]
+    ) -> None:
+        self._store = store
+        self._swarm_id = swarm_id
+        self._snapshot = snapshot
+        # Ops in order: ("swarm", Swarm) or ("subtask", SubTaskState).
+        self._ops: list[tuple[str, object]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.failures = 0
+        self.refused = 0
+
+    def save_swarm(self, swarm: common_pb2.Swarm | None = None) -> None:
+        snap = common_pb2.Swarm()
+        snap.CopyFrom(swarm if swarm is not None else self._snapshot())
+        self._ops = [("swarm", snap)]
+        self._kick()
+
+    def save_subtask(self, state: common_pb2.SubTaskState) -> None:
+        snap = common_pb2.SubTaskState()
+        snap.CopyFrom(state)
+        sid = state.subtask.id
+        self._ops = [
+            op
+            for op in self._ops
+            if not (op[0] == "subtask" and op[1].subtask.id == sid)  # type: ignore[attr-defined]
+        ]
+        self._ops.append(("subtask", snap))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._closed:
+            return
+        self._idle.clear()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"state-{self._swarm_id}"
+            )
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        delay = 0.05
+        while True:
+            if not self._ops:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            kind, payload = self._ops[0]
+            try:
+                if kind == "swarm":
+                    await self._store.save_swarm(payload)
+                else:
+                    await self._store.save_subtask(self._swarm_id, payload)
+            except NotFound:
+                if kind == "subtask":
+                    # The stored swarm is missing: save the whole swarm again.
+                    self.save_swarm()
+                    continue
+                self._retry_log("store refused the swarm as not found")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except (InvalidArgument, ResourceExhausted) as exc:
+                # Refused for what it is (e.g. larger than a gRPC message):
+                # retrying cannot help; later saves carry the state on.
+                log.error(
+                    "swarm %s: the store refused a %s save: %s", self._swarm_id, kind, exc.message
+                )
+                self.refused += 1
+                if self._ops and self._ops[0][1] is payload:
+                    self._ops.pop(0)
+                continue
+            except SwarmdError as exc:
+                self._retry_log(exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
+            if self._ops and self._ops[0][1] is payload:
+                self._ops.pop(0)
+
+    def _retry_log(self, why: str) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 50 == 0:
+            log.warning("swarm %s: cannot save state (%s); retrying", self._swarm_id, why)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every save made so far is stored; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self, flush_timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        if self._ops and not await self.flush(flush_timeout):
+            log.warning(
+                "swarm %s: %d state saves could not be stored before shutdown",
+                self._swarm_id,
+                len(self._ops),
+            )
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

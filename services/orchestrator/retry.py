@@ -1,0 +1,119 @@
+"""Which failures are worth another attempt, and how long to wait before it.
+
+The seed retried every failure, max-steps and timeouts included, with a fixed
+exponential delay (no jitter), and never consulted its own transient-error
+classifier. swarmd retries only *transient* failures:
+
+* the executor's result says ``FAILURE_KIND_TRANSIENT``;
+* the result's kind is unspecified and its error text matches the seed's
+  transient list (:data:`TRANSIENT_MARKERS`, seed §4.5);
+* the executor call itself failed with ``UNAVAILABLE`` or
+  ``DEADLINE_EXCEEDED`` (or ``RESOURCE_EXHAUSTED``: the executor is at
+  capacity, which passes).
+
+Max steps, budgets, permanent errors, timeouts and cancellations are final.
+The delay before retry ``n`` (0-based) is drawn with *full jitter*:
+``uniform(0, min(max_delay, base * 2**n))``, so a burst of failures does not
+come back as a synchronised burst of retries.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import grpc
+
+from swarmd.v1 import common_pb2
+
+__all__ = [
+    "RETRYABLE_RPC_CODES",
+    "TRANSIENT_MARKERS",
+    "Backoff",
+    "classify_failure",
+    "is_transient_error",
+    "is_transient_kind",
+]
+
+#: Lower-case substrings that mark an error message as transient (seed §4.5).
+TRANSIENT_MARKERS: tuple[str, ...] = (
+    "rate limit",
+    "ratelimit",
+    "too many requests",
+    "429",
+    "timeout",
+    "timed out",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "network",
+    "socket",
+    "io error",
+    "503",
+    "502",
+    "504",
+    "service unavailable",
+    "bad gateway",
+    "gateway timeout",
+    "overloaded",
+    "temporarily unavailable",
+)
+
+#: Status codes of the executor call that mean "try again".
+RETRYABLE_RPC_CODES: frozenset[grpc.StatusCode] = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+def is_transient_error(message: str) -> bool:
+    """True when ``message`` reads like a transient failure (seed list)."""
+    text = message.lower()
+    return any(marker in text for marker in TRANSIENT_MARKERS)
+
+
+def classify_failure(result: common_pb2.SubTaskResult) -> common_pb2.FailureKind.ValueType:
+    """The failure kind of an unsuccessful result, filling in an unspecified one.
+
+    An executor that does not classify its failures gets the seed's text
+    classifier: transient when the error text matches, permanent otherwise.
+    """
+    kind = result.failure_kind
+    if kind != common_pb2.FAILURE_KIND_UNSPECIFIED:
+        return kind
+    if result.status == common_pb2.SUB_TASK_STATUS_TIMED_OUT:
+        return common_pb2.FAILURE_KIND_TIMEOUT
+    if result.status == common_pb2.SUB_TASK_STATUS_CANCELLED:
+        return common_pb2.FAILURE_KIND_CANCELLED
+    if is_transient_error(result.error):
+        return common_pb2.FAILURE_KIND_TRANSIENT
+    return common_pb2.FAILURE_KIND_PERMANENT
+
+
+def is_transient_kind(kind: common_pb2.FailureKind.ValueType) -> bool:
+    """Only transient failures are retried."""
+    return kind == common_pb2.FAILURE_KIND_TRANSIENT
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter.
+
+    ``rng`` is injectable so tests can check the bounds deterministically.
+    """
+
+    base_ms: int = 500
+    max_ms: int = 30_000
+    rng: random.Random = field(default_factory=random.Random)
+
+    def ceiling_ms(self, retry: int) -> float:
+        """Upper bound of the delay before retry number ``retry`` (0-based)."""
+        # Cap the exponent first: 2**retry overflows floats for silly retry counts.
+        return float(min(self.max_ms, self.base_ms * 2 ** min(retry, 62)))
+
+    def delay_ms(self, retry: int) -> float:
+        """A delay drawn uniformly from ``[0, ceiling_ms(retry)]``."""
+        return self.rng.uniform(0, self.ceiling_ms(retry))

@@ -1,0 +1,82 @@
+"""OrchestratorService over gRPC: thin methods that delegate to :class:`Orchestrator`.
+
+Errors are mapped in one place (:func:`swarmd.services.errors.grpc_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from swarmd.services.errors import grpc_errors
+from swarmd.services.orchestrator.orchestrator import Orchestrator
+from swarmd.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+__all__ = ["SERVICE_NAME", "OrchestratorServicer"]
+
+SERVICE_NAME = "swarmd.v1.OrchestratorService"
+
+
+class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
+    """The gRPC face of the orchestrator."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+
+    @grpc_errors
+    async def SubmitSwarm(
+        self, request: orchestrator_pb2.SubmitSwarmRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.SubmitSwarmResponse:
+        return await self.orchestrator.submit(request)
+
+    @grpc_errors
+    async def GetSwarm(
+        self, request: orchestrator_pb2.GetSwarmRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.GetSwarmResponse:
+        return orchestrator_pb2.GetSwarmResponse(
+            swarm=await self.orchestrator.get(request.swarm_id)
+        )
+
+    @grpc_errors
+    async def ListSwarms(
+        self, request: orchestrator_pb2.ListSwarmsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListSwarmsResponse:
+        return await self.orchestrator.list_swarms(request)
+
+    @grpc_errors
+    async def WatchSwarm(
+        self, request: orchestrator_pb2.WatchSwarmRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.WatchSwarmResponse]:
+        async for event in self.orchestrator.watch(request):
+            yield orchestrator_pb2.WatchSwarmResponse(event=event)
+
+    @grpc_errors
+    async def CancelSwarm(
+        self, request: orchestrator_pb2.CancelSwarmRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.CancelSwarmResponse:
+        return await self.orchestrator.cancel_swarm(request)
+
+    @grpc_errors
+    async def CancelSubTask(
+        self, request: orchestrator_pb2.CancelSubTaskRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.CancelSubTaskResponse:
+        return await self.orchestrator.cancel_subtask(request)
+
+    @grpc_errors
+    async def AcquirePermit(
+        self, request: orchestrator_pb2.AcquirePermitRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.AcquirePermitResponse:
+        return await self.orchestrator.acquire_permit(request)
+
+    @grpc_errors
+    async def ReportOutcome(
+        self, request: orchestrator_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ReportOutcomeResponse:
+        return await self.orchestrator.report_outcome(request)
+
+    @grpc_errors
+    async def ReserveBudget(
+        self, request: orchestrator_pb2.ReserveBudgetRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ReserveBudgetResponse:
+        return await self.orchestrator.reserve_budget(request)

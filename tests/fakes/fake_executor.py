@@ -1,0 +1,584 @@
+"""Test doubles for orchestrator tests: a scripted executor plugin, a scripted
+model provider, and real services wired together on loopback.
+
+``FakeScriptedExecutor`` (plugin name ``fake``) plays each subtask from a
+script read from the subtask's labels ``fake.<key>`` or from tokens
+``fake.<key>=<value>`` in its instruction (labels win):
+
+=================  =========================================================
+key                meaning (default)
+=================  =========================================================
+duration_ms        how long the attempt takes (20)
+steps              model calls made (1)
+tool_calls         tool calls made, spread over the steps (0)
+outcome            ``success`` or ``fail`` (success)
+kind               failure kind: transient, permanent, max_steps, budget,
+                   timeout, unspecified (permanent)
+error              error text of a failure ("scripted failure")
+fail_attempts      attempts that fail before one succeeds (0 = per outcome)
+hang               ``true``: never ends until cancelled
+hang_attempts      hang only in attempts up to this number
+output             result text ("output of <name>")
+tokens             tokens per step (10)
+reserve            ``true``: ReserveBudget before each tool call over gRPC
+permits            ``true``: AcquirePermit/ReportOutcome around each step
+rpc_error          ``unavailable``, ``deadline`` or ``invalid``: the executor
+                   call itself fails with that status (for ``fail_attempts``
+                   attempts, or always)
+commit             commit reported in ``result.merge.commit``
+=================  =========================================================
+
+Every attempt is written to :data:`JOURNAL` (start, end, requests) so tests
+can check dispatch order, concurrency and what each request carried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from swarmd.plugins import (
+    CompletionRequest,
+    CompletionResponse,
+    Executor,
+    Message,
+    ModelProvider,
+    ProviderError,
+    Usage,
+    hookimpl,
+)
+from swarmd.plugins.manager import Plugins, load_plugins
+from swarmd.services._host import ServiceHost
+from swarmd.services.config import ExecutorSettings, OrchestratorSettings, TelemetrySettings
+from swarmd.services.errors import DeadlineExceeded, InvalidArgument, Unavailable
+from swarmd.services.executor import build_executor
+from swarmd.services.orchestrator import Orchestrator, build_orchestrator
+from swarmd.services.result_store.testing import serve_result_store
+from swarmd.services.telemetry import Telemetry
+from swarmd.v1 import (
+    common_pb2,
+    executor_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+)
+
+__all__ = [
+    "JOURNAL",
+    "FakeScriptedExecutor",
+    "Journal",
+    "ScriptedProvider",
+    "SwarmServices",
+    "plan",
+    "serve_swarm_services",
+    "subtask",
+    "wait_terminal",
+]
+
+_TOKEN = re.compile(r"fake\.([a-z_]+)=(\S+)")
+_KINDS = {
+    "transient": common_pb2.FAILURE_KIND_TRANSIENT,
+    "permanent": common_pb2.FAILURE_KIND_PERMANENT,
+    "max_steps": common_pb2.FAILURE_KIND_MAX_STEPS,
+    "budget": common_pb2.FAILURE_KIND_BUDGET_EXHAUSTED,
+    "timeout": common_pb2.FAILURE_KIND_TIMEOUT,
+    "unspecified": common_pb2.FAILURE_KIND_UNSPECIFIED,
+}
+
+
+@dataclass
+class Attempt:
+    """One attempt the fake executor ran."""
+
+    swarm_id: str
+    subtask_id: str
+    attempt: int
+    request: executor_pb2.ExecuteSubTaskRequest
+    start: float
+    end: float | None = None
+    outcome: str = ""
+
+
+@dataclass
+class Journal:
+    """What the fake executor saw, in order."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    cancel_calls: list[tuple[str, str, str]] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+
+    def reset(self) -> None:
+        self.attempts.clear()
+        self.cancel_calls.clear()
+        self.running = self.max_running = 0
+
+    def for_subtask(self, subtask_id: str) -> list[Attempt]:
+        return [a for a in self.attempts if a.subtask_id == subtask_id]
+
+    def first_start(self, subtask_id: str) -> float:
+        return self.for_subtask(subtask_id)[0].start
+
+    def last_end(self, subtask_id: str) -> float:
+        end = self.for_subtask(subtask_id)[-1].end
+        assert end is not None, f"{subtask_id} has not ended"
+        return end
+
+
+#: The journal of every FakeScriptedExecutor in the process (reset per test).
+JOURNAL = Journal()
+
+
+def _script(sub: common_pb2.SubTask) -> dict[str, str]:
+    script = {m.group(1): m.group(2) for m in _TOKEN.finditer(sub.instruction)}
+    for key, value in sub.labels.items():
+        if key.startswith("fake."):
+            script[key.removeprefix("fake.")] = value
+    return script
+
+
+def _event(swarm_id: str, **kind: Any) -> executor_pb2.ExecuteSubTaskResponse:
+    event = common_pb2.SwarmEvent(swarm_id=swarm_id, **kind)
+    event.time.GetCurrentTime()
+    return executor_pb2.ExecuteSubTaskResponse(event=event)
+
+
+class FakeScriptedExecutor(Executor):
+    """Scripted sub-agents: no model, no tools, exact timings."""
+
+    name = "fake"
+    description = "scripted sub-agents for tests"
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._stops: dict[tuple[str, str], asyncio.Event] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._stops)
+
+    async def cancel(self, swarm_id: str, subtask_id: str, reason: str = "") -> bool:
+        JOURNAL.cancel_calls.append((swarm_id, subtask_id, reason))
+        stop = self._stops.get((swarm_id, subtask_id))
+        if stop is None:
+            return False
+        stop.set()
+        return True
+
+    async def submit(
+        self, request: executor_pb2.ExecuteSubTaskRequest
+    ) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:  # type: ignore[override]
+        sub = request.subtask
+        script = _script(sub)
+        key = (request.swarm_id, sub.id)
+        stop = self._stops[key] = asyncio.Event()
+        record = Attempt(request.swarm_id, sub.id, request.attempt, request, time.monotonic())
+        JOURNAL.attempts.append(record)
+        JOURNAL.running += 1
+        JOURNAL.max_running = max(JOURNAL.max_running, JOURNAL.running)
+        steps = int(script.get("steps", "1"))
+        tools = int(script.get("tool_calls", "0"))
+        tokens = int(script.get("tokens", "10"))
+        duration = int(script.get("duration_ms", "20")) / 1000
+        hang = script.get("hang") == "true" or request.attempt <= int(
+            script.get("hang_attempts", "0")
+        )
+        done_steps = done_tools = 0
+        error = ""
+        kind = common_pb2.FAILURE_KIND_UNSPECIFIED
+        channel: grpc.aio.Channel | None = None
+        try:
+            fail_attempts = int(script.get("fail_attempts", "0"))
+            rpc_error = script.get("rpc_error")
+            if rpc_error and (not fail_attempts or request.attempt <= fail_attempts):
+                record.outcome = f"rpc_error:{rpc_error}"
+                raise {
+                    "unavailable": Unavailable,
+                    "deadline": DeadlineExceeded,
+                    "invalid": InvalidArgument,
+                }[rpc_error](f"scripted {rpc_error} error")
+            yield _event(
+                request.swarm_id,
+                agent_started=common_pb2.AgentStarted(
+                    subtask_id=sub.id,
+                    agent_name=f"agent-{sub.id}",
+                    specialty=sub.specialty,
+                    attempt=request.attempt,
+                    executor=self.name,
+                ),
+            )
+            if script.get("reserve") == "true" or script.get("permits") == "true":
+                channel = grpc.aio.insecure_channel(request.orchestrator_address)
+            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel) if channel else None
+            per_step = duration / max(1, steps)
+            cancelled = False
+            for step in range(1, steps + 1):
+                permit = None
+                if stub is not None and script.get("permits") == "true":
+                    try:
+                        permit = await stub.AcquirePermit(
+                            orchestrator_pb2.AcquirePermitRequest(
+                                key=orchestrator_pb2.RateLimitKey(
+                                    provider="fake", model="scripted"
+                                ),
+                                swarm_id=request.swarm_id,
+                                subtask_id=sub.id,
+                                estimated_tokens=tokens,
+                            ),
+                            timeout=5,
+                        )
+                    except grpc.aio.AioRpcError as exc:
+                        error, kind = (
+                            f"model call refused: {exc.details()}",
+                            common_pb2.FAILURE_KIND_BUDGET_EXHAUSTED,
+                        )
+                        break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), per_step)
+                if stop.is_set():
+                    cancelled = True
+                    break
+                done_steps += 1
+                if permit is not None and stub is not None:
+                    await stub.ReportOutcome(
+                        orchestrator_pb2.ReportOutcomeRequest(
+                            permit_id=permit.permit_id,
+                            key=orchestrator_pb2.RateLimitKey(provider="fake", model="scripted"),
+                            outcome=orchestrator_pb2.CALL_OUTCOME_SUCCESS,
+                            http_status=200,
+                            usage=common_pb2.TokenUsage(prompt_tokens=tokens, total_tokens=tokens),
+                            swarm_id=request.swarm_id,
+                            subtask_id=sub.id,
+                        ),
+                        timeout=5,
+                    )
+                yield _event(
+                    request.swarm_id,
+                    agent_step=common_pb2.AgentStep(
+                        subtask_id=sub.id,
+                        step=step,
+                        usage=common_pb2.TokenUsage(total_tokens=tokens),
+                    ),
+                )
+                share = tools // steps + (1 if step <= tools % steps else 0)
+                refused = False
+                for _ in range(share):
+                    if stub is not None and script.get("reserve") == "true":
+                        try:
+                            await stub.ReserveBudget(
+                                orchestrator_pb2.ReserveBudgetRequest(
+                                    swarm_id=request.swarm_id, subtask_id=sub.id, tool_calls=1
+                                ),
+                                timeout=5,
+                            )
+                        except grpc.aio.AioRpcError as exc:
+                            error = f"tool call refused: {exc.details()}"
+                            kind = common_pb2.FAILURE_KIND_BUDGET_EXHAUSTED
+                            refused = True
+                            break
+                    done_tools += 1
+                    yield _event(
+                        request.swarm_id,
+                        agent_tool_call=common_pb2.AgentToolCall(
+                            subtask_id=sub.id, tool_name="read", step=step
+                        ),
+                    )
+                    yield _event(
+                        request.swarm_id,
+                        agent_tool_call_detail=common_pb2.AgentToolCallDetail(
+                            subtask_id=sub.id, tool_name="read", success=True, step=step
+                        ),
+                    )
+                if refused:
+                    break
+            if hang and not cancelled and not error:
+                await stop.wait()
+                cancelled = True
+            result = common_pb2.SubTaskResult(
+                subtask_id=sub.id,
+                subagent_id=f"agent-{sub.id}",
+                steps=done_steps,
+                tool_calls=done_tools,
+                usage=common_pb2.TokenUsage(
+                    total_tokens=tokens * done_steps, prompt_tokens=tokens * done_steps
+                ),
+            )
+            fails = (
+                script.get("outcome") == "fail"
+                if not fail_attempts
+                else request.attempt <= fail_attempts
+            )
+            if cancelled:
+                result.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+                result.failure_kind = common_pb2.FAILURE_KIND_CANCELLED
+                result.error = "cancelled"
+                record.outcome = "cancelled"
+            elif error:
+                result.status = common_pb2.SUB_TASK_STATUS_FAILED
+                result.failure_kind = kind
+                result.error = error
+                record.outcome = "refused"
+            elif fails:
+                result.status = common_pb2.SUB_TASK_STATUS_FAILED
+                result.failure_kind = _KINDS[script.get("kind", "permanent")]
+                result.error = script.get("error", "scripted failure").replace("_", " ")
+                record.outcome = "failed"
+            else:
+                result.success = True
+                result.status = common_pb2.SUB_TASK_STATUS_COMPLETED
+                result.result = script.get("output", f"output of {sub.name}")
+                if "commit" in script:
+                    result.merge.commit = script["commit"]
+                record.outcome = "success"
+            yield executor_pb2.ExecuteSubTaskResponse(result=result)
+        finally:
+            record.end = time.monotonic()
+            record.outcome = record.outcome or "aborted"
+            JOURNAL.running -= 1
+            self._stops.pop(key, None)
+            if channel is not None:
+                await channel.close()
+
+
+@hookimpl
+def swarmd_register_executors(registry: Any) -> None:
+    registry.add(FakeScriptedExecutor)
+
+
+# ---------------------------------------------------------------------------
+# A scripted model provider (decomposition)
+# ---------------------------------------------------------------------------
+
+
+class ScriptedProvider(ModelProvider):
+    """Plays :attr:`replies` in order: a string answers, an exception raises,
+    an async function is awaited for the reply (a slow model)."""
+
+    name = "scripted"
+    description = "scripted replies for tests"
+    replies: list[Any] = []
+    requests: list[CompletionRequest] = []
+    closed = 0
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        type(self).requests.append(request)
+        if not type(self).replies:
+            raise ProviderError("no scripted reply left")
+        reply = type(self).replies.pop(0)
+        if callable(reply):
+            reply = await reply()
+        if isinstance(reply, BaseException):
+            raise reply
+        return CompletionResponse(
+            message=Message("assistant", reply),
+            usage=Usage(prompt_tokens=100, completion_tokens=50, total_tokens=150),
+        )
+
+    async def aclose(self) -> None:
+        type(self).closed += 1
+
+    @classmethod
+    def script(cls, *replies: Any) -> None:
+        cls.replies = list(replies)
+        cls.requests = []
+        cls.closed = 0
+
+
+class ScriptedProviderPlugin:
+    @hookimpl
+    def swarmd_register_providers(self, registry: Any) -> None:
+        registry.add(ScriptedProvider)
+
+
+# ---------------------------------------------------------------------------
+# Real services on loopback
+# ---------------------------------------------------------------------------
+
+
+def test_plugins(extra: Iterable[object] = (), *, builtins: bool = False) -> Plugins:
+    """The fake executor and the scripted provider; with ``builtins``, also
+    the built-in local executor, providers and tools (not kubernetes/remote)."""
+    import sys
+
+    blocked = "kubernetes,remote" if builtins else "builtin-tools,local,kubernetes,remote"
+    return load_plugins(
+        [sys.modules[__name__], ScriptedProviderPlugin(), *extra],
+        env={"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1", "SWARMD_BLOCK_PLUGINS": blocked},
+    )
+
+
+test_plugins.__test__ = False  # type: ignore[attr-defined]
+
+
+@dataclass
+class SwarmServices:
+    """A result store, an executor service and an orchestrator, all real."""
+
+    orchestrator: Orchestrator
+    orchestrator_host: ServiceHost
+    executor_host: ServiceHost
+    store_address: str
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub
+    channel: grpc.aio.Channel
+    spans: InMemorySpanExporter
+    executor_spans: InMemorySpanExporter
+    db_path: Path
+    plugins: Plugins
+
+    async def submit(self, **request: Any) -> orchestrator_pb2.SubmitSwarmResponse:
+        return await self.stub.SubmitSwarm(
+            orchestrator_pb2.SubmitSwarmRequest(**request), timeout=20
+        )
+
+    async def get(self, swarm_id: str) -> common_pb2.Swarm:
+        return (
+            await self.stub.GetSwarm(
+                orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id), timeout=10
+            )
+        ).swarm
+
+    async def events(
+        self, swarm_id: str, after: int = 0, history_only: bool = False
+    ) -> list[common_pb2.SwarmEvent]:
+        call = self.stub.WatchSwarm(
+            orchestrator_pb2.WatchSwarmRequest(
+                swarm_id=swarm_id, after_sequence=after, history_only=history_only
+            ),
+            timeout=30,
+        )
+        return [reply.event async for reply in call]
+
+
+def plan(*subtasks: common_pb2.SubTask) -> common_pb2.Plan:
+    return common_pb2.Plan(subtasks=subtasks)
+
+
+def subtask(
+    sid: str, *deps: str, name: str = "", instruction: str = "", **script: Any
+) -> common_pb2.SubTask:
+    """A plan subtask scripted through ``fake.*`` labels."""
+    labels = {
+        f"fake.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in script.items()
+    }
+    return common_pb2.SubTask(
+        id=sid,
+        name=name or sid,
+        instruction=instruction or f"do {sid}",
+        dependencies=deps,
+        labels=labels,
+    )
+
+
+def fast_config(**overrides: Any) -> common_pb2.SwarmConfig:
+    """A config for quick tests: scripted model, no stagger, no worktrees."""
+    base: dict[str, Any] = {
+        "model": "scripted/planner",
+        "executor": "fake",
+        "request_delay_ms": 0,
+        "worktree_enabled": False,
+        "max_concurrent": 8,
+    }
+    base.update(overrides)
+    return common_pb2.SwarmConfig(**base)
+
+
+async def wait_terminal(
+    services: SwarmServices, swarm_id: str, timeout: float = 20
+) -> common_pb2.Swarm:
+    """Poll GetSwarm until the swarm is terminal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        swarm = await services.get(swarm_id)
+        if swarm.state in (
+            common_pb2.SWARM_STATE_SUCCEEDED,
+            common_pb2.SWARM_STATE_FAILED,
+            common_pb2.SWARM_STATE_CANCELLED,
+        ):
+            return swarm
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"swarm {swarm_id} still {common_pb2.SwarmState.Name(swarm.state)}"
+            )
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def serve_swarm_services(
+    tmp_path: Path,
+    *,
+    extra_plugins: Sequence[object] = (),
+    sleep: Callable[[float], Any] | None = None,
+    rng: Any = None,
+    store_address: str | None = None,
+    orchestrator_settings: dict[str, Any] | None = None,
+    executor_capacity: int = 0,
+    resume: bool = True,
+    cancel_grace_secs: float = 2.0,
+    builtins: bool = False,
+) -> AsyncIterator[SwarmServices]:
+    """Serve store + executor (fake plugin) + orchestrator on 127.0.0.1:0."""
+    JOURNAL.reset()
+    plugins = test_plugins(extra_plugins, builtins=builtins)
+    db_path = tmp_path / "swarmd.db"
+    async with contextlib.AsyncExitStack() as stack:
+        if store_address is None:
+            served = await stack.enter_async_context(serve_result_store(db_path))
+            store_address = served.address
+        exec_settings = ExecutorSettings(
+            default_executor="fake", grace_period_secs=0, capacity=executor_capacity
+        )
+        executor_spans = InMemorySpanExporter()
+        exec_telemetry = Telemetry(
+            "swarmd-executor",
+            TelemetrySettings(enabled=True),
+            span_processors=[SimpleSpanProcessor(executor_spans)],
+        )
+        exec_host = ServiceHost("executor", exec_settings, telemetry=exec_telemetry)
+        await build_executor(exec_host, exec_settings, plugins)
+        await exec_host.start()
+        stack.push_async_callback(exec_host.stop, 0)
+        spans = InMemorySpanExporter()
+        orch_settings = OrchestratorSettings(
+            result_store_address=store_address,
+            executor_address=exec_host.address,
+            grace_period_secs=0,
+            rpc_timeout_secs=5,
+            **(orchestrator_settings or {}),
+        )
+        telemetry = Telemetry(
+            "swarmd-orchestrator",
+            TelemetrySettings(enabled=True),
+            span_processors=[SimpleSpanProcessor(spans)],
+        )
+        orch_host = ServiceHost("orchestrator", orch_settings, telemetry=telemetry)
+        kwargs: dict[str, Any] = {"resume": resume, "cancel_grace_secs": cancel_grace_secs}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        if rng is not None:
+            kwargs["rng"] = rng
+        orchestrator = await build_orchestrator(orch_host, orch_settings, plugins, **kwargs)
+        await orch_host.start()
+        stack.push_async_callback(orch_host.stop, 0)
+        channel = grpc.aio.insecure_channel(orch_host.address)
+        stack.push_async_callback(channel.close)
+        yield SwarmServices(
+            orchestrator=orchestrator,
+            orchestrator_host=orch_host,
+            executor_host=exec_host,
+            store_address=store_address,
+            stub=orchestrator_pb2_grpc.OrchestratorServiceStub(channel),
+            channel=channel,
+            spans=spans,
+            executor_spans=executor_spans,
+            db_path=db_path,
+            plugins=plugins,
+        )
