@@ -31,10 +31,17 @@ __all__ = ["ExecutorClient", "StoreClient", "open_channel"]
 
 
 def open_channel(host: ServiceHost, target: str) -> grpc.aio.Channel:
-    """A traced channel to ``target`` that the caller closes."""
+    """A traced channel to ``target`` that the caller closes.
+
+    Calls are spread round-robin over every address the target resolves to,
+    so one orchestrator drives several executor services through one setting:
+    ``ipv4:10.0.0.5:50052,10.0.0.6:50052`` or a DNS name with several
+    records (``dns:///executors.internal:50052``). A subtask's stream stays on
+    the executor it started on; cancelling the stream cancels it there.
+    """
     return grpc.aio.insecure_channel(
         target,
-        options=channel_options(host.settings.max_message_bytes),
+        options=[*channel_options(host.settings.max_message_bytes), ("grpc.lb_policy_name", "round_robin")],
         interceptors=list(host.telemetry.client_interceptors()),
     )
 
