@@ -106,6 +106,7 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient
         if settings.result_store.db_path.is_absolute()
         else repo / settings.result_store.db_path
     )
+    await _hide_state_dir(repo, Path(db))
     embedded = EmbeddedSwarmd(settings, db_path=db)
     try:
         await embedded.start()
@@ -117,6 +118,14 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient
     finally:
         await client.aclose()
         await embedded.stop(grace=1.0)
+
+
+async def _hide_state_dir(repo: Path, db: Path) -> None:
+    """Keep the embedded database (REPO/.swarmd/) out of the user's ``git status``."""
+    from swarmd.plugins.runtime.worktree import WorktreeManager
+
+    if db.resolve().is_relative_to(repo / ".swarmd") and await WorktreeManager.is_git_repo(repo):
+        await WorktreeManager(repo).exclude_swarmd_dir()
 
 
 async def cmd_run(args: argparse.Namespace) -> int:

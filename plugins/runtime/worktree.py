@@ -1230,6 +1230,11 @@ class WorktreeManager:
             check=False,
         )
 
+    async def exclude_swarmd_dir(self) -> None:
+        """Hide ``.swarmd/`` (worktrees, the embedded database) from ``git status``."""
+        await self.toplevel()
+        await self._ensure_excluded()
+
     async def _ensure_excluded(self) -> None:
         """Hide ``.swarmd/`` from git via ``info/exclude`` (never the tracked .gitignore)."""
         assert self._common is not None
