@@ -187,16 +187,31 @@ class _Budget:
     arrive out of order, so the lowest figure and the latest reset win); at
     the reset it is restored to the limit, and the next window is assumed to
     end one period later until a response says when it really does.
+
+    The period is learnt two ways. A reset bounds it from below (the window
+    lasts at least as long as the reset a call saw); a server that states
+    its budget only on a 429, late in a window, makes that bound far too
+    short, and windows extrapolated from it would end early and spend each
+    real window's budget twice. The ends of two different windows are a
+    whole number of periods apart, and those windows served at least what
+    was served between them, so a gap divided by the fewest windows that can
+    have served that much bounds the period from above; the tightest such
+    bound, when not below the lower one, is the period.
     """
 
     __slots__ = (
         "guessed_reset",
         "last_spend_at",
         "limit",
+        "longest",
         "period",
         "remaining",
         "reset_at",
         "seen_remaining",
+        "served",
+        "spacing",
+        "straddling",
+        "window_end",
     )
 
     def __init__(self) -> None:
@@ -204,7 +219,12 @@ class _Budget:
         self.remaining: float | None = None
         self.reset_at: float | None = None  # clock time the budget is restored
         self.guessed_reset = False  # reset_at extrapolated, not reported
-        self.period: float | None = None  # longest reset seen: the window's length
+        self.period: float | None = None  # the window's length, as far as known
+        self.longest: float | None = None  # longest reset seen: a lower bound of the period
+        self.spacing: float | None = None  # tightest upper bound of the period
+        self.served = 0.0  # served since window_end, by calls granted after it
+        self.window_end: float | None = None  # earliest estimate of the latest window's end
+        self.straddling = 0.0  # spent after the reset, before the budget was restored
         self.seen_remaining: int | None = None  # last figure a server sent
         self.last_spend_at = -math.inf
 
@@ -224,9 +244,11 @@ class _Budget:
 
         ``reset_s`` counts from ``measured_at``; ``counted_at`` is the earliest
         time the server can have counted the call (its grant), so
-        ``reset - counted_at`` bounds the window's length from above. An
+        ``reset - counted_at`` bounds the window's length from below. An
         ``exact`` reset (a timestamp) replaces an extrapolated one outright;
-        a delta, skewed by the call's travel time, only ever moves it later.
+        a delta, skewed by the call's travel time, only ever moves it later,
+        unless the extrapolated reset lies beyond the latest time the delta
+        can mean.
         """
         self.refresh(now)
         if limit is not None:
@@ -240,7 +262,8 @@ class _Budget:
             return
         reset_at = measured_at + reset_s
         if reset_at > counted_at:
-            self.period = max(self.period or 0.0, reset_at - counted_at)
+            self.longest = max(self.longest or 0.0, reset_at - counted_at)
+        self._learn_period(reset_at)
         if reset_at <= now:
             # The window it describes is over; its end still pins down where
             # the extrapolated windows fall, so errors do not pile up.
@@ -257,17 +280,46 @@ class _Budget:
             and reset_at <= known_reset + 0.5 * (self.period or 0.0)
         ):
             self.remaining = min(known, estimate)
-            trust = exact and self.guessed_reset
+            # An extrapolated reset gives way to a timestamp, and to a delta
+            # whose window surely ends before it (the server measured the
+            # delta before this report at the latest): the guess is wrong.
+            trust = self.guessed_reset and (exact or now + reset_s < known_reset)
             self.reset_at = reset_at if trust else max(known_reset, reset_at)
         else:
             self.remaining = estimate
             self.reset_at = reset_at
+            self.straddling = 0.0
         self.guessed_reset = False
+
+    def _learn_period(self, end: float) -> None:
+        """Refine the period from a reported window end (see the class docs)."""
+        longest = self.longest or 0.0
+        if self.spacing is not None and self.spacing < longest:
+            self.spacing = None  # shorter than the window: both ends were of one window
+        last = self.window_end
+        if last is None or (longest > 0 and end - last > longest):
+            if last is not None:
+                windows = max(1, math.ceil(self.served / self.limit)) if self.limit else 1
+                bound = (end - last) / windows
+                if bound >= longest:
+                    self.spacing = bound if self.spacing is None else min(self.spacing, bound)
+            self.window_end = end
+            self.served = 0.0
+        elif end >= last - longest:
+            self.window_end = min(last, end)  # the same window again
+        self.period = max(longest, self.spacing or 0.0) or None
+
+    def count_served(self, amount: float, granted_at: float) -> None:
+        """A call granted at ``granted_at`` was served and used ``amount``."""
+        if self.window_end is not None and granted_at > self.window_end:
+            self.served += amount
 
     def spend(self, amount: float, now: float) -> None:
         self.refresh(now)
         if self.remaining is not None:
             self.remaining = max(0.0, self.remaining - amount)
+        if self.reset_at is not None and now >= self.reset_at:
+            self.straddling += amount
         self.last_spend_at = now
 
     def restored_at(self) -> float | None:
@@ -275,7 +327,9 @@ class _Budget:
 
         A tenth of a window after the stated reset: resets are measured from
         the grant, a little before the server counted the call, and the first
-        calls of a new window must not land at the end of the old one.
+        calls of a new window must not land at the end of the old one. What
+        was spent in between may have landed in the new window, so the
+        restored budget is short of it.
         """
         if self.reset_at is None:
             return None
@@ -285,7 +339,9 @@ class _Budget:
         reset_at, restored_at = self.reset_at, self.restored_at()
         if reset_at is None or restored_at is None or now < restored_at:
             return
-        self.remaining = float(self.limit) if self.limit is not None else None
+        carried = self.straddling if now < reset_at + (self.period or 0.0) else 0.0
+        self.straddling = 0.0
+        self.remaining = max(0.0, self.limit - carried) if self.limit is not None else None
         if self.remaining is not None and self.period:
             windows = math.floor((now - reset_at) / self.period) + 1
             self.reset_at = reset_at + windows * self.period
@@ -484,6 +540,9 @@ class RateGovernor:
         self._expire(now)
         held = self._held.pop(permit_id, None)
         snapshot = parse_headers(headers or {}, now=self._wall_clock())
+        if held is not None and outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS and http_status != 429:
+            self._requests.count_served(1, held.granted_at)
+            self._tokens.count_served(max(0, tokens_used), held.granted_at)
         self._observe(snapshot, held, now)
         if tokens_used > 0:
             if self._avg_tokens == 0:

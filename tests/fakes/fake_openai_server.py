@@ -13,6 +13,18 @@ through its real HTTP client. Tests script the replies in order::
 
 When the script is empty, ``server.fallback`` (a callable taking the request
 JSON) decides; by default it answers 500 "no scripted response".
+:func:`agent_responder` makes a fallback that plays a whole sub-agent
+without scripting each request, so many sub-agents can run at once::
+
+    server.fallback = agent_responder()   # list "." first, then a final text
+    server.fallback = agent_responder(act=lambda turn: [("bash", {"command": "echo hi"})] if turn.turn == 1 else None)
+
+``server.rate_limit = RateLimit(requests=20, window=1.0)`` turns on a fixed
+window limit: the first ``requests`` chat completions of each window are
+served (with ``x-ratelimit-*`` headers), the rest get 429 with
+``x-ratelimit-*``, ``retry-after`` and ``retry-after-ms``, without consuming
+the script. Every chat completion is logged in ``server.calls`` (arrival
+time and status); ``server.completions`` and ``server.rejected`` count them.
 """
 
 from __future__ import annotations
@@ -20,15 +32,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 __all__ = [
+    "AgentTurn",
+    "Call",
     "FakeOpenAIServer",
+    "RateLimit",
     "Reply",
     "ReceivedRequest",
+    "agent_responder",
     "completion",
     "reply_error",
     "reply_raw",
@@ -120,6 +139,116 @@ def reply_raw(body: bytes | str, *, status: int = 200, headers: dict[str, str] |
     return Reply(status=status, body=body.encode() if isinstance(body, str) else body, headers=dict(headers or {}))
 
 
+@dataclass
+class RateLimit:
+    """A fixed-window request limit: ``requests`` chat completions per ``window`` seconds.
+
+    Windows are counted from the first chat completion the limit sees.
+    Rejected requests do not count against the window (as with OpenAI).
+    ``headers_on_success`` adds the ``x-ratelimit-*`` headers to served
+    responses too (real servers do).
+    """
+
+    requests: int
+    window: float = 1.0
+    headers_on_success: bool = True
+    _epoch: float | None = field(default=None, repr=False)
+    _index: int = field(default=-1, repr=False)
+    _used: int = field(default=0, repr=False)
+
+    def admit(self, now: float) -> tuple[bool, dict[str, str]]:
+        """Count a request arriving at ``now``; (served?, rate-limit headers)."""
+        if self._epoch is None:
+            self._epoch = now
+        index = math.floor((now - self._epoch) / self.window)
+        if index != self._index:
+            self._index, self._used = index, 0
+        served = self._used < self.requests
+        if served:
+            self._used += 1
+        reset = max(0.001, self._epoch + (index + 1) * self.window - now)
+        headers = {
+            "x-ratelimit-limit-requests": str(self.requests),
+            "x-ratelimit-remaining-requests": str(self.requests - self._used),
+            "x-ratelimit-reset-requests": f"{math.ceil(reset * 1000)}ms",
+        }
+        if not served:
+            headers["retry-after"] = str(math.ceil(reset))
+            headers["retry-after-ms"] = str(math.ceil(reset * 1000))
+        return served, headers
+
+
+@dataclass(frozen=True)
+class Call:
+    """One chat completion the server answered: when it arrived (monotonic) and its status."""
+
+    at: float
+    status: int
+
+
+@dataclass(frozen=True)
+class AgentTurn:
+    """What :func:`agent_responder` knows about the conversation it answers."""
+
+    subtask_id: str  # from the system prompt's "(ID: ...)", "" when absent
+    instruction: str  # the user prompt after "Complete this task:"
+    turn: int  # 1 for the first call of a conversation, then 2, 3, ...
+    tool_results: list[str]  # contents of the tool messages so far, in order
+    body: Any  # the whole request JSON
+
+
+_ID = re.compile(r"\(ID: ([^)\s]+)\)")
+
+
+def _turn_of(body: Any) -> AgentTurn:
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
+    user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+    match = _ID.search(system if isinstance(system, str) else "")
+    instruction = user.split("Complete this task:", 1)[-1].strip() if isinstance(user, str) else ""
+    return AgentTurn(
+        subtask_id=match.group(1) if match else "",
+        instruction=instruction,
+        turn=1 + sum(1 for m in messages if m.get("role") == "assistant"),
+        tool_results=[m.get("content") or "" for m in messages if m.get("role") == "tool"],
+        body=body,
+    )
+
+
+def agent_responder(
+    act: Callable[[AgentTurn], list[tuple[str, Any]] | None] | None = None,
+    finish: Callable[[AgentTurn], str] | None = None,
+    *,
+    usage: tuple[int, int] = (10, 5),
+) -> Callable[[Any], Reply]:
+    """A fallback answering every sub-agent deterministically from its conversation.
+
+    ``act(turn)`` gives the tool calls of this turn; None (or an empty list)
+    ends the conversation with the text ``finish(turn)``. By default the
+    first turn lists ``.`` and the second finishes with
+    ``"<subtask id> done"``. Call ids are unique per turn (``call_<turn>_<i>``).
+    """
+
+    def default_act(turn: AgentTurn) -> list[tuple[str, Any]] | None:
+        return [("list", {"path": "."})] if turn.turn == 1 else None
+
+    def default_finish(turn: AgentTurn) -> str:
+        return f"{turn.subtask_id} done"
+
+    act = act or default_act
+    finish = finish or default_finish
+
+    def respond(body: Any) -> Reply:
+        turn = _turn_of(body)
+        calls = act(turn)
+        if calls:
+            ids = [f"call_{turn.turn}_{i}" for i in range(len(calls))]
+            return reply_tool_calls(calls, usage=usage, call_ids=ids)
+        return reply_text(finish(turn), usage=usage)
+
+    return respond
+
+
 class FakeOpenAIServer:
     """Scriptable Chat Completions server (see the module docstring)."""
 
@@ -127,6 +256,8 @@ class FakeOpenAIServer:
         self.script: list[Reply] = []
         self.requests: list[ReceivedRequest] = []
         self.fallback: Callable[[Any], Reply] = lambda _body: reply_error(500, "no scripted response")
+        self.rate_limit: RateLimit | None = None
+        self.calls: list[Call] = []
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,6 +269,16 @@ class FakeOpenAIServer:
 
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
+
+    @property
+    def completions(self) -> int:
+        """Chat completion requests answered (served or rejected)."""
+        return len(self.calls)
+
+    @property
+    def rejected(self) -> int:
+        """Chat completion requests answered 429."""
+        return sum(1 for c in self.calls if c.status == 429)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -189,16 +330,33 @@ class FakeOpenAIServer:
                 if request is None:
                     return
                 self.requests.append(request)
+                arrived = time.monotonic()
+                limit_headers: dict[str, str] = {}
                 if request.method != "POST" or not request.path.endswith("/chat/completions"):
                     reply = reply_error(404, f"no route {request.method} {request.path}")
-                elif self.script:
-                    reply = self.script.pop(0)
                 else:
-                    try:
-                        parsed = request.json
-                    except ValueError:
-                        parsed = None
-                    reply = self.fallback(parsed)
+                    served = True
+                    if self.rate_limit is not None:
+                        served, limit_headers = self.rate_limit.admit(arrived)
+                    if not served:
+                        reply = reply_error(429, "Rate limit reached for requests", headers=limit_headers)
+                    elif self.script:
+                        reply = self.script.pop(0)
+                    else:
+                        try:
+                            parsed = request.json
+                        except ValueError:
+                            parsed = None
+                        reply = self.fallback(parsed)
+                    if served and self.rate_limit is not None and self.rate_limit.headers_on_success:
+                        reply = Reply(
+                            status=reply.status,
+                            body=reply.body,
+                            headers={**limit_headers, **reply.headers},
+                            delay=reply.delay,
+                            drop=reply.drop,
+                        )
+                    self.calls.append(Call(arrived, reply.status))
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
                 if reply.drop:
