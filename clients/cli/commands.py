@@ -285,21 +285,25 @@ async def cmd_worktrees(args: argparse.Namespace) -> int:
     manager = WorktreeManager(repo)
     if args.action == "prune":
         report = await manager.prune()
-        print(report if isinstance(report, str) else _describe(report))
+        for path in report.removed_worktrees:
+            print(f"removed worktree {path}")
+        for branch in report.deleted_branches:
+            print(f"deleted branch {branch}")
+        for branch, reason in report.kept:
+            print(f"kept {branch}: {reason}")
+        if not (report.removed_worktrees or report.deleted_branches or report.kept):
+            print("nothing to prune")
         return 0
     items = await manager.list()
     if not items:
         print("no swarmd worktrees")
     for item in items:
-        print(_describe(item))
+        state = "missing" if item.missing else ("clean" if item.clean else "uncommitted changes")
+        flags = [state, "merged" if item.merged else ("has unmerged work" if item.has_own_work else "no work")]
+        if item.in_use:
+            flags.append(f"in use ({item.locked_reason})" if item.locked_reason else "in use")
+        print(f"{item.branch}  {item.path or '-'}  {', '.join(flags)}")
     return 0
-
-
-def _describe(obj: Any) -> str:
-    if hasattr(obj, "__dataclass_fields__"):
-        fields = ", ".join(f"{k}={getattr(obj, k)!s}" for k in obj.__dataclass_fields__)
-        return f"{type(obj).__name__}({fields})"
-    return str(obj)
 
 
 async def cmd_cache(args: argparse.Namespace) -> int:

@@ -185,6 +185,14 @@ def test_conflict_is_reported_and_no_work_is_lost(tmp_path: Path, git_repo: Path
     assert "Status: FAILED" in status.stdout
     assert "shared.txt" in status.stdout
 
+    # The conflicted branch is listed as holding unmerged work, and prune keeps it.
+    listing = swarmd("worktrees", "list", "--repo", str(repo), cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    clash_line = next(line for line in listing.stdout.splitlines() if "/clash" in line)
+    assert "has unmerged work" in clash_line
+    pruned = swarmd("worktrees", "prune", "--repo", str(repo), cwd=tmp_path)
+    assert pruned.returncode == 0 and "kept" in pruned.stdout and "clash" in pruned.stdout
+
 
 OPS_PY = '"""Arithmetic."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n\n\ndef sub(a: int, b: int) -> int:\n    return a - b\n'
 
