@@ -57,9 +57,12 @@ class Telemetry:
                     OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=settings.otlp_insecure)
                 )
             )
-        for processor in span_processors:
+        processors = list(span_processors)
+        for processor in processors:
             self.provider.add_span_processor(processor)
-        self.enabled = settings.enabled
+        # With no exporter and no processor nobody sees a span: skip the
+        # tracing work (interceptors, span objects) on every call.
+        self.enabled = settings.enabled and bool(settings.otlp_endpoint or processors)
         self.tracer: trace.Tracer = (
             self.provider.get_tracer("swarmd", swarmd_version()) if settings.enabled else trace.NoOpTracer()
         )

@@ -52,6 +52,26 @@ def _format_error(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}" if where else error.message
 
 
+_VALIDATORS: dict[type[Tool], Any] = {}
+
+
+def _validator_for(cls: type[Tool]) -> Any:
+    """The schema validator of a tool class, checked once per process (None when invalid).
+
+    Checking a schema costs milliseconds; every sub-agent builds a toolbox.
+    """
+    if cls not in _VALIDATORS:
+        schema = dict(cls.parameters)
+        try:
+            validator_cls = jsonschema.validators.validator_for(schema)
+            validator_cls.check_schema(schema)
+            _VALIDATORS[cls] = validator_cls(schema)
+        except SchemaError as exc:
+            log.error("tool %r has an invalid JSON Schema and is not offered: %s", cls.name, exc.message)
+            _VALIDATORS[cls] = None
+    return _VALIDATORS[cls]
+
+
 class Toolbox:
     """The tool set of one sub-agent (see the module docstring)."""
 
@@ -69,15 +89,11 @@ class Toolbox:
             needs = getattr(cls, "requires_services", ())
             if any(ctx.services.get(s) is None for s in needs):
                 continue
-            schema = dict(cls.parameters)
-            try:
-                validator_cls = jsonschema.validators.validator_for(schema)
-                validator_cls.check_schema(schema)
-            except SchemaError as exc:
-                log.error("tool %r has an invalid JSON Schema and is not offered: %s", name, exc.message)
+            validator = _validator_for(cls)
+            if validator is None:
                 continue
             self._tools[name] = cls()
-            self._validators[name] = validator_cls(schema)
+            self._validators[name] = validator
 
     @classmethod
     def from_registry(cls, registry: Any, ctx: ToolContext, *, read_only: bool = False) -> Toolbox:

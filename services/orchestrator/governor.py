@@ -731,10 +731,16 @@ class RateGovernor:
                 floor = max(floor, snap.reset_requests_s)
             if snap.remaining_tokens == 0 and snap.reset_tokens_s is not None:
                 floor = max(floor, snap.reset_tokens_s)
-        exponent = min(max(self._consecutive_429 - 1, 0), 30)
-        backoff = min(settings.backoff_max_s, settings.backoff_base_s * 2.0**exponent)
-        pause = min(max(floor, full_jitter(backoff, self._rng)), settings.max_pause_s)
-        return self._pause_for(pause, now)
+        if floor > 0:
+            # The server said when to come back: wait exactly that long. The
+            # halved concurrency limit, not extra sleep, keeps the callers
+            # from returning as one herd.
+            pause = floor
+        else:
+            exponent = min(max(self._consecutive_429 - 1, 0), 30)
+            backoff = min(settings.backoff_max_s, settings.backoff_base_s * 2.0**exponent)
+            pause = full_jitter(backoff, self._rng)
+        return self._pause_for(min(pause, settings.max_pause_s), now)
 
     def _pause_for(self, pause: float, now: float) -> float:
         """Hold every caller of this key for ``pause`` seconds; returns the time left."""

@@ -81,7 +81,14 @@ class Orchestrator:
         self.plugins = plugins
         self.store = store
         self.executor = executor
-        self.governor = governor if governor is not None else GovernorRegistry()
+        self.governor = (
+            governor
+            if governor is not None
+            else GovernorRegistry(
+                initial_concurrency=min(settings.governor_initial_concurrency, settings.governor_max_concurrency),
+                max_concurrency=settings.governor_max_concurrency,
+            )
+        )
         self.ctx = RunContext(
             store=store,
             executor=executor,
