@@ -104,7 +104,7 @@ class OrchestratorSettings(ServerSettings):
     )
     rpc_timeout_secs: float = Field(30.0, gt=0, description="Deadline of unary calls to peers.")
     governor_initial_concurrency: int = Field(
-        64, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
+        128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )
     governor_max_concurrency: int = Field(256, ge=1, description="Most model calls one governor lets through at once.")
 
