@@ -78,7 +78,10 @@ async def test_plan_runs_end_to_end(tmp_path: Path, calc_repo: Path, demo_plan: 
     in_trace = {s.resource.attributes["service.name"] for s in spans if s.context.trace_id == trace_id}
     assert in_trace == {"swarmd-orchestrator", "swarmd-executor", "swarmd-result-store"}
     names = {s.name for s in spans if s.context.trace_id == trace_id}
-    assert any("model" in n for n in names) and any("tool" in n for n in names)
+    assert {"swarmd.swarm", "swarmd.subtask", "swarmd.model.complete", "swarmd.tool write"} <= names
+    swarm_span = next(s for s in spans if s.name == "swarmd.swarm")
+    critical = [s for s in spans if s.name == "swarmd.subtask" and s.attributes.get("swarmd.critical_path")]
+    assert critical and all(s.context.trace_id == swarm_span.context.trace_id for s in critical)
 
 
 async def test_same_swarm_again_hits_the_cache(tmp_path: Path, calc_repo: Path, demo_plan: Path, demo_model: str) -> None:
