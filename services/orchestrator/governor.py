@@ -83,6 +83,7 @@ Rng = Callable[[], float]
 WallClock = Callable[[], datetime]
 
 _RPM_WINDOW_S = 60.0
+_GRANT_HISTORY = 1024
 _TOKENS_EWMA_ALPHA = 0.2
 
 
@@ -366,6 +367,151 @@ class _Budget:
         return max(now, min(paced, self.reset_at))
 
 
+class _Refill:
+    """Whether a request budget refills continuously, and how fast.
+
+    Many servers enforce their limit as a token bucket: the budget refills
+    at a steady rate and the stated reset is when the bucket will be full
+    again, not the end of a window. Such a reset is the bucket's *theoretical
+    arrival time* (TAT): every call the server counts pushes it one refill
+    interval later, from wherever it stood (or from the call's arrival, when
+    the bucket was full). A fixed window's reset does not move while the
+    window lasts. So each in-order reading of a served call, compared with
+    the reading before it, estimates the interval as the TAT's advance per
+    call counted in between; the median of the recent estimates is the
+    interval, and a budget whose median advance is a sizable share of
+    ``period / limit`` refills continuously. The bucket's capacity follows
+    from a reading too: what remains plus the reset in intervals.
+
+    Once known, calls are allowed as the bucket refills (one per interval
+    after the burst is spent) instead of waiting for the full reset. Readings
+    only from 429s (a server stating its budget only on refusals) never
+    establish a bucket: the window logic keeps those.
+    """
+
+    __slots__ = (
+        "active",
+        "capacity",
+        "estimates",
+        "guard",
+        "interval",
+        "last_at",
+        "last_seq",
+        "readings",
+        "tat",
+        "tat_seq",
+    )
+
+    #: Estimates needed before the median counts.
+    MIN_ESTIMATES = 3
+    #: A median advance per call above this share of ``period / limit`` means a bucket.
+    SHARE = 0.5
+    #: Margin after the predicted refill, as a share of the interval (adapted by 429s).
+    GUARD_MIN = 0.02
+    GUARD_MAX = 0.25
+
+    def __init__(self) -> None:
+        self.estimates: deque[float] = deque(maxlen=15)
+        self.readings: deque[tuple[int, float]] = deque(maxlen=32)  # (remaining, reset_s)
+        self.last_seq = -1  # the latest in-order reading: its permit and reported TAT
+        self.last_at = -math.inf
+        self.tat: float | None = None  # predicted clock time the bucket is full
+        self.tat_seq = -1
+        self.interval: float | None = None
+        self.capacity = 1.0
+        self.active = False
+        self.guard = self.GUARD_MIN
+
+    def observe(
+        self,
+        *,
+        seq: int,
+        served: bool,
+        remaining: int,
+        reset_s: float,
+        tat: float,
+        counted: Callable[[int, int], tuple[int, float] | None],
+        unseen: list[float],
+        limit: int | None,
+        period: float | None,
+    ) -> None:
+        """Take in one reading: the call ``seq`` reported ``remaining`` and a reset at ``tat``.
+
+        ``counted(a, b)`` gives how many calls granted after ``a`` up to ``b``
+        the server may have counted (not known to be refused), with the grant
+        time of the first of them, or None when that is no longer known.
+        ``unseen`` are the grant times of calls still in flight granted no
+        earlier than this one: the server may not have counted them yet.
+        """
+        # Only served calls' readings are compared: a refused call may reach
+        # the server after calls granted later, its reading counting them.
+        if served and seq > self.last_seq:
+            if self.last_seq >= 0:
+                span = counted(self.last_seq, seq)
+                if span is not None and span[0] >= 1:
+                    calls, first_grant = span
+                    self.estimates.append((tat - max(self.last_at, first_grant)) / calls)
+            self.last_seq, self.last_at = seq, tat
+        self.readings.append((remaining, reset_s))
+        self._settle(limit, period)
+        if self.interval is not None and seq >= self.tat_seq:
+            # The server's figure, advanced by the calls it may not have seen.
+            predicted = tat
+            for granted_at in sorted(unseen):
+                predicted = max(predicted, granted_at) + self.interval
+            self.tat, self.tat_seq = predicted, seq
+
+    def _settle(self, limit: int | None, period: float | None) -> None:
+        if len(self.estimates) < self.MIN_ESTIMATES:
+            return
+        ordered = sorted(self.estimates)
+        median = ordered[len(ordered) // 2]
+        # A bucket advances by one interval per call, reading after reading;
+        # a window's end stands still and then jumps by whatever was left of
+        # the window, so its advances scatter.
+        steady = sum(1 for e in ordered if 0.75 * median <= e <= 1.25 * median)
+        self.active = bool(
+            limit
+            and period
+            and median > 0
+            and median >= self.SHARE * period / limit
+            and steady >= max(self.MIN_ESTIMATES, math.ceil(2 * len(ordered) / 3))
+        )
+        if not self.active:
+            self.interval = None
+            return
+        self.interval = median
+        fullest = max(r + s / median for r, s in self.readings)
+        capacity = max(1.0, math.floor(fullest + 0.25))
+        self.capacity = min(capacity, float(limit)) if limit else capacity
+
+    def spend(self, amount: float, now: float) -> None:
+        if self.interval is not None and self.tat is not None:
+            self.tat = max(self.tat, now) + amount * self.interval
+
+    def ready_at(self, amount: float, now: float) -> float:
+        """Earliest time a call of ``amount`` finds a token waiting in the bucket."""
+        if not self.active or self.interval is None or self.tat is None:
+            return now
+        amount = min(amount, self.capacity)
+        allowed = self.tat - (self.capacity - amount) * self.interval
+        return max(now, allowed + self.guard * self.interval)
+
+    def one_token_in(self, reset_s: float) -> float | None:
+        """Seconds until one more call is allowed, given a reset of ``reset_s``."""
+        if not self.active or self.interval is None:
+            return None
+        return max(0.0, reset_s - (self.capacity - 1.0) * self.interval)
+
+    def refused(self) -> None:
+        """A call the prediction allowed was refused: keep a wider margin."""
+        if self.active:
+            self.guard = min(self.GUARD_MAX, self.guard + 0.05)
+
+    def succeeded(self) -> None:
+        self.guard = max(self.GUARD_MIN, self.guard - 0.005)
+
+
 @dataclass(slots=True)
 class _Held:
     """A granted permit the governor is waiting to hear back about."""
@@ -426,6 +572,9 @@ class RateGovernor:
         self._avg_tokens = 0.0
         self._requests = _Budget()
         self._tokens = _Budget()
+        self._refill = _Refill()  # whether the request budget is a token bucket
+        self._grant_times: deque[float] = deque(maxlen=_GRANT_HISTORY)  # of the latest seqs
+        self._refused: set[int] = set()  # recent seqs answered with a 429
         self._closed = False
 
         self._total_requests = 0
@@ -540,10 +689,16 @@ class RateGovernor:
         self._expire(now)
         held = self._held.pop(permit_id, None)
         snapshot = parse_headers(headers or {}, now=self._wall_clock())
+        limited = outcome == orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED or http_status == 429
         if held is not None and outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS and http_status != 429:
             self._requests.count_served(1, held.granted_at)
             self._tokens.count_served(max(0, tokens_used), held.granted_at)
-        self._observe(snapshot, held, now)
+        if held is not None and limited:
+            self._refused.add(held.seq)
+            if len(self._refused) > _GRANT_HISTORY:
+                oldest = self._seq - _GRANT_HISTORY
+                self._refused = {seq for seq in self._refused if seq > oldest}
+        self._observe(snapshot, held, now, served=not limited and outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS)
         if tokens_used > 0:
             if self._avg_tokens == 0:
                 self._avg_tokens = float(tokens_used)
@@ -551,7 +706,7 @@ class RateGovernor:
                 self._avg_tokens += _TOKENS_EWMA_ALPHA * (tokens_used - self._avg_tokens)
 
         pause = 0.0
-        if outcome == orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED or http_status == 429:
+        if limited:
             pause = self._on_rate_limited(snapshot, held, now)
         elif outcome in (
             orchestrator_pb2.CALL_OUTCOME_SUCCESS,
@@ -594,9 +749,13 @@ class RateGovernor:
 
     def _ready_at(self, now: float, tokens: int) -> float:
         low_water = self.settings.low_water
+        if self._refill.active:
+            requests_at = self._refill.ready_at(1, now)
+        else:
+            requests_at = self._requests.ready_at(1, now, low_water, self._limit)
         return max(
             self._pause_until,
-            self._requests.ready_at(1, now, low_water, self._limit),
+            requests_at,
             self._tokens.ready_at(tokens, now, low_water, tokens * self._limit),
         )
 
@@ -618,7 +777,9 @@ class RateGovernor:
             subtask_id=subtask_id,
         )
         self._held[held.id] = held
+        self._grant_times.append(now)
         self._requests.spend(1, now)
+        self._refill.spend(1, now)
         self._tokens.spend(tokens, now)
         waited = max(0.0, now - waiter.enqueued_at)
         self._total_wait_s += waited
@@ -652,7 +813,9 @@ class RateGovernor:
         while self._recent and self._recent[0] <= now - _RPM_WINDOW_S:
             self._recent.popleft()
 
-    def _observe(self, snap: RateLimitSnapshot, held: _Held | None, now: float) -> None:
+    def _observe(
+        self, snap: RateLimitSnapshot, held: _Held | None, now: float, *, served: bool
+    ) -> None:
         # Calls still in flight that were granted no earlier than the one
         # reporting may not be counted in its response yet (servers see calls
         # of one burst in their own order), so their share is held back. For
@@ -686,9 +849,36 @@ class RateGovernor:
             counted_at=granted_at,
             exact=snap.reset_tokens_absolute,
         )
+        reset_s = _capped(snap.reset_requests_s, cap)
+        if held is not None and snap.remaining_requests is not None and reset_s is not None:
+            measured_at = now if snap.reset_requests_absolute else granted_at
+            self._refill.observe(
+                seq=held.seq,
+                served=served,
+                remaining=snap.remaining_requests,
+                reset_s=reset_s,
+                tat=measured_at + reset_s,
+                counted=self._counted,
+                unseen=[h.granted_at for h in unseen],
+                limit=self._requests.limit,
+                period=self._requests.period,
+            )
+
+    def _counted(self, after: int, upto: int) -> tuple[int, float] | None:
+        """Calls granted after seq ``after`` up to ``upto`` not known to be refused,
+        with the grant time of the first of them; None when there are none or
+        they are no longer remembered."""
+        first = self._seq - len(self._grant_times) + 1  # seq of _grant_times[0]
+        if after + 1 < first or upto > self._seq or upto <= after:
+            return None
+        counted = [seq for seq in range(after + 1, upto + 1) if seq not in self._refused]
+        if not counted:
+            return None
+        return len(counted), self._grant_times[counted[0] - first]
 
     def _on_success(self, held: _Held | None) -> None:
         self._consecutive_429 = 0
+        self._refill.succeeded()
         if held is None or not held.saturated or held.seq <= self._decrease_seq:
             return
         self._successes += 1
@@ -714,7 +904,15 @@ class RateGovernor:
             if held is not None
             else now - self._decrease_at >= settings.lease_secs
         )
-        if fresh:
+        # Against a token bucket whose refill rate is known, pacing, not the
+        # number of calls in flight, decides when calls land: a 429 means the
+        # prediction ran a little early, so it widens the margin and the
+        # server's figures correct the prediction; halving would only starve
+        # a key whose calls take longer than one refill interval.
+        bucket = self._refill.active and snap.remaining_requests is not None
+        if bucket:
+            self._refill.refused()
+        if fresh and not bucket:
             self._consecutive_429 += 1
             self._limit = max(1, self._limit // 2)
             self._slow_start_below = self._limit
@@ -728,7 +926,9 @@ class RateGovernor:
             floor = snap.retry_after_s
         else:
             if snap.remaining_requests == 0 and snap.reset_requests_s is not None:
-                floor = max(floor, snap.reset_requests_s)
+                # A bucket has a call's worth again before it is full.
+                token = self._refill.one_token_in(snap.reset_requests_s) if bucket else None
+                floor = max(floor, snap.reset_requests_s if token is None else token)
             if snap.remaining_tokens == 0 and snap.reset_tokens_s is not None:
                 floor = max(floor, snap.reset_tokens_s)
         if floor > 0:
