@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.swarmd-installed
+NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
@@ -24,13 +25,18 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The Node.js client (clients/node) and its tests need its npm dependencies.
+$(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix clients/node
+	@touch $(NODE_STAMP)
+
+venv: $(STAMP) $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # pytest exits 5 when it collected no test; that must fail, not pass silently.
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 

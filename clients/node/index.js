@@ -1,0 +1,85 @@
+'use strict';
+// swarmd's Node.js client: the swarmd.v1 services, loaded from ../../protos
+// with @grpc/proto-loader (field names kept as in the .proto files), plus a
+// small promise-based wrapper around the OrchestratorService.
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'protos');
+const FILES = ['orchestrator.proto', 'executor.proto', 'result_store.proto'].map((f) => `swarmd/v1/${f}`);
+
+function loadApi() {
+  const definition = protoLoader.loadSync(FILES, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).swarmd.v1;
+}
+
+const api = loadApi();
+
+function deadline(seconds) {
+  return new Date(Date.now() + seconds * 1000);
+}
+
+// Promise-based access to the orchestrator; every call has a deadline.
+class SwarmdClient {
+  constructor(address, { timeoutSeconds = 30 } = {}) {
+    this.timeoutSeconds = timeoutSeconds;
+    this.stub = new api.OrchestratorService(address, grpc.credentials.createInsecure());
+  }
+
+  _unary(method, request, timeoutSeconds) {
+    return new Promise((resolve, reject) => {
+      this.stub[method](request, { deadline: deadline(timeoutSeconds || this.timeoutSeconds) }, (err, reply) =>
+        err ? reject(err) : resolve(reply),
+      );
+    });
+  }
+
+  submit(request) {
+    return this._unary('SubmitSwarm', request, Math.max(this.timeoutSeconds, 300));
+  }
+
+  get(swarmId) {
+    return this._unary('GetSwarm', { swarm_id: swarmId }).then((r) => r.swarm);
+  }
+
+  list(request = {}) {
+    return this._unary('ListSwarms', request);
+  }
+
+  cancel(swarmId, reason = '') {
+    return this._unary('CancelSwarm', { swarm_id: swarmId, reason });
+  }
+
+  // Resolves with every event once the swarm is terminal (or the history, with historyOnly).
+  watch(swarmId, { afterSequence = 0, historyOnly = false, onEvent } = {}) {
+    return new Promise((resolve, reject) => {
+      const events = [];
+      const call = this.stub.WatchSwarm({
+        swarm_id: swarmId,
+        after_sequence: String(afterSequence),
+        history_only: historyOnly,
+      });
+      call.on('data', (reply) => {
+        events.push(reply.event);
+        if (onEvent) onEvent(reply.event);
+      });
+      call.on('error', reject);
+      call.on('end', () => resolve(events));
+    });
+  }
+
+  close() {
+    this.stub.close();
+  }
+}
+
+module.exports = { api, grpc, SwarmdClient };

@@ -1,0 +1,51 @@
+"""The Node.js client (clients/node), generated from the protos, against live services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swarmd.clients.launcher import EmbeddedSwarmd
+
+pytestmark = pytest.mark.timeout(120)
+
+NODE_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
+
+
+async def test_node_client_runs_a_swarm(tmp_path: Path, calc_repo: Path) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is required for the Node client's tests"
+    assert (NODE_CLIENT / "node_modules" / "@grpc" / "grpc-js").is_dir(), (
+        "clients/node dependencies are missing: `make test` installs them (npm ci --prefix clients/node)"
+    )
+    cassette = tmp_path / "cassette.jsonl"
+    lines = [
+        {"key": "parser", "step": 1, "tool_calls": [{"name": "write", "arguments": {"path": "src/calc/parser.py", "content": "X = 1\n"}}]},
+        {"key": "parser", "step": 2, "content": "wrote the parser"},
+        {"key": "review", "step": 1, "content": "looks fine"},
+    ]
+    cassette.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    async with EmbeddedSwarmd(db_path=tmp_path / "db.sqlite") as emb:
+        proc = await asyncio.create_subprocess_exec(
+            node, "--test", "test/",
+            cwd=NODE_CLIENT,
+            env={
+                **os.environ,
+                "SWARMD_ADDRESS": emb.orchestrator_address,
+                "SWARMD_TEST_REPO": str(calc_repo),
+                "SWARMD_TEST_MODEL": f"replay/{cassette}",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+    report = out.decode()
+    assert proc.returncode == 0, report
+    assert "# pass 3" in report and "# fail 0" in report and "# skipped 0" in report, report
+    assert (calc_repo / "src" / "calc" / "parser.py").read_text() == "X = 1\n"
