@@ -171,6 +171,11 @@ class ModelProvider(abc.ABC):
     name: ClassVar[str]
     #: One-line description for ``swarmd plugins``.
     description: ClassVar[str] = ""
+    #: HTTP clients shared with other providers of the same host
+    #: (:class:`swarmd.plugins.providers.http_clients.HttpClientPool`), set by
+    #: the host after construction; ``None``: the provider makes its own.
+    #: Providers that do not speak HTTP ignore it.
+    http_clients: Any = None
 
     def __init__(self, model: str, options: Mapping[str, str] | None = None) -> None:
         self.model = model

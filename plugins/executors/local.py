@@ -11,7 +11,9 @@ The executor service creates it once with its context::
 
 Each :meth:`~LocalExecutor.submit` runs :func:`swarmd.plugins.runtime.attempt.run_attempt`
 as its own task and streams what it emits; the stream ends with exactly one
-result. Options (``executor.options`` of the service):
+result. The sub-agents' model providers share HTTP clients (and their open
+connections) through one :class:`~swarmd.plugins.providers.http_clients.HttpClientPool`,
+closed with the executor. Options (``executor.options`` of the service):
 
 ``capacity``
     sub-agents run at once (default 0 = unbounded). Submissions beyond it
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmd.plugins import Executor, ExecutorContext, hookimpl
+from swarmd.plugins.providers.http_clients import HttpClientPool
 from swarmd.plugins.runtime.attempt import CancelToken, Runtime, run_attempt
 from swarmd.plugins.runtime.channels import ChannelPool
 from swarmd.v1 import common_pb2, executor_pb2
@@ -90,12 +93,14 @@ class LocalExecutor(Executor):
         self._slots = asyncio.Semaphore(capacity) if capacity else None
         self._runs: dict[tuple[str, str], _Run] = {}
         self._channels = ChannelPool(context.channel_factory)
+        self._http_clients = HttpClientPool()
         self.runtime = Runtime(
             plugins=context.plugins,
             channels=self._channels,
             tracer=context.tracer,
             options=dict(context.options),
             executor_name=self.name,
+            http_clients=self._http_clients,
         )
         self._closed = False
 
@@ -235,7 +240,10 @@ class LocalExecutor(Executor):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self._channels.aclose()
+        try:
+            await self._http_clients.aclose()
+        finally:
+            await self._channels.aclose()
 
 
 @hookimpl

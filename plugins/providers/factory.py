@@ -28,6 +28,7 @@ def create_provider(
     subtask_name: str = "",
     options: Mapping[str, str] | None = None,
     record_path: str | None = None,
+    http_clients: Any = None,
 ) -> ModelProvider:
     """Instantiate the provider ``model_spec`` names.
 
@@ -45,6 +46,9 @@ def create_provider(
         ``key``...); they win over ``subtask_id``/``subtask_name``.
     :param record_path: when set, wrap the provider in a
         :class:`RecordingProvider` appending to this cassette.
+    :param http_clients: a host's
+        :class:`~swarmd.plugins.providers.http_clients.HttpClientPool`, set as
+        the provider's ``http_clients`` (HTTP providers lease from it).
     :raises UnknownProviderError: no provider prefix, or an unknown one (the
         message lists the available providers).
     :raises PermanentProviderError: the provider rejected its options.
@@ -66,6 +70,8 @@ def create_provider(
     cls = registry.get(provider_name)
     merged = {"subtask_id": key, "subtask_name": subtask_name or "", **dict(options or {})}
     provider: ModelProvider = cls(model, merged)
+    if http_clients is not None:
+        provider.http_clients = http_clients
     if record_path:
         return RecordingProvider(provider, record_path, merged.get("key") or key)
     return provider

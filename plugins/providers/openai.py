@@ -2,7 +2,9 @@
 
 Covers OpenAI itself and the many servers that speak its wire format (vLLM,
 Ollama, llama.cpp server, LM Studio, OpenRouter...). Non-streaming: one
-``POST {base_url}/chat/completions`` per call, through ``httpx.AsyncClient``.
+``POST {base_url}/chat/completions`` per call, through ``httpx.AsyncClient``
+(leased from the host's shared clients when it has them, see
+:mod:`swarmd.plugins.providers.http_clients`; else one per provider).
 
 Options (the first two read the environment as the OpenAI SDK does):
 
@@ -141,6 +143,7 @@ class OpenAIProvider(ModelProvider):
             raise PermanentProviderError("openai provider option timeout must be positive")
         self._max_tokens_param = self.options.get("max_tokens_param") or "max_tokens"
         self._client: httpx.AsyncClient | None = None
+        self._leased_from: Any = None
 
     @property
     def base_url(self) -> str:
@@ -154,16 +157,26 @@ class OpenAIProvider(ModelProvider):
     def url(self) -> str:
         return f"{self._base_url}/chat/completions"
 
+    def _new_client(self) -> httpx.AsyncClient:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return httpx.AsyncClient(
+            headers=headers,
+            verify=_tls_context(),
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 30.0)),
+        )
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"Content-Type": "application/json", "Accept": "application/json"}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                verify=_tls_context(),
-                timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 30.0)),
-            )
+            pool = self.http_clients
+            if pool is not None:
+                # Everything a client is made of: same endpoint, key and timeout -> same client.
+                kind = ("openai", self._base_url, self._api_key, self._timeout)
+                self._client = pool.lease(kind, self._new_client)
+                self._leased_from = pool if self._client is not None else None
+            if self._client is None:
+                self._client = self._new_client()
         return self._client
 
     def build_body(self, request: CompletionRequest) -> dict[str, Any]:
@@ -226,7 +239,12 @@ class OpenAIProvider(ModelProvider):
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
+        pool, self._leased_from = self._leased_from, None
+        if client is None:
+            return
+        if pool is not None:
+            await pool.release(client)
+        else:
             await client.aclose()
 
 

@@ -148,6 +148,10 @@ class Runtime:
     environ: Mapping[str, str] | None = None
     #: Makes the worktree manager for a repository (tests may substitute).
     worktree_manager: Callable[[Path], Any] | None = None
+    #: HTTP clients the providers of all attempts share (an
+    #: :class:`~swarmd.plugins.providers.http_clients.HttpClientPool` the host
+    #: closes); ``None``: each provider has its own client.
+    http_clients: Any = None
 
 
 class CancelToken:
@@ -340,6 +344,7 @@ async def _attempt(
             subtask_name=subtask.name,
             options=settings.provider_options,
             record_path=settings.record_path,
+            http_clients=runtime.http_clients,
         )
     except ProviderError as exc:
         outcome = _failed(str(exc))

@@ -87,6 +87,12 @@ class _Subscription:
             await self.ready.wait()
 
 
+async def _yield_to_ready_work(rounds: int = 3) -> None:
+    """Give the event loop's ready callbacks a few turns before a background write."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
 class SwarmEventLog:
     """Sequence numbering, batched persistence and live fan-out for one swarm."""
 
@@ -184,6 +190,9 @@ class SwarmEventLog:
             if not self._unflushed:
                 self._wake.clear()
                 await self._wake.wait()
+                # Let what was made ready with these events (a dependent's
+                # dispatch) go first; later events of the moment join the batch.
+                await _yield_to_ready_work()
                 continue
             batch = self._next_batch()
             try:

@@ -38,8 +38,10 @@ class StateWriter:
         self._store = store
         self._swarm_id = swarm_id
         self._snapshot = snapshot
-        # Ops in order: ("swarm", Swarm) or ("subtask", SubTaskState).
-        self._ops: list[tuple[str, object]] = []
+        # Ops in order, one per thing saved: ("swarm", "") -> Swarm or
+        # ("subtask", id) -> SubTaskState (a newer save of it replaces it and
+        # moves to the end).
+        self._ops: dict[tuple[str, str], object] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,19 +53,15 @@ class StateWriter:
     def save_swarm(self, swarm: common_pb2.Swarm | None = None) -> None:
         snap = common_pb2.Swarm()
         snap.CopyFrom(swarm if swarm is not None else self._snapshot())
-        self._ops = [("swarm", snap)]
+        self._ops = {("swarm", ""): snap}
         self._kick()
 
     def save_subtask(self, state: common_pb2.SubTaskState) -> None:
         snap = common_pb2.SubTaskState()
         snap.CopyFrom(state)
-        sid = state.subtask.id
-        self._ops = [
-            op
-            for op in self._ops
-            if not (op[0] == "subtask" and op[1].subtask.id == sid)  # type: ignore[attr-defined]
-        ]
-        self._ops.append(("subtask", snap))
+        key = ("subtask", state.subtask.id)
+        self._ops.pop(key, None)
+        self._ops[key] = snap
         self._kick()
 
     def _kick(self) -> None:
@@ -83,8 +81,12 @@ class StateWriter:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
+                # A background save: let a dispatch made ready at the same moment go first.
+                for _ in range(3):
+                    await asyncio.sleep(0)
                 continue
-            kind, payload = self._ops[0]
+            key, payload = next(iter(self._ops.items()))
+            kind = key[0]
             try:
                 if kind == "swarm":
                     await self._store.save_swarm(payload)
@@ -106,8 +108,8 @@ class StateWriter:
                     "swarm %s: the store refused a %s save: %s", self._swarm_id, kind, exc.message
                 )
                 self.refused += 1
-                if self._ops and self._ops[0][1] is payload:
-                    self._ops.pop(0)
+                if self._ops.get(key) is payload:
+                    del self._ops[key]
                 continue
             except SwarmdError as exc:
                 self._retry_log(exc.message)
@@ -115,8 +117,8 @@ class StateWriter:
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.05
-            if self._ops and self._ops[0][1] is payload:
-                self._ops.pop(0)
+            if self._ops.get(key) is payload:
+                del self._ops[key]
 
     def _retry_log(self, why: str) -> None:
         self.failures += 1

@@ -238,7 +238,8 @@ class SubtaskScheduler:
         assert self.tracker is not None and self.ready is not None
         run = self.run
         state = run.states[sid]
-        finished = [s for s in run.states if self.is_terminal(s)]
+        # Only the dependents' states matter to the tracker: no scan of the whole swarm.
+        finished = [d for d in self.tracker.dependents(sid) if self.is_terminal(d)]
         outcome = self.tracker.resolve(
             sid, state.status == common_pb2.SUB_TASK_STATUS_COMPLETED, finished
         )
