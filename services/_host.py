@@ -93,11 +93,20 @@ class ServiceHost:
         """Run ``closer`` after the server stopped (closers run last-in first-out)."""
         self._closers.append(closer)
 
-    def channel(self, target: str) -> grpc.aio.Channel:
-        """A traced client channel to a peer, closed when this host stops."""
+    def channel(self, target: str, *, balanced: bool = False) -> grpc.aio.Channel:
+        """A traced client channel to a peer, closed when this host stops
+        (after the closers, so they can still flush state to peers).
+
+        With ``balanced``, calls are spread round-robin over every address the
+        target resolves to (``ipv4:10.0.0.5:50052,10.0.0.6:50052``, or a DNS
+        name with several records); a streaming call stays where it started.
+        """
+        options = channel_options(self.settings.max_message_bytes)
+        if balanced:
+            options.append(("grpc.lb_policy_name", "round_robin"))
         ch = grpc.aio.insecure_channel(
             target,
-            options=channel_options(self.settings.max_message_bytes),
+            options=options,
             interceptors=list(self.telemetry.client_interceptors()),
         )
         self._channels.append(ch)

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import git
 
 # Plugins installed in the developer's environment must not change test results.
 os.environ.setdefault("SWARMD_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test User",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test User",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` and return stdout (raises on failure)."""
-    env = {**os.environ, **GIT_ENV}
-    out = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
-    return out.stdout
 
 
 @pytest.fixture

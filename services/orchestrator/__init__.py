@@ -47,7 +47,7 @@ from swarmd.plugins.manager import Plugins
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.orchestrator.orchestrator import Orchestrator
-from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient, open_channel
+from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.planning import parse_strategy, strategy_label
 from swarmd.services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
 from swarmd.v1 import orchestrator_pb2_grpc
@@ -80,15 +80,14 @@ async def build_orchestrator(
     orchestrator left running are resumed once the host is serving.
 
     When the host stops, running swarms are stopped *without* being marked
-    cancelled (they stay resumable), governors are closed, then the peer
-    channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
+    cancelled (they stay resumable), governors are closed, then the host
+    closes the peer channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
     """
-    store_channel = open_channel(host, settings.result_store_address)
-    executor_channel = open_channel(host, settings.executor_address)
-
-    async def close_channels() -> None:
-        await store_channel.close()
-        await executor_channel.close()
+    # The host closes these after its closers, so the orchestrator can still
+    # flush events and state while it shuts down. Subtasks are spread over
+    # every executor address the setting resolves to.
+    store_channel = host.channel(settings.result_store_address)
+    executor_channel = host.channel(settings.executor_address, balanced=True)
 
     orchestrator = Orchestrator(
         settings=settings,
@@ -100,7 +99,6 @@ async def build_orchestrator(
         rng=rng,
         sleep=sleep,
         cancel_grace_secs=cancel_grace_secs,
-        on_close=close_channels,
     )
     if not settings.advertise_address:
         orchestrator.ctx.address_source = lambda: host.address

@@ -3,12 +3,8 @@
 Every unary call carries a deadline (``rpc_timeout_secs``) and a peer's
 ``grpc.RpcError`` becomes the matching swarmd domain error, so the rest of
 the orchestrator never handles raw gRPC errors (an unreachable store stays
-UNAVAILABLE all the way to the client).
-
-The channels are made the way :meth:`ServiceHost.channel` makes them (same
-options, same tracing interceptors, so trace context reaches the peers), but
-owned here: the host closes its own channels *before* running its closers,
-and the orchestrator needs them during its close to flush events and state.
+UNAVAILABLE all the way to the client). The channels come from
+:meth:`ServiceHost.channel` (traced, so trace context reaches the peers).
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from collections.abc import Sequence
 
 import grpc
 
-from swarmd.services._host import ServiceHost, channel_options
 from swarmd.services.errors import from_rpc_error
 from swarmd.v1 import (
     common_pb2,
@@ -27,23 +22,7 @@ from swarmd.v1 import (
     result_store_pb2_grpc,
 )
 
-__all__ = ["ExecutorClient", "StoreClient", "open_channel"]
-
-
-def open_channel(host: ServiceHost, target: str) -> grpc.aio.Channel:
-    """A traced channel to ``target`` that the caller closes.
-
-    Calls are spread round-robin over every address the target resolves to,
-    so one orchestrator drives several executor services through one setting:
-    ``ipv4:10.0.0.5:50052,10.0.0.6:50052`` or a DNS name with several
-    records (``dns:///executors.internal:50052``). A subtask's stream stays on
-    the executor it started on; cancelling the stream cancels it there.
-    """
-    return grpc.aio.insecure_channel(
-        target,
-        options=[*channel_options(host.settings.max_message_bytes), ("grpc.lb_policy_name", "round_robin")],
-        interceptors=list(host.telemetry.client_interceptors()),
-    )
+__all__ = ["ExecutorClient", "StoreClient"]
 
 
 class StoreClient:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from swarmd.clients.cli import main
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import GIT_ENV, git
 from fakes.fake_openai_server import AgentTurn, FakeOpenAIServer, agent_responder
+from helpers import GIT_ENV, git
 
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.launcher import EmbeddedSwarmd

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import git
+from helpers import git
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 

@@ -4,11 +4,11 @@ then replay it in another repository: same outcome, no model needed."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from fakes.fake_openai_server import FakeOpenAIServer, reply_text, reply_tool_calls
+from helpers import git
 
 import swarmd.plugins.executors.local as local_mod
 import swarmd.plugins.providers.openai as openai_mod
@@ -20,20 +20,12 @@ from swarmd.plugins.manager import load_plugins
 from swarmd.v1 import common_pb2, executor_pb2
 
 BLOCK = {"SWARMD_BLOCK_PLUGINS": "local,remote,kubernetes,openai,replay,builtin-tools"}
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "T",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "T",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "PATH": "/usr/bin:/bin:/usr/local/bin",
-}
-
 
 def new_repo(path: Path) -> Path:
     path.mkdir()
     (path / "README.md").write_text("# demo\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
-        subprocess.run(["git", *args], cwd=path, env=GIT_ENV, check=True, capture_output=True)
+        git(path, *args)
     return path
 
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from swarmd.plugins.runtime.worktree import (
     DependencyConflict,

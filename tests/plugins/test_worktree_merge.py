@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from swarmd.plugins.runtime.worktree import (
     MergeOutcome,

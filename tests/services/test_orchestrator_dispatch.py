@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 
 import pytest
-from conftest import git
 from fakes.fake_executor import (
     JOURNAL,
     fast_config,
@@ -15,6 +14,7 @@ from fakes.fake_executor import (
     subtask,
     wait_terminal,
 )
+from helpers import git
 
 from swarmd.v1 import common_pb2
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git
 from fakes.fake_executor import serve_swarm_services, wait_terminal
+from helpers import git
 
 from swarmd.v1 import common_pb2
 

@@ -41,11 +41,6 @@ def keys_in_table(db: Path) -> set[str]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_700_000_000.0)
-
-
-@pytest.fixture
 async def served(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ServedResultStore]:
     async with serve_result_store(
         tmp_path / "swarmd.db",
@@ -55,12 +50,6 @@ async def served(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ServedResu
         cache_ttl_secs=100,
     ) as served:
         yield served
-
-
-@pytest.fixture
-async def stub(served: ServedResultStore) -> AsyncIterator[ResultStoreServiceStub]:
-    async with grpc.aio.insecure_channel(served.address) as channel:
-        yield ResultStoreServiceStub(channel)
 
 
 async def put(stub: ResultStoreServiceStub, e: pb.CacheEntry, ttl_secs: int = 0) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,6 @@ def value(obj: Any) -> struct_pb2.Value:
 
 def plain(v: struct_pb2.Value) -> Any:
     return json_format.MessageToDict(v)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_700_000_000.0)
-
-
-@pytest.fixture
-async def served(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ServedResultStore]:
-    async with serve_result_store(tmp_path / "swarmd.db", clock=clock) as served:
-        yield served
-
-
-@pytest.fixture
-async def stub(served: ServedResultStore) -> AsyncIterator[ResultStoreServiceStub]:
-    async with grpc.aio.insecure_channel(served.address) as channel:
-        yield ResultStoreServiceStub(channel)
 
 
 async def publish(

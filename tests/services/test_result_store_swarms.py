@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from swarmd.services.result_store.testing import ManualClock, ServedResultStore, serve_result_store
+from swarmd.services.result_store.testing import ManualClock, ServedResultStore
 from swarmd.v1 import common_pb2 as c
 from swarmd.v1 import result_store_pb2 as pb
 from swarmd.v1.result_store_pb2_grpc import ResultStoreServiceStub
 
 T = 5.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_700_000_000.0)
-
-
-@pytest.fixture
-async def served(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ServedResultStore]:
-    async with serve_result_store(tmp_path / "swarmd.db", clock=clock) as served:
-        yield served
-
-
-@pytest.fixture
-async def stub(served: ServedResultStore) -> AsyncIterator[ResultStoreServiceStub]:
-    async with grpc.aio.insecure_channel(served.address) as channel:
-        yield ResultStoreServiceStub(channel)
 
 
 async def failure(call: Any) -> grpc.aio.AioRpcError:

@@ -33,12 +33,6 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedResultStore]:
         yield served
 
 
-@pytest.fixture
-async def stub(served: ServedResultStore) -> AsyncIterator[ResultStoreServiceStub]:
-    async with grpc.aio.insecure_channel(served.address) as channel:
-        yield ResultStoreServiceStub(channel)
-
-
 async def publish(stub: ResultStoreServiceStub, key: str, obj: Any, scope: str = "s") -> None:
     await stub.PublishResult(
         pb.PublishResultRequest(scope=scope, key=key, value=value(obj)), timeout=T
