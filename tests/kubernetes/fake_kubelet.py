@@ -51,6 +51,8 @@ class FakeKubelet:
         self.live: set[str] = set()
         self.max_live = 0
         self.started: list[str] = []
+        #: Set once a pod's process has started.
+        self.first_start = threading.Event()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._handled: set[str] = set()
         self._lock = threading.Lock()
@@ -197,6 +199,7 @@ class FakeKubelet:
         with self._lock:
             self._procs[name] = proc
             self.started.append(name)
+        self.first_start.set()
         self._status(name, "Running", {"running": {"startedAt": _now()}}, startTime=_now())
         if fault in ("oom", "evict", "delete"):
             try:

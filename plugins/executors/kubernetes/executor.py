@@ -93,6 +93,13 @@ class KubernetesExecutor(Executor):
         async with self._start_lock:
             if self._kube is None:
                 kube = await asyncio.to_thread(Kube, self.settings)
+                missing = await kube.missing_verbs()
+                if missing:
+                    kube.close()
+                    raise ApiFailure(
+                        f"the executor may not {', '.join(missing)} pods in namespace {kube.namespace}: its role "
+                        "must allow create, get, list, watch and delete on pods (deploy/kubernetes/rbac.yaml)",
+                        common_pb2.FAILURE_KIND_PERMANENT, 403)
                 pods, _ = await kube.list_pods(self._selector())
                 for pod in pods:  # left by an earlier run of this executor: nobody follows them
                     name = pod["metadata"]["name"]

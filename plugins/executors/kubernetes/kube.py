@@ -32,6 +32,8 @@ from swarmd.v1 import common_pb2
 __all__ = ["ApiFailure", "Kube", "PodWatch"]
 
 log = logging.getLogger(__name__)
+#: What the executor does with pods; deploy/kubernetes/rbac.yaml grants exactly these.
+VERBS = ("create", "get", "list", "watch", "delete")
 _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -105,6 +107,18 @@ class Kube:
             except (OSError, ValueError) as exc:  # connection refused, TLS, ...
                 raise ApiFailure(f"{what}: cannot reach the API server: {exc}", common_pb2.FAILURE_KIND_TRANSIENT) from None
         raise AssertionError("unreachable")
+
+    async def missing_verbs(self) -> list[str]:
+        """Verbs on pods in the namespace this identity lacks (SelfSubjectAccessReview)."""
+        auth = k8s.AuthorizationV1Api(self.api)
+        missing = []
+        for verb in VERBS:
+            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                      "spec": {"resourceAttributes": {"namespace": self.namespace, "verb": verb, "resource": "pods"}}}
+            reply = await self._call("checking the executor's rights", auth.create_self_subject_access_review, review)
+            if not reply.status.allowed:
+                missing.append(verb)
+        return missing
 
     async def create_pod(self, manifest: dict[str, Any]) -> None:
         name = manifest["metadata"]["name"]
