@@ -26,7 +26,7 @@ if [ -f "$dir/.complete" ]; then
 fi
 
 need=()
-for tool in go:golang-go etcd:etcd-server jq:jq rsync:rsync dpkg-source:dpkg-dev; do
+for tool in go:golang-go etcd:etcd-server jq:jq rsync:rsync dpkg-source:dpkg-dev openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
