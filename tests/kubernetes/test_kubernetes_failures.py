@@ -151,3 +151,21 @@ async def test_role_without_delete_gives_a_clear_error(
     assert "may not delete pods in namespace swarmd" in state.result.error
     assert state.result.failure_kind == common_pb2.FAILURE_KIND_PERMANENT
     assert kubelet.started == []
+
+
+async def test_executor_stopped_mid_swarm_leaves_no_pod(
+    tmp_path: Path, git_repo: Path, kubelet: FakeKubelet, executor_options: dict[str, str],
+    admin_api: k8s.ApiClient, executor_id: str,
+) -> None:
+    plan = common_pb2.Plan(subtasks=[common_pb2.SubTask(id="solo", instruction="Add solo.txt")])
+    config = common_pb2.SwarmConfig(model=f"replay/{solo(tmp_path, sleep=True)}", repo_path=str(git_repo),
+                                    request_delay_ms=0, executor="kubernetes")
+    emb = await EmbeddedSwarmd(settings(executor_options), db_path=tmp_path / "db.sqlite").start()
+    try:
+        async with SwarmdClient(emb.orchestrator_address) as client:
+            await client.submit(task="solo", plan=plan, config=config)
+            assert await asyncio.to_thread(kubelet.first_start.wait, 60)
+            assert len(pods(admin_api, executor_id)) == 1
+    finally:
+        await emb.stop(grace=1)
+    assert pods(admin_api, executor_id) == []
