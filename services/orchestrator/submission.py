@@ -153,7 +153,13 @@ async def _check_executor(
         )
         return ""
     names = [e.name for e in described.executors]
-    if config.executor not in names:
+    if not config.executor:
+        builder.info(
+            "executor",
+            f"no executor plugin named; the executor service's default "
+            f"{described.default_executor!r} runs the subtasks",
+        )
+    elif config.executor not in names:
         available = ", ".join(names) or "none"
         raise InvalidArgument(
             f"config.executor: unknown executor plugin {config.executor!r} (available at {address}: {available})"

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from fakes.fake_executor import (
+    JOURNAL,
     ScriptedProvider,
     fast_config,
     plan,
@@ -280,3 +281,13 @@ async def test_strategy_none_skips_the_model(services) -> None:  # type: ignore[
     assert reply.swarm.plan_source == common_pb2.PLAN_SOURCE_SINGLE
     swarm = await wait_terminal(services, reply.swarm.id)
     assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED and ScriptedProvider.requests == []
+
+
+async def test_a_swarm_naming_no_executor_runs_on_the_executor_services_default(services) -> None:  # type: ignore[no-untyped-def]
+    # The executor service's default_executor is "fake"; "local" is not loaded.
+    reply = await services.submit(plan=plan(subtask("a")), config=fast_config(executor=""))
+    assert reply.swarm.config.executor == ""
+    assert any("default 'fake'" in i.message for i in reply.preflight.issues)
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm.error
+    assert [a.subtask_id for a in JOURNAL.attempts] == ["a"]
