@@ -26,7 +26,11 @@ from swarmd.plugins.manager import Plugins
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, SwarmdError, Unavailable
 from swarmd.services.orchestrator.budgets import find_price
-from swarmd.services.orchestrator.decomposer import create_decomposition_provider, decompose
+from swarmd.services.orchestrator.decomposer import (
+    create_decomposition_provider,
+    decompose,
+    decomposition_settings,
+)
 from swarmd.services.orchestrator.peers import ExecutorClient
 from swarmd.services.orchestrator.planning import (
     PlanWarning,
@@ -198,7 +202,9 @@ async def prepare_submission(
         sub.stage_count = assign_stages(sub.subtasks)
         sub.source = common_pb2.PLAN_SOURCE_SINGLE
     else:
-        sub.provider = create_decomposition_provider(deps.plugins, config)
+        sub.provider = create_decomposition_provider(
+            deps.plugins, config, deps.settings.decomposition_options
+        )
     swarm.task = task
     try:
         await _check(deps, request, sub, config)
@@ -265,6 +271,9 @@ async def _decompose_now(
             price=find_price(deps.settings.prices, provider_name or "", model),
             backoff=Backoff(config.base_delay_ms, config.max_delay_ms, deps.rng),
             sleep=deps.sleep,
+            call_timeout_secs=decomposition_settings(
+                deps.settings.decomposition_options, config
+            ).call_timeout_secs,
         )
     finally:
         await sub.close_provider()
@@ -274,4 +283,5 @@ async def _decompose_now(
     sub.source = decomposition.draft.source
     sub.warnings[:0] = [*decomposition.draft.warnings, *repairs]
     sub.swarm.stats.orchestrator_steps = decomposition.steps
+    sub.swarm.stats.retries = decomposition.retries
     sub.swarm.stats.usage.CopyFrom(decomposition.usage)

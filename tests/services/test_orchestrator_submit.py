@@ -291,3 +291,44 @@ async def test_a_swarm_naming_no_executor_runs_on_the_executor_services_default(
     swarm = await wait_terminal(services, reply.swarm.id)
     assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm.error
     assert [a.subtask_id for a in JOURNAL.attempts] == ["a"]
+
+
+async def test_a_retried_decomposition_is_announced_and_counted(services) -> None:  # type: ignore[no-untyped-def]
+    ScriptedProvider.script(
+        TransientProviderError("503 overloaded"),
+        '{"subtasks": [{"name": "A", "instruction": "a"}]}',
+    )
+    reply = await services.submit(task="t", config=fast_config(base_delay_ms=40))
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert swarm.stats.orchestrator_steps == 2 and swarm.stats.retries == 1
+    events = await services.events(swarm.id)
+    retries = [e.retry_scheduled for e in events if e.HasField("retry_scheduled")]
+    assert len(retries) == 1
+    (retry,) = retries
+    assert retry.subtask_id == "" and retry.next_attempt == 2
+    assert 0 <= retry.delay_ms <= 40 and "503 overloaded" in retry.reason
+    kinds = [e.WhichOneof("kind") for e in events]
+    assert kinds.index("retry_scheduled") < kinds.index("decomposed")
+
+
+async def test_the_decomposition_call_honours_call_timeout_secs(services) -> None:  # type: ignore[no-untyped-def]
+    async def never_answers() -> str:
+        await asyncio.Event().wait()
+        return ""
+
+    ScriptedProvider.script(never_answers, '{"subtasks": [{"name": "A", "instruction": "a"}]}')
+    reply = await services.submit(
+        task="t", config=fast_config(executor_options={"call_timeout_secs": "0.2"})
+    )
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert [s.subtask.name for s in swarm.subtasks] == ["A"]
+    (retry,) = [e.retry_scheduled for e in await services.events(swarm.id) if e.HasField("retry_scheduled")]
+    assert "call_timeout_secs=0.2s" in retry.reason
+
+
+async def test_bad_decomposition_options_are_invalid_argument(services) -> None:  # type: ignore[no-untyped-def]
+    error = await refused(
+        services, task="t", config=fast_config(executor_options={"provider.api_key": "sk-mine"})
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "provider.api_key may only be set in the executor service's settings" in error.details()
