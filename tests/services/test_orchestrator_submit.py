@@ -146,7 +146,7 @@ async def test_dry_run_decomposes_with_the_model(services) -> None:  # type: ign
     assert request.max_tokens == 8192 and request.temperature == 0.7
     assert [m.role for m in request.messages] == ["user"]
     assert "TASK: Document the code" in (request.messages[0].content or "")
-    assert ScriptedProvider.closed == 1
+    assert ScriptedProvider.closed == 2  # the executor's model check, and the decomposition
 
 
 async def test_git_repository_pre_flight(services, git_repo: Path) -> None:  # type: ignore[no-untyped-def]
