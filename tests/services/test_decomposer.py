@@ -6,7 +6,10 @@ import pytest
 
 from swarmd.plugins.manager import load_plugins
 from swarmd.services.errors import InvalidArgument
-from swarmd.services.orchestrator.decomposer import create_decomposition_provider, decomposition_settings
+from swarmd.services.orchestrator.decomposer import (
+    create_decomposition_provider,
+    decomposition_settings,
+)
 from swarmd.v1 import common_pb2
 
 PLUGINS_ENV = {"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1", "SWARMD_BLOCK_PLUGINS": "builtin-tools,kubernetes,remote"}
