@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster import NAMESPACE, ROOT, Cluster, build_binaries, start_cluster
 from fake_kubelet import FakeKubelet
+from kube_cluster import NAMESPACE, ROOT, Cluster, apply, build_binaries, start_cluster
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -31,23 +31,6 @@ def cluster() -> Iterator[Cluster]:
     finally:
         cl.stop()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def apply(api: k8s.ApiClient, doc: dict, *, dry_run: bool = False) -> object:
-    """Create one manifest object (server-side dry run when asked)."""
-    kind, ns = doc["kind"], doc["metadata"].get("namespace", NAMESPACE)
-    extra = {"dry_run": "All"} if dry_run else {}
-    core, rbac, apps, net = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api), k8s.AppsV1Api(api), k8s.NetworkingV1Api(api)
-    create = {
-        "ServiceAccount": core.create_namespaced_service_account, "Service": core.create_namespaced_service,
-        "PersistentVolumeClaim": core.create_namespaced_persistent_volume_claim,
-        "ConfigMap": core.create_namespaced_config_map, "Role": rbac.create_namespaced_role,
-        "RoleBinding": rbac.create_namespaced_role_binding, "Deployment": apps.create_namespaced_deployment,
-        "NetworkPolicy": net.create_namespaced_network_policy,
-    }
-    if kind == "Namespace":
-        return core.create_namespace(doc, **extra)
-    return create[kind](ns, doc, **extra)
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster import NAMESPACE, Cluster
-from conftest import apply
 from fake_kubelet import FakeKubelet
 from helpers import git
+from kube_cluster import NAMESPACE, Cluster, apply
 from kubernetes import client as k8s
 from test_kubernetes_swarm import pods, settings
 
@@ -85,12 +84,16 @@ async def test_agent_failure_is_not_retried(
     tmp_path: Path, git_repo: Path, kubelet: FakeKubelet, executor_options: dict[str, str],
     admin_api: k8s.ApiClient, executor_id: str,
 ) -> None:
+    # The cassette has no answer for this subtask: the sub-agent itself fails in its pod.
+    cassette = tmp_path / "other.jsonl"
+    cassette.write_text(json.dumps({"key": "someone-else", "step": 1, "content": "Not for solo."}) + "\n")
     async with EmbeddedSwarmd(settings(executor_options), db_path=tmp_path / "db.sqlite") as emb:
-        swarm, _ = await run_solo(emb, git_repo, f"replay/{tmp_path / 'missing.jsonl'}")
+        swarm, _ = await run_solo(emb, git_repo, f"replay/{cassette}")
     state = swarm.subtasks[0]
     assert state.status == common_pb2.SUB_TASK_STATUS_FAILED
     assert state.attempt == 1 and len(kubelet.started) == 1
-    assert "missing.jsonl" in state.result.error
+    assert state.result.failure_kind == common_pb2.FAILURE_KIND_PERMANENT
+    assert "solo" in state.result.error, state.result.error
     assert pods(admin_api, executor_id) == []
 
 

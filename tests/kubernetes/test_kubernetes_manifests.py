@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 import yaml
-from cluster import ROOT
-from conftest import apply
+from kube_cluster import ROOT, apply
 from kubernetes import client as k8s
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(120)]

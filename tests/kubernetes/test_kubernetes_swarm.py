@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cluster import NAMESPACE
 from fake_kubelet import FakeKubelet
 from helpers import git
+from kube_cluster import NAMESPACE
 from kubernetes import client as k8s
 
 from swarmd.clients.client import SwarmdClient

@@ -177,7 +177,7 @@ class PodWatch:
         for pod in reply.items:
             self._emit("SYNC", self._kube.api.sanitize_for_serialization(pod))
         self.relists += 1
-        return str(reply.metadata.resource_version)
+        return str(reply.metadata.resource_version) if reply.metadata else ""
 
     def _run(self) -> None:
         version = ""

@@ -125,7 +125,8 @@ class KubeSettings:
             if name not in known or name in maps:
                 raise KubeSettingsError(f"unknown executor option {key}")
             changes[name] = _convert(key, name, raw)
-        return replace(self, **changes, **maps)
+        changes.update(maps)
+        return replace(self, **changes)
 
 
 def _convert(key: str, name: str, raw: str) -> Any:

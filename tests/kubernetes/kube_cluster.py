@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from kubernetes import client as k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "swarmd"
@@ -120,3 +121,20 @@ def start_cluster(bin_dir: Path, directory: Path) -> Cluster:
             cluster.stop()
             raise RuntimeError(f"kube-apiserver not ready in 90 s; see {logs}")
         time.sleep(0.5)
+
+
+def apply(api: k8s.ApiClient, doc: dict, *, dry_run: bool = False) -> object:
+    """Create one manifest object (server-side dry run when asked)."""
+    kind, ns = doc["kind"], doc["metadata"].get("namespace", NAMESPACE)
+    extra = {"dry_run": "All"} if dry_run else {}
+    core, rbac, apps, net = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api), k8s.AppsV1Api(api), k8s.NetworkingV1Api(api)
+    create = {
+        "ServiceAccount": core.create_namespaced_service_account, "Service": core.create_namespaced_service,
+        "PersistentVolumeClaim": core.create_namespaced_persistent_volume_claim,
+        "ConfigMap": core.create_namespaced_config_map, "Role": rbac.create_namespaced_role,
+        "RoleBinding": rbac.create_namespaced_role_binding, "Deployment": apps.create_namespaced_deployment,
+        "NetworkPolicy": net.create_namespaced_network_policy,
+    }
+    if kind == "Namespace":
+        return core.create_namespace(doc, **extra)
+    return create[kind](ns, doc, **extra)
