@@ -7,8 +7,9 @@ temporary file in the blob directory while their hash is computed; only when
 the size and checksum match the header is the file renamed to its id, so a
 broken upload never leaves a blob that looks whole. Blobs live in
 ``<db_path>.blobs/`` (a private temporary directory for an in-memory
-database) and are removed with :meth:`BlobStore.delete` or
-:meth:`BlobStore.delete_older_than`.
+database). The store's sweeper removes blobs a day after they were written
+(:data:`BLOB_TTL_SECS`): they carry one attempt's code, needed only while it
+runs.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from pathlib import Path
 from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted
 from swarmd.v1 import result_store_pb2 as pb
 
-__all__ = ["CHUNK_BYTES", "DEFAULT_MAX_BLOB_BYTES", "BlobStore"]
+__all__ = ["BLOB_TTL_SECS", "CHUNK_BYTES", "DEFAULT_MAX_BLOB_BYTES", "BlobStore"]
 
 #: Largest chunk accepted or sent.
 CHUNK_BYTES = 1024 * 1024
+#: Blobs older than this are removed by the store's sweeper.
+BLOB_TTL_SECS = 24 * 3600
 #: Largest blob accepted by default.
 DEFAULT_MAX_BLOB_BYTES = 512 * 1024 * 1024
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -124,11 +127,11 @@ class BlobStore:
             return False
         return True
 
-    def delete_older_than(self, age_secs: float) -> int:
-        """Remove blobs not written for ``age_secs``; returns how many."""
+    def delete_older_than(self, age_secs: float, now: float | None = None) -> int:
+        """Remove blobs (and abandoned uploads) not written for ``age_secs``; returns how many."""
         if not self.directory.is_dir():
             return 0
-        limit = time.time() - age_secs
+        limit = (time.time() if now is None else now) - age_secs
         removed = 0
         for entry in self.directory.iterdir():
             with _suppress_oserror():

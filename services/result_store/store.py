@@ -31,7 +31,7 @@ from types import TracebackType
 
 from swarmd.services.config import ResultStoreSettings
 from swarmd.services.result_store._db import Database
-from swarmd.services.result_store.blobs import BlobStore
+from swarmd.services.result_store.blobs import BLOB_TTL_SECS, BlobStore
 from swarmd.services.result_store.cache import ResultCache
 from swarmd.services.result_store.events import EventLog
 from swarmd.services.result_store.results import SharedResults
@@ -48,6 +48,8 @@ class SweepReport:
 
     results: int
     cache_entries: int
+    #: Blobs older than a day (see :mod:`~swarmd.services.result_store.blobs`).
+    blobs: int = 0
 
 
 class ResultStore:
@@ -95,6 +97,7 @@ class ResultStore:
         report = SweepReport(
             results=await self.results.delete_expired(),
             cache_entries=await self.cache.delete_expired(),
+            blobs=await asyncio.to_thread(self.blobs.delete_older_than, BLOB_TTL_SECS, self.clock()),
         )
         if report.results or report.cache_entries:
             await self.db.vacuum()

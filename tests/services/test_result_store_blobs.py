@@ -99,3 +99,16 @@ async def test_an_empty_blob_is_fine(tmp_path: Path, served: ServedResultStore) 
     async with grpc.aio.insecure_channel(served.address) as channel:
         blob_id = await put_blob(channel, empty)
         assert await get_blob(channel, blob_id, tmp_path / "back") == 0
+
+
+async def test_the_sweeper_removes_blobs_after_a_day(tmp_path: Path, served: ServedResultStore, clock) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "b"
+    data.write_bytes(b"bundle")
+    async with grpc.aio.insecure_channel(served.address) as channel:
+        blob_id = await put_blob(channel, data)
+    stored = served.store.blobs.directory / blob_id
+    os.utime(stored, (clock(), clock()))
+    clock.advance(23 * 3600)
+    assert (await served.store.sweep()).blobs == 0 and stored.exists()
+    clock.advance(2 * 3600)
+    assert (await served.store.sweep()).blobs == 1 and not stored.exists()
