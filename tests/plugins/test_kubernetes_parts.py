@@ -134,3 +134,20 @@ async def test_budget_gives_slots_by_priority_then_arrival() -> None:
     await asyncio.gather(*tasks)
     assert order == ["high", "low", "low2"]
     assert budget.used == 1
+
+
+async def test_a_relist_reports_pods_deleted_while_nobody_watched() -> None:
+    from swarmd.plugins import ExecutorContext
+    from swarmd.plugins.executors.kubernetes import KubernetesExecutor
+
+    executor = KubernetesExecutor(ExecutorContext(plugins=None))  # type: ignore[arg-type]
+    seen: asyncio.Queue = asyncio.Queue()  # type: ignore[type-arg]
+    fresh: asyncio.Queue = asyncio.Queue()  # type: ignore[type-arg]
+    executor._pods.update({"seen": seen, "fresh": fresh})
+    executor._deliver("ADDED", {"metadata": {"name": "seen"}, "status": {"phase": "Pending"}})
+    assert seen.get_nowait()[1][0] == "ADDED"
+    # "fresh" was just created and not reported yet: a list that misses it says nothing about it.
+    executor._deliver("RELISTED", {"metadata": {"name": ""}, "names": []})
+    assert seen.get_nowait() == ("pod", ("DELETED", {"metadata": {"name": "seen"}}))
+    assert fresh.empty()
+    await executor.aclose()

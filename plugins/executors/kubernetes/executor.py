@@ -75,6 +75,8 @@ class KubernetesExecutor(Executor):
         self._watch: PodWatch | None = None
         self._start_lock = asyncio.Lock()
         self._pods: dict[str, asyncio.Queue[tuple[str, Any]]] = {}
+        #: Pods of ours the watch has reported at least once.
+        self._seen: set[str] = set()
         self._runs: dict[tuple[str, str], asyncio.Queue[tuple[str, Any]]] = {}
         self.orphans_deleted = 0
 
@@ -112,8 +114,16 @@ class KubernetesExecutor(Executor):
             return self._kube
 
     def _deliver(self, kind: str, pod: dict[str, Any]) -> None:
-        queue = self._pods.get(pod.get("metadata", {}).get("name", ""))
+        if kind == "RELISTED":  # seen before, missing from a fresh list: deleted meanwhile
+            listed = set(pod["names"])
+            for gone, waiting in self._pods.items():
+                if gone in self._seen and gone not in listed:
+                    waiting.put_nowait(("pod", ("DELETED", {"metadata": {"name": gone}})))
+            return
+        name = pod.get("metadata", {}).get("name", "")
+        queue = self._pods.get(name)
         if queue is not None:
+            self._seen.add(name)
             queue.put_nowait(("pod", (kind, pod)))
 
     async def submit(self, request: executor_pb2.ExecuteSubTaskRequest) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
@@ -233,6 +243,7 @@ class KubernetesExecutor(Executor):
             yield _result(request, started, error=str(exc), kind=exc.failure_kind)
         finally:
             self._pods.pop(name, None)
+            self._seen.discard(name)
             if follower_task is not None:
                 follower_task.cancel()
                 with contextlib.suppress(BaseException):

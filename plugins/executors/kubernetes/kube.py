@@ -147,7 +147,11 @@ class Kube:
 
 
 class PodWatch:
-    """Follows the pods of a selector; calls ``deliver(type, pod)`` on the event loop."""
+    """Follows the pods of a selector; calls ``deliver(type, pod)`` on the event loop.
+
+    Types are the watch's (ADDED, MODIFIED, DELETED), SYNC for each pod of a
+    (re)list, then RELISTED with ``names``: every pod the list held.
+    """
 
     def __init__(self, kube: Kube, label_selector: str,
                  deliver: Callable[[str, dict[str, Any]], None], loop: asyncio.AbstractEventLoop) -> None:
@@ -174,8 +178,12 @@ class PodWatch:
 
     def _relist(self) -> str:
         reply = self._kube.core.list_namespaced_pod(self._kube.namespace, label_selector=self._selector)
+        names = []
         for pod in reply.items:
+            names.append(pod.metadata.name if pod.metadata else "")
             self._emit("SYNC", self._kube.api.sanitize_for_serialization(pod))
+        # Pods deleted while nobody watched are absent from the list: say so.
+        self._emit("RELISTED", {"metadata": {"name": ""}, "names": names})
         self.relists += 1
         return str(reply.metadata.resource_version) if reply.metadata else ""
 
