@@ -151,3 +151,15 @@ async def test_a_relist_reports_pods_deleted_while_nobody_watched() -> None:
     assert seen.get_nowait() == ("pod", ("DELETED", {"metadata": {"name": "seen"}}))
     assert fresh.empty()
     await executor.aclose()
+
+
+async def test_a_waiter_that_gives_up_after_being_handed_a_slot_returns_it() -> None:
+    budget = PodBudget(1)
+    await budget.acquire()
+    waiter = asyncio.ensure_future(budget.acquire())
+    await asyncio.sleep(0)
+    budget.release()  # handed to the waiter...
+    waiter.cancel()  # ...which gives up before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert budget.used == 0

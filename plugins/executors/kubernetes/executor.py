@@ -135,6 +135,8 @@ class KubernetesExecutor(Executor):
             return
         self._runs[key] = out
         holding = False
+        acquiring: asyncio.Future[None] | None = None
+        cancel_wait: asyncio.Future[tuple[str, Any]] | None = None
         try:
             try:
                 settings = self.settings.for_swarm(request.config.executor_options)
@@ -158,6 +160,10 @@ class KubernetesExecutor(Executor):
             async for message in self._run_pod(request, settings, kube, out, started):
                 yield message
         finally:
+            # Closed while waiting for a slot: stop waiting (a slot handed over meanwhile goes back).
+            for waiting in (acquiring, cancel_wait):
+                if waiting is not None and not waiting.done():
+                    waiting.cancel()
             if holding:
                 self.budget.release()
             self._runs.pop(key, None)
