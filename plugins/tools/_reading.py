@@ -3,7 +3,7 @@
 Memory and time stay bounded whatever the file: it is read a chunk at a
 time; a line longer than ``max_line_bytes`` keeps its start and the rest is
 skipped, not held; reaching the first line of the window scans at most
-``MAX_SKIP_BYTES``; lines after the window are counted only within
+``MAX_SKIP_BYTES``, and so does reading the window; lines after the window are counted only within
 ``MAX_COUNT_BYTES`` (beyond that the total is reported as unknown); and the
 :class:`~swarmd.plugins.tool.CallStop` is polled at every chunk.
 
@@ -51,6 +51,8 @@ class _Chunks:
         self.scanned = len(start)
         #: Bytes were consumed after the last newline (an unterminated line so far).
         self.partial = False
+        #: A line went on past the scan budget.
+        self.exhausted = False
 
     def fill(self) -> bool:
         """Replace the consumed buffer by the next chunk; False at the end of the file."""
@@ -87,14 +89,20 @@ class _Chunks:
             self.partial = False
         return skipped
 
-    def take_line(self, max_bytes: int) -> tuple[bytes, bool] | None:
-        """The next line (its first ``max_bytes``) and whether it was cut; None at the end."""
+    def take_line(self, max_bytes: int, budget: int) -> tuple[bytes, bool] | None:
+        """The next line (its first ``max_bytes``) and whether it was cut; None at
+        the end. A line still going on after ``budget`` bytes scanned is cut
+        there and :attr:`exhausted` is set."""
         kept = bytearray()
         cut = False
         started = False
         while True:
-            if self.pos >= len(self.buf) and not self.fill():
-                return (bytes(kept), cut) if started else None
+            if self.pos >= len(self.buf):
+                if started and self.scanned > budget:
+                    self.exhausted = True
+                    return bytes(kept), True
+                if not self.fill():
+                    return (bytes(kept), cut) if started else None
             started = True
             end = self.buf.find(b"\n", self.pos)
             stop_at = len(self.buf) if end == -1 else end
@@ -149,8 +157,9 @@ def read_window(
         window.total = skipped
         return window
     chars = 0
-    while len(window.lines) < limit:
-        taken = chunks.take_line(max_line_bytes)
+    budget = chunks.scanned + MAX_SKIP_BYTES
+    while len(window.lines) < limit and not chunks.exhausted:
+        taken = chunks.take_line(max_line_bytes, budget)
         if taken is None:
             break
         data, cut = taken
@@ -160,6 +169,8 @@ def read_window(
         if chars >= MAX_WINDOW_CHARS:
             window.full = True
             break
+    if chunks.exhausted:
+        return window  # the total stays unknown
     rest = chunks.count_rest(MAX_COUNT_BYTES)
     window.total = None if rest is None else offset - 1 + len(window.lines) + rest
     return window

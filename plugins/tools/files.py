@@ -8,7 +8,7 @@ The file system work of each call runs off the event loop
 (:func:`~swarmd.plugins.tool.run_blocking`) and is bounded: only regular
 files are opened (a named pipe or a device is refused, never waited on),
 read pages through a file of any size (see :mod:`._reading`), edits load at
-most ``MAX_EDIT_BYTES``, and list looks at ``MAX_LIST_SCAN`` entries at most.
+most ``MAX_EDIT_BYTES``, and list looks at ``ListTool.max_scan`` entries at most.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class ReadTool(Tool):
         last = offset + len(window.lines) - 1
         of = f"of {window.total}" if window.total is not None else f"of more; the file is {size} bytes"
         if offset > 1 or window.total is None or last < window.total:
-            out.append(f"\n(lines {offset}-{last} {of}; use offset/limit to read more)")
+            capped = ", as much as one call returns" if window.full else ""
+            out.append(f"\n(lines {offset}-{last} {of}{capped}; use offset/limit to read more)")
         return ToolResult("\n".join(out), metadata={"lines": window.total})
 
 
@@ -257,13 +258,15 @@ class ListTool(Tool):
         "additionalProperties": False,
     }
     read_only = True
+    #: Entries of the directory looked at.
+    max_scan: ClassVar[int] = MAX_LIST_SCAN
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         path = ctx.resolve(args.get("path") or ".", must_exist=True)
-        return await run_blocking(self._list, path, ctx.relative(path))
+        return await run_blocking(self._list, path, ctx.relative(path), self.max_scan)
 
     @staticmethod
-    def _list(stop: CallStop, path: Path, shown: str) -> ToolResult:
+    def _list(stop: CallStop, path: Path, shown: str, max_scan: int) -> ToolResult:
         if not path.is_dir():
             raise ToolError(f"{shown} is not a directory")
         entries = []
@@ -272,7 +275,7 @@ class ListTool(Tool):
             for entry in it:
                 if len(entries) % 256 == 0:
                     stop.check()
-                if len(entries) >= MAX_LIST_SCAN:
+                if len(entries) >= max_scan:
                     scanned_all = False
                     break
                 if entry.name in SKIP_DIRS:
@@ -287,7 +290,7 @@ class ListTool(Tool):
         total = len(entries)
         if total == 0:
             return ToolResult(f"{shown}/ is empty")
-        counted = f"{total} entries" if scanned_all else f"more than {MAX_LIST_SCAN} entries, the first {total} looked at"
+        counted = f"{total} entries" if scanned_all else f"more than {max_scan} entries, the first {total} looked at"
         more = f"\n... and {total - MAX_LIST_ENTRIES} more" if total > MAX_LIST_ENTRIES else ""
         if not scanned_all:
             more += "; use glob with a pattern to find names in a directory this large"

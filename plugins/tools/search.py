@@ -28,7 +28,14 @@ from typing import Any, ClassVar
 import regex
 
 from swarmd.plugins.tool import CallStop, Tool, ToolContext, ToolError, ToolResult, run_blocking
-from swarmd.plugins.tools._common import SNIFF_BYTES, Walk, is_binary, open_regular, read_bounded
+from swarmd.plugins.tools._common import (
+    MAX_DIR_ENTRIES,
+    SNIFF_BYTES,
+    Walk,
+    is_binary,
+    open_regular,
+    read_bounded,
+)
 
 __all__ = ["GlobTool", "GrepTool", "glob_to_regex"]
 
@@ -134,6 +141,8 @@ class GlobTool(Tool):
     read_only = True
     #: Longest the match of one path may take.
     match_timeout_secs: ClassVar[float] = MATCH_TIMEOUT_SECS
+    #: Entries of one directory the walk looks at.
+    max_dir_entries: ClassVar[int] = MAX_DIR_ENTRIES
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         pattern = args["pattern"]
@@ -148,7 +157,7 @@ class GlobTool(Tool):
         def search(stop: CallStop) -> tuple[list[str], int, bool]:
             found: list[str] = []
             total = 0
-            walk = Walk(ctx, base, stop)
+            walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
             for file in walk:
                 rel = file.relative_to(base).as_posix()
                 if _matches(compiled, rel, stop, cap, search=False, what=f"the path {rel}"):
@@ -186,6 +195,8 @@ class GrepTool(Tool):
     read_only = True
     #: Longest the search of one line may take.
     match_timeout_secs: ClassVar[float] = MATCH_TIMEOUT_SECS
+    #: Entries of one directory the walk looks at.
+    max_dir_entries: ClassVar[int] = MAX_DIR_ENTRIES
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         flags = regex.V0 | (regex.IGNORECASE if args.get("case_insensitive") else 0)
@@ -213,7 +224,7 @@ class GrepTool(Tool):
         def search(stop: CallStop) -> tuple[list[str], int, int, bool]:
             hits: list[str] = []
             total = files = 0
-            walk = Walk(ctx, base, stop)
+            walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
             for file in walk:
                 if not wanted(file, stop):
                     continue
