@@ -93,6 +93,11 @@ class _Chunks:
         """The next line (its first ``max_bytes``) and whether it was cut; None at
         the end. A line still going on after ``budget`` bytes scanned is cut
         there and :attr:`exhausted` is set."""
+        end = self.buf.find(b"\n", self.pos)
+        if end != -1 and end - self.pos <= max_bytes:  # the common case: a whole line in the chunk
+            line = self.buf[self.pos : end]
+            self.pos = end + 1
+            return line, False
         kept = bytearray()
         cut = False
         started = False

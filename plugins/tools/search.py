@@ -6,17 +6,8 @@ and never report a file that resolves outside the worktree. The walk runs
 off the event loop (:func:`~swarmd.plugins.tool.run_blocking`) and stops at
 the call's deadline or when the call is cancelled.
 
-Patterns are matched with the ``regex`` package rather than ``re``: the same
-syntax (``regex.V0`` is ``re``-compatible), but each match takes a
-``timeout`` and, with ``concurrent=True``, releases the GIL while it runs.
-A pattern that backtracks catastrophically, such as ``(a|aa)+$`` against a
-long line, therefore neither freezes the service (``re`` holds the GIL for
-the whole match, starving the event loop, its gRPC health checks and its
-signal handlers) nor runs past its time: the match gives up after
-``match_timeout_secs`` or at the call's deadline, whichever comes first, and
-the model is told why. (A linear-time engine such as RE2 would rule the
-backtracking out, at the price of refusing backreferences and lookaround,
-which the tool's description promises.)
+Patterns (grep's, and globs translated to regular expressions) are matched
+with time limits and without holding the GIL; see :mod:`._matching`.
 """
 
 from __future__ import annotations
@@ -36,13 +27,12 @@ from swarmd.plugins.tools._common import (
     open_regular,
     read_bounded,
 )
+from swarmd.plugins.tools._matching import MATCH_TIMEOUT_SECS, LineSearch, matches
 
 __all__ = ["GlobTool", "GrepTool", "glob_to_regex"]
 
 MAX_GREP_FILE_BYTES = 2 * 1024 * 1024
 MAX_MATCH_LINE_CHARS = 300
-#: Longest one match (of a line, or of a path against a glob) may take.
-MATCH_TIMEOUT_SECS = 5.0
 
 
 def _segment(seg: str) -> str:
@@ -97,24 +87,6 @@ def glob_to_regex(pattern: str) -> regex.Pattern[str]:
         raise ToolError(f"invalid glob pattern {pattern!r}: {exc}") from None
 
 
-def _matches(
-    compiled: regex.Pattern[str], text: str, stop: CallStop, cap: float, *, search: bool, what: str
-) -> bool:
-    """One time-limited match that releases the GIL; a clear error when it runs out of time."""
-    try:
-        if search:
-            found = compiled.search(text, timeout=stop.remaining(cap), concurrent=True)
-        else:
-            found = compiled.match(text, timeout=stop.remaining(cap), concurrent=True)
-    except TimeoutError:
-        stop.check()  # the call's own deadline: the toolbox reports it
-        raise ToolError(
-            f"the pattern took more than {cap:g}s to match {what}: it backtracks catastrophically. "
-            "Avoid nested or overlapping repetition such as (a+)+ or (a|aa)*, or anchor it"
-        ) from None
-    return found is not None
-
-
 def _check_pattern(pattern: str) -> None:
     if pattern.startswith("/") or PurePosixPath(pattern).is_absolute():
         raise ToolError("pattern must be relative to the search path (no leading '/')")
@@ -160,7 +132,7 @@ class GlobTool(Tool):
             walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
             for file in walk:
                 rel = file.relative_to(base).as_posix()
-                if _matches(compiled, rel, stop, cap, search=False, what=f"the path {rel}"):
+                if matches(compiled, rel, stop, cap, search=False, what=f"the path {rel}"):
                     total += 1
                     if len(found) < limit:
                         found.append(ctx.relative(file))
@@ -199,11 +171,8 @@ class GrepTool(Tool):
     max_dir_entries: ClassVar[int] = MAX_DIR_ENTRIES
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        flags = regex.V0 | (regex.IGNORECASE if args.get("case_insensitive") else 0)
-        try:
-            compiled = regex.compile(args["pattern"], flags)
-        except regex.error as exc:
-            raise ToolError(f"invalid regular expression {args['pattern']!r}: {exc}") from None
+        flags = regex.IGNORECASE if args.get("case_insensitive") else 0
+        finder = LineSearch(args["pattern"], flags, self.match_timeout_secs)
         base = ctx.resolve(args.get("path") or ".", must_exist=True)
         include: str = args.get("include") or ""
         include_re = None
@@ -219,7 +188,8 @@ class GrepTool(Tool):
             if include_re is None:
                 return True
             rel = file.relative_to(root).as_posix()
-            return _matches(include_re, rel if "/" in include else file.name, stop, cap, search=False, what=rel)
+            name = rel if "/" in include else file.name
+            return matches(include_re, name, stop, cap, search=False, what=rel) is not None
 
         def search(stop: CallStop) -> tuple[list[str], int, int, bool]:
             hits: list[str] = []
@@ -233,13 +203,12 @@ class GrepTool(Tool):
                     continue
                 files += 1
                 shown = ctx.relative(file)
-                for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-                    if _matches(compiled, line, stop, cap, search=True, what=f"line {number} of {shown}"):
-                        total += 1
-                        if len(hits) < limit:
-                            if len(line) > MAX_MATCH_LINE_CHARS:
-                                line = line[:MAX_MATCH_LINE_CHARS] + "..."
-                            hits.append(f"{shown}:{number}: {line}")
+                for number, line in finder.lines(data.decode("utf-8", errors="replace"), stop, shown):
+                    total += 1
+                    if len(hits) < limit:
+                        if len(line) > MAX_MATCH_LINE_CHARS:
+                            line = line[:MAX_MATCH_LINE_CHARS] + "..."
+                        hits.append(f"{shown}:{number}: {line}")
             return hits, total, files, walk.truncated
 
         hits, total, files, truncated = await run_blocking(search)
