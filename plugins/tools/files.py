@@ -269,7 +269,7 @@ class ListTool(Tool):
     def _list(stop: CallStop, path: Path, shown: str, max_scan: int) -> ToolResult:
         if not path.is_dir():
             raise ToolError(f"{shown} is not a directory")
-        entries = []
+        entries: list[str] = []
         scanned_all = True
         with os.scandir(path) as it:
             for entry in it:
