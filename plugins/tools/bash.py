@@ -33,7 +33,7 @@ import signal
 from typing import Any, ClassVar
 
 from swarmd.plugins.runtime.env import scrub_environment
-from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult
+from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult, run_blocking
 
 __all__ = ["BashTool", "kill_process_group"]
 
@@ -89,7 +89,8 @@ async def _group_gone(pgid: int) -> None:
     delay = 0.005
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(KILL_WAIT_SECS):
-            while group_running(pgid):
+            # Reading /proc takes a while when many processes run: not on the event loop.
+            while await run_blocking(lambda stop: group_running(pgid)):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.1)
 
