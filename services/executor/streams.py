@@ -29,9 +29,10 @@ import grpc
 
 from swarmd.plugins import Executor
 from swarmd.services.errors import AlreadyExists, SwarmdError
+from swarmd.services.heartbeats import heartbeat
 from swarmd.v1 import common_pb2, executor_pb2
 
-__all__ = ["AttemptRecord", "AttemptStreams", "heartbeat"]
+__all__ = ["AttemptRecord", "AttemptStreams"]
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,6 @@ Key = tuple[str, str]
 _TRANSIENT_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 )
-
-
-def heartbeat(last_sequence: int, interval_secs: float) -> common_pb2.StreamHeartbeat:
-    """A heartbeat stamped now."""
-    beat = common_pb2.StreamHeartbeat(last_sequence=last_sequence, interval_ms=int(interval_secs * 1000))
-    beat.time.GetCurrentTime()
-    return beat
 
 
 def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
