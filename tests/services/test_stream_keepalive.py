@@ -27,8 +27,8 @@ class CountingSleeper(Executor):
     """Test double: one event, sleeps ``labels.sleep`` seconds, succeeds; counts runs."""
 
     name = "counting"
-    runs: list[str] = []  # noqa: RUF012 - shared journal of the test double
-    stopped: list[str] = []  # noqa: RUF012
+    runs: list[str] = []
+    stopped: list[str] = []
 
     async def submit(self, request):  # type: ignore[override]
         st = request.subtask
