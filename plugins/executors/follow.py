@@ -73,10 +73,29 @@ class FollowPolicy:
         return max(3 * self.heartbeat_secs, self.heartbeat_secs + 5.0)
 
     @property
+    def probe_timeout_secs(self) -> float:
+        """Deadline of the reachability check made before reattaching."""
+        return min(5.0, max(1.0, 3 * self.heartbeat_secs))
+
+    @property
     def window_secs(self) -> float:
         if self.reattach_window_secs is not None:
             return self.reattach_window_secs
         return self.outage_secs + 30.0
+
+
+async def _probe(stub: executor_pb2_grpc.ExecutorServiceStub, policy: FollowPolicy) -> tuple[Any, str] | None:
+    """Is the executor reachable? A short unary call, so a stream call never
+    hangs on a connection that cannot be made; (code, details) when not."""
+    try:
+        await stub.Describe(executor_pb2.DescribeRequest(), timeout=policy.probe_timeout_secs)
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return grpc.StatusCode.UNAVAILABLE, f"no answer within {policy.probe_timeout_secs:g}s"
+        if code in BROKEN_STREAM_CODES:
+            return code, exc.details() or ""
+    return None  # it answered (even a refusal says it is there)
 
 
 class _Silent(Exception):
@@ -142,7 +161,10 @@ async def follow_attempt(
     told_outage = False
     while True:
         remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
-        if attach:
+        probe_failure = await _probe(stub, policy) if broken_at is not None else None
+        if probe_failure is not None:
+            code, details = probe_failure
+        elif attach:
             call: Any = stub.AttachSubTask(
                 executor_pb2.AttachSubTaskRequest(
                     swarm_id=request.swarm_id,
@@ -155,35 +177,36 @@ async def follow_attempt(
             )
         else:
             call = stub.ExecuteSubTask(sent, timeout=remaining)
-        try:
-            async for message in _messages(call, attach, policy.silence_secs):
-                if broken_at is not None:
-                    waited = time.monotonic() - broken_at
-                    tell(
-                        "executor_reattached",
-                        f"{what}: the executor stream broke ({broken_why}); reattached after {waited:.1f}s "
-                        f"at message {last}, nothing was lost or started over",
-                    )
-                    broken_at, tries, told_outage = None, 0, False
-                received = True
-                probes = 0
-                if message.HasField("heartbeat"):
-                    continue
-                if message.sequence:
-                    if message.sequence <= last:
-                        continue  # already delivered before the break
-                    last = message.sequence
-                yield message
-                if message.HasField("result"):
-                    return
-            yield _failed("the executor's stream ended without a result", common_pb2.FAILURE_KIND_TRANSIENT)
-            return
-        except _Silent:
-            code, details = None, f"no message for {policy.silence_secs:g}s"
-        except grpc.aio.AioRpcError as exc:
-            code, details = exc.code(), exc.details() or ""
-        finally:
-            call.cancel()
+        if probe_failure is None:
+            try:
+                async for message in _messages(call, attach, policy.silence_secs):
+                    if broken_at is not None:
+                        waited = time.monotonic() - broken_at
+                        tell(
+                            "executor_reattached",
+                            f"{what}: the executor stream broke ({broken_why}); reattached after {waited:.1f}s "
+                            f"at message {last}, nothing was lost or started over",
+                        )
+                        broken_at, tries, told_outage = None, 0, False
+                    received = True
+                    probes = 0
+                    if message.HasField("heartbeat"):
+                        continue
+                    if message.sequence:
+                        if message.sequence <= last:
+                            continue  # already delivered before the break
+                        last = message.sequence
+                    yield message
+                    if message.HasField("result"):
+                        return
+                yield _failed("the executor's stream ended without a result", common_pb2.FAILURE_KIND_TRANSIENT)
+                return
+            except _Silent:
+                code, details = None, f"no message for {policy.silence_secs:g}s"
+            except grpc.aio.AioRpcError as exc:
+                code, details = exc.code(), exc.details() or ""
+            finally:
+                call.cancel()
         if attach and code == grpc.StatusCode.NOT_FOUND and received and probes < policy.attach_probes:
             # Calls over a channel balanced across executors may land on
             # another one than the attempt's: ask again before giving it up.

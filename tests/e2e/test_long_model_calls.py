@@ -165,7 +165,7 @@ async def swarm_services(
     executor_env = {
         **env,
         "SWARMD_EXECUTOR__OPTIONS": (
-            f'{{"provider.base_url": "{server.base_url}", "provider.api_key": "test-key", "call_timeout_secs": "600"}}'
+            f'{{"provider.base_url": "{server.base_url}", "provider.api_key": "test-key", "provider.timeout": "600", "call_timeout_secs": "600"}}'
         ),
     }
     services: dict[str, Service] = {}

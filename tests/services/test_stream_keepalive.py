@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from swarmd.plugins import Executor, hookimpl
+from swarmd.plugins.executors.follow import FollowPolicy, follow_attempt
 from swarmd.plugins.manager import load_plugins
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings, ServerSettings
@@ -172,3 +173,62 @@ async def test_same_attempt_twice_is_already_exists(executor_host: ServiceHost) 
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert "AttachSubTask" in info.value.details()
         call.cancel()
+
+
+async def _executor_on(listen: str) -> ServiceHost:
+    plugins = load_plugins(
+        [CountingPlugin()],
+        env={"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1", "SWARMD_BLOCK_PLUGINS": "builtin-tools,local,openai,replay,remote"},
+    )
+    settings = ExecutorSettings(default_executor="counting", listen=listen, grace_period_secs=0)
+    host = ServiceHost("executor", settings)
+    await build_executor(host, settings, plugins)
+    await host.start()
+    return host
+
+
+async def _collect(stream):  # type: ignore[no-untyped-def]
+    return [m async for m in stream]
+
+
+async def test_follower_waits_out_a_restart_and_sends_the_lost_attempt_again() -> None:
+    CountingSleeper.runs.clear()
+    CountingSleeper.stopped.clear()
+    first = await _executor_on("127.0.0.1:0")
+    address = first.address
+    notices: list[tuple[str, str]] = []
+    policy = FollowPolicy(heartbeat_secs=0.05, outage_secs=30, max_backoff_secs=0.3)
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = executor_pb2_grpc.ExecutorServiceStub(ch)
+        stream = follow_attempt(stub, request("a", 0.5), policy, timeout=30, notice=lambda c, m: notices.append((c, m)))
+        first_message = await stream.__anext__()
+        assert first_message.HasField("event")
+        reading = asyncio.ensure_future(_collect(stream))
+        await first.stop(grace=0)  # the executor dies with the attempt
+        for _ in range(200):  # the follower notices, and says it waits
+            if notices:
+                break
+            await asyncio.sleep(0.02)
+        second = await _executor_on(address)  # and comes back, empty
+        try:
+            rest = await asyncio.wait_for(reading, 20)
+        finally:
+            await second.stop(grace=0)
+    assert rest[-1].HasField("result") and rest[-1].result.success
+    codes = [c for c, _ in notices]
+    assert "executor_unavailable" in codes and "executor_lost_attempt" in codes, notices
+    assert CountingSleeper.runs == ["a", "a"], "sent again once the executor was back"
+
+
+async def test_follower_gives_up_after_the_outage_deadline_with_a_transient_failure() -> None:
+    host = await _executor_on("127.0.0.1:0")
+    address = host.address
+    await host.stop(grace=0)
+    policy = FollowPolicy(heartbeat_secs=0.05, outage_secs=1.0, max_backoff_secs=0.2)
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = executor_pb2_grpc.ExecutorServiceStub(ch)
+        messages = [m async for m in follow_attempt(stub, request("a", 0), policy, timeout=30)]
+    (only,) = messages
+    assert not only.result.success
+    assert only.result.failure_kind == common_pb2.FAILURE_KIND_TRANSIENT
+    assert "executor unreachable" in only.result.error and "UNAVAILABLE" in only.result.error
