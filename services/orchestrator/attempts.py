@@ -201,6 +201,7 @@ class AttemptReporter:
             self.state.status_reason = "waiting for the executor to come back"
         elif code == "executor_reattached":
             self.state.status_reason = ""
+        self.run.writer.save_subtask(self.state)
         self.run.log.emit(
             "warning", common_pb2.SwarmWarning(code=code, message=message, subtask_id=self.sid)
         )

@@ -235,6 +235,8 @@ async def test_a_long_model_call_completes_in_one_attempt_scaled(tmp_path: Path,
             logs = "".join(s.output() for s in services.values())
     assert_one_attempt(swarm, events, server)
     assert "too_many_pings" not in logs and "ENHANCE_YOUR_CALM" not in logs
+    broke = [e.warning.message for e in events if e.HasField("warning") and e.warning.code.startswith("executor_")]
+    assert not broke, f"the stream must not even break: {broke}"
 
 
 @pytest.mark.slow
@@ -247,6 +249,8 @@ async def test_a_200s_model_call_completes_in_one_attempt_with_default_settings(
             logs = "".join(s.output() for s in services.values())
     assert_one_attempt(swarm, events, server)
     assert "too_many_pings" not in logs and "ENHANCE_YOUR_CALM" not in logs
+    broke = [e.warning.message for e in events if e.HasField("warning") and e.warning.code.startswith("executor_")]
+    assert not broke, f"the stream must not even break: {broke}"
 
 
 @pytest.mark.timeout(120)
