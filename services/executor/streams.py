@@ -109,6 +109,12 @@ class AttemptRecord:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    def compact(self) -> None:
+        """Keep only the result (once it was delivered)."""
+        if self.result is not None:
+            self._messages = deque([self.result])
+            self._bytes = self.result.ByteSize()
+
     def _after(self, sequence: int) -> list[executor_pb2.ExecuteSubTaskResponse]:
         if not self._messages:
             return []
@@ -229,9 +235,15 @@ class AttemptStreams:
         if record.expiry is not None:
             record.expiry.cancel()
             record.expiry = None
+        delivered = False
         try:
             async for message in record.follow(after, heartbeat_secs):
                 yield message
+                delivered = message.HasField("result")
+            if delivered:
+                # The result went out: only it is kept for a caller that
+                # lost it on the way, not the events before it.
+                record.compact()
         finally:
             record.subscribers -= 1
             if record.subscribers == 0:
