@@ -337,7 +337,9 @@ def _build_loop(
     ctx = ToolContext(
         workdir=workdir.resolve(), swarm_id=request.swarm_id, subtask_id=subtask.id, env=env, services=services
     )
-    toolbox = Toolbox.from_registry(runtime.plugins.tools, ctx, read_only=subtask.read_only)
+    toolbox = Toolbox.from_registry(
+        runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
+    )
     system_prompt = build_system_prompt(
         subtask_id=subtask.id,
         specialty=subtask.specialty,

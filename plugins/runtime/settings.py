@@ -14,13 +14,17 @@ swarm by ``config.executor_options``):
 ``context_window`` (128000), ``max_output_tokens`` (8192), ``call_timeout_secs``
 (120), ``temperature`` (provider default), ``tool_output_limit`` (6000),
 ``price_prompt_per_mtok``/``price_completion_per_mtok`` (0: cost unknown; the
-orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30).
+orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30),
+``tool_timeout_secs`` (120: how long one tool call may run unless its own
+arguments allow more, as bash's ``timeout`` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from swarmd.plugins.runtime.toolbox import DEFAULT_TOOL_TIMEOUT_SECS
 
 __all__ = ["SWARM_FORBIDDEN", "RuntimeSettings", "SettingsError"]
 
@@ -36,6 +40,7 @@ _NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
     ("price_prompt_per_mtok", float),
     ("price_completion_per_mtok", float),
     ("rpc_timeout_secs", float),
+    ("tool_timeout_secs", float),
 )
 _ZERO_OK = frozenset({"temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
 
@@ -58,6 +63,7 @@ class RuntimeSettings:
     price_prompt_per_mtok: float = 0.0
     price_completion_per_mtok: float = 0.0
     rpc_timeout_secs: float = 30.0
+    tool_timeout_secs: float = DEFAULT_TOOL_TIMEOUT_SECS
 
     @classmethod
     def resolve(cls, service: Mapping[str, str], swarm: Mapping[str, str] | None = None) -> RuntimeSettings:
