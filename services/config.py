@@ -107,6 +107,11 @@ class OrchestratorSettings(ServerSettings):
         128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )
     governor_max_concurrency: int = Field(256, ge=1, description="Most model calls one governor lets through at once.")
+    client_executor_options: list[str] = Field(
+        default_factory=list,
+        description="Executor options clients may set per swarm beyond the safe defaults "
+        "(e.g. provider.base_url for a trusted tenant); others are operator settings.",
+    )
 
 
 class Settings(_Model):

@@ -29,7 +29,7 @@ from swarmd.services.errors import NotFound
 from swarmd.services.orchestrator.attempts import AttemptReporter
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
-from swarmd.services.orchestrator.retry import Backoff
+from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
 from swarmd.v1 import common_pb2
 
@@ -119,6 +119,10 @@ class SubtaskScheduler:
         run = self.run
         config = run.config
         reporter = AttemptReporter(run, sid)
+        # A resumed subtask continues its attempt count within its retry budget.
+        first_attempt, retries_used = resumed_first_attempt(
+            run.states[sid].attempt, config.max_retries
+        )
         dispatch = SubtaskDispatch(
             run.ctx.executor,
             reporter,
@@ -132,7 +136,8 @@ class SubtaskScheduler:
             ),
             backoff=Backoff(config.base_delay_ms, config.max_delay_ms, run.ctx.rng),
             sleep=run.ctx.sleep,
-            first_attempt=run.states[sid].attempt + 1,
+            first_attempt=first_attempt,
+            retries_used=retries_used,
         )
         self.reporters[sid] = reporter
         self.dispatches[sid] = dispatch

@@ -27,6 +27,7 @@ from swarmd.services.config import OrchestratorSettings
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, SwarmdError, Unavailable
 from swarmd.services.orchestrator.budgets import find_price
 from swarmd.services.orchestrator.decomposer import create_decomposition_provider, decompose
+from swarmd.services.orchestrator.options import check_client_options
 from swarmd.services.orchestrator.peers import ExecutorClient
 from swarmd.services.orchestrator.planning import (
     PlanWarning,
@@ -166,6 +167,7 @@ async def prepare_submission(
 ) -> Submission:
     """Validate ``request`` and build its swarm; raise on bad input."""
     config = effective_config(request.config, cwd=deps.cwd)
+    check_client_options(config, deps.settings.client_executor_options)
     task = request.task
     if len(task) > MAX_TASK_CHARS:
         raise InvalidArgument(f"task is {len(task)} characters (max {MAX_TASK_CHARS})")
