@@ -294,27 +294,35 @@ class Orchestrator:
             raise InvalidArgument(f"reason is longer than {_MAX_REASON_CHARS} characters")
         run = self._runs.get(request.swarm_id)
         if run is None:
-            stored = await self._load(request.swarm_id)
-            if stored.state in TERMINAL_SWARM:
-                return orchestrator_pb2.CancelSwarmResponse(
-                    state=stored.state, already_finished=True
-                )
-            if not owner_gone(stored.owner, self.owner()):
-                # Live in another orchestrator: that one cancels it.
-                forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5)
-                if forwarded is not None:
-                    return forwarded
-            # Stored unfinished but not live anywhere (its orchestrator is
-            # gone): cancel it in the store so it is never resumed.
-            self._cancel_stored(stored, request.reason or "cancelled by user")
-            await self.store.save_swarm(stored)
-            return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=False)
+            # Not live here: decided on the stored state, never while this
+            # orchestrator is resuming or interrupting stored swarms.
+            async with self.recovery.lock:
+                run = self._runs.get(request.swarm_id)
+                if run is None:
+                    return await self._cancel_not_live(request)
         state, already = run.cancel(request.reason)
         if not already:
             await run.wait(_CANCEL_WAIT_SECS)
             if run.terminal:
                 state = run.swarm.state
         return orchestrator_pb2.CancelSwarmResponse(state=state, already_finished=already)
+
+    async def _cancel_not_live(
+        self, request: orchestrator_pb2.CancelSwarmRequest
+    ) -> orchestrator_pb2.CancelSwarmResponse:
+        stored = await self._load(request.swarm_id)
+        if stored.state in TERMINAL_SWARM:
+            return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=True)
+        if not owner_gone(stored.owner, self.owner()):
+            # Live in another orchestrator: that one cancels it.
+            forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5)
+            if forwarded is not None:
+                return forwarded
+        # Stored unfinished but not live anywhere (its orchestrator is gone):
+        # cancel it in the store so it is never resumed.
+        self._cancel_stored(stored, request.reason or "cancelled by user")
+        await self.store.save_swarm(stored)
+        return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=False)
 
     @staticmethod
     def _cancel_stored(swarm: common_pb2.Swarm, reason: str, only: str | None = None) -> None:

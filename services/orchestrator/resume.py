@@ -183,7 +183,8 @@ class Recovery:
         self.adopt = adopt
         self.owner = owner
         self.embedded = embedded
-        self._lock = asyncio.Lock()
+        #: Held while stored swarms are resumed, interrupted or cancelled in the store.
+        self.lock = asyncio.Lock()
 
     async def _unfinished(self) -> list[common_pb2.Swarm]:
         pending: list[common_pb2.Swarm] = []
@@ -223,7 +224,7 @@ class Recovery:
 
     async def resume(self, swarm_id: str) -> tuple[SwarmRun, bool]:
         """Resume one stored swarm on purpose: (its run, whether it already ran here)."""
-        async with self._lock:
+        async with self.lock:
             run = self.runs.get(swarm_id)
             if run is not None:
                 return run, True
@@ -278,7 +279,7 @@ class Recovery:
         delay = 0.2
         for _ in range(30):
             try:
-                async with self._lock:
+                async with self.lock:
                     resumed = await self.startup()
             except (Unavailable, DeadlineExceeded) as exc:
                 log.info("cannot list unfinished swarms yet (%s); retrying", exc.message)
