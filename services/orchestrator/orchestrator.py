@@ -220,14 +220,11 @@ class Orchestrator:
                 f"page_size must be between 0 and {_MAX_PAGE} (0 = {_DEFAULT_PAGE})"
             )
         size = request.page_size or _DEFAULT_PAGE
-        try:
-            offset = int(request.page_token) if request.page_token else 0
-        except ValueError:
-            raise InvalidArgument(
-                f"page_token {request.page_token[:40]!r} is not a token from ListSwarms"
-            ) from None
-        if offset < 0:
-            raise InvalidArgument("page_token is not a token from ListSwarms")
+        token = request.page_token
+        # A token is the offset ListSwarms returned: ASCII digits, within int64.
+        if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
+            raise InvalidArgument(f"page_token {token[:40]!r} is not a token from ListSwarms")
+        offset = int(token) if token else 0
         states = list(request.states)
         for state in states:
             if (

@@ -111,6 +111,9 @@ async def test_list_swarms_newest_first_with_paging_and_filters(services) -> Non
     for bad in (
         orchestrator_pb2.ListSwarmsRequest(page_size=-1),
         orchestrator_pb2.ListSwarmsRequest(page_token="x"),
+        orchestrator_pb2.ListSwarmsRequest(page_token="9" * 40),
+        orchestrator_pb2.ListSwarmsRequest(page_token="-1"),
+        orchestrator_pb2.ListSwarmsRequest(page_token="١"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await services.stub.ListSwarms(bad, timeout=10)
