@@ -42,6 +42,11 @@ from swarmd.services.errors import DeadlineExceeded, FailedPrecondition, SwarmdE
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import create_decomposition_provider
 from swarmd.services.orchestrator.planning import PlanWarning
+from swarmd.services.orchestrator.reconcile import (
+    complete_from_merge,
+    merged_subtasks,
+    merges_expected,
+)
 from swarmd.services.orchestrator.run import SwarmRun, mark_interrupted
 from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -142,6 +147,40 @@ def resumed_run(
             state.subtask.id, result.tool_calls, result.usage.total_tokens, result.cost_usd
         )
     return run, interrupted
+
+
+async def reconcile_with_branch(swarm: common_pb2.Swarm) -> list[str]:
+    """Complete the subtasks whose merge is on the branch though the stored
+    state does not say so (see :mod:`.reconcile`); subtasks skipped only
+    because of them wait again. Returns the ids completed."""
+    wanted = [
+        s for s in swarm.subtasks
+        if s.status != common_pb2.SUB_TASK_STATUS_COMPLETED and merges_expected(swarm.config, s.subtask)
+    ]
+    if not wanted:
+        return []
+    merged = await merged_subtasks(swarm.config.repo_path, swarm.id)
+    done = []
+    for state in wanted:
+        work = merged.get(state.subtask.id)
+        if work is not None:
+            complete_from_merge(state, work)
+            done.append(state.subtask.id)
+    if done:
+        log.warning("swarm %s: %d subtask(s) found merged on the branch: %s", swarm.id, len(done), ", ".join(done))
+        by_id = {s.subtask.id: s for s in swarm.subtasks}
+        bad = TERMINAL - {common_pb2.SUB_TASK_STATUS_COMPLETED}
+        changed = True
+        while changed:
+            changed = False
+            for state in swarm.subtasks:
+                deps = [by_id[d] for d in state.subtask.dependencies if d in by_id]
+                if state.status == common_pb2.SUB_TASK_STATUS_SKIPPED and not any(d.status in bad for d in deps):
+                    state.status = common_pb2.SUB_TASK_STATUS_BLOCKED
+                    state.status_reason = ""
+                    state.result.Clear()
+                    changed = True
+    return done
 
 
 async def restart(run: SwarmRun, interrupted: list[str]) -> None:
@@ -258,6 +297,7 @@ class Recovery:
             with contextlib.suppress(SwarmdError):
                 await self.ctx.store.save_swarm(stored)
             return None
+        await reconcile_with_branch(run.swarm)
         run.swarm.owner.CopyFrom(self.owner())
         run.writer.save_swarm()
         self.adopt(run)
