@@ -113,7 +113,7 @@ async def test_list_swarms_newest_first_with_paging_and_filters(services) -> Non
         orchestrator_pb2.ListSwarmsRequest(page_token="x"),
         orchestrator_pb2.ListSwarmsRequest(page_token="9" * 40),
         orchestrator_pb2.ListSwarmsRequest(page_token="-1"),
-        orchestrator_pb2.ListSwarmsRequest(page_token="١"),
+        orchestrator_pb2.ListSwarmsRequest(page_token="\u0661"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await services.stub.ListSwarms(bad, timeout=10)
