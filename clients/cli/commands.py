@@ -21,6 +21,7 @@ from swarmd.clients.launcher import SERVICE_KINDS, EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
+from swarmd.services.orchestrator.options import check_client_options
 from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.v1 import common_pb2
 
@@ -79,7 +80,8 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     if args.run_anyway:
         config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
     if args.record:
-        # Relative: under REPO/.swarmd/ (the only place a swarm may record to).
+        # Relative: under REPO/.swarmd/ (the only place a client may have a
+        # running orchestrator record to; embedded services record anywhere).
         record = Path(args.record)
         config.executor_options["record"] = str(record.resolve() if record.is_absolute() else record)
     for item in args.option or []:
@@ -90,9 +92,28 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     return config
 
 
+def _operator_options(config: common_pb2.SwarmConfig) -> dict[str, str]:
+    """Take out of ``config`` the options only an operator may set (see
+    :mod:`swarmd.services.orchestrator.options`). The embedded services are
+    the user's own, so there they become the services' settings; a running
+    orchestrator refuses them from a client."""
+    moved: dict[str, str] = {}
+    for name, value in list(config.executor_options.items()):
+        probe = common_pb2.SwarmConfig(repo_path=config.repo_path, executor_options={name: value})
+        try:
+            check_client_options(probe)
+        except SwarmdError:
+            moved[name] = value
+            del config.executor_options[name]
+    return moved
+
+
 @contextlib.asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
-    """A client to a running orchestrator, or to embedded services on the repo's database."""
+async def _connect(
+    args: argparse.Namespace, config: common_pb2.SwarmConfig | None = None
+) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
+    """A client to a running orchestrator, or to embedded services on the repo's
+    database (which take the operator options out of ``config``)."""
     address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
     if address:
         client = SwarmdClient(address, result_store=getattr(args, "result_store", None))
@@ -109,6 +130,10 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient
         else repo / settings.result_store.db_path
     )
     await _hide_state_dir(repo, Path(db))
+    if config is not None:
+        operator = _operator_options(config)
+        settings.executor.options.update(operator)
+        settings.orchestrator.decomposition_options.update(operator)
     embedded = EmbeddedSwarmd(settings, db_path=db)
     try:
         await embedded.start()
@@ -140,7 +165,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
             grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
         )
     config = build_config(args)
-    async with _connect(args) as (client, _embedded):
+    async with _connect(args, config) as (client, _embedded):
         reply = await client.submit(task=task, plan=plan, config=config, dry_run=args.dry_run)
         swarm = reply.swarm
         if args.dry_run:
@@ -419,7 +444,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
     run.add_argument("--record", metavar="CASSETTE",
-                     help="record every model response to a cassette (JSONL) in REPO/.swarmd/")
+                     help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, stages and pre-flight report only")
     run.add_argument("--json", action="store_true", help="print the full result as JSON")
