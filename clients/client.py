@@ -92,6 +92,10 @@ class SwarmdClient:
             self._stub.CancelSwarm, orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id, reason=reason)
         )
 
+    async def resume(self, swarm_id: str) -> orchestrator_pb2.ResumeSwarmResponse:
+        """Resume an INTERRUPTED swarm (its orchestrator is gone) on this orchestrator."""
+        return await self._call(self._stub.ResumeSwarm, orchestrator_pb2.ResumeSwarmRequest(swarm_id=swarm_id))
+
     async def cancel_subtask(
         self, swarm_id: str, subtask_id: str, reason: str = ""
     ) -> orchestrator_pb2.CancelSubTaskResponse:
@@ -196,6 +200,9 @@ class SyncSwarmdClient:
 
     def cancel(self, swarm_id: str, reason: str = "") -> orchestrator_pb2.CancelSwarmResponse:
         return self._loop.run_until_complete(self._client.cancel(swarm_id, reason))
+
+    def resume(self, swarm_id: str) -> orchestrator_pb2.ResumeSwarmResponse:
+        return self._loop.run_until_complete(self._client.resume(swarm_id))
 
     def cancel_subtask(self, swarm_id: str, subtask_id: str, reason: str = "") -> orchestrator_pb2.CancelSubTaskResponse:
         return self._loop.run_until_complete(self._client.cancel_subtask(swarm_id, subtask_id, reason))

@@ -33,8 +33,13 @@ async def build_service(
     settings: Settings,
     plugins: Plugins | None = None,
     span_processors: Iterable[SpanProcessor] = (),
+    *,
+    embedded: bool = False,
 ) -> tuple[ServiceHost, Any]:
-    """Create the host for one service and register it (not started yet)."""
+    """Create the host for one service and register it (not started yet).
+
+    ``embedded`` marks the services of one ``swarmd`` command: its
+    orchestrator never resumes swarms by itself (``swarmd resume`` does)."""
     telemetry = Telemetry(f"swarmd-{kind}", settings.telemetry, span_processors)
     if kind == "result-store":
         from swarmd.services.result_store import build_result_store
@@ -51,7 +56,7 @@ async def build_service(
         from swarmd.services.orchestrator import build_orchestrator
 
         host = ServiceHost(kind, settings.orchestrator, telemetry)
-        return host, await build_orchestrator(host, settings.orchestrator, plugins)
+        return host, await build_orchestrator(host, settings.orchestrator, plugins, embedded=embedded)
     raise ValueError(f"unknown service {kind!r} (choose from {', '.join(SERVICE_KINDS)})")
 
 
@@ -108,7 +113,9 @@ class EmbeddedSwarmd:
                 if kind == "orchestrator":
                     self.settings.orchestrator.result_store_address = self.result_store_address
                     self.settings.orchestrator.executor_address = self.executor_address
-                host, service = await build_service(kind, self.settings, plugins, self._span_processors)
+                host, service = await build_service(
+                    kind, self.settings, plugins, self._span_processors, embedded=True
+                )
                 self.hosts[kind] = host
                 self.services[kind] = service
                 await host.start()

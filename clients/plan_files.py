@@ -43,22 +43,49 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "max_steps": int,
     "labels": dict,
 }
+#: Largest plan file read (a bigger one, or ``/dev/zero``, is refused).
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+_INT32 = (-(2**31), 2**31 - 1)
+_RANGES = {"priority": _INT32, "max_steps": (0, 2**31 - 1)}
 
 
 def _bad(source: str, message: str) -> SwarmdClientError:
     return SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, f"plan file {source}: {message}")
 
 
+def _keys(source: str, where: str, mapping: dict[Any, Any]) -> None:
+    for key in mapping:
+        if not isinstance(key, str):
+            raise _bad(source, f"{where} has a key that is not a string: {str(key)[:80]!r}")
+
+
+def _text(source: str, where: str, value: Any) -> str:
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _bad(source, f"{where} is not valid Unicode text (character {exc.start})") from None
+    return text
+
+
+def _scalar(source: str, where: str, value: Any) -> str:
+    if isinstance(value, (dict, list, tuple, set)):
+        raise _bad(source, f"{where} must be a string, not a {type(value).__name__}")
+    return _text(source, where, value)
+
+
 def parse_plan(data: Any, source: str = "<plan>") -> tuple[common_pb2.Plan, str]:
     """Turn parsed YAML/JSON into a Plan and the optional task description."""
     task = ""
     if isinstance(data, dict):
+        _keys(source, "the top level", data)
         unknown = set(data) - {"task", "subtasks"}
         if unknown:
             raise _bad(source, f"unknown top-level key(s): {', '.join(sorted(unknown))}")
         task = data.get("task") or ""
         if not isinstance(task, str):
             raise _bad(source, "'task' must be a string")
+        task = _text(source, "task", task)
         data = data.get("subtasks")
     if not isinstance(data, list) or not data:
         raise _bad(source, "expected a non-empty 'subtasks' list")
@@ -67,6 +94,7 @@ def parse_plan(data: Any, source: str = "<plan>") -> tuple[common_pb2.Plan, str]
         where = f"subtasks[{index}]"
         if not isinstance(item, dict):
             raise _bad(source, f"{where} must be a mapping, got {type(item).__name__}")
+        _keys(source, where, item)
         unknown = set(item) - set(_FIELDS)
         if unknown:
             raise _bad(source, f"{where} has unknown field(s): {', '.join(sorted(unknown))}")
@@ -75,34 +103,64 @@ def parse_plan(data: Any, source: str = "<plan>") -> tuple[common_pb2.Plan, str]
                 raise _bad(source, f"{where}.{key} must be {getattr(kind, '__name__', kind)}")
             if kind is int and isinstance(item.get(key), bool):
                 raise _bad(source, f"{where}.{key} must be an integer")
+        for key, (low, high) in _RANGES.items():
+            value = item.get(key)
+            if value is not None and not low <= value <= high:
+                raise _bad(source, f"{where}.{key} must be between {low} and {high}, not {str(value)[:40]}")
         deps = item.get("dependencies") or []
         if not all(isinstance(d, str) for d in deps):
             raise _bad(source, f"{where}.dependencies must be a list of subtask ids")
         labels = item.get("labels") or {}
+        _keys(source, f"{where}.labels", labels)
         subtask = common_pb2.SubTask(
-            id=str(item.get("id") or ""),
-            name=str(item.get("name") or ""),
-            instruction=str(item.get("instruction") or ""),
-            specialty=str(item.get("specialty") or ""),
-            dependencies=deps,
+            id=_text(source, f"{where}.id", item.get("id") or ""),
+            name=_text(source, f"{where}.name", item.get("name") or ""),
+            instruction=_text(source, f"{where}.instruction", item.get("instruction") or ""),
+            specialty=_text(source, f"{where}.specialty", item.get("specialty") or ""),
+            dependencies=[_text(source, f"{where}.dependencies[{i}]", d) for i, d in enumerate(deps)],
             priority=int(item.get("priority") or 0),
             read_only=bool(item.get("read_only") or False),
             max_steps=int(item.get("max_steps") or 0),
-            labels={str(k): str(v) for k, v in labels.items()},
+            labels={
+                _text(source, f"{where}.labels", k): _scalar(source, f"{where}.labels.{k}", v)
+                for k, v in labels.items()
+            },
         )
         plan.subtasks.append(subtask)
     return plan, task
 
 
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _bad(
+            str(path), f"not UTF-8 text: byte {exc.start} (line {line}, column {column}) is {raw[exc.start:exc.start + 1]!r}"
+        ) from None
+
+
 def load_plan(path: str | Path) -> tuple[common_pb2.Plan, str]:
-    """Read and parse a plan file; errors are INVALID_ARGUMENT naming the problem."""
+    """Read and parse a plan file; errors are INVALID_ARGUMENT naming the file
+    and the place (line and column, or the subtask and field)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise _bad(str(path), f"cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_PLAN_BYTES:
+        raise _bad(str(path), f"larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB")
+    text = _decode(path, raw)
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise _bad(str(path), f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
-    return parse_plan(data, str(path))
+        raise _bad(str(path), f"not valid {kind}: {exc}") from exc
+    except RecursionError:
+        raise _bad(str(path), f"not a plan: the {kind} is nested too deeply") from None
+    try:
+        return parse_plan(data, str(path))
+    except RecursionError:
+        raise _bad(str(path), "not a plan: nested too deeply") from None

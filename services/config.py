@@ -136,6 +136,11 @@ class OrchestratorSettings(ServerSettings):
         description="How long an unreachable executor is waited for (the swarm says it is waiting) before "
         "its attempts count as failed; the executor keeps running them meanwhile, for reattaching.",
     )
+    client_executor_options: list[str] = Field(
+        default_factory=list,
+        description="Executor options clients may set per swarm beyond the safe defaults "
+        "(e.g. provider.base_url for a trusted tenant); others are operator settings.",
+    )
 
 
 class Settings(_Model):

@@ -3,6 +3,7 @@
     swarmd run "TASK" | --plan FILE   run a swarm (embedded services unless --orchestrator)
     swarmd serve KIND --listen H:P    run one service alone
     swarmd status|watch|cancel|list   inspect and control swarms
+    swarmd resume ID                  continue an interrupted swarm
     swarmd plugins                    list loaded plugins and where they come from
     swarmd worktrees list|prune       the sub-agents' git worktrees
     swarmd cache stats|clear          the result cache
@@ -10,7 +11,10 @@
 
 Exit codes: 0 success; 1 the swarm failed or was cancelled; 2 bad input
 (usage, invalid plan or configuration); 3 a service could not be reached or
-another error occurred; 130 interrupted.
+another error occurred; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM);
+129 hung up (SIGHUP, the terminal was closed). An interrupted ``swarmd run``
+cancels its swarm first; a closed stdout does not stop it (see
+:mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from swarmd.clients.cli.commands import COMMANDS, add_arguments
+from swarmd.clients.cli.guard import Terminated, run_guarded
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.plugins.manager import PluginLoadError
 
@@ -50,16 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = COMMANDS[args.command]
     try:
-        return asyncio.run(command(args))
+        return run_guarded(command(args))
     except SwarmdClientError as exc:
         print(f"swarmd: error: {exc.code.name}: {exc.message}", file=sys.stderr)
         return 2 if exc.code.name in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION") else 3
     except PluginLoadError as exc:
         print(f"swarmd: plugin error: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("swarmd: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"swarmd: ended by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

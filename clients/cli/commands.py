@@ -22,6 +22,7 @@ from swarmd.clients.launcher import SERVICE_KINDS, EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
+from swarmd.services.orchestrator.options import check_client_options
 from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.v1 import common_pb2
 
@@ -80,7 +81,10 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     if args.run_anyway:
         config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
     if args.record:
-        config.executor_options["record"] = str(Path(args.record).resolve())
+        # Relative: under REPO/.swarmd/ (the only place a client may have a
+        # running orchestrator record to; embedded services record anywhere).
+        record = Path(args.record)
+        config.executor_options["record"] = str(record.resolve() if record.is_absolute() else record)
     for item in args.option or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -89,9 +93,28 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     return config
 
 
+def _operator_options(config: common_pb2.SwarmConfig) -> dict[str, str]:
+    """Take out of ``config`` the options only an operator may set (see
+    :mod:`swarmd.services.orchestrator.options`). The embedded services are
+    the user's own, so there they become the services' settings; a running
+    orchestrator refuses them from a client."""
+    moved: dict[str, str] = {}
+    for name, value in list(config.executor_options.items()):
+        probe = common_pb2.SwarmConfig(repo_path=config.repo_path, executor_options={name: value})
+        try:
+            check_client_options(probe)
+        except SwarmdError:
+            moved[name] = value
+            del config.executor_options[name]
+    return moved
+
+
 @contextlib.asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
-    """A client to a running orchestrator, or to embedded services on the repo's database."""
+async def _connect(
+    args: argparse.Namespace, config: common_pb2.SwarmConfig | None = None
+) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
+    """A client to a running orchestrator, or to embedded services on the repo's
+    database (which take the operator options out of ``config``)."""
     address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
     if address:
         client = SwarmdClient(address, result_store=getattr(args, "result_store", None))
@@ -108,6 +131,10 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient
         else repo / settings.result_store.db_path
     )
     await _hide_state_dir(repo, Path(db))
+    if config is not None:
+        operator = _operator_options(config)
+        settings.executor.options.update(operator)
+        settings.orchestrator.decomposition_options.update(operator)
     embedded = EmbeddedSwarmd(settings, db_path=db)
     try:
         await embedded.start()
@@ -139,7 +166,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
             grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
         )
     config = build_config(args)
-    async with _connect(args) as (client, _embedded):
+    async with _connect(args, config) as (client, _embedded):
         reply = await client.submit(task=task, plan=plan, config=config, dry_run=args.dry_run)
         swarm = reply.swarm
         if args.dry_run:
@@ -148,17 +175,38 @@ async def cmd_run(args: argparse.Namespace) -> int:
             else:
                 print(format_plan(swarm, reply.preflight))
             return 0 if reply.preflight.is_valid else 1
-        progress = None if args.json else Progress(live=None if not args.plain else False)
-        if progress is not None:
+        if not args.json:
             print(f"swarm {swarm.id} submitted", flush=True)
-        try:
-            async for event in client.watch(swarm.id):
-                if progress is not None:
-                    progress.handle(event)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            await client.cancel(swarm.id, "interrupted by the user")
-            raise
-        final = await client.get(swarm.id)
+        final = await _follow(client, swarm.id, args)
+    print(swarm_json(final) if args.json else "\n" + format_summary(final))
+    return 0 if final.state == common_pb2.SWARM_STATE_SUCCEEDED else 1
+
+
+async def _follow(client: SwarmdClient, swarm_id: str, args: argparse.Namespace) -> common_pb2.Swarm:
+    """Show a swarm's progress until it ends; an interrupted command (Ctrl-C,
+    SIGTERM, SIGHUP) cancels the swarm first, so nothing is left running."""
+    progress = None if args.json else Progress(live=None if not args.plain else False)
+    try:
+        async for event in client.watch(swarm_id):
+            if progress is not None:
+                progress.handle(event)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        with contextlib.suppress(SwarmdClientError):
+            await client.cancel(swarm_id, "interrupted by the user")
+        raise
+    return await client.get(swarm_id)
+
+
+async def cmd_resume(args: argparse.Namespace) -> int:
+    async with _connect(args) as (client, _embedded):
+        reply = await client.resume(args.swarm_id)
+        if not args.json:
+            note = " (it was running here already)" if reply.already_running else ""
+            print(f"swarm {args.swarm_id} resumed{note}", flush=True)
+        final = await _follow(client, args.swarm_id, args)
     print(swarm_json(final) if args.json else "\n" + format_summary(final))
     return 0 if final.state == common_pb2.SWARM_STATE_SUCCEEDED else 1
 
@@ -193,17 +241,41 @@ async def cmd_watch(args: argparse.Namespace) -> int:
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel; the exit code and text say what the swarm (or subtask) is now:
+    0 when it is finished (cancelled now, or already before), 1 when it has
+    not stopped yet."""
     async with _connect(args) as (client, _):
         if args.subtask_id:
             reply = await client.cancel_subtask(args.swarm_id, args.subtask_id, args.reason)
-            status = common_pb2.SubTaskStatus.Name(reply.status).removeprefix("SUB_TASK_STATUS_").lower()
-            note = " (already finished)" if reply.already_finished else ""
-            print(f"subtask {args.subtask_id}: {status}{note}")
-        else:
-            reply = await client.cancel(args.swarm_id, args.reason)
-            note = " (already finished)" if reply.already_finished else ""
-            print(f"swarm {args.swarm_id}: {state_name(reply.state)}{note}")
-    return 0
+            swarm = await client.get(args.swarm_id)
+            status = next(
+                (s.status for s in swarm.subtasks if s.subtask.id == args.subtask_id), reply.status
+            )
+            name = common_pb2.SubTaskStatus.Name(status).removeprefix("SUB_TASK_STATUS_").lower()
+            done = status in _FINISHED_SUBTASK
+            note = " (already finished)" if reply.already_finished else ("" if done else " (not stopped yet)")
+            print(f"subtask {args.subtask_id}: {name}{note}")
+            return 0 if done else 1
+        reply = await client.cancel(args.swarm_id, args.reason)
+        swarm = await client.get(args.swarm_id)
+    done = swarm.state in _FINISHED_SWARM
+    note = " (already finished)" if reply.already_finished else ("" if done else " (cancel requested; not stopped yet)")
+    print(f"swarm {args.swarm_id}: {state_name(swarm.state)}{note}")
+    return 0 if done else 1
+
+
+_FINISHED_SWARM = frozenset(
+    {common_pb2.SWARM_STATE_SUCCEEDED, common_pb2.SWARM_STATE_FAILED, common_pb2.SWARM_STATE_CANCELLED}
+)
+_FINISHED_SUBTASK = frozenset(
+    {
+        common_pb2.SUB_TASK_STATUS_COMPLETED,
+        common_pb2.SUB_TASK_STATUS_FAILED,
+        common_pb2.SUB_TASK_STATUS_CANCELLED,
+        common_pb2.SUB_TASK_STATUS_TIMED_OUT,
+        common_pb2.SUB_TASK_STATUS_SKIPPED,
+    }
+)
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -327,6 +399,7 @@ COMMANDS: dict[str, Command] = {
     "status": cmd_status,
     "watch": cmd_watch,
     "cancel": cmd_cancel,
+    "resume": cmd_resume,
     "list": cmd_list,
     "serve": cmd_serve,
     "plugins": cmd_plugins,
@@ -372,7 +445,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--no-merge", action="store_true", help="keep branches instead of merging them back")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
-    run.add_argument("--record", metavar="CASSETTE", help="record every model response to a cassette (JSONL)")
+    run.add_argument("--record", metavar="CASSETTE",
+                     help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, stages and pre-flight report only")
     run.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -386,6 +460,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         if name == "watch":
             p.add_argument("--after", type=_positive, default=0, help="resume after this sequence number")
         _connection_args(p)
+
+    resume = sub.add_parser("resume", help="continue an interrupted swarm (its orchestrator is gone)")
+    resume.add_argument("swarm_id")
+    resume.add_argument("--json", action="store_true", help="print the full result as JSON")
+    resume.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    _connection_args(resume)
 
     cancel = sub.add_parser("cancel", help="cancel a swarm or one of its subtasks")
     cancel.add_argument("swarm_id")

@@ -14,6 +14,7 @@ are classified like any other failed call (UNAVAILABLE is transient).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,7 @@ class Governor:
         rpc_timeout: float = 30.0,
         acquire_timeout: float = 3600.0,
     ) -> None:
+        self._channel = channel
         self._stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
         self.swarm_id = swarm_id
         self.subtask_id = subtask_id
@@ -98,11 +100,26 @@ class Governor:
         request = orchestrator_pb2.AcquirePermitRequest(
             key=self.key, swarm_id=self.swarm_id, subtask_id=self.subtask_id, estimated_tokens=estimated_tokens
         )
-        try:
-            response = await self._stub.AcquirePermit(request, timeout=self.acquire_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _fail(exc, "AcquirePermit") from None
+        response = await self._call(self._stub.AcquirePermit, request, self.acquire_timeout, "AcquirePermit")
         return Permit(response.permit_id, response.waited_ms)
+
+    async def _call(self, method: Any, request: Any, timeout: float, what: str) -> Any:
+        """One call; UNAVAILABLE (e.g. a shared channel still backing off after
+        its orchestrator restarted) waits up to ``rpc_timeout`` for the channel
+        to connect again and tries once more before it counts as a failure."""
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise _fail(exc, what) from None
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), self.rpc_timeout)
+        except TimeoutError:
+            pass
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _fail(exc, what) from None
 
     async def report(
         self,
@@ -141,8 +158,5 @@ class Governor:
         request = orchestrator_pb2.ReserveBudgetRequest(
             swarm_id=self.swarm_id, subtask_id=self.subtask_id, tool_calls=tool_calls
         )
-        try:
-            response = await self._stub.ReserveBudget(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _fail(exc, "ReserveBudget") from None
+        response = await self._call(self._stub.ReserveBudget, request, self.rpc_timeout, "ReserveBudget")
         return int(response.tool_calls_remaining)

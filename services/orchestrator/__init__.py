@@ -29,7 +29,7 @@ spending           the permit and budget RPCs
 events             event numbering, batched persistence, watchers
 persistence        ordered, coalesced saves of swarm state
 stats              statistics, critical paths, the aggregated result
-resume             continuing a swarm after an orchestrator restart
+resume             swarm owners; interrupted swarms, resumed on purpose or on restart
 orchestrator       all swarms: submit, get, list, watch, cancel
 servicer           the gRPC servicer
 context, peers     what runs share; clients of the store and the executor
@@ -69,6 +69,7 @@ async def build_orchestrator(
     plugins: Plugins,
     *,
     resume: bool = True,
+    embedded: bool = False,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     cancel_grace_secs: float = 2.0,
@@ -77,11 +78,14 @@ async def build_orchestrator(
 
     Call before ``host.start()``. The orchestrator's address for executors is
     ``settings.advertise_address``, else the host's bound address (resolved
-    lazily, once the host has started). With ``resume``, swarms a previous
-    orchestrator left running are resumed once the host is serving.
+    lazily, once the host has started). With ``resume``, once the host is
+    serving, swarms a previous orchestrator left unfinished are resumed (a
+    standalone orchestrator's) or marked INTERRUPTED (those whose owner is
+    gone); an ``embedded`` orchestrator (the one ``swarmd run`` starts in its
+    own process) resumes nothing by itself (see :mod:`.resume`).
 
     When the host stops, running swarms are stopped *without* being marked
-    cancelled (they stay resumable), governors are closed, then the host
+    cancelled (they are stored INTERRUPTED, resumable), governors are closed, then the host
     closes the peer channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
     """
     # The host closes these after its closers, so the orchestrator can still
@@ -107,6 +111,7 @@ async def build_orchestrator(
         rng=rng,
         sleep=sleep,
         cancel_grace_secs=cancel_grace_secs,
+        embedded=embedded,
     )
     if not settings.advertise_address:
         orchestrator.ctx.address_source = lambda: host.address

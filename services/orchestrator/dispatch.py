@@ -94,6 +94,7 @@ class SubtaskDispatch:
         backoff: Backoff,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         first_attempt: int = 1,
+        retries_used: int = 0,
     ) -> None:
         self._executor = executor
         self._hooks = hooks
@@ -103,6 +104,7 @@ class SubtaskDispatch:
         self._backoff = backoff
         self._sleep = sleep
         self._next_attempt = first_attempt
+        self._retries_used = retries_used
         self._cancel = asyncio.Event()
         self._deadline: float | None = None
         self.cancel_reason = ""
@@ -183,7 +185,7 @@ class SubtaskDispatch:
         self._cost += result.cost_usd
 
     async def _attempts(self) -> common_pb2.SubTaskResult:
-        retries = 0
+        retries = self._retries_used
         while True:
             if self._cancel.is_set():
                 return self._cancelled()

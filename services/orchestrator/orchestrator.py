@@ -26,7 +26,6 @@ from opentelemetry import trace
 from swarmd.plugins.manager import Plugins
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.errors import (
-    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -34,11 +33,10 @@ from swarmd.services.errors import (
     Unavailable,
 )
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
-from swarmd.services.orchestrator.decomposer import create_decomposition_provider
 from swarmd.services.orchestrator.events import read_stored_events
 from swarmd.services.orchestrator.governor import GovernorRegistry
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
-from swarmd.services.orchestrator.resume import restart, resumed_run
+from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
 from swarmd.services.orchestrator.spending import SpendDesk
 from swarmd.services.orchestrator.submission import SubmissionDeps, prepare_submission
@@ -76,6 +74,7 @@ class Orchestrator:
         cwd: str | None = None,
         cancel_grace_secs: float = 2.0,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        embedded: bool = False,
     ) -> None:
         self.settings = settings
         self.plugins = plugins
@@ -107,6 +106,10 @@ class Orchestrator:
         self._reapers: set[asyncio.Task[None]] = set()
         self._on_close = on_close
         self._closed = False
+        self._owner = new_owner(orchestrator_address, embedded=embedded)
+        self.recovery = Recovery(
+            self.ctx, plugins, self._runs, self._adopt, self.owner, embedded=embedded
+        )
 
     # -- helpers --------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class Orchestrator:
             run.install_plan(sub.subtasks, sub.stage_count, sub.source)
             sub.swarm.state = common_pb2.SWARM_STATE_RUNNING
             sub.swarm.started_at.GetCurrentTime()
+        sub.swarm.owner.CopyFrom(self.owner())
         try:
             await self.store.save_swarm(run.snapshot())
         except SwarmdError:
@@ -216,14 +220,11 @@ class Orchestrator:
                 f"page_size must be between 0 and {_MAX_PAGE} (0 = {_DEFAULT_PAGE})"
             )
         size = request.page_size or _DEFAULT_PAGE
-        try:
-            offset = int(request.page_token) if request.page_token else 0
-        except ValueError:
-            raise InvalidArgument(
-                f"page_token {request.page_token[:40]!r} is not a token from ListSwarms"
-            ) from None
-        if offset < 0:
-            raise InvalidArgument("page_token is not a token from ListSwarms")
+        token = request.page_token
+        # A token is the offset ListSwarms returned: ASCII digits, within int64.
+        if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
+            raise InvalidArgument(f"page_token {token[:40]!r} is not a token from ListSwarms")
+        offset = int(token) if token else 0
         states = list(request.states)
         for state in states:
             if (
@@ -290,22 +291,35 @@ class Orchestrator:
             raise InvalidArgument(f"reason is longer than {_MAX_REASON_CHARS} characters")
         run = self._runs.get(request.swarm_id)
         if run is None:
-            stored = await self._load(request.swarm_id)
-            if stored.state in TERMINAL_SWARM:
-                return orchestrator_pb2.CancelSwarmResponse(
-                    state=stored.state, already_finished=True
-                )
-            # Stored as running but not live here (its orchestrator is gone):
-            # cancel it in the store so it is not resumed.
-            self._cancel_stored(stored, request.reason or "cancelled by user")
-            await self.store.save_swarm(stored)
-            return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=False)
+            # Not live here: decided on the stored state, never while this
+            # orchestrator is resuming or interrupting stored swarms.
+            async with self.recovery.lock:
+                run = self._runs.get(request.swarm_id)
+                if run is None:
+                    return await self._cancel_not_live(request)
         state, already = run.cancel(request.reason)
         if not already:
             await run.wait(_CANCEL_WAIT_SECS)
             if run.terminal:
                 state = run.swarm.state
         return orchestrator_pb2.CancelSwarmResponse(state=state, already_finished=already)
+
+    async def _cancel_not_live(
+        self, request: orchestrator_pb2.CancelSwarmRequest
+    ) -> orchestrator_pb2.CancelSwarmResponse:
+        stored = await self._load(request.swarm_id)
+        if stored.state in TERMINAL_SWARM:
+            return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=True)
+        if not owner_gone(stored.owner, self.owner()):
+            # Live in another orchestrator: that one cancels it.
+            forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5)
+            if forwarded is not None:
+                return forwarded
+        # Stored unfinished but not live anywhere (its orchestrator is gone):
+        # cancel it in the store so it is never resumed.
+        self._cancel_stored(stored, request.reason or "cancelled by user")
+        await self.store.save_swarm(stored)
+        return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=False)
 
     @staticmethod
     def _cancel_stored(swarm: common_pb2.Swarm, reason: str, only: str | None = None) -> None:
@@ -320,6 +334,7 @@ class Orchestrator:
             state.finished_at.GetCurrentTime()
         if only is None:
             swarm.state = common_pb2.SWARM_STATE_CANCELLED
+            swarm.error = ""
             swarm.finished_at.GetCurrentTime()
 
     async def cancel_subtask(
@@ -381,83 +396,44 @@ class Orchestrator:
 
     # -- resume and shutdown ---------------------------------------------------------
 
+    def owner(self) -> common_pb2.SwarmOwner:
+        """This orchestrator as the owner recorded on the swarms it runs."""
+        if not self._owner.address:
+            source = self.ctx.address_source
+            with contextlib.suppress(Exception):
+                self._owner.address = self.ctx.orchestrator_address or (source() if source else "")
+        return self._owner
+
     async def resume_unfinished(self) -> list[str]:
-        """Resume every stored swarm left PLANNING or RUNNING by a previous
-        orchestrator; returns their ids."""
-        resumed: list[str] = []
-        offset = 0
-        pending: list[common_pb2.Swarm] = []
-        while True:
-            page = await self.store.list_swarms(
-                [common_pb2.SWARM_STATE_PLANNING, common_pb2.SWARM_STATE_RUNNING],
-                limit=_MAX_PAGE,
-                offset=offset,
-            )
-            pending.extend(page)
-            if len(page) < _MAX_PAGE:
-                break
-            offset += _MAX_PAGE
-        for stored in pending:
-            if stored.id in self._runs:
-                continue
-            try:
-                _, last = await self.store.read_events(stored.id, 0, 1)
-                provider = None
-                if not stored.subtasks:
-                    provider = create_decomposition_provider(
-                        self.plugins, stored.config, self.settings.decomposition_options
-                    )
-                run, interrupted = resumed_run(self.ctx, stored, last, provider=provider)
-            except SwarmdError as exc:
-                log.error("cannot resume swarm %s: %s", stored.id, exc.message)
-                stored.state = common_pb2.SWARM_STATE_FAILED
-                stored.error = f"could not be resumed after an orchestrator restart: {exc.message}"
-                stored.finished_at.GetCurrentTime()
-                with contextlib.suppress(SwarmdError):
-                    await self.store.save_swarm(stored)
-                continue
-            self._adopt(run)
-            await restart(run, interrupted)
-            resumed.append(stored.id)
-        return resumed
+        """Resume or mark interrupted the swarms previous orchestrators left
+        (see :mod:`.resume`); returns the ids resumed."""
+        return await self.recovery.startup()
 
     def resume_when_serving(self, serving: Callable[[], bool]) -> None:
-        """Resume unfinished swarms in the background once ``serving()`` is true
-        (executors need this orchestrator's bound address), retrying while the
-        result store is unreachable."""
-        task = asyncio.get_running_loop().create_task(
-            self._resume_loop(serving), name="resume-swarms"
-        )
-        self._reapers.add(task)
-        task.add_done_callback(self._reapers.discard)
+        """:meth:`resume_unfinished` in the background once ``serving()`` is true."""
+        self.recovery.when_serving(serving, self._reapers)
 
-    async def _resume_loop(self, serving: Callable[[], bool]) -> None:
-        # The host has no "started" notification to wait on; it starts right
-        # after the orchestrator is built, so a short poll is enough.
-        while not serving():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        delay = 0.2
-        for _ in range(30):
-            try:
-                resumed = await self.resume_unfinished()
-            except (Unavailable, DeadlineExceeded) as exc:
-                log.info("cannot list unfinished swarms yet (%s); retrying", exc.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            if resumed:
-                log.info("resumed %d swarm(s): %s", len(resumed), ", ".join(resumed))
-            return
-        log.error("gave up resuming unfinished swarms: the result store stayed unreachable")
+    async def resume_swarm(
+        self, request: orchestrator_pb2.ResumeSwarmRequest
+    ) -> orchestrator_pb2.ResumeSwarmResponse:
+        """Resume an INTERRUPTED swarm on purpose (``swarmd resume``)."""
+        self._check_open()
+        validate_id(request.swarm_id, "swarm_id")
+        await self._load(request.swarm_id)
+        run, already = await self.recovery.resume(request.swarm_id)
+        return orchestrator_pb2.ResumeSwarmResponse(swarm=run.snapshot(), already_running=already)
 
     async def aclose(self) -> None:
-        """Stop every live swarm without cancelling it (it stays resumable),
-        close the governors, then the peer channels."""
+        """Stop every live swarm without cancelling it (it is stored
+        INTERRUPTED and stays resumable), close the governors, then the peer
+        channels."""
         if self._closed:
             return
         self._closed = True
         runs = list(self._runs.values())
-        await asyncio.gather(*(run.stop() for run in runs), return_exceptions=True)
+        await asyncio.gather(
+            *(run.stop("its orchestrator was stopped") for run in runs), return_exceptions=True
+        )
         for reaper in list(self._reapers):
             reaper.cancel()
         await asyncio.gather(*self._reapers, return_exceptions=True)

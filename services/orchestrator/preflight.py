@@ -142,7 +142,16 @@ class PreflightBuilder:
                     "Make an initial commit",
                 )
             return
-        if git.uncommitted_changes:
+        if git.uncommitted_changes and not worktree_enabled:
+            # Sub-agents would write in the working tree itself, over the
+            # user's work, with nothing to merge it against.
+            self.error(
+                "workspace",
+                f"worktrees are off and {repo_path} has {git.uncommitted_changes} uncommitted or "
+                "untracked change(s); sub-agents working in place could overwrite them",
+                "Commit or stash your changes first, or run with worktrees (drop --no-worktrees)",
+            )
+        elif git.uncommitted_changes:
             self.warning(
                 "workspace",
                 f"Found {git.uncommitted_changes} uncommitted change(s); sub-agents start from the last commit "

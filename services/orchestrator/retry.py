@@ -30,6 +30,7 @@ __all__ = [
     "RETRYABLE_RPC_CODES",
     "TRANSIENT_MARKERS",
     "Backoff",
+    "resumed_first_attempt",
     "classify_failure",
     "is_transient_error",
     "is_transient_kind",
@@ -117,3 +118,12 @@ class Backoff:
     def delay_ms(self, retry: int) -> float:
         """A delay drawn uniformly from ``[0, ceiling_ms(retry)]``."""
         return self.rng.uniform(0, self.ceiling_ms(retry))
+
+
+def resumed_first_attempt(attempts_started: int, max_retries: int) -> tuple[int, int]:
+    """(first attempt number, retries already used) for a subtask (re)launched
+    after ``attempts_started`` attempts. The interrupted attempt counts as one;
+    the attempt number never goes past the retry budget (1 + ``max_retries``):
+    at the budget, the last attempt is run again under its own number."""
+    first = min(attempts_started + 1, max(0, max_retries) + 1)
+    return first, first - 1

@@ -12,9 +12,10 @@ state writer. Its main task:
 4. finalises: statistics, the critical path (marked on the subtask states
    and spans), the aggregated text, SwarmComplete, the final save.
 
-Stopping the host cancels the main task without marking anything cancelled,
-so the stored swarm stays RUNNING and a new orchestrator resumes it
-(:mod:`.resume`).
+Stopping the host cancels the main task without marking anything cancelled:
+the stored swarm becomes INTERRUPTED (its running subtasks keep their
+status) and is resumed on purpose, or by a restarted standalone
+orchestrator (:mod:`.resume`).
 """
 
 from __future__ import annotations
@@ -42,9 +43,20 @@ from swarmd.services.orchestrator.stats import aggregate_result, compute_stats
 from swarmd.services.orchestrator.validation import repair_model_plan
 from swarmd.v1 import common_pb2
 
-__all__ = ["SwarmRun"]
+__all__ = ["SwarmRun", "mark_interrupted"]
 
 log = logging.getLogger(__name__)
+
+
+def mark_interrupted(swarm: common_pb2.Swarm, why: str) -> None:
+    """Mark a swarm INTERRUPTED (its subtasks keep their statuses)."""
+    swarm.state = common_pb2.SWARM_STATE_INTERRUPTED
+    swarm.error = (
+        f"interrupted: {why}; `swarmd resume {swarm.id}` continues it, "
+        f"`swarmd cancel {swarm.id}` ends it"
+    )
+    for state in swarm.subtasks:
+        state.current_tool = ""
 
 
 class SwarmRun:
@@ -418,15 +430,20 @@ class SwarmRun:
             return False
         return True
 
-    async def stop(self) -> None:
-        """Stop without marking anything (the host is going away): the stored
-        swarm stays resumable."""
+    async def stop(self, why: str = "its orchestrator was stopped") -> None:
+        """Stop without cancelling anything (the host is going away): a swarm
+        not finished yet is stored INTERRUPTED, resumable."""
         tasks = self.scheduler.abort()
         if self._main is not None and not self._main.done():
             self._main.cancel()
             tasks.append(self._main)
         await asyncio.gather(*tasks, return_exceptions=True)
         self.scheduler.end_spans()
+        if not self.terminal and not self.log.finished:
+            mark_interrupted(self.swarm, why)
+            self.warn(PlanWarning("swarm_interrupted", self.swarm.error))
+            self.log.finish()
+            self.writer.save_swarm()
         if self._span is not None and self._span.is_recording():
             self._span.end()
         await self.close()

@@ -29,7 +29,8 @@ from swarmd.services.errors import NotFound
 from swarmd.services.orchestrator.attempts import AttemptReporter
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
-from swarmd.services.orchestrator.retry import Backoff
+from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
+from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
 from swarmd.v1 import common_pb2
 
@@ -119,6 +120,10 @@ class SubtaskScheduler:
         run = self.run
         config = run.config
         reporter = AttemptReporter(run, sid)
+        # A resumed subtask continues its attempt count within its retry budget.
+        first_attempt, retries_used = resumed_first_attempt(
+            run.states[sid].attempt, config.max_retries
+        )
         dispatch = SubtaskDispatch(
             run.ctx.executor,
             reporter,
@@ -132,7 +137,8 @@ class SubtaskScheduler:
             ),
             backoff=Backoff(config.base_delay_ms, config.max_delay_ms, run.ctx.rng),
             sleep=run.ctx.sleep,
-            first_attempt=run.states[sid].attempt + 1,
+            first_attempt=first_attempt,
+            retries_used=retries_used,
         )
         self.reporters[sid] = reporter
         self.dispatches[sid] = dispatch
@@ -159,7 +165,11 @@ class SubtaskScheduler:
             # The client interceptor carries this span's context to the executor.
             with trace.use_span(span, end_on_exit=False):
                 try:
-                    result = await dispatch.run()
+                    result = await self._already_merged(sid, resumed_only=True)
+                    if result is None:
+                        result = await dispatch.run()
+                        if not result.success and not dispatch.cancelling:
+                            result = await self._already_merged(sid, result) or result
                 except Exception as exc:  # a bug must end the subtask, not hang the swarm
                     log.exception("swarm %s: dispatch of subtask %s crashed", run.id, sid)
                     result = _result(
@@ -180,6 +190,26 @@ class SubtaskScheduler:
             self.tasks.pop(sid, None)
             self.dispatches.pop(sid, None)
             self._wake.set()
+
+    async def _already_merged(
+        self,
+        sid: str,
+        reported: common_pb2.SubTaskResult | None = None,
+        *,
+        resumed_only: bool = False,
+    ) -> common_pb2.SubTaskResult | None:
+        """A COMPLETED result when the subtask's merge is on the branch already:
+        a resumed subtask is not run (and merged) twice, and a subtask whose
+        work landed is never reported FAILED (see :mod:`.reconcile`)."""
+        run = self.run
+        state = run.states[sid]
+        if not merges_expected(run.config, state.subtask) or (resumed_only and not state.attempt):
+            return None
+        work = (await merged_subtasks(run.config.repo_path, run.id)).get(sid)
+        if work is None:
+            return None
+        log.warning("swarm %s: subtask %s is merged already (%s)", run.id, sid, work.merge_commit[:12])
+        return merged_result(sid, work, reported)
 
     # -- terminal results ---------------------------------------------------
 

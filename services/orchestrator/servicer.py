@@ -80,6 +80,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return await self.orchestrator.cancel_subtask(request)
 
     @grpc_errors
+    async def ResumeSwarm(
+        self, request: orchestrator_pb2.ResumeSwarmRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ResumeSwarmResponse:
+        return await self.orchestrator.resume_swarm(request)
+
+    @grpc_errors
     async def AcquirePermit(
         self, request: orchestrator_pb2.AcquirePermitRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.AcquirePermitResponse:

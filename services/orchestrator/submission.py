@@ -33,6 +33,7 @@ from swarmd.services.orchestrator.decomposer import (
     decompose,
     decomposition_settings,
 )
+from swarmd.services.orchestrator.options import check_client_options
 from swarmd.services.orchestrator.peers import ExecutorClient
 from swarmd.services.orchestrator.planning import (
     PlanWarning,
@@ -207,6 +208,7 @@ async def prepare_submission(
 ) -> Submission:
     """Validate ``request`` and build its swarm; raise on bad input."""
     config = effective_config(request.config, cwd=deps.cwd)
+    check_client_options(config, deps.settings.client_executor_options)
     problem = model_spec_problem(config.model)
     if problem:
         raise InvalidArgument(f"config.model: {problem}")

@@ -8,6 +8,9 @@ INVALID_ARGUMENT status knows exactly what to fix without reading our code.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from google.protobuf.message import Message
 
 from swarmd.services.errors import InvalidArgument
 
@@ -22,6 +25,8 @@ __all__ = [
     "check_non_negative",
     "check_scope",
     "check_text",
+    "check_timestamp",
+    "check_times",
     "check_ttl",
     "preview",
 ]
@@ -97,3 +102,38 @@ def check_ttl(field: str, value: int) -> int:
     if value < 0 or value > MAX_TTL_SECS:
         raise InvalidArgument(f"{field}: must be between 0 and {MAX_TTL_SECS} seconds, got {value}")
     return value
+
+
+#: The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP_SECS = -62_135_596_800
+MAX_TIMESTAMP_SECS = 253_402_300_799
+
+
+def check_timestamp(field: str, ts: Any) -> None:
+    """A Timestamp within the range the type defines (years 1 to 9999)."""
+    if not MIN_TIMESTAMP_SECS <= ts.seconds <= MAX_TIMESTAMP_SECS or not 0 <= ts.nanos <= 999_999_999:
+        raise InvalidArgument(
+            f"{field}: seconds={ts.seconds} nanos={ts.nanos} is outside the range of a "
+            "Timestamp (years 1 to 9999, nanos 0 to 999999999)"
+        )
+
+
+def check_times(field: str, message: Message) -> None:
+    """Every Timestamp set anywhere in ``message`` is within range (an
+    out-of-range one cannot be converted and is refused, not stored)."""
+    for desc, value in message.ListFields():
+        if desc.type != desc.TYPE_MESSAGE:
+            continue
+        name = f"{field}.{desc.name}"
+        if desc.message_type.GetOptions().map_entry:
+            if desc.message_type.fields_by_name["value"].type == desc.TYPE_MESSAGE:
+                for key, item in value.items():
+                    check_times(f"{name}[{key!r}]", item)
+            continue
+        items = value if desc.is_repeated else [value]
+        for i, item in enumerate(items):
+            where = f"{name}[{i}]" if desc.is_repeated else name
+            if desc.message_type.full_name == "google.protobuf.Timestamp":
+                check_timestamp(where, item)
+            else:
+                check_times(where, item)

@@ -15,7 +15,12 @@ import aiosqlite
 
 from swarmd.services.errors import FailedPrecondition, InvalidArgument
 from swarmd.services.result_store._db import Database
-from swarmd.services.result_store._validate import check_id, check_limit, check_non_negative
+from swarmd.services.result_store._validate import (
+    check_id,
+    check_limit,
+    check_non_negative,
+    check_times,
+)
 from swarmd.v1.common_pb2 import SwarmEvent
 
 __all__ = ["DEFAULT_READ_LIMIT", "MAX_APPEND_BATCH", "MAX_READ_LIMIT", "EventLog"]
@@ -62,6 +67,7 @@ class EventLog:
                 )
             if source.WhichOneof("kind") is None:
                 raise InvalidArgument(f"events[{i}]: no event kind is set")
+            check_times(f"events[{i}]", source)
             event = SwarmEvent()
             event.CopyFrom(source)
             event.swarm_id = swarm_id

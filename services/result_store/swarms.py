@@ -19,7 +19,12 @@ import aiosqlite
 
 from swarmd.services.errors import InvalidArgument, NotFound
 from swarmd.services.result_store._db import Database
-from swarmd.services.result_store._validate import check_id, check_limit, check_non_negative
+from swarmd.services.result_store._validate import (
+    check_id,
+    check_limit,
+    check_non_negative,
+    check_times,
+)
 from swarmd.v1.common_pb2 import SubTaskState, Swarm
 
 __all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "SwarmStates"]
@@ -77,6 +82,7 @@ class SwarmStates:
         for i, state in enumerate(swarm.subtasks):
             if not state.subtask.id:
                 raise InvalidArgument(f"swarm.subtasks[{i}].subtask.id: must not be empty")
+        check_times("swarm", swarm)
         now = self._now_us()
         # The list order follows created_at; a swarm saved without one keeps
         # the time it was first stored rather than moving to the top.
@@ -112,6 +118,7 @@ class SwarmStates:
         """Store one subtask's latest state; NotFound when the swarm is not stored."""
         check_id("swarm_id", swarm_id)
         check_id("state.subtask.id", state.subtask.id)
+        check_times("state", state)
         blob = state.SerializeToString(deterministic=True)
         now = self._now_us()
 

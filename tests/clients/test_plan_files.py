@@ -6,7 +6,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from swarmd.clients.cli import main
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.plan_files import load_plan
 
@@ -61,3 +64,85 @@ def test_malformed_plan_files(tmp_path: Path, name: str, text: str, needle: str)
 def test_missing_plan_file(tmp_path: Path) -> None:
     with pytest.raises(SwarmdClientError, match="cannot read"):
         load_plan(tmp_path / "none.yaml")
+
+
+# -- hostile and fuzzed plan files ---------------------------------------------
+
+
+
+def refused_with_place(path: Path, needle: str = "") -> str:
+    with pytest.raises(SwarmdClientError) as info:
+        load_plan(path)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.message.startswith(f"plan file {path}: ")
+    assert needle in info.value.message
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("bad.yaml", b"subtasks:\n  - id: a\n    instruction: \xff\xfe\n", "line 3, column 18"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("deep.yaml", b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+        ("keys.yaml", b"subtasks:\n  - 1: x\n    id: a\n", "subtasks[0] has a key that is not a string"),
+        ("top.yaml", b"1: x\nsubtasks: []\n", "the top level has a key"),
+        ("labels.yaml", b"- id: a\n  instruction: x\n  labels: {2: y}\n", "subtasks[0].labels has a key"),
+        ("nested.yaml", b"- id: a\n  instruction: x\n  labels: {k: [1, 2]}\n", "subtasks[0].labels.k must be a string"),
+        ("prio.yaml", b"- id: a\n  instruction: x\n  priority: 99999999999\n", "subtasks[0].priority must be between"),
+        ("steps.yaml", b"- id: a\n  instruction: x\n  max_steps: -1\n", "subtasks[0].max_steps must be between"),
+        ("surrogate.json", b'[{"id": "a", "instruction": "\\ud800"}]', "subtasks[0].instruction is not valid Unicode"),
+        ("date.yaml", b"- id: 2020-01-01\n  instruction: x\n", "subtasks[0].id must be str"),
+    ],
+)
+def test_hostile_plan_files_name_the_file_and_the_place(tmp_path: Path, name: str, content: bytes, needle: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    refused_with_place(path, needle)
+
+
+def test_an_endless_plan_file_is_refused_by_its_size(capsys: pytest.CaptureFixture[str]) -> None:
+    refused_with_place(Path("/dev/zero"), "larger than 16 MiB")
+    code = main(["run", "--plan", "/dev/zero", "--model", "replay/x.jsonl"])
+    err = capsys.readouterr().err
+    assert code == 2 and "plan file /dev/zero: larger than" in err and "Traceback" not in err
+
+
+_FIELD_NAMES = ("id", "name", "instruction", "specialty", "dependencies", "priority", "read_only", "max_steps", "labels", "task", "subtasks")
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=12), st.integers(), st.sampled_from(list(_FIELD_NAMES))), inner, max_size=5),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_values, as_json=st.booleans())
+def test_fuzzed_plan_structures_load_or_name_the_file(tmp_path: Path, data: object, as_json: bool) -> None:
+    import json
+
+    import yaml
+
+    path = tmp_path / ("fuzz.json" if as_json else "fuzz.yaml")
+    path.write_text(json.dumps(data) if as_json else yaml.safe_dump(data), encoding="utf-8")
+    try:
+        load_plan(path)
+    except SwarmdClientError as exc:
+        assert exc.message.startswith(f"plan file {path}: ")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200), suffix=st.sampled_from([".json", ".yaml"]))
+def test_fuzzed_plan_bytes_load_or_name_the_file(tmp_path: Path, raw: bytes, suffix: str) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(raw)
+    try:
+        load_plan(path)
+    except SwarmdClientError as exc:
+        assert exc.message.startswith(f"plan file {path}: ")

@@ -267,7 +267,7 @@ def outcome(swarm: common_pb2.Swarm) -> dict[str, tuple[Any, ...]]:
 async def test_record_then_replay_gives_the_same_result(tmp_path: Path, calc_repo: Path) -> None:
     twin = tmp_path / "calc-twin"
     shutil.copytree(calc_repo, twin, symlinks=True)  # the same start, in a second repository
-    cassette = tmp_path / "recorded.jsonl"
+    cassette = calc_repo / ".swarmd" / "recorded.jsonl"  # a swarm records only there
 
     async with FakeOpenAIServer() as server:
         server.fallback = agent_responder(recorded_agent, recorded_finish)

@@ -566,6 +566,9 @@ async def serve_swarm_services(
         if rng is not None:
             kwargs["rng"] = rng
         orchestrator = await build_orchestrator(orch_host, orch_settings, plugins, **kwargs)
+        # A config without repo_path means this directory, never the checkout
+        # the tests run from (its state is not the tests' business).
+        orchestrator._deps.cwd = str(tmp_path)
         await orch_host.start()
         stack.push_async_callback(orch_host.stop, 0)
         channel = grpc.aio.insecure_channel(orch_host.address)

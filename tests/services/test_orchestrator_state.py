@@ -111,6 +111,9 @@ async def test_list_swarms_newest_first_with_paging_and_filters(services) -> Non
     for bad in (
         orchestrator_pb2.ListSwarmsRequest(page_size=-1),
         orchestrator_pb2.ListSwarmsRequest(page_token="x"),
+        orchestrator_pb2.ListSwarmsRequest(page_token="9" * 40),
+        orchestrator_pb2.ListSwarmsRequest(page_token="-1"),
+        orchestrator_pb2.ListSwarmsRequest(page_token="\u0661"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await services.stub.ListSwarms(bad, timeout=10)
@@ -145,10 +148,13 @@ async def test_a_restarted_orchestrator_resumes_the_swarm(tmp_path: Path) -> Non
                     break
                 await asyncio.sleep(0.01)
             before = await first.get(swarm_id)
-        # The orchestrator went away mid-swarm; nothing was marked cancelled.
+        # The orchestrator went away mid-swarm; nothing was marked cancelled,
+        # the swarm is stored as interrupted.
         async with grpc.aio.insecure_channel(store.address) as channel:
             stored = await StoreClient(channel, 5).load_swarm(swarm_id)
-        assert stored.state == common_pb2.SWARM_STATE_RUNNING
+        assert stored.state == common_pb2.SWARM_STATE_INTERRUPTED
+        assert f"swarmd resume {swarm_id}" in stored.error
+        assert stored.owner.pid > 0 and not stored.owner.embedded
         assert [s.status for s in stored.subtasks] == [
             common_pb2.SUB_TASK_STATUS_COMPLETED,
             common_pb2.SUB_TASK_STATUS_RUNNING,
@@ -167,7 +173,8 @@ async def test_a_restarted_orchestrator_resumes_the_swarm(tmp_path: Path) -> Non
                 range(1, before.last_sequence + 1)
             )
             warnings = [e.warning for e in events if e.HasField("warning")]
-            assert [w.code for w in warnings] == ["swarm_resumed"]
-            assert "1 finished subtasks are kept" in warnings[0].message
+            assert [w.code for w in warnings] == ["swarm_interrupted", "swarm_resumed"]
+            assert "1 finished subtasks are kept" in warnings[1].message
+            assert swarm.owner.instance_id != stored.owner.instance_id
             assert sum(e.HasField("started") for e in events) == 1
             assert swarm.stats.subagents_spawned == 4  # a, b twice, c

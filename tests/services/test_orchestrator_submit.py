@@ -331,4 +331,6 @@ async def test_bad_decomposition_options_are_invalid_argument(services) -> None:
         services, task="t", config=fast_config(executor_options={"provider.api_key": "sk-mine"})
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "provider.api_key may only be set in the executor service's settings" in error.details()
+    # Refused as an operator setting before any provider is made.
+    assert "'provider.api_key' is an operator setting" in error.details()
+    assert "executor service's executor.options" in error.details()

@@ -345,3 +345,42 @@ async def test_racing_writers_with_explicit_sequences_exactly_one_wins(
         assert len(losers) == 9
         assert all(e.code() == grpc.StatusCode.FAILED_PRECONDITION for e in losers)
         assert (await read(stub, "sw")).last_sequence == 1
+
+
+# -- out-of-range timestamps ---------------------------------------------------
+
+
+def far(seconds: int = 2**62, nanos: int = 0) -> Any:
+    from google.protobuf import timestamp_pb2
+
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: c.Swarm(id="sw", created_at=far()), "swarm.created_at"),
+        (lambda: c.Swarm(id="sw", finished_at=far(-(2**62))), "swarm.finished_at"),
+        (lambda: c.Swarm(id="sw", subtasks=[subtask("a", started_at=far())]), "swarm.subtasks[0].started_at"),
+        (lambda: c.Swarm(id="sw", created_at=far(1, 2_000_000_000)), "swarm.created_at"),
+    ],
+)
+async def test_out_of_range_timestamps_are_invalid_argument(
+    stub: ResultStoreServiceStub, build: Any, field: str
+) -> None:
+    error = await failure(save(stub, build()))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(f"{field}:"), error.details()
+    await save(stub, swarm("sw"))
+    error = await failure(
+        stub.SaveSubTaskState(
+            pb.SaveSubTaskStateRequest(swarm_id="sw", state=subtask("a", finished_at=far())), timeout=T
+        )
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    event = started()
+    event.time.CopyFrom(far())
+    error = await failure(stub.AppendEvents(pb.AppendEventsRequest(swarm_id="sw", events=[event]), timeout=T))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("events[0].time:"), error.details()
+    assert (await read(stub, "sw")).last_sequence == 0

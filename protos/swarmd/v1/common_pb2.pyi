@@ -30,6 +30,7 @@ class SwarmState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SWARM_STATE_SUCCEEDED: _ClassVar[SwarmState]
     SWARM_STATE_FAILED: _ClassVar[SwarmState]
     SWARM_STATE_CANCELLED: _ClassVar[SwarmState]
+    SWARM_STATE_INTERRUPTED: _ClassVar[SwarmState]
 
 class DecompositionStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -95,6 +96,7 @@ SWARM_STATE_RUNNING: SwarmState
 SWARM_STATE_SUCCEEDED: SwarmState
 SWARM_STATE_FAILED: SwarmState
 SWARM_STATE_CANCELLED: SwarmState
+SWARM_STATE_INTERRUPTED: SwarmState
 DECOMPOSITION_STRATEGY_UNSPECIFIED: DecompositionStrategy
 DECOMPOSITION_STRATEGY_AUTOMATIC: DecompositionStrategy
 DECOMPOSITION_STRATEGY_BY_DOMAIN: DecompositionStrategy
@@ -455,7 +457,7 @@ class SubTaskState(_message.Message):
     def __init__(self, subtask: _Optional[_Union[SubTask, _Mapping]] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., attempt: _Optional[int] = ..., agent_name: _Optional[str] = ..., current_tool: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ..., result: _Optional[_Union[SubTaskResult, _Mapping]] = ..., on_critical_path: _Optional[bool] = ...) -> None: ...
 
 class Swarm(_message.Message):
-    __slots__ = ("id", "task", "state", "config", "subtasks", "stats", "result", "error", "artifacts", "created_at", "started_at", "finished_at", "plan_source", "last_sequence", "base_commit", "stage_count", "labels")
+    __slots__ = ("id", "task", "state", "config", "subtasks", "stats", "result", "error", "artifacts", "created_at", "started_at", "finished_at", "plan_source", "last_sequence", "base_commit", "stage_count", "labels", "owner")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -480,6 +482,7 @@ class Swarm(_message.Message):
     BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     STAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     task: str
     state: SwarmState
@@ -497,7 +500,22 @@ class Swarm(_message.Message):
     base_commit: str
     stage_count: int
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[SwarmState, str]] = ..., config: _Optional[_Union[SwarmConfig, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[SubTaskState, _Mapping]]] = ..., stats: _Optional[_Union[SwarmStats, _Mapping]] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[SwarmArtifact, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_source: _Optional[_Union[PlanSource, str]] = ..., last_sequence: _Optional[int] = ..., base_commit: _Optional[str] = ..., stage_count: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    owner: SwarmOwner
+    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[SwarmState, str]] = ..., config: _Optional[_Union[SwarmConfig, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[SubTaskState, _Mapping]]] = ..., stats: _Optional[_Union[SwarmStats, _Mapping]] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[SwarmArtifact, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_source: _Optional[_Union[PlanSource, str]] = ..., last_sequence: _Optional[int] = ..., base_commit: _Optional[str] = ..., stage_count: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., owner: _Optional[_Union[SwarmOwner, _Mapping]] = ...) -> None: ...
+
+class SwarmOwner(_message.Message):
+    __slots__ = ("host", "pid", "address", "embedded", "instance_id")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    pid: int
+    address: str
+    embedded: bool
+    instance_id: str
+    def __init__(self, host: _Optional[str] = ..., pid: _Optional[int] = ..., address: _Optional[str] = ..., embedded: _Optional[bool] = ..., instance_id: _Optional[str] = ...) -> None: ...
 
 class PreflightIssue(_message.Message):
     __slots__ = ("severity", "category", "message", "suggestion")

@@ -138,6 +138,20 @@ class CancelSwarmResponse(_message.Message):
     already_finished: bool
     def __init__(self, state: _Optional[_Union[_common_pb2.SwarmState, str]] = ..., already_finished: _Optional[bool] = ...) -> None: ...
 
+class ResumeSwarmRequest(_message.Message):
+    __slots__ = ("swarm_id",)
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    def __init__(self, swarm_id: _Optional[str] = ...) -> None: ...
+
+class ResumeSwarmResponse(_message.Message):
+    __slots__ = ("swarm", "already_running")
+    SWARM_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    swarm: _common_pb2.Swarm
+    already_running: bool
+    def __init__(self, swarm: _Optional[_Union[_common_pb2.Swarm, _Mapping]] = ..., already_running: _Optional[bool] = ...) -> None: ...
+
 class CancelSubTaskRequest(_message.Message):
     __slots__ = ("swarm_id", "subtask_id", "reason")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]

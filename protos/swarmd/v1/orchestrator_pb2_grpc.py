@@ -71,6 +71,11 @@ class OrchestratorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskResponse.FromString,
                 _registered_method=True)
+        self.ResumeSwarm = channel.unary_unary(
+                '/swarmd.v1.OrchestratorService/ResumeSwarm',
+                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.FromString,
+                _registered_method=True)
         self.AcquirePermit = channel.unary_unary(
                 '/swarmd.v1.OrchestratorService/AcquirePermit',
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitRequest.SerializeToString,
@@ -146,6 +151,17 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResumeSwarm(self, request, context):
+        """Resumes an INTERRUPTED swarm (its orchestrator is gone) on this
+        orchestrator: finished subtasks are kept, the rest are dispatched again.
+        FAILED_PRECONDITION when the swarm is terminal or another live
+        orchestrator runs it; a swarm this orchestrator already runs is returned
+        as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcquirePermit(self, request, context):
         """Rate governor: waits until a model call may be made under the governor
         for `key`, then returns a permit. Every sub-agent calls this before
@@ -204,6 +220,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.CancelSubTask,
                     request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskResponse.SerializeToString,
+            ),
+            'ResumeSwarm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSwarm,
+                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.SerializeToString,
             ),
             'AcquirePermit': grpc.unary_unary_rpc_method_handler(
                     servicer.AcquirePermit,
@@ -390,6 +411,33 @@ class OrchestratorService:
             '/swarmd.v1.OrchestratorService/CancelSubTask',
             swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskRequest.SerializeToString,
             swarmd_dot_v1_dot_orchestrator__pb2.CancelSubTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSwarm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.OrchestratorService/ResumeSwarm',
+            swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.SerializeToString,
+            swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.FromString,
             options,
             channel_credentials,
             insecure,
