@@ -182,12 +182,19 @@ class GovernorSettings:
 class _Budget:
     """One budget (requests or tokens): the server's last word, spent locally.
 
-    ``remaining`` is an estimate: the last figure a response gave, less what
-    may have been granted since without the server having counted it, less
-    every grant after that. Within one window it only shrinks (responses
-    arrive out of order, so the lowest figure and the latest reset win); at
-    the reset it is restored to the limit, and the next window is assumed to
-    end one period later until a response says when it really does.
+    ``remaining`` is an estimate: the figure of the newest response, less
+    what may have been granted since without the server having counted it,
+    less every grant after that. Newer information replaces older: responses
+    are ordered by their calls' grants (a call granted later was counted
+    later), and a response about an earlier call, arriving late, changes
+    nothing. Headers from different windows, proxies and providers disagree
+    (a 200 stating a six-minute window of 10,000 calls, a 429 a one-second
+    window of 240); the newest figures win as a whole, so the remaining
+    count of one window is never paired with the reset of another. A
+    response with another limit describes another window: what was learnt
+    about the old one's length is dropped. At the reset the budget is
+    restored to the limit, and the next window is assumed to end one period
+    later until a response says when it really does.
 
     The period is learnt two ways. A reset bounds it from below (the window
     lasts at least as long as the reset a call saw); a server that states
@@ -206,6 +213,7 @@ class _Budget:
         "limit",
         "longest",
         "period",
+        "reading_seq",
         "remaining",
         "reset_at",
         "seen_remaining",
@@ -227,7 +235,15 @@ class _Budget:
         self.window_end: float | None = None  # earliest estimate of the latest window's end
         self.straddling = 0.0  # spent after the reset, before the budget was restored
         self.seen_remaining: int | None = None  # last figure a server sent
+        self.reading_seq = -1  # grant order of the newest response taken in
         self.last_spend_at = -math.inf
+
+    def _new_window_kind(self) -> None:
+        """Another limit: nothing learnt about the old window's length applies."""
+        self.longest = self.spacing = self.period = self.window_end = None
+        self.served = self.straddling = 0.0
+        self.reset_at = None
+        self.guessed_reset = False
 
     def observe(
         self,
@@ -235,6 +251,7 @@ class _Budget:
         remaining: int | None,
         reset_s: float | None,
         *,
+        seq: int,
         unseen: float,
         now: float,
         measured_at: float,
@@ -243,51 +260,60 @@ class _Budget:
     ) -> None:
         """Take in a response's figures.
 
-        ``reset_s`` counts from ``measured_at``; ``counted_at`` is the earliest
-        time the server can have counted the call (its grant), so
-        ``reset - counted_at`` bounds the window's length from below. An
-        ``exact`` reset (a timestamp) replaces an extrapolated one outright;
-        a delta, skewed by the call's travel time, only ever moves it later,
-        unless the extrapolated reset lies beyond the latest time the delta
-        can mean.
+        ``seq`` orders responses by their calls' grants (0 for a call whose
+        grant is not known); an older response than the newest taken in is
+        ignored. ``reset_s`` counts from ``measured_at``; ``counted_at`` is
+        the earliest time the server can have counted the call (its grant),
+        so ``reset - counted_at`` bounds the window's length from below. An
+        ``exact`` reset (a timestamp) replaces the known one outright; a
+        delta, skewed by the call's travel time, only moves a reset of the
+        same window later, and never beyond the latest time it can mean.
         """
         self.refresh(now)
+        if limit is None and remaining is None:
+            return
+        if seq < self.reading_seq:
+            return  # a late answer about an earlier call: stale
+        self.reading_seq = seq
         if limit is not None:
+            if self.limit is not None and limit != self.limit:
+                self._new_window_kind()
             self.limit = limit
         if remaining is None:
             return
         self.seen_remaining = remaining
         estimate = max(0.0, remaining - unseen)
         if reset_s is None:
-            self.remaining = estimate if self.remaining is None else min(self.remaining, estimate)
+            self.remaining = estimate
             return
         reset_at = measured_at + reset_s
         if reset_at > counted_at:
             self.longest = max(self.longest or 0.0, reset_at - counted_at)
         self._learn_period(reset_at)
         if reset_at <= now:
-            # The window it describes is over; its end still pins down where
-            # the extrapolated windows fall, so errors do not pile up.
+            # The window it describes is over (its figures with it); its end
+            # still pins down where the extrapolated windows fall, so errors
+            # do not pile up.
             if self.guessed_reset and self.period and self.reset_at is not None:
                 windows = round((self.reset_at - reset_at) / self.period)
                 if windows >= 1:
                     anchored = reset_at + windows * self.period
                     self.reset_at = anchored if exact else max(self.reset_at, anchored)
             return
-        known, known_reset = self.remaining, self.reset_at
+        self.remaining = estimate
+        known = self.reset_at
         if (
             known is not None
-            and known_reset is not None
-            and reset_at <= known_reset + 0.5 * (self.period or 0.0)
+            and not exact
+            and now + reset_s >= known  # the reading can mean the known end
+            and reset_at <= known + 0.5 * (self.period or 0.0)
         ):
-            self.remaining = min(known, estimate)
-            # An extrapolated reset gives way to a timestamp, and to a delta
-            # whose window surely ends before it (the server measured the
-            # delta before this report at the latest): the guess is wrong.
-            trust = self.guessed_reset and (exact or now + reset_s < known_reset)
-            self.reset_at = reset_at if trust else max(known_reset, reset_at)
+            # Both bound the same window's end from below; neither lies
+            # beyond the latest moment this reading can mean.
+            self.reset_at = max(known, reset_at)
         else:
-            self.remaining = estimate
+            # A timestamp, another window, or a known end this reading
+            # contradicts: the newer word wins.
             self.reset_at = reset_at
             self.straddling = 0.0
         self.guessed_reset = False
@@ -829,10 +855,12 @@ class RateGovernor:
         # An absurd reset (a daily quota, a bogus header) means a probe every
         # max_pause_s at worst, never a wait without end.
         cap = self.settings.max_pause_s
+        seq = held.seq if held is not None else 0
         self._requests.observe(
             snap.limit_requests,
             snap.remaining_requests,
             _capped(snap.reset_requests_s, cap),
+            seq=seq,
             unseen=float(len(unseen)),
             now=now,
             measured_at=now if snap.reset_requests_absolute else granted_at,
@@ -843,6 +871,7 @@ class RateGovernor:
             snap.limit_tokens,
             snap.remaining_tokens,
             _capped(snap.reset_tokens_s, cap),
+            seq=seq,
             unseen=float(sum(h.tokens for h in unseen)),
             now=now,
             measured_at=now if snap.reset_tokens_absolute else granted_at,

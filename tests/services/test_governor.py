@@ -962,3 +962,64 @@ async def test_simulated_swarm_without_budget_headers_relies_on_aimd() -> None:
     late = [t for t in rejected if t > 5.0]
     assert len(late) <= 0.1 * total
     assert result["stats"].concurrency_limit <= 2 * rate
+
+
+# ------------------------------------------------------ headers that disagree
+
+BIG_WINDOW = {
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "9999",
+    "x-ratelimit-reset-requests": "6m0s",
+}
+SMALL_WINDOW_REFUSAL = {
+    "retry-after": "1",
+    "x-ratelimit-limit-requests": "240",
+    "x-ratelimit-remaining-requests": "0",
+    "x-ratelimit-reset-requests": "1s",
+}
+
+
+@virtual_time
+async def test_a_429_from_another_window_pauses_only_as_long_as_it_says() -> None:
+    # The 200 describes a six-minute window, the 429 a one-second one: the
+    # 429's "none left" must not be paired with the 200's six-minute reset.
+    gov = governor(initial_concurrency=4)
+    ok = await gov.acquire()
+    gov.report(ok.id, SUCCESS, 200, BIG_WINDOW)
+    refused = await gov.acquire()
+    assert gov.report(refused.id, RATE_LIMITED, 429, SMALL_WINDOW_REFUSAL) == pytest.approx(1.0)
+    again = await gov.acquire()
+    # Its Retry-After, and its one-second window's tenth as the guard.
+    assert now() == pytest.approx(1.1)
+    gov.report(again.id, SUCCESS, 200, BIG_WINDOW)
+    await gov.acquire()
+    assert now() == pytest.approx(1.1)
+
+
+@virtual_time
+async def test_the_newest_figures_replace_older_ones_of_the_same_window() -> None:
+    # A proxy that always says the same: 99 of 100 left, a minute to go.
+    # Each newer response restores the figure; it never drains locally.
+    gov = governor(initial_concurrency=4)
+    static = {
+        "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-remaining-requests": "99",
+        "x-ratelimit-reset-requests": "60s",
+    }
+    for _ in range(500):
+        permit = await gov.acquire()
+        gov.report(permit.id, SUCCESS, 200, static)
+    assert now() == 0.0
+
+
+@virtual_time
+async def test_a_late_answer_about_an_earlier_call_changes_nothing() -> None:
+    gov = governor(initial_concurrency=4)
+    early = await gov.acquire()
+    late = await gov.acquire()
+    budget = {"x-ratelimit-limit-requests": "100", "x-ratelimit-reset-requests": "10s"}
+    gov.report(late.id, SUCCESS, 200, {**budget, "x-ratelimit-remaining-requests": "50"})
+    gov.report(early.id, SUCCESS, 200, {**budget, "x-ratelimit-remaining-requests": "0"})
+    assert gov.stats().remaining_requests == 50
+    await gov.acquire()
+    assert now() == 0.0
