@@ -57,6 +57,9 @@ WarningSink = Callable[[GovernorKey, str, str], None]
 _RPM_WINDOW_S = 60.0
 _GRANT_HISTORY = 1024
 _TOKENS_EWMA_ALPHA = 0.2
+# Waits shorter than this are not waited: far from a clock's origin a float
+# cannot tell them apart from now, and a timer for them would fire at once.
+_RESOLUTION_S = 1e-6
 
 
 @dataclass(slots=True)
@@ -201,7 +204,7 @@ class RateGovernor:
                 # waits beyond what the newest response justifies (plus the
                 # ceiling): a key whose headers disagree never stalls.
                 ready_at = min(self._ready_at(now, tokens), self._pauses.latest_start(waiter.enqueued_at))
-                if ready_at > now:
+                if ready_at - now > _RESOLUTION_S:
                     await self._park(waiter, ready_at - now)
                     continue
                 # Granting and returning happen in one step: nothing can cancel
