@@ -23,9 +23,9 @@ A governor combines three brakes; a permit is granted when all three agree:
   remain (below ``low_water`` of the limit), the next calls are spread so
   the rest of the budget lasts until the reset; when it is spent, callers
   wait for the reset. The estimate is decremented on every grant and
-  corrected by each response, less the calls still in flight that were
-  granted no earlier than the reporting one (the server may not have
-  counted those yet), so concurrent calls cannot overspend a stale figure.
+  replaced by each newer response's figure, less every call still in
+  flight (the server may not have counted those yet, whatever order they
+  reach it in), so concurrent calls cannot overspend a stale figure.
   Delta resets are measured from the reporting call's grant (servers count
   a call when it arrives, not when its slow answer is read).
 * **Pauses.** A 429 pauses the whole key: for the server's Retry-After (or

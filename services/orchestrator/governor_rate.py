@@ -374,6 +374,10 @@ class RateGovernor:
         # an unknown permit every call in flight is held back.
         since = held.granted_at if held is not None else -math.inf
         unseen = [h for h in self._held.values() if h.granted_at >= since]
+        # The newest figures replace older ones, so a call granted earlier
+        # but still in flight may reach the server after this one: hold back
+        # every call in flight from the budget's estimate.
+        in_flight = list(self._held.values())
         # Servers count a call when it arrives, long before a slow response is
         # reported back: a delta reset is measured from the grant, when known.
         # A timestamp reset was converted at the report and is exact as is.
@@ -387,7 +391,7 @@ class RateGovernor:
             snap.remaining_requests,
             _capped(snap.reset_requests_s, cap),
             seq=seq,
-            unseen=float(len(unseen)),
+            unseen=float(len(in_flight)),
             now=now,
             measured_at=now if snap.reset_requests_absolute else granted_at,
             counted_at=granted_at,
@@ -398,7 +402,7 @@ class RateGovernor:
             snap.remaining_tokens,
             _capped(snap.reset_tokens_s, cap),
             seq=seq,
-            unseen=float(sum(h.tokens for h in unseen)),
+            unseen=float(sum(h.tokens for h in in_flight)),
             now=now,
             measured_at=now if snap.reset_tokens_absolute else granted_at,
             counted_at=granted_at,
