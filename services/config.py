@@ -130,6 +130,17 @@ class OrchestratorSettings(ServerSettings):
         128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )
     governor_max_concurrency: int = Field(256, ge=1, description="Most model calls one governor lets through at once.")
+    governor_pause_ceiling_secs: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Longest a rate governor holds a caller beyond what the newest response itself justifies; "
+            "a response that justifies more is honoured with a rate_limit_long_pause warning."
+        ),
+    )
+    governor_max_pause_secs: float = Field(
+        900.0, gt=0, description="Longest pause any one response can impose (longer asks become a probe this often)."
+    )
     executor_outage_secs: float = Field(
         300.0,
         gt=0,

@@ -34,7 +34,7 @@ from swarmd.services.errors import (
 )
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.events import read_stored_events
-from swarmd.services.orchestrator.governor import GovernorRegistry
+from swarmd.services.orchestrator.governor import GovernorKey, GovernorRegistry
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
@@ -86,6 +86,9 @@ class Orchestrator:
             else GovernorRegistry(
                 initial_concurrency=min(settings.governor_initial_concurrency, settings.governor_max_concurrency),
                 max_concurrency=settings.governor_max_concurrency,
+                pause_ceiling_s=settings.governor_pause_ceiling_secs,
+                max_pause_s=settings.governor_max_pause_secs,
+                on_warning=self._rate_limit_warning,
             )
         )
         self.ctx = RunContext(
@@ -116,6 +119,13 @@ class Orchestrator:
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("the orchestrator is shutting down")
+
+    def _rate_limit_warning(self, key: GovernorKey, code: str, message: str) -> None:
+        """Tell every live swarm that uses ``key`` why its calls wait so long."""
+        for swarm_id in self.governor.swarms_using(key):
+            run = self._runs.get(swarm_id)
+            if run is not None and not run.terminal and not run.log.finished:
+                run.log.emit("warning", common_pb2.SwarmWarning(code=code, message=message))
 
     def live(self, swarm_id: str) -> SwarmRun | None:
         """The live run of ``swarm_id``, if this orchestrator runs it."""

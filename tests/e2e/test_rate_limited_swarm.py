@@ -120,3 +120,72 @@ async def test_fifty_agents_share_a_rate_limited_key(tmp_path: Path, git_repo: P
     limited = [e for e in events if e.WhichOneof("kind") == "rate_limited" and e.rate_limited.http_status == 429]
     assert len(limited) == rejected
     assert {e.rate_limited.key for e in limited} <= {limits.key}
+
+
+# A server (or the proxy in front of it) whose served responses describe a
+# generous six-minute window while its refusals describe the small one it
+# really enforces: two windows' figures that disagree on every count.
+DISAGREEING_SUCCESS = {
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "9999",
+    "x-ratelimit-reset-requests": "6m0s",
+}
+DISAGREEING_REFUSAL = {
+    "retry-after": "1",
+    "x-ratelimit-limit-requests": "240",
+    "x-ratelimit-remaining-requests": "0",
+    "x-ratelimit-reset-requests": "1s",
+}
+
+
+def two_tool_calls(turn: AgentTurn) -> list[tuple[str, Any]] | None:
+    if turn.turn <= 2:
+        return [("list", {"path": "."})]
+    return None
+
+
+async def test_headers_that_disagree_do_not_stall_the_swarm(tmp_path: Path, git_repo: Path) -> None:
+    """16 sub-agents, 2 tool calls each, a server allowing 4 calls a second.
+
+    The test's timeout bounds the run generously; before the governor let
+    the newer figures of a window replace older ones, the swarm stalled for
+    six minutes after its first 429.
+    """
+    agents = 16
+    async with FakeOpenAIServer() as server:
+        server.rate_limit = RateLimit(
+            requests=4,
+            window=1.0,
+            success_headers=DISAGREEING_SUCCESS,
+            refusal_headers=DISAGREEING_REFUSAL,
+        )
+        server.fallback = agent_responder(two_tool_calls)
+        async with EmbeddedSwarmd(settings_for(server), db_path=tmp_path / "db.sqlite") as emb, SwarmdClient(
+            emb.orchestrator_address
+        ) as client:
+            reply = await client.submit(
+                task="Inspect the repository",
+                plan=read_only_plan(agents),
+                config=common_pb2.SwarmConfig(
+                    model="openai/fake-model",
+                    repo_path=str(git_repo),
+                    request_delay_ms=0,
+                    max_concurrent=agents,
+                    cache_enabled=False,
+                ),
+            )
+            events = [e async for e in client.watch(reply.swarm.id)]
+            swarm = await client.get(reply.swarm.id)
+
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm.error
+    assert [s.status for s in swarm.subtasks] == [common_pb2.SUB_TASK_STATUS_COMPLETED] * agents
+    assert swarm.stats.subagents_failed == 0 and swarm.stats.retries == 0
+    for state in swarm.subtasks:
+        assert state.result.result == f"{state.subtask.id} done"
+        assert state.result.tool_calls == 2
+    assert sum(1 for c in server.calls if c.status == 200) == agents * 3
+    assert server.rejected >= 1, "the server must have refused some calls for the test to mean anything"
+    # No pause of the governor exceeded its ceiling here: the 429s' own
+    # Retry-After (1 s) bounded every one, so nothing needed a warning.
+    warnings = [e.warning for e in events if e.WhichOneof("kind") == "warning"]
+    assert not [w for w in warnings if w.code.startswith("rate_limit")], warnings

@@ -25,6 +25,9 @@ served (with ``x-ratelimit-*`` headers), the rest get 429 with
 ``x-ratelimit-*``, ``retry-after`` and ``retry-after-ms``, without consuming
 the script. Every chat completion is logged in ``server.calls`` (arrival
 time and status); ``server.completions`` and ``server.rejected`` count them.
+``RateLimit(..., success_headers={...}, refusal_headers={...})`` sends fixed
+header sets instead of the computed ones (servers and proxies whose headers
+describe some other window than the one they enforce).
 """
 
 from __future__ import annotations
@@ -146,12 +149,17 @@ class RateLimit:
     Windows are counted from the first chat completion the limit sees.
     Rejected requests do not count against the window (as with OpenAI).
     ``headers_on_success`` adds the ``x-ratelimit-*`` headers to served
-    responses too (real servers do).
+    responses too (real servers do). ``success_headers`` and
+    ``refusal_headers``, when given, are sent as they are instead of the
+    computed headers on served and refused calls respectively: the limit
+    enforced stays ``requests`` per ``window`` whatever they say.
     """
 
     requests: int
     window: float = 1.0
     headers_on_success: bool = True
+    success_headers: dict[str, str] | None = None
+    refusal_headers: dict[str, str] | None = None
     _epoch: float | None = field(default=None, repr=False)
     _index: int = field(default=-1, repr=False)
     _used: int = field(default=0, repr=False)
@@ -175,6 +183,9 @@ class RateLimit:
         if not served:
             headers["retry-after"] = str(math.ceil(reset))
             headers["retry-after-ms"] = str(math.ceil(reset * 1000))
+        fixed = self.success_headers if served else self.refusal_headers
+        if fixed is not None:
+            headers = dict(fixed)
         return served, headers
 
 
