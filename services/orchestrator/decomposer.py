@@ -36,9 +36,6 @@ __all__ = ["Decomposition", "create_decomposition_provider", "decompose"]
 
 log = logging.getLogger(__name__)
 
-DECOMPOSITION_MAX_TOKENS = 8192
-
-
 def create_decomposition_provider(
     plugins: Plugins, config: common_pb2.SwarmConfig
 ) -> ModelProvider:
@@ -83,7 +80,7 @@ async def decompose(
     request = CompletionRequest(
         messages=[Message("user", prompt)],
         temperature=decomposition_temperature(config.model),
-        max_tokens=DECOMPOSITION_MAX_TOKENS,
+        # No max_tokens: the server's own limit fits its context; a fixed figure did not.
     )
     out = Decomposition(draft=DraftPlan([], common_pb2.PLAN_SOURCE_SINGLE))
     attempts = 1 + config.max_retries
