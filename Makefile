@@ -8,11 +8,12 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+.PHONY: help venv llama-server demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
-	@echo "make test          run the test suite"
+	@echo "make test          run the test suite (builds the llama.cpp server first, once)"
+	@echo "make llama-server  build llama-cpp-python's server and a small model into ~/.cache/swarmd"
 	@echo "make lint          ruff + buf lint"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
@@ -35,9 +36,20 @@ venv: $(STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The realmodel tests run against llama-cpp-python's server with a small GGUF model,
+# built once per machine into a versioned cache outside the repository (10 to 16
+# minutes the first time, instant later); the tests find it through
+# SWARMD_LLAMA_SERVER_DIR. A failed build fails here, loudly.
+LLAMA_DIR_FILE := $(VENV)/.llama-server-dir
+
+llama-server: $(STAMP)
+	scripts/build_llama_server.sh > $(LLAMA_DIR_FILE).tmp
+	@mv $(LLAMA_DIR_FILE).tmp $(LLAMA_DIR_FILE)
+	@echo "llama.cpp server: $$(cat $(LLAMA_DIR_FILE))"
+
 # pytest exits 5 when it collected no test; that must fail, not pass silently.
-test: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: $(STAMP) $(NODE_STAMP) llama-server
+	SWARMD_LLAMA_SERVER_DIR="$$(cat $(LLAMA_DIR_FILE))" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP) protos-lint

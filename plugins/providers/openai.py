@@ -230,9 +230,14 @@ class OpenAIProvider(ModelProvider):
             raise ProviderTimeoutError(
                 f"request to {self.url} timed out after {self._timeout:g}s ({type(exc).__name__})"
             ) from exc
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
             raise TransientProviderError(
                 f"cannot reach {self.url}: {type(exc).__name__}: {exc or 'connection failed'}"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransientProviderError(
+                f"{self.url} closed the connection before answering (server stopped or crashed?): "
+                f"{type(exc).__name__}: {exc or 'connection lost'}"
             ) from exc
         return self._parse(response, body)
 

@@ -238,7 +238,7 @@ async def test_slow_but_in_time_succeeds(server: FakeOpenAIServer, provider: Ope
 async def test_connection_refused_and_dropped_are_transient(server: FakeOpenAIServer) -> None:
     server.push(Reply(drop=True))
     async with OpenAIProvider("m", {"base_url": server.base_url}) as p:
-        with pytest.raises(TransientProviderError, match="cannot reach"):
+        with pytest.raises(TransientProviderError, match="closed the connection before answering"):
             await p.complete(request())
     dead = FakeOpenAIServer()
     await dead.start()
