@@ -15,6 +15,7 @@ started again on the same port.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -51,6 +52,14 @@ def server_dir() -> Path:
     if not python.exists() or not model.exists():
         pytest.fail(f"{ENV_VAR}={path} holds no venv/bin/python and model.gguf; run: make llama-server", pytrace=False)
     return path
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -113,6 +122,7 @@ class LlamaServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
