@@ -32,6 +32,7 @@ from swarmd.plugins.model import (
     ToolSpec,
     TransientProviderError,
     Usage,
+    model_spec_problem,
     parse_model_string,
 )
 from swarmd.plugins.tool import PathEscapeError, Tool, ToolContext, ToolError, ToolResult
@@ -62,5 +63,6 @@ __all__ = [
     "TransientProviderError",
     "Usage",
     "hookimpl",
+    "model_spec_problem",
     "parse_model_string",
 ]

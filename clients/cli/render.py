@@ -98,7 +98,8 @@ class Progress:
             self._line(f"subtask {self._name(event.agent_error.subtask_id)}: error: {event.agent_error.error}")
         elif kind == "retry_scheduled":
             r = event.retry_scheduled
-            self._line(f"subtask {self._name(r.subtask_id)}: retry {r.next_attempt} in {r.delay_ms} ms ({r.reason})")
+            who = f"subtask {self._name(r.subtask_id)}" if r.subtask_id else "decomposition"
+            self._line(f"{who}: retry {r.next_attempt} in {r.delay_ms} ms ({r.reason})")
         elif kind == "merge_completed":
             m = event.merge_completed.merge
             outcome = common_pb2.MergeOutcome.Name(m.outcome).removeprefix("MERGE_OUTCOME_").lower()

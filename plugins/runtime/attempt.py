@@ -32,7 +32,9 @@ swarm by ``config.executor_options``):
 server's own default applies), ``call_timeout_secs``
 (120), ``temperature`` (provider default), ``tool_output_limit`` (6000),
 ``price_prompt_per_mtok``/``price_completion_per_mtok`` (0: cost unknown; the
-orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30).
+orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30),
+``tool_timeout_secs`` (120: how long one tool call may run unless its own
+arguments allow more, as bash's ``timeout`` does).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from swarmd.plugins.runtime.prompts import (
     find_agents_md,
 )
 from swarmd.plugins.runtime.share import ShareClient
-from swarmd.plugins.runtime.toolbox import Toolbox
+from swarmd.plugins.runtime.toolbox import DEFAULT_TOOL_TIMEOUT_SECS, Toolbox
 from swarmd.plugins.tool import ToolContext
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -84,6 +86,7 @@ _NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
     ("price_prompt_per_mtok", float),
     ("price_completion_per_mtok", float),
     ("rpc_timeout_secs", float),
+    ("tool_timeout_secs", float),
 )
 _ZERO_OK = frozenset({"max_output_tokens", "temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
 
@@ -106,6 +109,7 @@ class RuntimeSettings:
     price_prompt_per_mtok: float = 0.0
     price_completion_per_mtok: float = 0.0
     rpc_timeout_secs: float = 30.0
+    tool_timeout_secs: float = DEFAULT_TOOL_TIMEOUT_SECS
 
     @classmethod
     def resolve(cls, service: Mapping[str, str], swarm: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -463,7 +467,9 @@ def _build_loop(
     ctx = ToolContext(
         workdir=workdir.resolve(), swarm_id=request.swarm_id, subtask_id=subtask.id, env=env, services=services
     )
-    toolbox = Toolbox.from_registry(runtime.plugins.tools, ctx, read_only=subtask.read_only)
+    toolbox = Toolbox.from_registry(
+        runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
+    )
     system_prompt = build_system_prompt(
         subtask_id=subtask.id,
         specialty=subtask.specialty,
