@@ -43,7 +43,7 @@ demo: $(STAMP)
 LLAMA_DIR_FILE := $(VENV)/.llama-server-dir
 
 llama-server: $(STAMP)
-	scripts/build_llama_server.sh > $(LLAMA_DIR_FILE).tmp
+	bash scripts/build_llama_server.sh > $(LLAMA_DIR_FILE).tmp
 	@mv $(LLAMA_DIR_FILE).tmp $(LLAMA_DIR_FILE)
 	@echo "llama.cpp server: $$(cat $(LLAMA_DIR_FILE))"
 
