@@ -7,7 +7,7 @@ failure, classified so callers know what to do:
 * :class:`RateLimitError` (HTTP 429): re-queue through the rate governor;
   never fails a subtask, never uses a retry.
 * :class:`TransientProviderError` (5xx, connection errors, timeouts): retry
-  with backoff.
+  with backoff; :class:`ProviderTimeoutError` is the timeout among them.
 * :class:`PermanentProviderError` (other 4xx, malformed responses): fail.
 
 Every response and every error carries the HTTP status and the response
@@ -29,6 +29,7 @@ __all__ = [
     "ModelProvider",
     "PermanentProviderError",
     "ProviderError",
+    "ProviderTimeoutError",
     "RateLimitError",
     "ToolCall",
     "ToolSpec",
@@ -169,6 +170,11 @@ class TransientProviderError(ProviderError):
     """5xx, connection failure or timeout: worth retrying."""
 
     transient = True
+
+
+class ProviderTimeoutError(TransientProviderError):
+    """The call got no answer in time: transient, but not worth an immediate
+    repeat of the same long wait (the sub-agent loop does not retry it in place)."""
 
 
 class PermanentProviderError(ProviderError):

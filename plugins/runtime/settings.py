@@ -11,7 +11,8 @@ swarm by ``config.executor_options``):
 ``record`` (alias ``record_path``)
     record every model response into this cassette (record mode; what
     ``swarmd run --record`` sets).
-``context_window`` (128000), ``max_output_tokens`` (8192), ``call_timeout_secs``
+``context_window`` (128000), ``max_output_tokens`` (unset: none is sent, the
+server's own default applies), ``call_timeout_secs``
 (120), ``temperature`` (provider default), ``tool_output_limit`` (6000),
 ``price_prompt_per_mtok``/``price_completion_per_mtok`` (0: cost unknown; the
 orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30),
@@ -42,7 +43,7 @@ _NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
     ("rpc_timeout_secs", float),
     ("tool_timeout_secs", float),
 )
-_ZERO_OK = frozenset({"temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
+_ZERO_OK = frozenset({"max_output_tokens", "temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
 
 
 class SettingsError(ValueError):
@@ -56,7 +57,7 @@ class RuntimeSettings:
     provider_options: dict[str, str] = field(default_factory=dict)
     record_path: str | None = None
     context_window: int = 128_000
-    max_output_tokens: int = 8192
+    max_output_tokens: int = 0  # 0: unset
     call_timeout_secs: float = 120.0
     temperature: float | None = None
     tool_output_limit: int = 6000

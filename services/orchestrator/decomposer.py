@@ -56,9 +56,6 @@ OnRetry = Callable[[int, float, str], None]
 
 log = logging.getLogger(__name__)
 
-DECOMPOSITION_MAX_TOKENS = 8192
-
-
 def decomposition_settings(
     service_options: Mapping[str, str], config: common_pb2.SwarmConfig
 ) -> RuntimeSettings:
@@ -125,7 +122,7 @@ async def decompose(
     request = CompletionRequest(
         messages=[Message("user", prompt)],
         temperature=decomposition_temperature(config.model),
-        max_tokens=DECOMPOSITION_MAX_TOKENS,
+        # No max_tokens: the server's own limit fits its context; a fixed figure did not.
     )
     out = Decomposition(draft=DraftPlan([], common_pb2.PLAN_SOURCE_SINGLE))
     attempts = 1 + config.max_retries

@@ -12,9 +12,18 @@ classifier. swarmd retries only *transient* failures:
   capacity, which passes).
 
 Max steps, budgets, permanent errors, timeouts and cancellations are final.
-The delay before retry ``n`` (0-based) is drawn with *full jitter*:
-``uniform(0, min(max_delay, base * 2**n))``, so a burst of failures does not
-come back as a synchronised burst of retries.
+The delay before retry ``n`` (0-based) is drawn from the upper half of its
+ceiling, ``uniform(c / 2, c)`` with ``c = min(max_delay, base * 2**n)``: the
+jitter keeps a burst of failures from coming back as a synchronised burst of
+retries, and the floor makes the retries span a service restart. With the
+defaults (base 1 s, 3 retries) the waits are 0.5-1, 1-2 and 2-4 s, 3.5 to
+7 s in all (full jitter from 0.5 s, as before, could spend under a second).
+
+A subtask's retry replays its sub-agent from the start, so it is the second
+line: the sub-agent loop retries a failed model call in place first (0.5 to
+8 s doubling, 11 to 15 s in all; see :mod:`swarmd.plugins.runtime.loop`),
+which outlasts a model server's restart (3 to 9 s) without losing progress,
+and a deterministic server error is permanent there, never retried here.
 """
 
 from __future__ import annotations
@@ -101,12 +110,12 @@ def is_transient_kind(kind: common_pb2.FailureKind.ValueType) -> bool:
 
 @dataclass
 class Backoff:
-    """Capped exponential backoff with full jitter.
+    """Capped exponential backoff, jittered within the upper half of each ceiling.
 
     ``rng`` is injectable so tests can check the bounds deterministically.
     """
 
-    base_ms: int = 500
+    base_ms: int = 1000
     max_ms: int = 30_000
     rng: random.Random = field(default_factory=random.Random)
 
@@ -116,8 +125,9 @@ class Backoff:
         return float(min(self.max_ms, self.base_ms * 2 ** min(retry, 62)))
 
     def delay_ms(self, retry: int) -> float:
-        """A delay drawn uniformly from ``[0, ceiling_ms(retry)]``."""
-        return self.rng.uniform(0, self.ceiling_ms(retry))
+        """A delay drawn uniformly from ``[ceiling_ms(retry) / 2, ceiling_ms(retry)]``."""
+        ceiling = self.ceiling_ms(retry)
+        return self.rng.uniform(ceiling / 2, ceiling)
 
 
 def resumed_first_attempt(attempts_started: int, max_retries: int) -> tuple[int, int]:

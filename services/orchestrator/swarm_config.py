@@ -30,7 +30,7 @@ DEFAULTS: dict[str, object] = {
     "auto_merge": True,
     "cache_enabled": True,
     "max_retries": 3,
-    "base_delay_ms": 500,
+    "base_delay_ms": 1000,
     "max_delay_ms": 30_000,
     "cache_ttl_secs": 86_400,
 }

@@ -291,8 +291,9 @@ class FakeOpenAIServer:
         """Chat completion requests answered 429."""
         return sum(1 for c in self.calls if c.status == 429)
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: a free one; the old port again to model a restart)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

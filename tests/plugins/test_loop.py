@@ -171,7 +171,7 @@ async def test_provider_errors_are_classified(
     server: FakeOpenAIServer, provider: OpenAIProvider, workdir: Path, reply: Reply, kind: int, text: str
 ) -> None:
     server.push(reply_tool_calls([("list", {})], content="Looking first."), reply)
-    outcome = await make_loop(provider, workdir).run()
+    outcome = await make_loop(provider, workdir, model_retries=0).run()
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.failure_kind == kind and text in outcome.error
     # What was done is kept.

@@ -238,7 +238,7 @@ async def test_slow_but_in_time_succeeds(server: FakeOpenAIServer, provider: Ope
 async def test_connection_refused_and_dropped_are_transient(server: FakeOpenAIServer) -> None:
     server.push(Reply(drop=True))
     async with OpenAIProvider("m", {"base_url": server.base_url}) as p:
-        with pytest.raises(TransientProviderError, match="cannot reach"):
+        with pytest.raises(TransientProviderError, match="closed the connection before answering"):
             await p.complete(request())
     dead = FakeOpenAIServer()
     await dead.start()
@@ -308,3 +308,91 @@ async def test_keep_alive_reuses_the_connection(server: FakeOpenAIServer, provid
     assert outs == ["one", "two", "three"]
     await provider.aclose()
     await provider.aclose()  # idempotent
+
+
+async def test_tool_choice_auto_goes_with_the_tools(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
+    server.push(reply_text("a"), reply_text("b"))
+    await provider.complete(request())
+    await provider.complete(request(tools=[]))
+    assert server.requests[0].json["tool_choice"] == "auto"
+    assert "tool_choice" not in server.requests[1].json and "tools" not in server.requests[1].json
+
+
+@pytest.mark.parametrize(
+    "option,sent",
+    [
+        ("omit", None),
+        ("required", "required"),
+        ("none", "none"),
+        ("function:read", {"type": "function", "function": {"name": "read"}}),
+    ],
+)
+async def test_tool_choice_option(server: FakeOpenAIServer, option: str, sent: object) -> None:
+    server.push(reply_text("ok"))
+    async with OpenAIProvider("m", {"base_url": server.base_url, "tool_choice": option}) as p:
+        await p.complete(request())
+    assert server.requests[0].json.get("tool_choice") == sent
+
+
+def test_bad_tool_choice_option() -> None:
+    with pytest.raises(PermanentProviderError, match="tool_choice"):
+        OpenAIProvider("m", {"tool_choice": "sometimes"})
+
+
+async def test_assistant_tool_call_message_has_empty_string_content(
+    server: FakeOpenAIServer, provider: OpenAIProvider
+) -> None:
+    """Strict servers (llama.cpp's) answer 500 to null or missing content next to tool calls."""
+    server.push(reply_text("done"))
+    call = ToolCall("call_0", "read", '{"path": "a.py"}')
+    await provider.complete(
+        request(
+            Message("user", "hi"),
+            Message("assistant", None, [call]),
+            Message("tool", "contents", tool_call_id="call_0", name="read"),
+        )
+    )
+    sent = server.requests[0].json["messages"][1]
+    assert sent["content"] == "" and sent["tool_calls"][0]["id"] == "call_0"
+
+
+async def test_no_max_tokens_when_the_request_sets_none(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
+    server.push(reply_text("ok"))
+    await provider.complete(CompletionRequest(messages=[Message("user", "hi")]))
+    assert "max_tokens" not in server.requests[0].json
+
+
+async def test_a_500_repeated_word_for_word_is_permanent(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
+    server.push(*[reply_error(500, "'NoneType' object has no attribute 'get'")] * 2)
+    with pytest.raises(TransientProviderError):
+        await provider.complete(request())
+    with pytest.raises(PermanentProviderError, match="deterministic server error") as info:
+        await provider.complete(request())
+    assert info.value.status == 500 and "NoneType" in str(info.value)
+
+
+async def test_a_500_is_transient_when_anything_differs(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
+    same = "'NoneType' object has no attribute 'get'"
+    server.push(
+        reply_error(500, same),
+        reply_error(500, "another message"),  # another body
+        reply_error(500, "another message", headers={}),
+        reply_text("ok"),  # a success in between forgets the error
+        reply_error(500, same),
+    )
+    for _ in range(2):
+        with pytest.raises(TransientProviderError):
+            await provider.complete(request())
+    with pytest.raises(TransientProviderError):  # the same body, but to another request
+        await provider.complete(request(Message("user", "something else")))
+    await provider.complete(request())
+    with pytest.raises(TransientProviderError):
+        await provider.complete(request())
+
+
+async def test_repeated_503s_stay_transient(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
+    server.push(*[reply_error(503, "loading model")] * 3)
+    for _ in range(3):
+        with pytest.raises(TransientProviderError) as info:
+            await provider.complete(request())
+        assert not isinstance(info.value, PermanentProviderError)

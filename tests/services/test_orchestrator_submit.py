@@ -143,7 +143,7 @@ async def test_dry_run_decomposes_with_the_model(services) -> None:  # type: ign
     assert swarm.stats.orchestrator_steps == 1
     assert any("'Ghost'" in i.message for i in reply.preflight.issues)
     request = ScriptedProvider.requests[0]
-    assert request.max_tokens == 8192 and request.temperature == 0.7
+    assert request.max_tokens is None and request.temperature == 0.7
     assert [m.role for m in request.messages] == ["user"]
     assert "TASK: Document the code" in (request.messages[0].content or "")
     assert ScriptedProvider.closed == 2  # the executor's model check, and the decomposition

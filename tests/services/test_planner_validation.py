@@ -167,7 +167,7 @@ def test_effective_config_fills_defaults(tmp_path) -> None:  # type: ignore[no-u
     assert config.request_delay_ms == 250
     assert config.worktree_enabled and config.auto_merge and config.cache_enabled
     assert config.max_retries == 3
-    assert (config.base_delay_ms, config.max_delay_ms) == (500, 30000)
+    assert (config.base_delay_ms, config.max_delay_ms) == (1000, 30000)
     assert config.strategy == common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC
     assert config.dependency_failure_policy == common_pb2.DEPENDENCY_FAILURE_POLICY_SKIP
     assert config.repo_path == str(tmp_path)

@@ -14,6 +14,7 @@ from swarmd.services.orchestrator.retry import (
     is_transient_error,
 )
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
+from swarmd.services.orchestrator.swarm_config import DEFAULTS
 from swarmd.v1 import common_pb2
 
 SKIP = common_pb2.DEPENDENCY_FAILURE_POLICY_SKIP
@@ -179,14 +180,32 @@ def test_retryable_rpc_codes() -> None:
     assert grpc.StatusCode.INVALID_ARGUMENT not in RETRYABLE_RPC_CODES
 
 
-def test_backoff_full_jitter_bounds() -> None:
+def test_backoff_jitter_bounds() -> None:
     backoff = Backoff(base_ms=500, max_ms=3000, rng=random.Random(7))
     assert [backoff.ceiling_ms(n) for n in range(5)] == [500, 1000, 2000, 3000, 3000]
     for retry in range(8):
         for _ in range(200):
             delay = backoff.delay_ms(retry)
-            assert 0 <= delay <= backoff.ceiling_ms(retry)
+            assert backoff.ceiling_ms(retry) / 2 <= delay <= backoff.ceiling_ms(retry)
     assert backoff.ceiling_ms(10_000) == 3000  # no overflow
+
+
+def test_default_backoff_spans_a_server_restart() -> None:
+    """The default three retries wait 3.5 to 7 s in all (a restart takes 3 to 9 s), the first at most 1 s."""
+
+    class Edge(random.Random):
+        def __init__(self, high: bool) -> None:
+            super().__init__()
+            self.high = high
+
+        def uniform(self, a: float, b: float) -> float:
+            return b if self.high else a
+
+    retries = DEFAULTS["max_retries"]
+    base, cap = DEFAULTS["base_delay_ms"], DEFAULTS["max_delay_ms"]
+    low = [Backoff(base, cap, Edge(False)).delay_ms(n) for n in range(retries)]  # type: ignore[arg-type]
+    high = [Backoff(base, cap, Edge(True)).delay_ms(n) for n in range(retries)]  # type: ignore[arg-type]
+    assert sum(low) >= 3000 and high[0] <= 1000
 
 
 def test_backoff_uses_the_injected_rng() -> None:
