@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from pathlib import Path
 
@@ -169,3 +170,41 @@ async def test_the_result_does_not_depend_on_finishing_order(tmp_path: Path) -> 
         git(repo, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "-m", "init")
         trees.add(await _final_tree(repo, order, concurrent))
     assert len(trees) == 1
+
+
+async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path) -> None:
+    (git_repo / "old.txt").write_text("old\n")
+    (git_repo / "tool.sh").write_text("#!/bin/sh\n")
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "more")
+    mgr = WorktreeManager(git_repo)
+    odd = 'we"ird\\ name\twith tab.txt'
+    a = await mgr.create("s", "a")
+    (a.path / "deep" / "er").mkdir(parents=True)
+    (a.path / "deep" / "er" / "file.txt").write_text("a\n")
+    (a.path / "old.txt").unlink()
+    b = await mgr.create("s", "b")
+    (b.path / odd).write_text("b\n")
+    (b.path / "tool.sh").chmod(0o755)
+    (b.path / "link").symlink_to("tool.sh")
+    a_sha, b_sha = await mgr.commit(a), await mgr.commit(b)
+    # What git's own merges give, computed aside.
+    expected = git(git_repo, "merge-tree", "--write-tree", a_sha, b_sha).split()[0]
+    reports = await asyncio.gather(mgr.merge(a, a_sha), mgr.merge(b, b_sha))
+    assert [r.outcome for r in reports] == ["merged"] * 2
+    assert git(git_repo, "rev-parse", "HEAD^{tree}").strip() == expected
+    assert (git_repo / odd).read_text() == "b\n" and not (git_repo / "old.txt").exists()
+    assert os.access(git_repo / "tool.sh", os.X_OK) and (git_repo / "link").is_symlink()
+    assert git(git_repo, "status", "--porcelain") == ""
+
+
+async def test_a_file_where_another_merge_made_a_folder_conflicts(git_repo: Path) -> None:
+    mgr = WorktreeManager(git_repo)
+    folder, as_file = (
+        await work(mgr, "a", {"x/y.txt": "in a folder\n"}),
+        await work(mgr, "b", {"x": "a file\n"}),
+    )
+    reports = await asyncio.gather(mgr.merge(*folder), mgr.merge(*as_file))
+    assert sorted(r.outcome for r in reports) == ["conflicted", "merged"]
+    loser = next(r for r in reports if r.outcome == "conflicted")
+    assert git(git_repo, "rev-parse", loser.branch).strip() == loser.commit

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
+from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
 from swarmd.plugins.runtime.worktree.git import names, truncate
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -84,7 +85,7 @@ async def merge_back(
             repo.current_branch(),
             repo._git("worktree", "unlock", str(wt.path), check=False),
             repo._ref(f"refs/heads/{wt.branch}"),
-            repo._changed_files(wt.base_commit, commit) if commit else asyncio.sleep(0, []),
+            changes_between(repo, wt.base_commit, commit) if commit else asyncio.sleep(0, []),
         )
         report.target_branch = target or ""
         if commit is None:
@@ -108,7 +109,7 @@ async def merge_back(
                     repo, wt, report, "it has changes made after the commit", keep_branch=True
                 )
             return report
-        request = _Request(wt, commit, message, report)
+        request = _Request(wt, commit, message, report, changed)
         return await _integrator(repo).submit(request)
     except WorktreeError as exc:
         # Raised only before anything moved: the user's checkout is untouched.
@@ -132,6 +133,8 @@ class _Request:
     commit: str
     message: str
     report: MergeReport
+    #: What the commit changed against its base (for the fast path).
+    changes: builtins.list[Change]
     future: asyncio.Future[MergeReport] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -282,9 +285,19 @@ class _Integrator:
         others keep ``NO_CHANGES`` until they land, with ``merge`` set.
         """
         repo = self.repo
-        current, current_tree = old, await repo.tree_hash(old)
         for r in batch:
             r.report.outcome, r.report.conflicts, r.merge = MergeOutcome.NO_CHANGES, [], ""
+        fast, slow = await self._disjoint(old, batch)
+        current = old
+        if fast:
+            merges = await build_chain(
+                repo, top, old, [(r.commit, r.changes, _message(r, target)) for r in fast]
+            )
+            for r, merge in zip(fast, merges, strict=True):
+                r.merge = merge
+            current = merges[-1]
+        current_tree = await repo.tree_hash(current)
+        for r in slow:
             tree, conflicts, messages = await repo._merge_tree(current, r.commit, check=False)
             # An unchanged tree is the one case where ancestry needs asking.
             if tree == current_tree and await repo._is_ancestor(r.commit, current):
@@ -295,14 +308,6 @@ class _Integrator:
             if conflicts:
                 await _report_conflicts(repo, r, target, current, tree, conflicts)
                 continue
-            wt = r.wt
-            body = (
-                f"Merge {wt.branch} into {target}\n\n"
-                f"Work of subtask {wt.subtask_id} in swarm {wt.swarm_id}.\n"
-            )
-            if r.message.strip():
-                body += f"\n{r.message.strip()}\n"
-            body += f"\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
             run = await repo._git(
                 "commit-tree",
                 "--no-gpg-sign",
@@ -311,12 +316,54 @@ class _Integrator:
                 current,
                 "-p",
                 r.commit,
-                stdin=body.encode(),
+                stdin=_message(r, target).encode(),
                 cwd=top,
             )
             r.merge = current = run.text
             current_tree = tree
         return current
+
+    async def _disjoint(
+        self, old: str, batch: builtins.list[_Request]
+    ) -> tuple[builtins.list[_Request], builtins.list[_Request]]:
+        """Split the batch: merges that touch files nobody else touched, and the rest.
+
+        A merge is on the fast path when its base is an ancestor of ``old``,
+        none of its files changed on the user's branch since that base, and
+        no earlier merge of the batch touched them.
+        """
+        repo = self.repo
+        since: dict[str, Claims | None] = {}
+        taken = Claims()
+        fast: list[_Request] = []
+        slow: list[_Request] = []
+        for r in batch:
+            base = r.wt.base_commit
+            if base not in since:
+                if await repo._is_ancestor(base, old):
+                    since[base] = Claims(await repo._changed_files(base, old))
+                else:
+                    since[base] = None
+            paths = [c.path for c in r.changes]
+            moved = since[base]
+            if not paths or moved is None or moved.collides(paths) or taken.collides(paths):
+                slow.append(r)
+            else:
+                fast.append(r)
+            taken.add(paths)
+        return fast, slow
+
+
+def _message(r: _Request, target: str) -> str:
+    wt = r.wt
+    body = (
+        f"Merge {wt.branch} into {target}\n\n"
+        f"Work of subtask {wt.subtask_id} in swarm {wt.swarm_id}.\n"
+    )
+    if r.message.strip():
+        body += f"\n{r.message.strip()}\n"
+    body += f"\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
+    return body
 
 
 def _settle(landed: builtins.list[_Request], target: str) -> None:
