@@ -62,7 +62,7 @@ FULL = Profile(
 QUICK = Profile(
     name="quick",
     wide=(100, 5, 1.0),
-    wide_large=(100, 5, 1.0),
+    wide_large=(30, 5, 1.0),
     layered=(4, 25, 2, 8, 0.5),
     zero=300,
     zero_chain=50,
@@ -75,7 +75,7 @@ QUICK = Profile(
     sequential_sample=2,
     http_requests=500,
     notes=(
-        "(a) runs 5 steps per subtask instead of 10",
+        "(a) runs 5 steps per subtask instead of 10, and 30 sub-agents instead of 100 on the large repository",
         "(c) runs 300 zero-latency subtasks instead of 1,000 and a chain of 50 instead of 200",
         "(d) runs 16 calls at 60/min and 90 calls at 600/min",
         "(e) runs 50 clients x 40 publish+get pairs",

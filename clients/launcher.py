@@ -79,6 +79,10 @@ class EmbeddedSwarmd:
             section.listen = "127.0.0.1:0"
         if db_path is not None:
             settings.result_store.db_path = Path(db_path)
+        if not settings.orchestrator.decomposition_options:
+            # One process, one configuration: the decomposition call reaches the
+            # model the way the sub-agents do (base URL, key, timeouts).
+            settings.orchestrator.decomposition_options = dict(settings.executor.options)
         self.settings = settings
         self.plugins = plugins
         self._span_processors = list(span_processors)

@@ -31,6 +31,7 @@ from swarmd.plugins.model import (
     ToolSpec,
     TransientProviderError,
     Usage,
+    model_spec_problem,
     parse_model_string,
 )
 from swarmd.plugins.tool import PathEscapeError, Tool, ToolContext, ToolError, ToolResult
@@ -60,5 +61,6 @@ __all__ = [
     "TransientProviderError",
     "Usage",
     "hookimpl",
+    "model_spec_problem",
     "parse_model_string",
 ]

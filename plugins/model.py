@@ -34,6 +34,7 @@ __all__ = [
     "ToolSpec",
     "TransientProviderError",
     "Usage",
+    "model_spec_problem",
     "parse_model_string",
 ]
 
@@ -53,6 +54,23 @@ def parse_model_string(spec: str) -> tuple[str | None, str]:
     if provider == "zhipuai":
         provider = "zai"
     return provider or None, model
+
+
+def model_spec_problem(spec: str) -> str:
+    """Why ``spec`` is not a usable ``provider/model`` string; ``""`` when it is.
+
+    ``""``, ``"gpt-4o"`` (no provider), ``"/gpt-4o"`` and ``"openai/"`` (no
+    model) are refused; whether the provider exists is not checked here.
+    """
+    example = "write provider/model, e.g. openai/gpt-4o or replay/cassette.jsonl"
+    if not spec or not spec.strip():
+        return f"no model given; {example}"
+    provider, model = parse_model_string(spec)
+    if provider is None:
+        return f"model {spec!r} names no provider; {example}"
+    if not model.strip():
+        return f"model {spec!r} names no model after the provider {provider!r}; {example}"
+    return ""
 
 
 @dataclass(frozen=True)

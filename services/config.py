@@ -103,6 +103,14 @@ class OrchestratorSettings(ServerSettings):
         default_factory=dict, description='Price table keyed by "provider/model" (or "model").'
     )
     rpc_timeout_secs: float = Field(30.0, gt=0, description="Deadline of unary calls to peers.")
+    decomposition_options: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Options of the decomposition call, read like the executor's options: provider.base_url, "
+            "provider.timeout, provider.api_key..., call_timeout_secs; a swarm's executor_options override "
+            "them. The embedded services use the executor's options when this is empty."
+        ),
+    )
     governor_initial_concurrency: int = Field(
         128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )

@@ -28,7 +28,6 @@ __all__ = ["COMMANDS", "add_arguments", "build_config", "parse_strategy"]
 
 ADDRESS_ENV = "SWARMD_ADDRESS"
 
-
 def parse_strategy(text: str) -> int:
     """argparse type for --strategy: auto, domain, data, stage or none."""
     try:
@@ -84,17 +83,13 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     for item in args.option or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SwarmdClientError(
-                grpc.StatusCode.INVALID_ARGUMENT, f"--option {item!r} must be KEY=VALUE"
-            )
+            raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, f"--option {item!r} must be KEY=VALUE")
         config.executor_options[key] = value
     return config
 
 
 @contextlib.asynccontextmanager
-async def _connect(
-    args: argparse.Namespace,
-) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
+async def _connect(args: argparse.Namespace) -> AsyncIterator[tuple[SwarmdClient, EmbeddedSwarmd | None]]:
     """A client to a running orchestrator, or to embedded services on the repo's database."""
     address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
     if address:
@@ -135,15 +130,12 @@ async def _hide_state_dir(repo: Path, db: Path) -> None:
 
 async def cmd_run(args: argparse.Namespace) -> int:
     if bool(args.task) == bool(args.plan):
-        raise SwarmdClientError(
-            grpc.StatusCode.INVALID_ARGUMENT, "give either a TASK or --plan FILE (not both)"
-        )
-    plan, description = load_plan(args.plan) if args.plan else (None, "")
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, "give either a TASK or --plan FILE (not both)")
+    plan, description = (load_plan(args.plan) if args.plan else (None, ""))
     task = args.task or description
     if not (args.model or os.environ.get("SWARMD_DEFAULT_MODEL")):
         raise SwarmdClientError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "no model: pass --model provider/model (e.g. openai/gpt-4o)",
+            grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
         )
     config = build_config(args)
     async with _connect(args) as (client, _embedded):
@@ -182,9 +174,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         status = common_pb2.SubTaskStatus.Name(st.status).removeprefix("SUB_TASK_STATUS_").lower()
         reason = f" - {st.status_reason}" if st.status_reason else ""
         tool = f" > {st.current_tool}" if st.current_tool else ""
-        print(
-            f"  {st.subtask.id:<24} {status:<10} steps {st.steps:<4} tools {st.tool_calls:<4}{tool}{reason}"
-        )
+        print(f"  {st.subtask.id:<24} {status:<10} steps {st.steps:<4} tools {st.tool_calls:<4}{tool}{reason}")
     return 0
 
 
@@ -195,10 +185,7 @@ async def cmd_watch(args: argparse.Namespace) -> int:
             if args.json:
                 from google.protobuf import json_format
 
-                print(
-                    json_format.MessageToJson(event, indent=None, preserving_proto_field_name=True),
-                    flush=True,
-                )
+                print(json_format.MessageToJson(event, indent=None, preserving_proto_field_name=True), flush=True)
             else:
                 progress.handle(event)
     return 0
@@ -208,9 +195,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     async with _connect(args) as (client, _):
         if args.subtask_id:
             reply = await client.cancel_subtask(args.swarm_id, args.subtask_id, args.reason)
-            status = (
-                common_pb2.SubTaskStatus.Name(reply.status).removeprefix("SUB_TASK_STATUS_").lower()
-            )
+            status = common_pb2.SubTaskStatus.Name(reply.status).removeprefix("SUB_TASK_STATUS_").lower()
             note = " (already finished)" if reply.already_finished else ""
             print(f"subtask {args.subtask_id}: {status}{note}")
         else:
@@ -233,9 +218,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
     for s in reply.swarms:
         print(
             f"{s.id}  {state_name(s.state):<10} {s.completed}/{s.subtask_count} ok  {s.failed} failed  "
-            + "".join(
-                f"{n} {w}  " for n, w in ((s.cancelled, "cancelled"), (s.skipped, "skipped")) if n
-            )
+            + "".join(f"{n} {w}  " for n, w in ((s.cancelled, "cancelled"), (s.skipped, "skipped")) if n)
             + f"{s.execution_time_ms / 1000:7.1f}s  {s.created_at}  {s.task[:60]!r}"
         )
     return 0
@@ -243,11 +226,9 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    section = {
-        "orchestrator": settings.orchestrator,
-        "executor": settings.executor,
-        "result-store": settings.result_store,
-    }[args.kind]
+    section = {"orchestrator": settings.orchestrator, "executor": settings.executor, "result-store": settings.result_store}[
+        args.kind
+    ]
     if args.listen:
         section.listen = args.listen
     if args.kind == "orchestrator":
@@ -273,20 +254,12 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
 
     plugins = load_plugins()
     rows: dict[str, Any] = {
-        "plugins": [
-            {"name": p.name, "module": p.module, "distribution": p.distribution}
-            for p in plugins.loaded
-        ],
+        "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution} for p in plugins.loaded],
         "blocked": plugins.blocked,
     }
     for kind in ("executors", "providers", "tools", "health_checks"):
         rows[kind] = [
-            {
-                "name": r.name,
-                "class": f"{r.cls.__module__}.{r.cls.__qualname__}",
-                "plugin": r.plugin,
-                "distribution": r.distribution,
-            }
+            {"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}", "plugin": r.plugin, "distribution": r.distribution}
             for r in getattr(plugins, kind)
         ]
     if args.json:
@@ -294,17 +267,13 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     print("plugins:")
     for p in rows["plugins"]:
-        print(
-            f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}"
-        )
+        print(f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}")
     if rows["blocked"]:
         print(f"blocked: {', '.join(rows['blocked'])}")
     for kind in ("executors", "providers", "tools", "health_checks"):
         print(f"{kind.replace('_', ' ')}:")
         for r in rows[kind]:
-            print(
-                f"  {r['name']:<16} {r['class']:<56} from {r['plugin']} ({r['distribution'] or 'local'})"
-            )
+            print(f"  {r['name']:<16} {r['class']:<56} from {r['plugin']} ({r['distribution'] or 'local'})")
     return 0
 
 
@@ -313,9 +282,7 @@ async def cmd_worktrees(args: argparse.Namespace) -> int:
 
     repo = Path(args.repo).resolve()
     if not await WorktreeManager.is_git_repo(repo):
-        raise SwarmdClientError(
-            grpc.StatusCode.FAILED_PRECONDITION, f"{repo} is not a git repository"
-        )
+        raise SwarmdClientError(grpc.StatusCode.FAILED_PRECONDITION, f"{repo} is not a git repository")
     manager = WorktreeManager(repo)
     if args.action == "prune":
         report = await manager.prune()
@@ -333,10 +300,7 @@ async def cmd_worktrees(args: argparse.Namespace) -> int:
         print("no swarmd worktrees")
     for item in items:
         state = "missing" if item.missing else ("clean" if item.clean else "uncommitted changes")
-        flags = [
-            state,
-            "merged" if item.merged else ("has unmerged work" if item.has_own_work else "no work"),
-        ]
+        flags = [state, "merged" if item.merged else ("has unmerged work" if item.has_own_work else "no work")]
         if item.in_use:
             flags.append(f"in use ({item.locked_reason})" if item.locked_reason else "in use")
         print(f"{item.branch}  {item.path or '-'}  {', '.join(flags)}")
@@ -379,17 +343,9 @@ def _positive(text: str) -> int:
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--orchestrator",
-        metavar="HOST:PORT",
-        help=f"a running orchestrator (or ${ADDRESS_ENV}); default: embedded services",
-    )
-    p.add_argument(
-        "--result-store", metavar="HOST:PORT", help="a running result store (cache commands)"
-    )
-    p.add_argument(
-        "--repo", default=".", help="target repository (embedded database in REPO/.swarmd/)"
-    )
+    p.add_argument("--orchestrator", metavar="HOST:PORT", help=f"a running orchestrator (or ${ADDRESS_ENV}); default: embedded services")
+    p.add_argument("--result-store", metavar="HOST:PORT", help="a running result store (cache commands)")
+    p.add_argument("--repo", default=".", help="target repository (embedded database in REPO/.swarmd/)")
     p.add_argument("--db", help="SQLite database for embedded services")
     p.add_argument("--config", help="settings file (YAML, JSON or TOML)")
 
@@ -398,77 +354,26 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run = sub.add_parser("run", help="run a swarm on a task or a plan")
     run.add_argument("task", nargs="?", help="the task for the model to decompose")
     run.add_argument("--plan", help="explicit plan file (YAML or JSON)")
-    run.add_argument(
-        "-m", "--model", help="provider/model, e.g. openai/gpt-4o or replay/cassette.jsonl"
-    )
-    run.add_argument(
-        "-s",
-        "--strategy",
-        type=parse_strategy,
-        default=common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
-        help="auto | domain | data | stage | none",
-    )
-    run.add_argument(
-        "--executor", help="executor plugin (default: the executor service's default, local)"
-    )
-    run.add_argument(
-        "--max-subagents", type=_positive, default=0, help="most subtasks in a plan (default 100)"
-    )
-    run.add_argument(
-        "--max-steps", type=_positive, default=0, help="model calls per sub-agent (default 100)"
-    )
-    run.add_argument(
-        "--max-concurrent", type=_positive, default=0, help="sub-agents at once (default 8)"
-    )
-    run.add_argument(
-        "--timeout",
-        type=_positive,
-        default=0,
-        help="idle timeout per step in seconds (default 600)",
-    )
-    run.add_argument(
-        "--max-tool-calls",
-        type=_positive,
-        default=0,
-        help="tool calls across the swarm (default 1500)",
-    )
-    run.add_argument(
-        "--max-tokens",
-        type=_positive,
-        default=0,
-        help="tokens across the swarm (default unlimited)",
-    )
-    run.add_argument(
-        "--max-cost",
-        type=float,
-        default=0.0,
-        help="US dollars across the swarm (default unlimited)",
-    )
-    run.add_argument(
-        "--max-retries", type=_positive, help="retries of transient failures (default 3)"
-    )
+    run.add_argument("-m", "--model", help="provider/model, e.g. openai/gpt-4o or replay/cassette.jsonl")
+    run.add_argument("-s", "--strategy", type=parse_strategy, default=common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
+                     help="auto | domain | data | stage | none")
+    run.add_argument("--executor", help="executor plugin (default: the executor service's default, local)")
+    run.add_argument("--max-subagents", type=_positive, default=0, help="most subtasks in a plan (default 100)")
+    run.add_argument("--max-steps", type=_positive, default=0, help="model calls per sub-agent (default 100)")
+    run.add_argument("--max-concurrent", type=_positive, default=0, help="sub-agents at once (default 8)")
+    run.add_argument("--timeout", type=_positive, default=0, help="idle timeout per step in seconds (default 600)")
+    run.add_argument("--max-tool-calls", type=_positive, default=0, help="tool calls across the swarm (default 1500)")
+    run.add_argument("--max-tokens", type=_positive, default=0, help="tokens across the swarm (default unlimited)")
+    run.add_argument("--max-cost", type=float, default=0.0, help="US dollars across the swarm (default unlimited)")
+    run.add_argument("--max-retries", type=_positive, help="retries of transient failures (default 3)")
     run.add_argument("--request-delay-ms", type=_positive, help="start stagger in ms (default 250)")
-    run.add_argument(
-        "--no-worktrees", action="store_true", help="run sub-agents in the repository itself"
-    )
-    run.add_argument(
-        "--no-merge", action="store_true", help="keep branches instead of merging them back"
-    )
-    run.add_argument(
-        "--no-cache", action="store_true", help="neither read nor write the result cache"
-    )
-    run.add_argument(
-        "--run-anyway", action="store_true", help="run dependents of failed subtasks anyway"
-    )
-    run.add_argument(
-        "--record", metavar="CASSETTE", help="record every model response to a cassette (JSONL)"
-    )
-    run.add_argument(
-        "--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)"
-    )
-    run.add_argument(
-        "--dry-run", action="store_true", help="print the plan, stages and pre-flight report only"
-    )
+    run.add_argument("--no-worktrees", action="store_true", help="run sub-agents in the repository itself")
+    run.add_argument("--no-merge", action="store_true", help="keep branches instead of merging them back")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
+    run.add_argument("--record", metavar="CASSETTE", help="record every model response to a cassette (JSONL)")
+    run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, stages and pre-flight report only")
     run.add_argument("--json", action="store_true", help="print the full result as JSON")
     run.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     _connection_args(run)
@@ -478,9 +383,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         p.add_argument("swarm_id")
         p.add_argument("--json", action="store_true")
         if name == "watch":
-            p.add_argument(
-                "--after", type=_positive, default=0, help="resume after this sequence number"
-            )
+            p.add_argument("--after", type=_positive, default=0, help="resume after this sequence number")
         _connection_args(p)
 
     cancel = sub.add_parser("cancel", help="cancel a swarm or one of its subtasks")
@@ -499,9 +402,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     srv.add_argument("--listen", metavar="HOST:PORT")
     srv.add_argument("--result-store", metavar="HOST:PORT", help="(orchestrator) the result store")
     srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
-    srv.add_argument(
-        "--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it"
-    )
+    srv.add_argument("--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it")
     srv.add_argument("--db", help="(result-store) SQLite database path")
     srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
     srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")

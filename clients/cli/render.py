@@ -79,9 +79,7 @@ class Progress:
         elif kind == "decomposed":
             for st in event.decomposed.subtasks:
                 self.rows[st.id] = _Row(st.name or st.id)
-            self._line(
-                f"plan: {len(event.decomposed.subtasks)} subtasks in {event.decomposed.stage_count} stage(s)"
-            )
+            self._line(f"plan: {len(event.decomposed.subtasks)} subtasks in {event.decomposed.stage_count} stage(s)")
         elif kind == "subtask_update":
             u = event.subtask_update
             row = self.rows.setdefault(u.subtask_id, _Row(u.name or u.subtask_id))
@@ -102,35 +100,26 @@ class Progress:
             else:
                 self._redraw()
         elif kind == "agent_step":
-            row = self.rows.setdefault(
-                event.agent_step.subtask_id, _Row(event.agent_step.subtask_id)
-            )
+            row = self.rows.setdefault(event.agent_step.subtask_id, _Row(event.agent_step.subtask_id))
             row.steps = max(row.steps, event.agent_step.step)
             if self.live:
                 self._redraw()
         elif kind == "agent_error":
-            self._line(
-                f"subtask {self._name(event.agent_error.subtask_id)}: error: {event.agent_error.error}"
-            )
+            self._line(f"subtask {self._name(event.agent_error.subtask_id)}: error: {event.agent_error.error}")
         elif kind == "retry_scheduled":
             r = event.retry_scheduled
-            self._line(
-                f"subtask {self._name(r.subtask_id)}: retry {r.next_attempt} in {r.delay_ms} ms ({r.reason})"
-            )
+            who = f"subtask {self._name(r.subtask_id)}" if r.subtask_id else "decomposition"
+            self._line(f"{who}: retry {r.next_attempt} in {r.delay_ms} ms ({r.reason})")
         elif kind == "merge_completed":
             m = event.merge_completed.merge
             outcome = common_pb2.MergeOutcome.Name(m.outcome).removeprefix("MERGE_OUTCOME_").lower()
             files = f": {', '.join(c.path for c in m.conflicts)}" if m.conflicts else ""
-            self._line(
-                f"subtask {self._name(event.merge_completed.subtask_id)}: merge {outcome}{files}"
-            )
+            self._line(f"subtask {self._name(event.merge_completed.subtask_id)}: merge {outcome}{files}")
         elif kind == "warning":
             self._line(f"warning [{event.warning.code}]: {event.warning.message}")
         elif kind == "stage_complete":
             s = event.stage_complete
-            self._line(
-                f"stage {s.stage} done: {_counts(s.completed, s.failed, s.cancelled, s.skipped)}"
-            )
+            self._line(f"stage {s.stage} done: {_counts(s.completed, s.failed, s.cancelled, s.skipped)}")
         elif kind == "error":
             self._line(f"error: {event.error.message}")
         elif kind == "complete":
@@ -174,9 +163,7 @@ class Progress:
 
 
 def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | None = None) -> str:
-    lines = [
-        f"Plan for swarm {swarm.id}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"
-    ]
+    lines = [f"Plan for swarm {swarm.id}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
     by_stage: dict[int, list[common_pb2.SubTask]] = {}
     for st in swarm.subtasks:
         by_stage.setdefault(st.subtask.stage, []).append(st.subtask)
@@ -199,9 +186,7 @@ def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | No
         marks = {1: "i", 2: "!", 3: "x"}
         for issue in report.issues:
             tip = f" -> {issue.suggestion}" if issue.suggestion else ""
-            lines.append(
-                f"  [{marks.get(issue.severity, '?')}] {issue.category}: {issue.message}{tip}"
-            )
+            lines.append(f"  [{marks.get(issue.severity, '?')}] {issue.category}: {issue.message}{tip}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings
 from swarmd.services.errors import InvalidArgument, ResourceExhausted, grpc_errors
+from swarmd.services.executor.model_check import check_model
 from swarmd.services.telemetry import swarmd_version
 from swarmd.v1 import executor_pb2, executor_pb2_grpc
 
@@ -130,6 +131,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
             in_flight=self.in_flight(),
             version=swarmd_version(),
         )
+
+    @grpc_errors
+    async def CheckModel(
+        self, request: executor_pb2.CheckModelRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.CheckModelResponse:
+        return await check_model(self.plugins, self._settings.options, request)
 
     async def aclose(self) -> None:
         if self._closed:

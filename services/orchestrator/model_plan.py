@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from swarmd.services.orchestrator.planning import (
     PlanWarning,
     classify_read_only,
     single_subtask_plan,
+    subtask_slug,
 )
 from swarmd.v1 import common_pb2
 
@@ -360,24 +360,34 @@ def plan_from_model_output(text: str, task: str) -> DraftPlan:
         fallback.warnings[:0] = warnings
         return fallback
 
-    # Ids: keep a valid, unused id the model gave; otherwise generate one.
-    subtasks: list[common_pb2.SubTask] = []
+    # Ids: keep a valid, unused id the model gave; otherwise derive one from
+    # the name. Never random: the same plan gets the same ids on every run,
+    # so a recorded run replays (cassettes are keyed by subtask id). The ids
+    # the model gave are claimed first, so a derived id never takes one.
+    given: dict[int, str] = {}
     used: set[str] = set()
+    for index, raw in enumerate(raws):
+        if raw.id is not None and _ID_RE.match(raw.id) and raw.id not in used:
+            given[index] = raw.id
+            used.add(raw.id)
+    subtasks: list[common_pb2.SubTask] = []
     by_raw_id: dict[str, str] = {}
     for index, raw in enumerate(raws):
-        sub_id = raw.id if raw.id is not None and _ID_RE.match(raw.id) else None
-        if sub_id is not None and sub_id in used:
-            renamed = _unique(sub_id, used)
+        name = raw.name or f"Subtask {index + 1}"
+        sub_id = given.get(index)
+        if sub_id is None and raw.id is not None and _ID_RE.match(raw.id):
+            sub_id = _unique(raw.id, used)
             warnings.append(
                 PlanWarning(
                     "duplicate_renamed",
-                    f"subtask {_label(index, raw)} reuses id {sub_id!r}; it was renamed to {renamed!r} "
-                    f"(dependencies on {sub_id!r} point at the first subtask with that id)",
-                    renamed,
+                    f"subtask {_label(index, raw)} reuses id {raw.id!r}; it was renamed to {sub_id!r} "
+                    f"(dependencies on {raw.id!r} point at the first subtask with that id)",
+                    sub_id,
                 )
             )
-            sub_id = renamed
-        sub_id = sub_id or str(uuid.uuid4())
+        if sub_id is None:
+            slug = subtask_slug(name, f"subtask-{index + 1}")
+            sub_id = slug if slug not in used else _unique(slug, used)
         used.add(sub_id)
         if raw.id is not None:
             by_raw_id.setdefault(raw.id, sub_id)
@@ -386,7 +396,7 @@ def plan_from_model_output(text: str, task: str) -> DraftPlan:
         subtasks.append(
             common_pb2.SubTask(
                 id=sub_id,
-                name=raw.name or f"Subtask {index + 1}",
+                name=name,
                 instruction=instruction,
                 specialty=specialty,
                 priority=raw.priority,

@@ -405,7 +405,9 @@ class Orchestrator:
                 _, last = await self.store.read_events(stored.id, 0, 1)
                 provider = None
                 if not stored.subtasks:
-                    provider = create_decomposition_provider(self.plugins, stored.config)
+                    provider = create_decomposition_provider(
+                        self.plugins, stored.config, self.settings.decomposition_options
+                    )
                 run, interrupted = resumed_run(self.ctx, stored, last, provider=provider)
             except SwarmdError as exc:
                 log.error("cannot resume swarm %s: %s", stored.id, exc.message)

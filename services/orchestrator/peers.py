@@ -127,3 +127,15 @@ class ExecutorClient:
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    async def check_model(
+        self, model: str, executor_options: dict[str, str], timeout: float | None = None
+    ) -> executor_pb2.CheckModelResponse:
+        """Ask the executor service whether its sub-agents can use ``model``."""
+        try:
+            return await self.stub.CheckModel(
+                executor_pb2.CheckModelRequest(model=model, executor_options=executor_options),
+                timeout=timeout or self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None

@@ -12,7 +12,7 @@ classifier. :func:`parse_strategy` is what the CLI uses to read
 from __future__ import annotations
 
 import re
-import uuid
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -20,6 +20,7 @@ from swarmd.services.errors import InvalidArgument
 from swarmd.v1 import common_pb2
 
 __all__ = [
+    "MAIN_TASK_ID",
     "MAIN_TASK_NAME",
     "STRATEGY_ALIASES",
     "STRATEGY_INSTRUCTIONS",
@@ -32,11 +33,14 @@ __all__ = [
     "parse_strategy",
     "single_subtask_plan",
     "strategy_label",
+    "subtask_slug",
 ]
 
 Strategy: TypeAlias = common_pb2.DecompositionStrategy.ValueType
 
 MAIN_TASK_NAME = "Main Task"
+#: Id of the single subtask (strategy none, or the fallback): the slug of its name.
+MAIN_TASK_ID = "main-task"
 
 #: Strategy names a user may type (case-insensitive; ``-`` and ``_`` alike).
 STRATEGY_ALIASES: dict[str, Strategy] = {
@@ -211,7 +215,37 @@ class DraftPlan:
 
 
 def single_subtask_plan(task: str, *, read_only: bool = False) -> common_pb2.SubTask:
-    """The whole task as one subtask (strategy none, or the safe fallback)."""
+    """The whole task as one subtask (strategy none, or the safe fallback).
+
+    Its id is always :data:`MAIN_TASK_ID`, so a recorded run replays (the
+    cassette is keyed by subtask id) and its branch name is readable.
+    """
     return common_pb2.SubTask(
-        id=str(uuid.uuid4()), name=MAIN_TASK_NAME, instruction=task, read_only=read_only
+        id=MAIN_TASK_ID, name=MAIN_TASK_NAME, instruction=task, read_only=read_only
     )
+
+
+#: Longest slug :func:`subtask_slug` makes (ids may be 128 characters; a
+#: short one keeps branch names and critical-path output readable).
+SLUG_MAX_CHARS = 48
+_SLUG_DROP = re.compile(r"[^a-z0-9]+")
+
+
+def subtask_slug(text: str, fallback: str) -> str:
+    """A readable, deterministic subtask id made from ``text`` (a name).
+
+    Lower case ASCII letters and digits joined by single hyphens, at most
+    :data:`SLUG_MAX_CHARS` characters, cut at a word boundary when one is
+    near: ``"Write the CLI (v2)"`` -> ``"write-the-cli-v2"``. Text with no
+    usable character gives ``fallback``. Ids derived this way are the same
+    on every run of the same plan, which is what lets a recorded task-text
+    run replay: cassettes are keyed by subtask id.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = _SLUG_DROP.sub("-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_MAX_CHARS:
+        cut = slug[:SLUG_MAX_CHARS]
+        boundary = cut.rfind("-")
+        slug = cut[:boundary] if boundary >= SLUG_MAX_CHARS // 2 else cut
+        slug = slug.strip("-")
+    return slug or fallback

@@ -156,9 +156,9 @@ class PreflightBuilder:
                 "Check `git worktree list`",
             )
 
-    def configuration(
-        self, config: common_pb2.SwarmConfig, provider_names: Sequence[str] | None
-    ) -> None:
+    def configuration(self, config: common_pb2.SwarmConfig) -> None:
+        """Settings that are legal but likely mistakes (the model string and
+        its provider are checked at submission, with the executor service)."""
         if config.max_subagents > 100:
             self.warning(
                 "configuration",
@@ -182,21 +182,6 @@ class PreflightBuilder:
                 "configuration",
                 f"max_concurrent ({config.max_concurrent}) exceeds max_subagents ({config.max_subagents})",
             )
-        if not config.model:
-            self.warning(
-                "provider",
-                "No model is configured; sub-agents cannot call a model",
-                "Set config.model, e.g. openai/gpt-4o or replay/cassette.jsonl",
-            )
-        elif provider_names is not None and "/" in config.model:
-            provider = config.model.split("/", 1)[0].lower()
-            if provider not in provider_names:
-                known = ", ".join(provider_names) or "none"
-                self.warning(
-                    "provider",
-                    f"Provider {provider!r} is not loaded in the orchestrator (loaded: {known}); the executor "
-                    "must provide it",
-                )
 
     def tokens(self, subtasks: Sequence[common_pb2.SubTask]) -> None:
         prompt, completion = estimate_tokens(subtasks)

@@ -31,7 +31,7 @@ from swarmd.plugins import ModelProvider, parse_model_string
 from swarmd.services.errors import ResourceExhausted
 from swarmd.services.orchestrator.budgets import BudgetLedger, find_price
 from swarmd.services.orchestrator.context import TERMINAL_SWARM, RunContext
-from swarmd.services.orchestrator.decomposer import decompose
+from swarmd.services.orchestrator.decomposer import decompose, decomposition_settings
 from swarmd.services.orchestrator.dispatch import SubtaskDispatch
 from swarmd.services.orchestrator.events import SwarmEventLog
 from swarmd.services.orchestrator.persistence import StateWriter
@@ -133,7 +133,7 @@ class SwarmRun:
             if self.swarm.HasField("finished_at")
             else int(time.time() * 1000)
         )
-        return compute_stats(
+        stats = compute_stats(
             list(self.swarm.subtasks),
             execution_time_ms=max(0, end - self._created_ms),
             orchestrator_steps=self.orchestrator_steps,
@@ -143,6 +143,9 @@ class SwarmRun:
             attempts_started=sum(s.attempt for s in self.swarm.subtasks),
             rate_limits=rate_limits,
         )
+        # The decomposition counts one step per call: all but the first were retries.
+        stats.retries += max(0, self.orchestrator_steps - 1)
+        return stats
 
     # -- events and budgets ---------------------------------------------------
 
@@ -234,6 +237,10 @@ class SwarmRun:
                         price=price,
                         backoff=backoff,
                         sleep=self.ctx.sleep,
+                        call_timeout_secs=decomposition_settings(
+                            self.ctx.settings.decomposition_options, self.config
+                        ).call_timeout_secs,
+                        on_retry=self._decomposition_retry,
                     )
                 )
                 cancelled = asyncio.ensure_future(self._cancel_event.wait())
@@ -260,6 +267,19 @@ class SwarmRun:
         )
         self.install_plan(subtasks, stage_count, result.draft.source)
         self.warnings[:0] = [*result.draft.warnings, *repairs]
+
+    def _decomposition_retry(self, next_attempt: int, delay_ms: float, reason: str) -> None:
+        """A retried decomposition call is announced like a subtask's retry
+        (``subtask_id`` empty: the orchestrator's own call)."""
+        self.log.emit(
+            "retry_scheduled",
+            common_pb2.RetryScheduled(
+                subtask_id="",
+                next_attempt=next_attempt,
+                delay_ms=int(delay_ms),
+                reason=f"decomposition call failed: {reason}",
+            ),
+        )
 
     def install_plan(
         self,

@@ -199,6 +199,11 @@ class SubtaskScheduler:
         reporter = self.reporters.get(sid)
         if reporter is not None:
             reporter.close_attempt(result, result.failure_kind)
+        run.ledger.settle(sid, result.tool_calls, result.usage.total_tokens, result.cost_usd)
+        # A sub-agent that knows no prices reports cost 0; the orchestrator
+        # priced each of its calls (ReportOutcome) from its own table, so the
+        # ledger holds what the subtask really spent, every attempt included.
+        result.cost_usd = run.ledger.spend[sid].cost_usd
         state.result.CopyFrom(result)
         state.status = result.status
         state.status_reason = result.error
@@ -206,7 +211,6 @@ class SubtaskScheduler:
         state.steps = max(state.steps, result.steps)
         state.tool_calls = max(state.tool_calls, result.tool_calls)
         state.finished_at.GetCurrentTime()
-        run.ledger.settle(sid, result.tool_calls, result.usage.total_tokens, result.cost_usd)
         run.emit_update(state)
         run.writer.save_subtask(state)
         self._stage_done(state.subtask.stage)

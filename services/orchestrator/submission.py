@@ -3,9 +3,11 @@
 :func:`prepare_submission` validates a SubmitSwarm request and builds the
 swarm it describes, refusing bad input with INVALID_ARGUMENT before anything
 starts: the config (defaults filled in), the task text, the labels, an
-explicit plan (strictly: see :mod:`.validation`), the model string (a
-provider must be creatable when the model is to decompose), the executor
-plugin name (asked of the executor service) and the pre-flight report
+explicit plan (strictly: see :mod:`.validation`), the model string (``provider/model``;
+a provider must be creatable here when the model is to decompose, and the
+executor service must be able to create it for the sub-agents: its
+CheckModel RPC, see :func:`_check_model`), the executor plugin name (asked
+of the executor service) and the pre-flight report
 (workspace, configuration, token estimate; see :mod:`.preflight`). An
 unreachable executor is UNAVAILABLE. A dry run decomposes right away, so
 its answer shows the plan, and is never refused for pre-flight errors: the
@@ -21,12 +23,16 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from swarmd.plugins import ModelProvider, parse_model_string
+from swarmd.plugins import ModelProvider, model_spec_problem, parse_model_string
 from swarmd.plugins.manager import Plugins
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, SwarmdError, Unavailable
 from swarmd.services.orchestrator.budgets import find_price
-from swarmd.services.orchestrator.decomposer import create_decomposition_provider, decompose
+from swarmd.services.orchestrator.decomposer import (
+    create_decomposition_provider,
+    decompose,
+    decomposition_settings,
+)
 from swarmd.services.orchestrator.peers import ExecutorClient
 from swarmd.services.orchestrator.planning import (
     PlanWarning,
@@ -153,7 +159,13 @@ async def _check_executor(
         )
         return ""
     names = [e.name for e in described.executors]
-    if config.executor not in names:
+    if not config.executor:
+        builder.info(
+            "executor",
+            f"no executor plugin named; the executor service's default "
+            f"{described.default_executor!r} runs the subtasks",
+        )
+    elif config.executor not in names:
         available = ", ".join(names) or "none"
         raise InvalidArgument(
             f"config.executor: unknown executor plugin {config.executor!r} (available at {address}: {available})"
@@ -161,11 +173,43 @@ async def _check_executor(
     return ""
 
 
+async def _check_model(
+    deps: SubmissionDeps, config: common_pb2.SwarmConfig, builder: PreflightBuilder
+) -> None:
+    """Refuse a model the executor's sub-agents cannot use (see CheckModel).
+
+    The executor service answers because the provider plugins, their options
+    and files such as replay cassettes are where the sub-agents run, which
+    may be another host than the orchestrator's.
+    """
+    address = deps.settings.executor_address
+    try:
+        reply = await deps.executor.check_model(
+            config.model, dict(config.executor_options), timeout=deps.settings.rpc_timeout_secs
+        )
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"config.model: {exc.message}") from None
+    except SwarmdError as exc:
+        builder.warning(
+            "provider",
+            f"the executor service at {address} could not check model {config.model!r} "
+            f"({exc.code.name}: {exc.message}); sub-agents fail if they cannot use it",
+        )
+        return
+    if reply.problem:
+        raise InvalidArgument(
+            f"config.model: {reply.problem} (checked by the executor service at {address})"
+        )
+
+
 async def prepare_submission(
     deps: SubmissionDeps, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str
 ) -> Submission:
     """Validate ``request`` and build its swarm; raise on bad input."""
     config = effective_config(request.config, cwd=deps.cwd)
+    problem = model_spec_problem(config.model)
+    if problem:
+        raise InvalidArgument(f"config.model: {problem}")
     task = request.task
     if len(task) > MAX_TASK_CHARS:
         raise InvalidArgument(f"task is {len(task)} characters (max {MAX_TASK_CHARS})")
@@ -192,7 +236,9 @@ async def prepare_submission(
         sub.stage_count = assign_stages(sub.subtasks)
         sub.source = common_pb2.PLAN_SOURCE_SINGLE
     else:
-        sub.provider = create_decomposition_provider(deps.plugins, config)
+        sub.provider = create_decomposition_provider(
+            deps.plugins, config, deps.settings.decomposition_options
+        )
     swarm.task = task
     try:
         await _check(deps, request, sub, config)
@@ -221,8 +267,10 @@ async def _check(
                 f"{config.repo_path} {why}; worktree isolation is disabled and every sub-agent works in that directory",
             )
         )
-    builder.configuration(config, deps.plugins.providers.names())
+    builder.configuration(config)
     unreachable = await _check_executor(deps, config, builder)
+    if not unreachable:
+        await _check_model(deps, config, builder)
     if request.dry_run and sub.provider is not None:
         await _decompose_now(deps, sub, config)
     builder.tokens(
@@ -259,6 +307,9 @@ async def _decompose_now(
             price=find_price(deps.settings.prices, provider_name or "", model),
             backoff=Backoff(config.base_delay_ms, config.max_delay_ms, deps.rng),
             sleep=deps.sleep,
+            call_timeout_secs=decomposition_settings(
+                deps.settings.decomposition_options, config
+            ).call_timeout_secs,
         )
     finally:
         await sub.close_provider()
@@ -268,4 +319,5 @@ async def _decompose_now(
     sub.source = decomposition.draft.source
     sub.warnings[:0] = [*decomposition.draft.warnings, *repairs]
     sub.swarm.stats.orchestrator_steps = decomposition.steps
+    sub.swarm.stats.retries = decomposition.retries
     sub.swarm.stats.usage.CopyFrom(decomposition.usage)

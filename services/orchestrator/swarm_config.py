@@ -3,7 +3,9 @@
 ``SwarmConfig`` uses 0 (or absence, for ``optional`` fields) to mean "the
 default"; the orchestrator fills every default once, at submission, and
 hands the filled copy to executors and stores it with the swarm, so no other
-component needs to know the defaults.
+component needs to know the defaults. The one field left empty is
+``executor``: a swarm that names no executor plugin runs on the executor
+service's own ``default_executor``, which only that service knows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ DEFAULTS: dict[str, object] = {
     "max_total_tool_calls": 1500,
     "subagent_timeout_secs": 600,
     "subtask_timeout_secs": 3600,
-    "executor": "local",
     "max_concurrent": 8,
     "request_delay_ms": 250,
     "worktree_enabled": True,

@@ -157,7 +157,7 @@ class Database:
             # Only takes effect on a database with no tables yet, which is
             # exactly when it must be chosen.
             await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await self._enter_wal(conn)
             await conn.execute("PRAGMA synchronous = NORMAL")
             self.schema_version = await migrate(
                 conn, self._migrations, where=f"database {self.path}"
@@ -167,6 +167,29 @@ class Database:
             raise
         self._conn = conn
         return conn
+
+    async def _enter_wal(self, conn: aiosqlite.Connection) -> None:
+        """Switch to WAL, waiting out another connection that is doing the same.
+
+        Changing the journal mode needs an exclusive lock, and SQLite answers
+        SQLITE_BUSY for it without calling the busy handler when a second
+        connection opens the same new file at the same moment. So the wait
+        that ``busy_timeout`` promises is done here, in short steps.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                    raise
+                if loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     async def close(self) -> None:
         """Wait for running operations, then close; later calls do nothing."""

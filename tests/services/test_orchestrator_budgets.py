@@ -8,6 +8,7 @@ import grpc
 import pytest
 from fakes.fake_executor import (
     JOURNAL,
+    ScriptedProvider,
     fast_config,
     plan,
     serve_swarm_services,
@@ -180,3 +181,28 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
             timeout=5,
         )
     ) in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_reported_cost_includes_every_sub_agent_call_and_the_decomposition(
+    tmp_path: Path,
+) -> None:
+    """Sub-agents that know no prices report cost 0; the orchestrator prices
+    their calls from its table, and the swarm's cost is the sum of all."""
+    prices = {
+        **PRICES,
+        # The decomposition model: 100 prompt + 50 completion tokens -> $0.2.
+        "scripted/planner": {"prompt_per_mtok": 1000.0, "completion_per_mtok": 2000.0},
+    }
+    ScriptedProvider.script(
+        '{"subtasks": ['
+        '{"name": "One", "instruction": "first fake.permits=true fake.steps=2 fake.tokens=3"},'
+        '{"name": "Two", "instruction": "second fake.permits=true fake.steps=1 fake.tokens=5",'
+        ' "dependencies": ["One"]}]}'
+    )
+    async with serve_swarm_services(tmp_path, orchestrator_settings={"prices": prices}) as services:
+        reply = await services.submit(task="Two priced steps", config=fast_config())
+        swarm = await wait_terminal(services, reply.swarm.id, timeout=30)
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm.error
+    costs = {s.subtask.id: s.result.cost_usd for s in swarm.subtasks}
+    assert costs == {"one": pytest.approx(6.0), "two": pytest.approx(5.0)}  # $1 a token
+    assert swarm.stats.cost_usd == pytest.approx(0.2 + 6.0 + 5.0)

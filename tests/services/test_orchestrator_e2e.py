@@ -57,7 +57,10 @@ async def test_decomposed_swarm_writes_merges_and_reviews(tmp_path: Path, git_re
         reply = await services.submit(
             task="Write notes and review them",
             config=common_pb2.SwarmConfig(
-                model=f"replay/{tape}", repo_path=str(git_repo), request_delay_ms=0
+                model=f"replay/{tape}",
+                repo_path=str(git_repo),
+                request_delay_ms=0,
+                executor="local",  # the test services' default executor is "fake"
             ),
         )
         swarm = await wait_terminal(services, reply.swarm.id, timeout=40)

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from fakes.fake_executor import (
+    JOURNAL,
     ScriptedProvider,
     fast_config,
     plan,
@@ -145,7 +146,7 @@ async def test_dry_run_decomposes_with_the_model(services) -> None:  # type: ign
     assert request.max_tokens == 8192 and request.temperature == 0.7
     assert [m.role for m in request.messages] == ["user"]
     assert "TASK: Document the code" in (request.messages[0].content or "")
-    assert ScriptedProvider.closed == 1
+    assert ScriptedProvider.closed == 2  # the executor's model check, and the decomposition
 
 
 async def test_git_repository_pre_flight(services, git_repo: Path) -> None:  # type: ignore[no-untyped-def]
@@ -280,3 +281,54 @@ async def test_strategy_none_skips_the_model(services) -> None:  # type: ignore[
     assert reply.swarm.plan_source == common_pb2.PLAN_SOURCE_SINGLE
     swarm = await wait_terminal(services, reply.swarm.id)
     assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED and ScriptedProvider.requests == []
+
+
+async def test_a_swarm_naming_no_executor_runs_on_the_executor_services_default(services) -> None:  # type: ignore[no-untyped-def]
+    # The executor service's default_executor is "fake"; "local" is not loaded.
+    reply = await services.submit(plan=plan(subtask("a")), config=fast_config(executor=""))
+    assert reply.swarm.config.executor == ""
+    assert any("default 'fake'" in i.message for i in reply.preflight.issues)
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm.error
+    assert [a.subtask_id for a in JOURNAL.attempts] == ["a"]
+
+
+async def test_a_retried_decomposition_is_announced_and_counted(services) -> None:  # type: ignore[no-untyped-def]
+    ScriptedProvider.script(
+        TransientProviderError("503 overloaded"),
+        '{"subtasks": [{"name": "A", "instruction": "a"}]}',
+    )
+    reply = await services.submit(task="t", config=fast_config(base_delay_ms=40))
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert swarm.stats.orchestrator_steps == 2 and swarm.stats.retries == 1
+    events = await services.events(swarm.id)
+    retries = [e.retry_scheduled for e in events if e.HasField("retry_scheduled")]
+    assert len(retries) == 1
+    (retry,) = retries
+    assert retry.subtask_id == "" and retry.next_attempt == 2
+    assert 0 <= retry.delay_ms <= 40 and "503 overloaded" in retry.reason
+    kinds = [e.WhichOneof("kind") for e in events]
+    assert kinds.index("retry_scheduled") < kinds.index("decomposed")
+
+
+async def test_the_decomposition_call_honours_call_timeout_secs(services) -> None:  # type: ignore[no-untyped-def]
+    async def never_answers() -> str:
+        await asyncio.Event().wait()
+        return ""
+
+    ScriptedProvider.script(never_answers, '{"subtasks": [{"name": "A", "instruction": "a"}]}')
+    reply = await services.submit(
+        task="t", config=fast_config(executor_options={"call_timeout_secs": "0.2"})
+    )
+    swarm = await wait_terminal(services, reply.swarm.id)
+    assert [s.subtask.name for s in swarm.subtasks] == ["A"]
+    (retry,) = [e.retry_scheduled for e in await services.events(swarm.id) if e.HasField("retry_scheduled")]
+    assert "call_timeout_secs=0.2s" in retry.reason
+
+
+async def test_bad_decomposition_options_are_invalid_argument(services) -> None:  # type: ignore[no-untyped-def]
+    error = await refused(
+        services, task="t", config=fast_config(executor_options={"provider.api_key": "sk-mine"})
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "provider.api_key may only be set in the executor service's settings" in error.details()

@@ -11,13 +11,16 @@ from swarmd.services.orchestrator.model_plan import (
     plan_from_model_output,
 )
 from swarmd.services.orchestrator.planning import (
+    MAIN_TASK_ID,
     MAIN_TASK_NAME,
     UnknownStrategyError,
     build_decomposition_prompt,
     classify_read_only,
     decomposition_temperature,
     parse_strategy,
+    single_subtask_plan,
     strategy_label,
+    subtask_slug,
 )
 from swarmd.v1 import common_pb2
 
@@ -264,11 +267,61 @@ def test_duplicate_ids_are_renamed() -> None:
     assert deps_by_name(draft)["C"] == ["A"]
 
 
-def test_invalid_model_ids_are_replaced() -> None:
+def test_invalid_model_ids_are_replaced_by_the_slug_of_the_name() -> None:
     draft = plan_from_model_output(
         '{"subtasks": [{"id": "has space/slash", "name": "A", "instruction": "a"}]}', TASK
     )
-    assert draft.subtasks[0].id != "has space/slash" and len(draft.subtasks[0].id) == 36
+    assert draft.subtasks[0].id == "a"
+
+
+MODEL_PLAN = """{"subtasks": [
+  {"name": "Write the CLI (v2)", "instruction": "cli"},
+  {"name": "Écrire les tests", "instruction": "tests", "dependencies": ["Write the CLI (v2)"]},
+  {"name": "write the cli v2", "instruction": "again"},
+  {"instruction": "no name"},
+  {"name": "???", "instruction": "punctuation only"},
+  {"id": "subtask-4", "name": "Claims an id", "instruction": "given"},
+  {"name": "A very long subtask name that goes on and on well past any sensible branch length",
+   "instruction": "long"}
+]}"""
+
+
+def test_generated_ids_are_readable_unique_and_the_same_on_every_run() -> None:
+    first = plan_from_model_output(MODEL_PLAN, TASK)
+    again = plan_from_model_output(MODEL_PLAN, TASK)
+    ids = [s.id for s in first.subtasks]
+    assert ids == [s.id for s in again.subtasks]  # deterministic: a recording replays
+    assert ids == [
+        "write-the-cli-v2",
+        "ecrire-les-tests",
+        "write-the-cli-v2-2",
+        "subtask-4-2",  # "Subtask 4"'s slug is taken by the id the model gave
+        "subtask-5",  # nothing usable in the name
+        "subtask-4",
+        "a-very-long-subtask-name-that-goes-on-and-on",
+    ]
+    assert all(len(i) <= 48 for i in ids)
+    assert list(first.subtasks[1].dependencies) == ["write-the-cli-v2"]
+    assert first.warnings == []
+
+
+def test_fallback_and_strategy_none_use_a_fixed_id() -> None:
+    draft = plan_from_model_output("no plan here", TASK)
+    assert [s.id for s in draft.subtasks] == [MAIN_TASK_ID]
+    assert single_subtask_plan(TASK).id == MAIN_TASK_ID == "main-task"
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("Scan the tree", "scan-the-tree"),
+        ("  --Fix: parser.py!  ", "fix-parser-py"),
+        ("日本語", "fallback"),
+        ("x" * 60, "x" * 48),
+    ],
+)
+def test_subtask_slug(text: str, slug: str) -> None:
+    assert subtask_slug(text, "fallback") == slug
 
 
 # -- read-only classification -----------------------------------------------------

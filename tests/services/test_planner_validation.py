@@ -162,7 +162,7 @@ def test_effective_config_fills_defaults(tmp_path) -> None:  # type: ignore[no-u
     assert config.max_total_tool_calls == 1500
     assert config.subagent_timeout_secs == 600
     assert config.subtask_timeout_secs == 3600
-    assert config.executor == "local"
+    assert config.executor == ""  # the executor service chooses its default
     assert config.max_concurrent == 8
     assert config.request_delay_ms == 250
     assert config.worktree_enabled and config.auto_merge and config.cache_enabled

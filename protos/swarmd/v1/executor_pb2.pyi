@@ -116,3 +116,26 @@ class DescribeResponse(_message.Message):
     in_flight: int
     version: str
     def __init__(self, executors: _Optional[_Iterable[_Union[ExecutorPluginInfo, _Mapping]]] = ..., default_executor: _Optional[str] = ..., in_flight: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+
+class CheckModelRequest(_message.Message):
+    __slots__ = ("model", "executor_options")
+    class ExecutorOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    executor_options: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CheckModelResponse(_message.Message):
+    __slots__ = ("problem", "providers")
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    problem: str
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, problem: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -53,6 +53,11 @@ class ExecutorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_executor__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_executor__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.CheckModel = channel.unary_unary(
+                '/swarmd.v1.ExecutorService/CheckModel',
+                request_serializer=swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -86,6 +91,21 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckModel(self, request, context):
+        """Checks that sub-agents run by this service can use a model, before a
+        swarm naming it is accepted: the model string is "provider/model" with
+        both parts, the provider plugin is loaded here, the executor options are
+        valid and the provider accepts them (e.g. a replay cassette exists on
+        this host). Creates the provider and closes it again; makes no model
+        call. The reply says what is wrong; the RPC fails only on a malformed
+        request. The check is made with this service's own plugins: an executor
+        service that forwards its work elsewhere (the remote plugin) answers for
+        itself, not for the service it forwards to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +123,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=swarmd_dot_v1_dot_executor__pb2.DescribeRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_executor__pb2.DescribeResponse.SerializeToString,
+            ),
+            'CheckModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckModel,
+                    request_deserializer=swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +215,33 @@ class ExecutorService:
             '/swarmd.v1.ExecutorService/Describe',
             swarmd_dot_v1_dot_executor__pb2.DescribeRequest.SerializeToString,
             swarmd_dot_v1_dot_executor__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.ExecutorService/CheckModel',
+            swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.SerializeToString,
+            swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
