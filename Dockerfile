@@ -1,6 +1,11 @@
-# One image for all three swarmd services; compose.yaml picks the service with
-# the command (`swarmd serve orchestrator|executor|result-store`).
-FROM python:3.11-slim
+# One Dockerfile for swarmd. Targets:
+#   services (the default, last stage): the three services; compose.yaml and
+#            deploy/kubernetes pick one with the command
+#            (`swarmd serve orchestrator|executor|result-store`).
+#   agent:   the sub-agent image the kubernetes executor runs, one pod per
+#            attempt (`docker build --target agent -t swarmd-agent .`); it runs
+#            `swarmd agent run-subtask` as a non-root user.
+FROM python:3.11-slim AS base
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git \
@@ -14,11 +19,20 @@ COPY plugins ./plugins
 COPY clients ./clients
 RUN pip install --no-cache-dir . grpcio-health-checking
 
-# The grpc_health_probe-style check used by compose.
+RUN useradd --create-home --uid 10001 swarmd && mkdir -p /data /workspace && chown swarmd /data /workspace
+
+FROM base AS agent
+# The pod's root filesystem is read-only: only /workspace and /tmp are written.
+ENV HOME=/tmp
+USER 10001
+WORKDIR /workspace
+ENTRYPOINT ["swarmd"]
+CMD ["agent", "run-subtask", "--workspace", "/workspace"]
+
+FROM base AS services
+# The grpc_health_probe-style check used by compose and the Kubernetes probes.
 COPY scripts/healthcheck.py /usr/local/bin/swarmd-healthcheck
 RUN chmod +x /usr/local/bin/swarmd-healthcheck
-
-RUN useradd --create-home --uid 10001 swarmd && mkdir -p /data /workspace && chown swarmd /data /workspace
-USER swarmd
+USER 10001
 WORKDIR /workspace
 ENTRYPOINT ["swarmd"]

@@ -8,11 +8,12 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+.PHONY: help venv kube-binaries demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
-	@echo "make test          run the test suite"
+	@echo "make test          run the test suite (builds kube-apiserver once, see kube-binaries)"
+	@echo "make kube-binaries build kube-apiserver & co. into ~/.cache/swarmd (once, ~9 min)"
 	@echo "make lint          ruff + buf lint"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
@@ -35,8 +36,13 @@ venv: $(STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The Kubernetes executor's tests run against a real kube-apiserver built from
+# Debian's source package into a cache outside the repository (seconds once built).
+kube-binaries:
+	scripts/build_kube_apiserver.sh >/dev/null
+
 # pytest exits 5 when it collected no test; that must fail, not pass silently.
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) kube-binaries
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 

@@ -101,20 +101,34 @@ class SwarmdClient:
         )
 
     async def watch(
-        self, swarm_id: str, *, after_sequence: int = 0, history_only: bool = False, max_reconnects: int = 20
+        self,
+        swarm_id: str,
+        *,
+        after_sequence: int = 0,
+        history_only: bool = False,
+        max_reconnects: int = 20,
+        heartbeat_secs: float = 0.0,
     ) -> AsyncIterator[common_pb2.SwarmEvent]:
-        """Yield the swarm's events; reconnects and resumes after the last one seen."""
+        """Yield the swarm's events; reconnects and resumes after the last one seen.
+
+        The stream's heartbeats (sent after ``heartbeat_secs`` without an event;
+        0 = the orchestrator's setting) are not events and are not yielded."""
         last = after_sequence
         failures = 0
         while True:
             call = self._stub.WatchSwarm(
                 orchestrator_pb2.WatchSwarmRequest(
-                    swarm_id=swarm_id, after_sequence=last, history_only=history_only
+                    swarm_id=swarm_id,
+                    after_sequence=last,
+                    history_only=history_only,
+                    heartbeat_interval_ms=int(heartbeat_secs * 1000),
                 )
             )
             try:
                 async for reply in call:
                     failures = 0
+                    if not reply.HasField("event"):
+                        continue  # a heartbeat: the stream is alive, nothing happened
                     if reply.event.sequence and reply.event.sequence <= last:
                         continue  # never deliver an event twice
                     last = max(last, reply.event.sequence)

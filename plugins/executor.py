@@ -3,8 +3,11 @@
 An executor runs sub-agents. :meth:`Executor.submit` takes one
 ``ExecuteSubTaskRequest`` and returns an async iterator of
 ``ExecuteSubTaskResponse`` messages: progress events as they happen, then
-exactly one ``result``. The executor service streams them to the
-orchestrator unchanged.
+exactly one ``result``. The executor service numbers them and streams
+them to the orchestrator; it reads the plugin's stream in a task of its own,
+so the attempt outlives a broken RPC for the caller's reattach window
+(:mod:`swarmd.services.executor.streams`). Heartbeats a plugin yields are
+dropped (the service sends its own).
 """
 
 from __future__ import annotations

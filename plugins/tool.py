@@ -6,18 +6,45 @@ before calling ``run``: a bad argument becomes a tool error the model sees,
 never a crash. Tools get a :class:`ToolContext` with the worktree they are
 confined to; :meth:`ToolContext.resolve` is the one way to turn a
 model-supplied path into a real one.
+
+A tool call must never hold up the event loop it is awaited on: the loop
+also carries the service's gRPC streams and health checks. Blocking work
+(file system walks, reads, regular expressions) goes through
+:func:`run_blocking`, which runs it in a daemon thread and hands it a
+:class:`CallStop` to poll. The toolbox bounds every call by
+:meth:`Tool.timeout_secs` and stops it when that passes; the deadline is
+visible to the call (:func:`call_deadline`), so blocking work can stop on
+time by itself.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+import contextvars
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-__all__ = ["PathEscapeError", "Tool", "ToolContext", "ToolError", "ToolResult"]
+__all__ = [
+    "CallStop",
+    "PathEscapeError",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "ToolTimeout",
+    "call_deadline",
+    "deadline_scope",
+    "run_blocking",
+]
+
+T = TypeVar("T")
 
 
 class ToolError(Exception):
@@ -26,6 +53,10 @@ class ToolError(Exception):
 
 class PathEscapeError(ToolError):
     """A path argument resolves outside the worktree."""
+
+
+class ToolTimeout(ToolError):
+    """A tool call ran out of time (its work was stopped)."""
 
 
 @dataclass
@@ -89,4 +120,113 @@ class Tool(abc.ABC):
     @abc.abstractmethod
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         """Run the tool with schema-valid ``args``; raise :class:`ToolError` for
-        errors the model should see."""
+        errors the model should see. Blocking work goes through :func:`run_blocking`."""
+
+    def timeout_secs(self, args: dict[str, Any], default: float) -> float:
+        """The longest this call may run before the toolbox stops it.
+
+        ``default`` is the runtime's tool timeout (the ``tool_timeout_secs``
+        executor option). A tool whose arguments carry a timeout of their own
+        (bash, swarm_share's wait) returns that plus the time it needs to
+        clean up, so its own, more informative, timeout fires first.
+        """
+        return default
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("swarmd_tool_deadline", default=None)
+
+
+def call_deadline() -> float | None:
+    """When the running tool call must be over (``time.monotonic()``), if bounded."""
+    return _DEADLINE.get()
+
+
+@contextlib.contextmanager
+def deadline_scope(seconds: float) -> Iterator[float]:
+    """Make ``seconds`` from now the deadline of the tool call run inside (the toolbox uses it)."""
+    deadline = time.monotonic() + seconds
+    token = _DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _DEADLINE.reset(token)
+
+
+class CallStop:
+    """What blocking work polls to learn that its call is over.
+
+    Set when the awaiting task is cancelled (the toolbox's timeout, a
+    cancelled sub-agent, a shutting-down service); past the call's deadline it
+    counts as set too. :meth:`check` raises, so a loop needs one line.
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.deadline = deadline
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """The awaiting task gave up on the call."""
+        return self._event.is_set()
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def is_set(self) -> bool:
+        return self.cancelled or self.expired
+
+    def remaining(self, cap: float | None = None) -> float | None:
+        """Seconds left (at most ``cap``; None when neither bounds it), never below a millisecond."""
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if cap is not None:
+            left = cap if left is None else min(left, cap)
+        return None if left is None else max(left, 0.001)
+
+    def check(self) -> None:
+        """Raise :class:`ToolTimeout` when the call is over."""
+        if self.is_set():
+            raise ToolTimeout("the tool call was stopped" if self.cancelled else "the tool call ran out of time")
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(stop, *args)`` in a new daemon thread and await its result.
+
+    ``stop`` is a :class:`CallStop` bounded by :func:`call_deadline`. When
+    the awaiting task is cancelled, ``stop`` is set and the await ends at
+    once; the thread ends at its next ``stop.check()``. The thread is a
+    daemon (unlike ``asyncio.to_thread``'s pool, which the interpreter joins
+    at exit), so work stuck in a system call can never hold up the process's
+    shutdown. Exceptions raised by ``fn`` propagate to the caller.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    stop = CallStop(call_deadline())
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = context.run(fn, stop, *args)
+        except BaseException as exc:  # handed to the awaiting task
+            outcome: tuple[T | None, BaseException | None] = (None, exc)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=target, name=f"swarmd-tool-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    try:
+        return await future
+    finally:
+        stop.set()

@@ -22,20 +22,50 @@ from grpc_reflection.v1alpha import reflection
 from swarmd.services.config import ServerSettings, TelemetrySettings
 from swarmd.services.telemetry import Telemetry
 
-__all__ = ["ServiceHost", "channel_options"]
+__all__ = ["ServiceHost", "channel_options", "host_channel_options"]
 
 log = logging.getLogger(__name__)
 
 
-def channel_options(max_message_bytes: int = 16 * 1024 * 1024) -> list[tuple[str, Any]]:
-    """Options for servers and channels: message limits and keepalive."""
+def channel_options(
+    max_message_bytes: int = 16 * 1024 * 1024,
+    *,
+    keepalive_time_secs: float = 30.0,
+    keepalive_timeout_secs: float = 20.0,
+) -> list[tuple[str, Any]]:
+    """Options for servers and channels: message limits and a keepalive policy
+    both ends agree on.
+
+    A channel pings after ``keepalive_time_secs`` without activity, calls or
+    not, and however long no data flowed. gRPC's server default would take
+    that for abuse (it accepts a ping without data only every 5 minutes and
+    answers the third early one with GOAWAY ``too_many_pings``, which kills
+    every stream on the connection), so the server accepts pings down to
+    half the interval: a client on the same setting never draws a strike,
+    and the strikes allowed absorb timer jitter.
+    """
+    keepalive_ms = max(1, int(keepalive_time_secs * 1000))
+    min_recv_ms = max(1, keepalive_ms // 2)
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", max(1, int(keepalive_timeout_secs * 1000))),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", min_recv_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", min_recv_ms),
+        ("grpc.http2.max_ping_strikes", 2),
     ]
+
+
+def host_channel_options(settings: ServerSettings) -> list[tuple[str, Any]]:
+    """:func:`channel_options` for a service's settings."""
+    return channel_options(
+        settings.max_message_bytes,
+        keepalive_time_secs=settings.keepalive_time_secs,
+        keepalive_timeout_secs=settings.keepalive_timeout_secs,
+    )
 
 
 class ServiceHost:
@@ -53,7 +83,7 @@ class ServiceHost:
         self.telemetry = telemetry or Telemetry(f"swarmd-{name}", telemetry_settings)
         self._server = grpc.aio.server(
             interceptors=list(self.telemetry.server_interceptors()),
-            options=channel_options(settings.max_message_bytes),
+            options=host_channel_options(settings),
         )
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -101,7 +131,7 @@ class ServiceHost:
         target resolves to (``ipv4:10.0.0.5:50052,10.0.0.6:50052``, or a DNS
         name with several records); a streaming call stays where it started.
         """
-        options = channel_options(self.settings.max_message_bytes)
+        options = host_channel_options(self.settings)
         if balanced:
             options.append(("grpc.lb_policy_name", "round_robin"))
         ch = grpc.aio.insecure_channel(

@@ -54,6 +54,21 @@ class ServerSettings(_Model):
         10.0, ge=0, description="On SIGTERM, how long in-flight RPCs may run before they are cancelled."
     )
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent.")
+    keepalive_time_secs: float = Field(
+        30.0,
+        gt=0,
+        description="Channels to peers send an HTTP/2 keepalive ping after this long without activity; "
+        "the server accepts pings from clients down to half of it, so keep it the same on every service.",
+    )
+    keepalive_timeout_secs: float = Field(
+        20.0, gt=0, description="A keepalive ping unanswered for this long closes the connection."
+    )
+    heartbeat_interval_secs: float = Field(
+        10.0,
+        gt=0,
+        description="Long streams (ExecuteSubTask, WatchSwarm) carry a heartbeat after this long without "
+        "another message, so a quiet stream (a long model call) still carries data; at or below keepalive_time_secs.",
+    )
 
 
 class TelemetrySettings(_Model):
@@ -115,6 +130,12 @@ class OrchestratorSettings(ServerSettings):
         128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )
     governor_max_concurrency: int = Field(256, ge=1, description="Most model calls one governor lets through at once.")
+    executor_outage_secs: float = Field(
+        300.0,
+        gt=0,
+        description="How long an unreachable executor is waited for (the swarm says it is waiting) before "
+        "its attempts count as failed; the executor keeps running them meanwhile, for reattaching.",
+    )
 
 
 class Settings(_Model):

@@ -20,3 +20,17 @@ def git(repo: Path, *args: str) -> str:
     env = {**os.environ, **GIT_ENV}
     out = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
     return out.stdout
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is alive and not a zombie.
+
+    ``os.kill(pid, 0)`` also succeeds for a zombie: a killed process whose
+    parent died first stays one until its new parent (often PID 1, which
+    may reap only every second or two) collects it, though it runs nothing.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

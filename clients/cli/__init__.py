@@ -6,6 +6,7 @@
     swarmd plugins                    list loaded plugins and where they come from
     swarmd worktrees list|prune       the sub-agents' git worktrees
     swarmd cache stats|clear          the result cache
+    swarmd agent run-subtask          inside a sub-agent pod (the kubernetes executor's)
 
 Exit codes: 0 success; 1 the swarm failed or was cancelled; 2 bad input
 (usage, invalid plan or configuration); 3 a service could not be reached or

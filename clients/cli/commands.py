@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from swarmd.clients.cli.agent import add_agent_arguments, cmd_agent
 from swarmd.clients.cli.render import Progress, format_plan, format_summary, state_name, swarm_json
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
@@ -332,6 +333,7 @@ COMMANDS: dict[str, Command] = {
     "plugins": cmd_plugins,
     "worktrees": cmd_worktrees,
     "cache": cmd_cache,
+    "agent": cmd_agent,
 }
 
 
@@ -417,6 +419,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     cache = sub.add_parser("cache", help="result cache statistics or clearing")
     cache.add_argument("action", choices=("stats", "clear"))
     _connection_args(cache)
+
+    add_agent_arguments(sub)
 
 
 # Allow `python -m swarmd.clients.cli.commands` to be harmless.

@@ -60,15 +60,22 @@ class SwarmdClient {
   }
 
   // Resolves with every event once the swarm is terminal (or the history, with historyOnly).
-  watch(swarmId, { afterSequence = 0, historyOnly = false, onEvent } = {}) {
+  // The stream's heartbeats (sent after heartbeatIntervalMs without an event; 0 = the
+  // orchestrator's setting) are not events: they go to onHeartbeat, if given.
+  watch(swarmId, { afterSequence = 0, historyOnly = false, heartbeatIntervalMs = 0, onEvent, onHeartbeat } = {}) {
     return new Promise((resolve, reject) => {
       const events = [];
       const call = this.stub.WatchSwarm({
         swarm_id: swarmId,
         after_sequence: String(afterSequence),
         history_only: historyOnly,
+        heartbeat_interval_ms: String(heartbeatIntervalMs),
       });
       call.on('data', (reply) => {
+        if (!reply.event) {
+          if (onHeartbeat && reply.heartbeat) onHeartbeat(reply.heartbeat);
+          return;
+        }
         events.push(reply.event);
         if (onEvent) onEvent(reply.event);
       });

@@ -7,8 +7,11 @@ the executor service at that address (which runs it with its own default
 plugin, or the one named by the option ``remote_executor``). A swarm can also
 pick the target per run with ``executor_options: {remote_address: ...}``.
 
-A peer that cannot be reached, or dies mid-call, ends the attempt with a
-TRANSIENT failure, so the orchestrator retries it with backoff.
+The forwarded attempt is followed like the orchestrator follows its own
+(:mod:`swarmd.plugins.executors.follow`): a broken stream is reattached, an
+unreachable peer waited for (a little less long than the caller's reattach
+window); a peer gone for longer ends the attempt with a TRANSIENT failure,
+so the orchestrator retries it with backoff.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from swarmd.plugins import Executor, ExecutorContext, hookimpl
+from swarmd.plugins.executors.follow import FollowPolicy, follow_attempt
 from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 __all__ = ["RemoteExecutor"]
@@ -67,31 +71,17 @@ class RemoteExecutor(Executor):
             forwarded.config.executor = ""
         key = (request.swarm_id, request.subtask.id)
         self._where[key] = address
-        call = self._stub(address).ExecuteSubTask(forwarded)
-        got_result = False
         try:
-            async for message in call:
-                if message.HasField("result"):
-                    got_result = True
+            async for message in follow_attempt(self._stub(address), forwarded, _policy(request)):
+                if message.HasField("result") and not message.result.subtask_id:
+                    # A failure of the forwarding itself: say where it happened.
+                    message.result.error = f"remote executor {address}: {message.result.error}"
+                    message.result.subtask_id = request.subtask.id
+                    message.result.subagent_id = f"agent-{request.subtask.id}"
+                    message.result.execution_time_ms = int((time.monotonic() - started) * 1000)
                 yield message
-            if not got_result:
-                yield _failure(request, started, f"remote executor {address} ended the stream without a result")
-        except grpc.aio.AioRpcError as exc:
-            transient = exc.code() in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                grpc.StatusCode.ABORTED,
-            )
-            yield _failure(
-                request,
-                started,
-                f"remote executor {address}: {exc.code().name}: {exc.details()}",
-                transient=transient,
-            )
         finally:
             self._where.pop(key, None)
-            call.cancel()
 
     async def cancel(self, swarm_id: str, subtask_id: str, reason: str = "") -> bool:
         address = self._where.get((swarm_id, subtask_id))
@@ -111,6 +101,15 @@ class RemoteExecutor(Executor):
     async def aclose(self) -> None:
         channels, self._channels = self._channels, {}
         await asyncio.gather(*(ch.close() for ch in channels.values()), return_exceptions=True)
+
+
+def _policy(request: executor_pb2.ExecuteSubTaskRequest) -> FollowPolicy:
+    """Follow the peer within what the caller asked of us."""
+    heartbeat = request.heartbeat_interval_ms / 1000 if request.heartbeat_interval_ms > 0 else 10.0
+    window = request.reattach_window_ms / 1000
+    if window <= 0:
+        return FollowPolicy(heartbeat_secs=heartbeat, outage_secs=2.0, reattach_window_secs=0.0)
+    return FollowPolicy(heartbeat_secs=heartbeat, outage_secs=max(1.0, window * 0.8), reattach_window_secs=window)
 
 
 def _failure(

@@ -17,21 +17,8 @@ commit, merge (a conflicted or failed merge makes the result unsuccessful),
 attach the patch. Events are emitted as they happen; the result is returned,
 never raised: a failure of any step is a failed result with a failure kind.
 
-Executor options (the executor service's ``executor.options``, overridden per
-swarm by ``config.executor_options``):
-
-``provider.<name>``
-    an option for the model provider, e.g. ``provider.base_url``,
-    ``provider.timeout``, ``provider.cassette_dir``. A swarm may not set
-    ``provider.api_key``/``provider.api_key_env``, and a swarm that sets its
-    own ``provider.base_url`` does not get the service's API key.
-``record`` (alias ``record_path``)
-    record every model response into this cassette (record mode; what
-    ``swarmd run --record`` sets).
-``context_window`` (128000), ``max_output_tokens`` (8192), ``call_timeout_secs``
-(120), ``temperature`` (provider default), ``tool_output_limit`` (6000),
-``price_prompt_per_mtok``/``price_completion_per_mtok`` (0: cost unknown; the
-orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30).
+Executor options: :mod:`swarmd.plugins.runtime.settings`. Bringing the work
+back (commit, merge, patch; or keeping the worktree): :mod:`swarmd.plugins.runtime.wrapup`.
 """
 
 from __future__ import annotations
@@ -61,8 +48,10 @@ from swarmd.plugins.runtime.prompts import (
     build_user_prompt,
     find_agents_md,
 )
+from swarmd.plugins.runtime.settings import RuntimeSettings, SettingsError
 from swarmd.plugins.runtime.share import ShareClient
 from swarmd.plugins.runtime.toolbox import Toolbox
+from swarmd.plugins.runtime.wrapup import CancelToken, Finish, cancelled_outcome, uncancel, wrap_up
 from swarmd.plugins.tool import ToolContext
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -70,68 +59,6 @@ __all__ = ["CancelToken", "Runtime", "RuntimeSettings", "SettingsError", "run_at
 
 log = logging.getLogger(__name__)
 
-MAX_PATCH_BYTES = 8 * 1024 * 1024
-SWARM_FORBIDDEN = ("provider.api_key", "provider.api_key_env", "provider.use_env_key")
-
-
-_NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
-    ("context_window", int),
-    ("max_output_tokens", int),
-    ("call_timeout_secs", float),
-    ("temperature", float),
-    ("tool_output_limit", int),
-    ("price_prompt_per_mtok", float),
-    ("price_completion_per_mtok", float),
-    ("rpc_timeout_secs", float),
-)
-_ZERO_OK = frozenset({"temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
-
-
-class SettingsError(ValueError):
-    """An executor option has a bad value."""
-
-
-@dataclass
-class RuntimeSettings:
-    """Executor options as the runtime uses them (see the module docstring)."""
-
-    provider_options: dict[str, str] = field(default_factory=dict)
-    record_path: str | None = None
-    context_window: int = 128_000
-    max_output_tokens: int = 8192
-    call_timeout_secs: float = 120.0
-    temperature: float | None = None
-    tool_output_limit: int = 6000
-    price_prompt_per_mtok: float = 0.0
-    price_completion_per_mtok: float = 0.0
-    rpc_timeout_secs: float = 30.0
-
-    @classmethod
-    def resolve(cls, service: Mapping[str, str], swarm: Mapping[str, str] | None = None) -> RuntimeSettings:
-        """Merge service-level and per-swarm options; raises :class:`SettingsError`."""
-        swarm = swarm or {}
-        for name in swarm:
-            if name in SWARM_FORBIDDEN:
-                raise SettingsError(f"executor option {name} may only be set in the executor service's settings")
-        merged = {**service, **swarm}
-        out = cls()
-        out.provider_options = {k[len("provider.") :]: v for k, v in merged.items() if k.startswith("provider.")}
-        swarm_url = swarm.get("provider.base_url")
-        if swarm_url and swarm_url != service.get("provider.base_url"):
-            out.provider_options["use_env_key"] = "false"
-        out.record_path = merged.get("record") or merged.get("record_path") or None
-        for name, kind in _NUMBERS:
-            raw = merged.get(name)
-            if raw is None or raw == "":
-                continue
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SettingsError(f"executor option {name}={raw!r} is not a valid {kind.__name__}") from None
-            if value < 0 or (value == 0 and name not in _ZERO_OK):
-                raise SettingsError(f"executor option {name}={raw!r} must be positive")
-            setattr(out, name, value)
-        return out
 
 
 @dataclass
@@ -154,50 +81,10 @@ class Runtime:
     http_clients: Any = None
 
 
-class CancelToken:
-    """Set by whoever cancels an attempt on purpose, before cancelling its task.
-
-    Only a cancellation with the token set becomes a CANCELLED result;
-    any other (the host shutting down) propagates.
-    """
-
-    def __init__(self) -> None:
-        self.reason = ""
-        self.requested = False
-
-    def request(self, reason: str = "") -> None:
-        self.requested = True
-        self.reason = reason or "cancelled"
-
-
 def _default_worktree_manager(repo: Path) -> Any:
     from swarmd.plugins.runtime.worktree import WorktreeManager
 
     return WorktreeManager(repo)
-
-
-@dataclass
-class _Finish:
-    """The pieces of a result assembled as the attempt goes."""
-
-    outcome: LoopOutcome
-    status: int = common_pb2.SUB_TASK_STATUS_FAILED
-    merge: common_pb2.MergeResult = field(default_factory=common_pb2.MergeResult)
-    worktree_path: str = ""
-    artifacts: list[common_pb2.SwarmArtifact] = field(default_factory=list)
-    cache_key: str = ""
-    base_tree: str = ""
-    cached: bool = False
-
-
-_STATUS = {
-    OutcomeKind.COMPLETED: common_pb2.SUB_TASK_STATUS_COMPLETED,
-    OutcomeKind.MAX_STEPS: common_pb2.SUB_TASK_STATUS_FAILED,
-    OutcomeKind.TIMED_OUT: common_pb2.SUB_TASK_STATUS_TIMED_OUT,
-    OutcomeKind.FAILED: common_pb2.SUB_TASK_STATUS_FAILED,
-    OutcomeKind.BUDGET_EXHAUSTED: common_pb2.SUB_TASK_STATUS_FAILED,
-    OutcomeKind.CANCELLED: common_pb2.SUB_TASK_STATUS_CANCELLED,
-}
 
 
 def _failed(error: str, kind: int = common_pb2.FAILURE_KIND_PERMANENT) -> LoopOutcome:
@@ -274,7 +161,7 @@ async def run_attempt(
 
 async def _attempt(
     request: executor_pb2.ExecuteSubTaskRequest, runtime: Runtime, events: EventEmitter, cancel: CancelToken
-) -> _Finish:
+) -> Finish:
     subtask = request.subtask
     workspace = request.workspace
     config = request.config
@@ -294,14 +181,14 @@ async def _attempt(
         settings = RuntimeSettings.resolve(runtime.options, dict(config.executor_options))
     except SettingsError as exc:
         started()
-        return _Finish(_failed(str(exc)), merge=not_applicable)
+        return Finish(_failed(str(exc)), merge=not_applicable)
 
     repo_text = workspace.repo_path or config.repo_path
     repo = Path(repo_text) if repo_text else None
     if repo is None or not repo.is_dir():
         started()
         where = repo_text or "(empty)"
-        return _Finish(
+        return Finish(
             _failed(f"workspace.repo_path {where} is not a directory on this executor's host"), merge=not_applicable
         )
 
@@ -320,19 +207,19 @@ async def _attempt(
         except asyncio.CancelledError:
             if not cancel.requested:
                 raise
-            _uncancel()
+            uncancel()
             started()
-            return _Finish(_cancelled_outcome(cancel), status=common_pb2.SUB_TASK_STATUS_CANCELLED, merge=not_applicable)
+            return Finish(cancelled_outcome(cancel), status=common_pb2.SUB_TASK_STATUS_CANCELLED, merge=not_applicable)
         except Exception as exc:
             started()
-            return _Finish(_failed(f"Failed to create required worktree for mutating subtask: {exc}"), merge=not_applicable)
+            return Finish(_failed(f"Failed to create required worktree for mutating subtask: {exc}"), merge=not_applicable)
     workdir = Path(worktree.path) if worktree is not None else repo
     started(str(worktree.path) if worktree is not None else "")
 
     key, base_tree, cached = await _cache_lookup(request, runtime, settings, repo, manager, worktree, events)
     if cached is not None:
         outcome = LoopOutcome(OutcomeKind.COMPLETED, output=cached.result)
-        finish = await _wrap_up(request, manager, worktree, outcome, cancel)
+        finish = await wrap_up(request, manager, worktree, outcome, cancel)
         finish.cache_key, finish.base_tree, finish.cached = key, base_tree, finish.outcome.success
         return finish
 
@@ -348,10 +235,10 @@ async def _attempt(
         )
     except ProviderError as exc:
         outcome = _failed(str(exc))
-        return await _wrap_up(request, manager, worktree, outcome, cancel)
+        return await wrap_up(request, manager, worktree, outcome, cancel)
     except Exception as exc:  # a provider's constructor rejecting its options
         outcome = _failed(f"cannot create model provider for {config.model!r}: {type(exc).__name__}: {exc}")
-        return await _wrap_up(request, manager, worktree, outcome, cancel)
+        return await wrap_up(request, manager, worktree, outcome, cancel)
 
     try:
         loop = _build_loop(request, runtime, settings, provider, workdir, worktree, events)
@@ -360,14 +247,14 @@ async def _attempt(
         except asyncio.CancelledError:
             if not cancel.requested:
                 raise
-            _uncancel()
+            uncancel()
             outcome = loop.outcome(OutcomeKind.CANCELLED, f"Sub-agent cancelled: {cancel.reason}")
     finally:
         try:
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", config.model)
-    finish = await _wrap_up(request, manager, worktree, outcome, cancel)
+    finish = await wrap_up(request, manager, worktree, outcome, cancel)
     finish.cache_key, finish.base_tree = key, base_tree
     return finish
 
@@ -412,7 +299,7 @@ async def _cache_lookup(
 
 
 async def _cache_store(
-    request: executor_pb2.ExecuteSubTaskRequest, runtime: Runtime, finish: _Finish, result: common_pb2.SubTaskResult
+    request: executor_pb2.ExecuteSubTaskRequest, runtime: Runtime, finish: Finish, result: common_pb2.SubTaskResult
 ) -> None:
     patch = b"".join(a.content for a in finish.artifacts if a.artifact_type == "patch")
     settings = RuntimeSettings.resolve(runtime.options, dict(request.config.executor_options))
@@ -424,18 +311,6 @@ async def _cache_store(
         base_tree=finish.base_tree,
         task_name=request.subtask.name or request.subtask.id,
         ttl_secs=int(request.config.cache_ttl_secs or 0),
-    )
-
-
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-
-
-def _cancelled_outcome(cancel: CancelToken) -> LoopOutcome:
-    return LoopOutcome(
-        OutcomeKind.CANCELLED, error=f"Sub-agent cancelled: {cancel.reason}", failure_kind=common_pb2.FAILURE_KIND_CANCELLED
     )
 
 
@@ -462,7 +337,9 @@ def _build_loop(
     ctx = ToolContext(
         workdir=workdir.resolve(), swarm_id=request.swarm_id, subtask_id=subtask.id, env=env, services=services
     )
-    toolbox = Toolbox.from_registry(runtime.plugins.tools, ctx, read_only=subtask.read_only)
+    toolbox = Toolbox.from_registry(
+        runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
+    )
     system_prompt = build_system_prompt(
         subtask_id=subtask.id,
         specialty=subtask.specialty,
@@ -509,97 +386,3 @@ def _build_loop(
         governor=governor,
         tracer=runtime.tracer,
     )
-
-
-async def _wrap_up(
-    request: executor_pb2.ExecuteSubTaskRequest,
-    manager: Any,
-    worktree: Any,
-    outcome: LoopOutcome,
-    cancel: CancelToken,
-) -> _Finish:
-    """Bring the work back (success) or leave it safely in place (anything else)."""
-    finish = _Finish(outcome, status=_STATUS[outcome.kind])
-    if worktree is None:
-        finish.merge = common_pb2.MergeResult(
-            outcome=common_pb2.MERGE_OUTCOME_NOT_APPLICABLE,
-            summary="read-only subtask: nothing to merge"
-            if request.subtask.read_only
-            else "worktrees are off: changes were made in the repository directly",
-        )
-        return finish
-    finish.worktree_path = str(worktree.path)
-    try:
-        if outcome.kind is OutcomeKind.COMPLETED:
-            # The agent finished: a cancel arriving now does not undo the work,
-            # so the merge is allowed to complete and its result reported.
-            merging = asyncio.ensure_future(_merge_back(request, manager, worktree, finish))
-            try:
-                await asyncio.shield(merging)
-            except asyncio.CancelledError:
-                if not cancel.requested:
-                    merging.cancel()
-                    raise
-                _uncancel()
-                await merging
-        elif outcome.kind is not OutcomeKind.CANCELLED:
-            # Not merged: unlock it so a retry can reuse it; it stays when it holds work.
-            # (A cancelled attempt's worktree is kept as it is.)
-            removed = await manager.remove(worktree)
-            finish.worktree_path = "" if removed else str(worktree.path)
-    except asyncio.CancelledError:
-        if not cancel.requested:
-            raise
-        _uncancel()
-        if finish.outcome.kind is not OutcomeKind.CANCELLED:
-            finish.outcome.kind = OutcomeKind.CANCELLED
-            finish.outcome.error = f"Sub-agent cancelled: {cancel.reason}"
-            finish.outcome.failure_kind = common_pb2.FAILURE_KIND_CANCELLED
-            finish.status = common_pb2.SUB_TASK_STATUS_CANCELLED
-    except Exception as exc:
-        log.exception("bringing back the work of %s failed", request.subtask.id)
-        finish.outcome.kind = OutcomeKind.FAILED
-        finish.outcome.error = f"Bringing back the work failed: {exc}; worktree {worktree.path} kept"
-        finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
-        finish.status = common_pb2.SUB_TASK_STATUS_FAILED
-        finish.worktree_path = str(worktree.path)
-    return finish
-
-
-async def _merge_back(
-    request: executor_pb2.ExecuteSubTaskRequest, manager: Any, worktree: Any, finish: _Finish
-) -> None:
-    subtask = request.subtask
-    title = (subtask.instruction.strip().splitlines() or [""])[0]
-    if len(title) > 72:
-        title = title[:72].rsplit(" ", 1)[0] + "..."
-    message = f"{subtask.name or subtask.id}: {title}".strip()
-    commit = await manager.commit(worktree, message)
-    if commit:
-        try:
-            patch = await manager.diff_against_base(worktree, commit)
-        except Exception:
-            log.exception("cannot compute the patch of %s", subtask.id)
-            patch = b""
-        if patch and len(patch) <= MAX_PATCH_BYTES:
-            finish.artifacts.append(
-                common_pb2.SwarmArtifact(
-                    artifact_type="patch",
-                    name=f"{subtask.id}.patch",
-                    content=patch,
-                    source_subagent=subtask.id,
-                    mime_type="text/x-diff",
-                )
-            )
-    report = await manager.merge(worktree, commit, auto_merge=request.workspace.auto_merge)
-    finish.merge = report.to_proto()
-    path = getattr(report, "worktree_path", worktree.path)
-    finish.worktree_path = str(path) if path else ""
-    outcome = str(getattr(report.outcome, "value", report.outcome))
-    if outcome in ("conflicted", "failed"):
-        files = ", ".join(c.path for c in report.conflicts)
-        what = f"Merge conflicted in {files}" if outcome == "conflicted" else "Merge failed"
-        finish.outcome.kind = OutcomeKind.FAILED
-        finish.outcome.error = f"{what}: {report.summary}"
-        finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
-        finish.status = common_pb2.SUB_TASK_STATUS_FAILED

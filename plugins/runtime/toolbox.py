@@ -12,10 +12,17 @@ tool's JSON Schema (checked with ``jsonschema`` before the tool runs), a
 :class:`ToolError` (path escapes included) or an ``OSError`` all come back
 as a failed :class:`ToolOutcome` whose text the model sees. Only
 cancellation propagates.
+
+Every call is bounded: it runs under :func:`~swarmd.plugins.tool.deadline_scope`
+for :meth:`Tool.timeout_secs` (the toolbox's ``timeout`` unless the tool's
+own arguments say more) and is cancelled when that passes, which comes back
+as a failed outcome saying so (``metadata["timed_out"]``). This works because
+no tool blocks the event loop (see :mod:`swarmd.plugins.tool`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -28,13 +35,15 @@ import jsonschema
 from jsonschema.exceptions import SchemaError
 
 from swarmd.plugins.model import ToolSpec
-from swarmd.plugins.tool import Tool, ToolContext, ToolError
+from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolTimeout, deadline_scope
 
-__all__ = ["ToolOutcome", "Toolbox"]
+__all__ = ["DEFAULT_TOOL_TIMEOUT_SECS", "ToolOutcome", "Toolbox"]
 
 log = logging.getLogger(__name__)
 
 MAX_SCHEMA_ERRORS = 5
+#: How long one tool call may run unless its arguments say otherwise.
+DEFAULT_TOOL_TIMEOUT_SECS = 120.0
 
 
 @dataclass
@@ -75,9 +84,19 @@ def _validator_for(cls: type[Tool]) -> Any:
 class Toolbox:
     """The tool set of one sub-agent (see the module docstring)."""
 
-    def __init__(self, tools: Iterable[type[Tool]], ctx: ToolContext, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        tools: Iterable[type[Tool]],
+        ctx: ToolContext,
+        *,
+        read_only: bool = False,
+        timeout: float = DEFAULT_TOOL_TIMEOUT_SECS,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"the tool timeout must be positive, got {timeout!r}")
         self.ctx = ctx
         self.read_only = read_only
+        self.timeout = float(timeout)
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, Any] = {}
         for cls in tools:
@@ -96,9 +115,11 @@ class Toolbox:
             self._validators[name] = validator
 
     @classmethod
-    def from_registry(cls, registry: Any, ctx: ToolContext, *, read_only: bool = False) -> Toolbox:
+    def from_registry(
+        cls, registry: Any, ctx: ToolContext, *, read_only: bool = False, timeout: float = DEFAULT_TOOL_TIMEOUT_SECS
+    ) -> Toolbox:
         """All tools of a :class:`~swarmd.plugins.registry.ToolRegistry`, by name."""
-        return cls((entry.cls for entry in registry), ctx, read_only=read_only)
+        return cls((entry.cls for entry in registry), ctx, read_only=read_only, timeout=timeout)
 
     @property
     def names(self) -> list[str]:
@@ -143,9 +164,26 @@ class Toolbox:
         if tool is None:
             available = ", ".join(self._tools) or "none"
             return done(f"Error: unknown tool {name!r}. Available tools: {available}", False)
+        scope: asyncio.Timeout | None = None
+        limit = self.timeout
         try:
             args = self.parse_arguments(name, arguments)
-            result = await tool.run(args, self.ctx)
+            limit = tool.timeout_secs(args, self.timeout)
+            with deadline_scope(limit):
+                scope = asyncio.timeout(limit)
+                async with scope:
+                    result = await tool.run(args, self.ctx)
+        except (TimeoutError, ToolTimeout) as exc:
+            # The toolbox's own deadline (or the tool noticing it first), not a
+            # timeout inside the tool's work, such as a socket's.
+            if isinstance(exc, ToolTimeout) or (scope is not None and scope.expired()):
+                return done(
+                    f"Error: the {name} call did not finish within {limit:g}s and was stopped. "
+                    "Narrow it down (a smaller path, a simpler pattern, a shorter command) and try again.",
+                    False,
+                    {"timed_out": True},
+                )
+            return done(f"Error: {exc.strerror or exc or 'timed out'}", False)
         except ToolError as exc:
             return done(f"Error: {exc}", False)
         except OSError as exc:

@@ -1,21 +1,81 @@
-"""Helpers shared by the built-in tools."""
+"""Helpers shared by the built-in tools: safe opening, bounded reads, the tree walk.
+
+All of them are blocking and meant to run under
+:func:`~swarmd.plugins.tool.run_blocking`; the long ones poll the
+:class:`~swarmd.plugins.tool.CallStop` they are given. Only regular files
+are ever opened: a named pipe would block ``open()`` until a writer comes,
+and a device such as ``/dev/zero`` never ends.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from swarmd.plugins.tool import ToolContext, ToolError
+from swarmd.plugins.tool import CallStop, ToolContext, ToolError
 
 #: Directories never walked by list/glob/grep (version control internals).
 SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 #: Bytes inspected to decide whether a file is binary.
 SNIFF_BYTES = 8192
+#: Largest file edit/multiedit load (they hold the whole text in memory).
+MAX_EDIT_BYTES = 16 * 1024 * 1024
+#: Entries of one directory a walk looks at; the rest are skipped (and said so).
+MAX_DIR_ENTRIES = 100_000
+#: Bytes read at a time.
+CHUNK_BYTES = 1024 * 1024
 
 
 def is_binary(data: bytes) -> bool:
     return b"\x00" in data[:SNIFF_BYTES]
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def open_regular(path: Path, shown: str) -> tuple[int, int]:
+    """Open a regular file for reading; returns (fd, size).
+
+    ``O_NONBLOCK`` keeps ``open()`` of a named pipe from waiting for a writer;
+    ``fstat`` on the open descriptor then refuses anything that is not a
+    regular file (no race with a file swapped in between).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ToolError(f"file not found: {shown}") from None
+    except IsADirectoryError:
+        raise ToolError(f"{shown} is a directory") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ToolError(f"{shown} is {_kind(info.st_mode)}; only regular files can be read")
+    return fd, info.st_size
+
+
+def read_bounded(fd: int, limit: int, stop: CallStop) -> bytes:
+    """Up to ``limit`` bytes from ``fd``, a chunk at a time, polling ``stop``."""
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        stop.check()
+        chunk = os.read(fd, min(CHUNK_BYTES, limit - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def refuse_vcs(ctx: ToolContext, path: Path, shown: str) -> None:
@@ -25,13 +85,18 @@ def refuse_vcs(ctx: ToolContext, path: Path, shown: str) -> None:
         raise ToolError(f"refusing to modify {shown}: version-control internals are off limits")
 
 
-def read_text(ctx: ToolContext, path: Path, shown: str) -> str:
-    """A file's text for editing (UTF-8, line endings preserved)."""
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory")
-    if not path.exists():
-        raise ToolError(f"file not found: {shown}")
-    data = path.read_bytes()
+def read_text(path: Path, shown: str, stop: CallStop) -> str:
+    """A file's text for editing (UTF-8, line endings preserved), at most MAX_EDIT_BYTES."""
+    fd, size = open_regular(path, shown)
+    try:
+        if size > MAX_EDIT_BYTES:
+            raise ToolError(
+                f"{shown} is {size} bytes; edits work on files up to {MAX_EDIT_BYTES // (1024 * 1024)} MiB "
+                "(use bash, e.g. sed, for larger ones)"
+            )
+        data = read_bounded(fd, MAX_EDIT_BYTES + 1, stop)
+    finally:
+        os.close(fd)
     if is_binary(data):
         raise ToolError(f"{shown} is a binary file")
     try:
@@ -40,27 +105,99 @@ def read_text(ctx: ToolContext, path: Path, shown: str) -> str:
         raise ToolError(f"{shown} is not UTF-8 text") from None
 
 
-def write_text(path: Path, text: str) -> int:
-    """Write ``text`` as UTF-8 (creating parent directories); returns bytes written."""
+def write_text(path: Path, text: str, shown: str | None = None) -> int:
+    """Write ``text`` as UTF-8 (creating parent directories); returns bytes written.
+
+    Only a regular file is written (or created): opening a named pipe for
+    writing would wait for a reader.
+    """
     data = text.encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        if not stat.S_ISREG(mode):
+            raise ToolError(f"{shown or path.name} is {_kind(mode)}; only regular files can be written")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ToolError(f"{shown or path.name} is {_kind(mode)}; only regular files can be written")
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     return len(data)
 
 
-def walk_files(ctx: ToolContext, base: Path) -> Iterator[Path]:
-    """Files under ``base`` (or ``base`` itself), skipping VCS directories and
-    anything (a symlink) that resolves outside the worktree."""
-    if base.is_file():
-        yield base
-        return
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            candidate = Path(dirpath) / name
-            if candidate.is_symlink():
+class Walk:
+    """The regular files under ``base`` (or ``base`` itself), in name order,
+    depth first, for glob and grep.
+
+    Skips VCS directories, anything that is not a regular file (pipes,
+    sockets, devices) and symlinks that resolve outside the worktree or to a
+    directory (symlinked directories are never descended into). Polls
+    ``stop`` at every entry. A directory with more than ``max_dir_entries``
+    entries is only partly looked at; :attr:`truncated` says so afterwards.
+    """
+
+    def __init__(
+        self, ctx: ToolContext, base: Path, stop: CallStop, *, max_dir_entries: int = MAX_DIR_ENTRIES
+    ) -> None:
+        self.ctx = ctx
+        self.base = base
+        self.stop = stop
+        self.max_dir_entries = max_dir_entries
+        self.truncated = False
+
+    def _regular_link(self, entry: os.DirEntry[str]) -> bool:
+        try:
+            self.ctx.resolve(entry.path)
+            return stat.S_ISREG(os.stat(entry.path).st_mode)
+        except (ToolError, OSError):
+            return False
+
+    def _entries(self, directory: str) -> list[os.DirEntry[str]]:
+        found: list[os.DirEntry[str]] = []
+        with os.scandir(directory) as it:
+            for entry in it:
+                if len(found) % 256 == 0:
+                    self.stop.check()
+                if len(found) >= self.max_dir_entries:
+                    self.truncated = True
+                    break
+                found.append(entry)
+        found.sort(key=lambda e: e.name)
+        return found
+
+    def __iter__(self) -> Iterator[Path]:
+        try:
+            mode = os.stat(self.base).st_mode
+        except OSError:
+            return
+        if not stat.S_ISDIR(mode):
+            if stat.S_ISREG(mode):
+                yield self.base
+            return
+        stack = [str(self.base)]
+        while stack:
+            self.stop.check()
+            try:
+                entries = self._entries(stack.pop())
+            except OSError:
+                continue
+            subdirs: list[str] = []
+            for entry in entries:
+                self.stop.check()
                 try:
-                    ctx.resolve(str(candidate))
-                except ToolError:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name not in SKIP_DIRS:
+                            subdirs.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False) or (entry.is_symlink() and self._regular_link(entry)):
+                        yield Path(entry.path)
+                except OSError:
                     continue
-            yield candidate
+            stack.extend(reversed(subdirs))

@@ -5,17 +5,22 @@
 * ``timeout`` defaults to 120 s, at most 600 s.
 * The command runs in its own session and process group
   (``start_new_session=True``). When it times out, when the call is
-  cancelled, and also when it finishes, the **whole process group** is
-  killed: a command cannot leave processes behind, and a background child
-  holding the output pipe cannot hang the call.
+  cancelled (also while the process is still being started), and also when
+  it finishes, the **whole process group** is killed with SIGKILL (a command
+  that ignores SIGTERM changes nothing), and the call returns once no
+  process of the group runs any more: a command cannot leave processes
+  behind, and a background child holding the output pipe cannot hang the
+  call. (A killed child may stay a zombie for a while: it is reaped by
+  whoever inherits it, often PID 1, and it runs nothing.)
 * The environment is the service's with secrets removed
   (:func:`swarmd.plugins.runtime.env.scrub_environment`).
 * Output (stdout and stderr interleaved) is kept within ``output_limit``
   characters: the head and the tail survive, the middle is cut with a note,
   because build and test failures are reported at the end.
 
-This confines where a command *starts*, not what it may do: bash is not a
-sandbox. Run the executor in a container (the Kubernetes executor does) when
+A process that leaves the group (``setsid``) is out of reach: it is not
+killed, only kept from hanging the call. This confines where a command
+*starts*, not what it may do: bash is not a sandbox. Run the executor in a container (the Kubernetes executor does) when
 that matters.
 """
 
@@ -28,7 +33,7 @@ import signal
 from typing import Any, ClassVar
 
 from swarmd.plugins.runtime.env import scrub_environment
-from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult
+from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult, run_blocking
 
 __all__ = ["BashTool", "kill_process_group"]
 
@@ -39,12 +44,55 @@ OUTPUT_LIMIT = 6000
 CAPTURE_BYTES = 256 * 1024
 #: After the shell exits, how long to wait for background children to close the pipe.
 DRAIN_GRACE_SECS = 0.5
+#: Beyond the command's own timeout, what killing it and collecting its output may take.
+CLEANUP_SECS = 15.0
+#: How long to wait for the killed group's processes to be gone.
+KILL_WAIT_SECS = 5.0
 
 
 def kill_process_group(pgid: int) -> None:
     """SIGKILL every process in the group; quiet when it is already gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies do not count).
+
+    ``killpg(pgid, 0)`` also succeeds while only zombies are left, so on
+    Linux the group's members are looked up in ``/proc``.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+async def _group_gone(pgid: int) -> None:
+    """Wait (at most KILL_WAIT_SECS) until no process of the killed group runs."""
+    delay = 0.005
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_WAIT_SECS):
+            # Reading /proc takes a while when many processes run: not on the event loop.
+            while await run_blocking(lambda stop: group_running(pgid)):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
 
 class _Capture:
@@ -114,6 +162,44 @@ async def _drain(stream: asyncio.StreamReader, capture: _Capture) -> None:
         capture.add(chunk)
 
 
+async def _start(command: str, cwd: Any, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``bash -c command`` in a new session.
+
+    A cancellation that arrives while asyncio is still setting the process
+    up would leave it running (asyncio then kills the shell alone, not what
+    it started): the start is shielded, and a cancelled one is finished,
+    killed as a group and reaped before the cancellation goes on.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "/bin/bash",
+            "-c",
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            proc = await starting
+            kill_process_group(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            async with asyncio.timeout(KILL_WAIT_SECS):
+                await _exited(proc)
+            await _group_gone(proc.pid)
+            _close_pipes(proc)
+        raise
+    except OSError as exc:
+        raise ToolError(f"cannot start bash: {exc}") from None
+
+
 class BashTool(Tool):
     name = "bash"
     description = (
@@ -141,26 +227,17 @@ class BashTool(Tool):
     #: Characters of output returned to the model.
     output_limit: ClassVar[int] = OUTPUT_LIMIT
 
+    def timeout_secs(self, args: dict[str, Any], default: float) -> float:
+        # The command's own timeout governs; the toolbox only stops a call whose cleanup hangs.
+        return float(args.get("timeout", DEFAULT_TIMEOUT_SECS)) + CLEANUP_SECS
+
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         cwd = ctx.resolve(args.get("cwd") or ".", must_exist=True)
         if not cwd.is_dir():
             raise ToolError(f"cwd {ctx.relative(cwd)} is not a directory")
         timeout = float(args.get("timeout", DEFAULT_TIMEOUT_SECS))
         env = dict(ctx.env) if ctx.env else scrub_environment(os.environ)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/bash",
-                "-c",
-                args["command"],
-                cwd=cwd,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ToolError(f"cannot start bash: {exc}") from None
+        proc = await _start(args["command"], cwd, env)
         assert proc.stdout is not None
         capture = _Capture()
         reader = asyncio.create_task(_drain(proc.stdout, capture))
@@ -182,8 +259,9 @@ class BashTool(Tool):
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5.0):
+                async with asyncio.timeout(KILL_WAIT_SECS):
                     await _exited(proc)
+            await _group_gone(proc.pid)
             if not reader.done():
                 # The group is dead, so the pipe normally closes at once.
                 with contextlib.suppress(TimeoutError):

@@ -3,6 +3,12 @@
 Every path goes through :meth:`ToolContext.resolve`, so ``..``, absolute
 paths and symlinks that lead outside the worktree are refused. Paths shown
 to the model are relative to the worktree.
+
+The file system work of each call runs off the event loop
+(:func:`~swarmd.plugins.tool.run_blocking`) and is bounded: only regular
+files are opened (a named pipe or a device is refused, never waited on),
+read pages through a file of any size (see :mod:`._reading`), edits load at
+most ``MAX_EDIT_BYTES``, and list looks at ``ListTool.max_scan`` entries at most.
 """
 
 from __future__ import annotations
@@ -11,14 +17,26 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult
-from swarmd.plugins.tools._common import SKIP_DIRS, is_binary, read_text, refuse_vcs, write_text
+from swarmd.plugins.tool import CallStop, Tool, ToolContext, ToolError, ToolResult, run_blocking
+from swarmd.plugins.tools._common import (
+    SKIP_DIRS,
+    SNIFF_BYTES,
+    is_binary,
+    open_regular,
+    read_bounded,
+    read_text,
+    refuse_vcs,
+    write_text,
+)
+from swarmd.plugins.tools._reading import read_window
 
 __all__ = ["EditTool", "ListTool", "MultiEditTool", "ReadTool", "WriteTool", "apply_edit"]
 
 DEFAULT_READ_LINES = 2000
 MAX_LINE_CHARS = 2000
 MAX_LIST_ENTRIES = 1000
+#: Entries of a directory list looks at (sorting needs them all in memory).
+MAX_LIST_SCAN = 100_000
 
 _PATH = {"type": "string", "minLength": 1, "description": "File path relative to the working directory."}
 
@@ -43,30 +61,35 @@ class ReadTool(Tool):
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         path = ctx.resolve(args["path"], must_exist=True)
-        shown = ctx.relative(path)
+        return await run_blocking(self._read, path, ctx.relative(path), args.get("offset", 1), args.get("limit", DEFAULT_READ_LINES))
+
+    @staticmethod
+    def _read(stop: CallStop, path: Path, shown: str, offset: int, limit: int) -> ToolResult:
         if path.is_dir():
             raise ToolError(f"{shown} is a directory; use the list tool")
-        data = path.read_bytes()
-        if is_binary(data):
-            raise ToolError(f"{shown} is a binary file ({len(data)} bytes)")
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        offset = args.get("offset", 1)
-        limit = args.get("limit", DEFAULT_READ_LINES)
-        total = len(lines)
-        if total == 0:
+        fd, size = open_regular(path, shown)
+        try:
+            start = read_bounded(fd, SNIFF_BYTES, stop)
+            if is_binary(start):
+                raise ToolError(f"{shown} is a binary file ({size} bytes)")
+            window = read_window(fd, start, offset, limit, stop, shown=shown, size=size, max_line_bytes=MAX_LINE_CHARS * 4)
+        finally:
+            os.close(fd)
+        if window.total == 0:
             return ToolResult(f"{shown} is empty", metadata={"lines": 0})
-        if offset > total:
-            raise ToolError(f"offset {offset} is past the end of {shown} ({total} lines)")
-        chunk = lines[offset - 1 : offset - 1 + limit]
+        if not window.lines:
+            raise ToolError(f"offset {offset} is past the end of {shown} ({window.total} lines)")
         out = []
-        for number, line in enumerate(chunk, start=offset):
-            if len(line) > MAX_LINE_CHARS:
+        for number, (line, cut) in enumerate(window.lines, start=offset):
+            if cut or len(line) > MAX_LINE_CHARS:
                 line = line[:MAX_LINE_CHARS] + f"... [line cut at {MAX_LINE_CHARS} chars]"
             out.append(f"{number:>6}\t{line}")
-        last = offset + len(chunk) - 1
-        if offset > 1 or last < total:
-            out.append(f"\n(lines {offset}-{last} of {total}; use offset/limit to read more)")
-        return ToolResult("\n".join(out), metadata={"lines": total})
+        last = offset + len(window.lines) - 1
+        of = f"of {window.total}" if window.total is not None else f"of more; the file is {size} bytes"
+        if offset > 1 or window.total is None or last < window.total:
+            capped = ", as much as one call returns" if window.full else ""
+            out.append(f"\n(lines {offset}-{last} {of}{capped}; use offset/limit to read more)")
+        return ToolResult("\n".join(out), metadata={"lines": window.total})
 
 
 class WriteTool(Tool):
@@ -83,10 +106,14 @@ class WriteTool(Tool):
         path = ctx.resolve(args["path"])
         shown = ctx.relative(path)
         refuse_vcs(ctx, path, shown)
+        return await run_blocking(self._write, path, shown, args["content"])
+
+    @staticmethod
+    def _write(stop: CallStop, path: Path, shown: str, content: str) -> ToolResult:
         if path.is_dir():
             raise ToolError(f"{shown} is a directory")
         existed = path.exists()
-        size = write_text(path, args["content"])
+        size = write_text(path, content, shown)
         verb = "Overwrote" if existed else "Created"
         return ToolResult(f"{verb} {shown} ({size} bytes)", metadata={"path": shown, "bytes": size})
 
@@ -147,9 +174,16 @@ class EditTool(Tool):
         path = ctx.resolve(args["path"])
         shown = ctx.relative(path)
         refuse_vcs(ctx, path, shown)
-        text = read_text(ctx, path, shown)
+        return await run_blocking(self._edit, path, shown, args)
+
+    @staticmethod
+    def _edit(stop: CallStop, path: Path, shown: str, args: dict[str, Any]) -> ToolResult:
+        if path.is_dir():
+            raise ToolError(f"{shown} is a directory")
+        text = read_text(path, shown, stop)
         new_text, n = apply_edit(text, args["old_string"], args["new_string"], args.get("replace_all", False), shown)
-        write_text(path, new_text)
+        stop.check()
+        write_text(path, new_text, shown)
         return ToolResult(f"Edited {shown}: {n} replacement{'s' if n != 1 else ''}", metadata={"path": shown})
 
 
@@ -178,6 +212,10 @@ class MultiEditTool(Tool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        return await run_blocking(self._apply, ctx, args)
+
+    @staticmethod
+    def _apply(stop: CallStop, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         originals: dict[Path, str] = {}
         staged: dict[Path, str] = {}
         for index, edit in enumerate(args["edits"], start=1):
@@ -185,19 +223,24 @@ class MultiEditTool(Tool):
             shown = ctx.relative(path)
             try:
                 refuse_vcs(ctx, path, shown)
+                if path.is_dir():
+                    raise ToolError(f"{shown} is a directory")
                 if path not in staged:
-                    originals[path] = staged[path] = read_text(ctx, path, shown)
+                    originals[path] = staged[path] = read_text(path, shown, stop)
                 staged[path], _ = apply_edit(
                     staged[path], edit["old_string"], edit["new_string"], edit.get("replace_all", False), shown
                 )
             except ToolError as exc:
                 raise ToolError(f"edit {index} of {len(args['edits'])} failed, nothing was changed: {exc}") from None
+        # Past this point the edits are written whole, even when the call is being
+        # stopped: a half-applied multiedit is the one outcome it must not have.
+        stop.check()
         written: list[Path] = []
         try:
             for path, text in staged.items():
-                write_text(path, text)
+                write_text(path, text, ctx.relative(path))
                 written.append(path)
-        except OSError as exc:
+        except (OSError, ToolError) as exc:
             failed = ctx.relative(path)
             for done in written:  # put back what was already written
                 write_text(done, originals[done])
@@ -215,15 +258,26 @@ class ListTool(Tool):
         "additionalProperties": False,
     }
     read_only = True
+    #: Entries of the directory looked at.
+    max_scan: ClassVar[int] = MAX_LIST_SCAN
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         path = ctx.resolve(args.get("path") or ".", must_exist=True)
-        shown = ctx.relative(path)
+        return await run_blocking(self._list, path, ctx.relative(path), self.max_scan)
+
+    @staticmethod
+    def _list(stop: CallStop, path: Path, shown: str, max_scan: int) -> ToolResult:
         if not path.is_dir():
             raise ToolError(f"{shown} is not a directory")
-        entries = []
+        entries: list[str] = []
+        scanned_all = True
         with os.scandir(path) as it:
             for entry in it:
+                if len(entries) % 256 == 0:
+                    stop.check()
+                if len(entries) >= max_scan:
+                    scanned_all = False
+                    break
                 if entry.name in SKIP_DIRS:
                     continue
                 if entry.is_symlink():
@@ -236,5 +290,8 @@ class ListTool(Tool):
         total = len(entries)
         if total == 0:
             return ToolResult(f"{shown}/ is empty")
+        counted = f"{total} entries" if scanned_all else f"more than {max_scan} entries, the first {total} looked at"
         more = f"\n... and {total - MAX_LIST_ENTRIES} more" if total > MAX_LIST_ENTRIES else ""
-        return ToolResult(f"{shown}/ ({total} entries)\n" + "\n".join(entries[:MAX_LIST_ENTRIES]) + more)
+        if not scanned_all:
+            more += "; use glob with a pattern to find names in a directory this large"
+        return ToolResult(f"{shown}/ ({counted})\n" + "\n".join(entries[:MAX_LIST_ENTRIES]) + more)

@@ -1,21 +1,33 @@
-"""Search tools: glob and grep, in pure Python.
+"""Search tools: glob and grep.
 
-Both walk the worktree without following symlinks, skip ``.git`` and never
-report a file that resolves outside the worktree. The walk runs in a worker
-thread (so a large tree does not stall the event loop) and stops early when
-the call is cancelled.
+Both walk the worktree (:class:`~swarmd.plugins.tools._common.Walk`) without
+following symlinks, skip ``.git`` and anything that is not a regular file,
+and never report a file that resolves outside the worktree. The walk runs
+off the event loop (:func:`~swarmd.plugins.tool.run_blocking`) and stops at
+the call's deadline or when the call is cancelled.
+
+Patterns (grep's, and globs translated to regular expressions) are matched
+with time limits and without holding the GIL; see :mod:`._matching`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-import threading
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult
-from swarmd.plugins.tools._common import SNIFF_BYTES, is_binary, walk_files
+import regex
+
+from swarmd.plugins.tool import CallStop, Tool, ToolContext, ToolError, ToolResult, run_blocking
+from swarmd.plugins.tools._common import (
+    MAX_DIR_ENTRIES,
+    SNIFF_BYTES,
+    Walk,
+    is_binary,
+    open_regular,
+    read_bounded,
+)
+from swarmd.plugins.tools._matching import MATCH_TIMEOUT_SECS, LineSearch, matches
 
 __all__ = ["GlobTool", "GrepTool", "glob_to_regex"]
 
@@ -36,7 +48,7 @@ def _segment(seg: str) -> str:
         elif c == "[":
             j = seg.find("]", i + 2 if i + 1 < n and seg[i + 1] in "!^" else i + 1)
             if j == -1:
-                out.append(re.escape(c))
+                out.append(regex.escape(c))
             else:
                 body = seg[i + 1 : j]
                 if body.startswith("!"):
@@ -46,20 +58,22 @@ def _segment(seg: str) -> str:
         elif c == "{":
             j = seg.find("}", i)
             if j == -1:
-                out.append(re.escape(c))
+                out.append(regex.escape(c))
             else:
                 out.append("(?:" + "|".join(_segment(alt) for alt in seg[i + 1 : j].split(",")) + ")")
                 i = j
         else:
-            out.append(re.escape(c))
+            out.append(regex.escape(c))
         i += 1
     return "".join(out)
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
+def glob_to_regex(pattern: str) -> regex.Pattern[str]:
     """Compile a glob (``*``, ``?``, ``[...]``, ``{a,b}``, ``**`` for any
     number of directories) matched against a whole relative POSIX path."""
     parts = pattern.strip("/").split("/")
+    # Consecutive ``**`` mean what one does; each would add a nested repetition.
+    parts = [seg for i, seg in enumerate(parts) if not (seg == "**" and i and parts[i - 1] == "**")]
     out = ""
     for index, seg in enumerate(parts):
         last = index == len(parts) - 1
@@ -67,7 +81,10 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
             out += ".*" if last else "(?:[^/]*/)*"
         else:
             out += _segment(seg) + ("" if last else "/")
-    return re.compile(out + r"\Z")
+    try:
+        return regex.compile(out + r"\Z", regex.V0)
+    except regex.error as exc:
+        raise ToolError(f"invalid glob pattern {pattern!r}: {exc}") from None
 
 
 def _check_pattern(pattern: str) -> None:
@@ -75,14 +92,6 @@ def _check_pattern(pattern: str) -> None:
         raise ToolError("pattern must be relative to the search path (no leading '/')")
     if ".." in PurePosixPath(pattern).parts:
         raise ToolError("pattern must not contain '..'")
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    stop = threading.Event()
-    try:
-        return await asyncio.to_thread(fn, stop, *args)
-    finally:
-        stop.set()
 
 
 class GlobTool(Tool):
@@ -102,6 +111,10 @@ class GlobTool(Tool):
         "additionalProperties": False,
     }
     read_only = True
+    #: Longest the match of one path may take.
+    match_timeout_secs: ClassVar[float] = MATCH_TIMEOUT_SECS
+    #: Entries of one directory the walk looks at.
+    max_dir_entries: ClassVar[int] = MAX_DIR_ENTRIES
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         pattern = args["pattern"]
@@ -110,25 +123,27 @@ class GlobTool(Tool):
         if not base.is_dir():
             raise ToolError(f"{ctx.relative(base)} is not a directory")
         limit = args.get("limit", 200)
-        regex = glob_to_regex(pattern)
+        compiled = glob_to_regex(pattern)
+        cap = self.match_timeout_secs
 
-        def search(stop: threading.Event) -> tuple[list[str], int]:
+        def search(stop: CallStop) -> tuple[list[str], int, bool]:
             found: list[str] = []
             total = 0
-            for file in walk_files(ctx, base):
-                if stop.is_set():
-                    break
-                if regex.match(file.relative_to(base).as_posix()):
+            walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
+            for file in walk:
+                rel = file.relative_to(base).as_posix()
+                if matches(compiled, rel, stop, cap, search=False, what=f"the path {rel}"):
                     total += 1
                     if len(found) < limit:
                         found.append(ctx.relative(file))
-            return found, total
+            return found, total, walk.truncated
 
-        found, total = await _in_thread(search)
+        found, total, truncated = await run_blocking(search)
+        note = _TRUNCATED if truncated else ""
         if not found:
-            return ToolResult(f"No files match {pattern!r} under {ctx.relative(base)}")
+            return ToolResult(f"No files match {pattern!r} under {ctx.relative(base)}{note}")
         more = f"\n(showing {len(found)} of {total}; narrow the pattern or raise limit)" if total > len(found) else ""
-        return ToolResult("\n".join(found) + more, metadata={"matches": total})
+        return ToolResult("\n".join(found) + more + note, metadata={"matches": total})
 
 
 class GrepTool(Tool):
@@ -150,12 +165,14 @@ class GrepTool(Tool):
         "additionalProperties": False,
     }
     read_only = True
+    #: Longest the search of one line may take.
+    match_timeout_secs: ClassVar[float] = MATCH_TIMEOUT_SECS
+    #: Entries of one directory the walk looks at.
+    max_dir_entries: ClassVar[int] = MAX_DIR_ENTRIES
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        try:
-            regex = re.compile(args["pattern"], re.IGNORECASE if args.get("case_insensitive") else 0)
-        except re.error as exc:
-            raise ToolError(f"invalid regular expression {args['pattern']!r}: {exc}") from None
+        flags = regex.IGNORECASE if args.get("case_insensitive") else 0
+        finder = LineSearch(args["pattern"], flags, self.match_timeout_secs)
         base = ctx.resolve(args.get("path") or ".", must_exist=True)
         include: str = args.get("include") or ""
         include_re = None
@@ -165,41 +182,60 @@ class GrepTool(Tool):
         limit = args.get("limit", 100)
         root = base if base.is_dir() else base.parent
 
-        def wanted(file: Path) -> bool:
+        cap = self.match_timeout_secs
+
+        def wanted(file: Path, stop: CallStop) -> bool:
             if include_re is None:
                 return True
             rel = file.relative_to(root).as_posix()
-            return bool(include_re.match(rel if "/" in include else file.name))
+            name = rel if "/" in include else file.name
+            return matches(include_re, name, stop, cap, search=False, what=rel) is not None
 
-        def search(stop: threading.Event) -> tuple[list[str], int, int]:
+        def search(stop: CallStop) -> tuple[list[str], int, int, bool]:
             hits: list[str] = []
             total = files = 0
-            for file in walk_files(ctx, base):
-                if stop.is_set():
-                    break
-                if not wanted(file):
+            walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
+            for file in walk:
+                if not wanted(file, stop):
                     continue
-                try:
-                    if file.stat().st_size > MAX_GREP_FILE_BYTES:
-                        continue
-                    data = file.read_bytes()
-                except OSError:
-                    continue
-                if is_binary(data[:SNIFF_BYTES]):
+                data = _grep_bytes(file, stop)
+                if data is None:
                     continue
                 files += 1
                 shown = ctx.relative(file)
-                for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-                    if regex.search(line):
-                        total += 1
-                        if len(hits) < limit:
-                            if len(line) > MAX_MATCH_LINE_CHARS:
-                                line = line[:MAX_MATCH_LINE_CHARS] + "..."
-                            hits.append(f"{shown}:{number}: {line}")
-            return hits, total, files
+                for number, line in finder.lines(data.decode("utf-8", errors="replace"), stop, shown):
+                    total += 1
+                    if len(hits) < limit:
+                        if len(line) > MAX_MATCH_LINE_CHARS:
+                            line = line[:MAX_MATCH_LINE_CHARS] + "..."
+                        hits.append(f"{shown}:{number}: {line}")
+            return hits, total, files, walk.truncated
 
-        hits, total, files = await _in_thread(search)
+        hits, total, files, truncated = await run_blocking(search)
+        note = _TRUNCATED if truncated else ""
         if not hits:
-            return ToolResult(f"No matches for {args['pattern']!r} in {files} file(s)")
+            return ToolResult(f"No matches for {args['pattern']!r} in {files} file(s){note}")
         more = f"\n(showing {len(hits)} of {total} matches; narrow the search or raise limit)" if total > len(hits) else ""
-        return ToolResult("\n".join(hits) + more, metadata={"matches": total})
+        return ToolResult("\n".join(hits) + more + note, metadata={"matches": total})
+
+
+_TRUNCATED = "\n(some directories have too many entries and were only partly searched)"
+
+
+def _grep_bytes(file: Path, stop: CallStop) -> bytes | None:
+    """A text file's bytes, or None for one grep skips (too large, binary, unreadable)."""
+    try:
+        fd, size = open_regular(file, file.name)
+    except (ToolError, OSError):
+        return None
+    try:
+        if size > MAX_GREP_FILE_BYTES:
+            return None
+        data = read_bounded(fd, MAX_GREP_FILE_BYTES + 1, stop)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_GREP_FILE_BYTES or is_binary(data[:SNIFF_BYTES]):
+        return None
+    return data

@@ -18,6 +18,8 @@ __all__ = ["SwarmShareTool"]
 
 DEFAULT_WAIT_SECS = 60
 MAX_WAIT_SECS = 600
+#: Beyond a wait's own timeout, how long the toolbox lets the call run.
+WAIT_GRACE_SECS = 10.0
 
 
 def _requires(action: str, *fields: str) -> dict[str, Any]:
@@ -61,6 +63,12 @@ class SwarmShareTool(Tool):
     read_only = True
     #: The runtime must provide these ``ctx.services`` for the tool to be offered.
     requires_services: ClassVar[tuple[str, ...]] = ("share",)
+
+    def timeout_secs(self, args: dict[str, Any], default: float) -> float:
+        # A wait may block as long as it asks for; its own "timed out" answer should come first.
+        if args.get("action") == "wait":
+            return max(default, float(args.get("timeout_secs", DEFAULT_WAIT_SECS)) + WAIT_GRACE_SECS)
+        return default
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         share = ctx.services.get("share")

@@ -14,8 +14,9 @@ from swarmd.plugins.manager import Plugins
 from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings
-from swarmd.services.errors import InvalidArgument, ResourceExhausted, grpc_errors
+from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, grpc_errors
 from swarmd.services.executor.model_check import check_model
+from swarmd.services.executor.streams import AttemptStreams
 from swarmd.services.telemetry import swarmd_version
 from swarmd.v1 import executor_pb2, executor_pb2_grpc
 
@@ -42,20 +43,25 @@ def validate_request(request: executor_pb2.ExecuteSubTaskRequest) -> None:
         )
     if request.attempt < 0:
         raise InvalidArgument("attempt must not be negative")
+    if request.heartbeat_interval_ms < 0 or request.reattach_window_ms < 0:
+        raise InvalidArgument("heartbeat_interval_ms and reattach_window_ms must not be negative")
     if not request.config.model:
         raise InvalidArgument("config.model is required (e.g. openai/gpt-4o or replay/cassette.jsonl)")
 
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
-    """Routes requests to executor plugins and tracks what runs where."""
+    """Routes requests to executor plugins and tracks what runs where.
+
+    Attempts run detached from their RPCs (:mod:`.streams`), so a broken
+    stream can be picked up again with AttachSubTask.
+    """
 
     def __init__(self, settings: ExecutorSettings, context: ExecutorContext) -> None:
         self._settings = settings
         self._context = context
         self._executors: dict[str, Executor] = {}
         self._lock = asyncio.Lock()
-        # (swarm_id, subtask_id) -> executor running it
-        self._running: dict[tuple[str, str], Executor] = {}
+        self._streams = AttemptStreams()
         self._closed = False
 
     @property
@@ -74,7 +80,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
             return self._executors[name]
 
     def in_flight(self) -> int:
-        return len(self._running)
+        return self._streams.running()
+
+    def _heartbeat_secs(self, interval_ms: int) -> float:
+        return interval_ms / 1000 if interval_ms > 0 else self._settings.heartbeat_interval_secs
 
     @grpc_errors
     async def ExecuteSubTask(
@@ -85,17 +94,27 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         cap = self._settings.capacity
         if cap and self.in_flight() >= cap:
             raise ResourceExhausted(f"executor service is at capacity ({cap} sub-agents running)")
-        key = (request.swarm_id, request.subtask.id)
-        self._running[key] = executor
-        stream = executor.submit(request)
-        try:
-            async for message in stream:
-                yield message
-        finally:
-            self._running.pop(key, None)
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        record = await self._streams.start(request, executor, window_secs=request.reattach_window_ms / 1000)
+        async for message in self._streams.follow(record, 0, self._heartbeat_secs(request.heartbeat_interval_ms)):
+            yield message
+
+    @grpc_errors
+    async def AttachSubTask(
+        self, request: executor_pb2.AttachSubTaskRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[executor_pb2.AttachSubTaskResponse]:
+        if not _ID.match(request.swarm_id) or not _ID.match(request.subtask_id):
+            raise InvalidArgument("swarm_id and subtask_id must be valid ids ([A-Za-z0-9._-], 1-128 chars)")
+        if request.after_sequence < 0 or request.heartbeat_interval_ms < 0:
+            raise InvalidArgument("after_sequence and heartbeat_interval_ms must not be negative")
+        record = self._streams.get(request.swarm_id, request.subtask_id)
+        if record is None or record.attempt != request.attempt:
+            raise NotFound(
+                f"attempt {request.attempt} of subtask {request.subtask_id} of swarm {request.swarm_id} "
+                "is not running on this executor"
+            )
+        heartbeat_secs = self._heartbeat_secs(request.heartbeat_interval_ms)
+        async for message in self._streams.follow(record, request.after_sequence, heartbeat_secs):
+            yield executor_pb2.AttachSubTaskResponse(message=message)
 
     @grpc_errors
     async def CancelSubTask(
@@ -103,10 +122,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     ) -> executor_pb2.ExecutorServiceCancelSubTaskResponse:
         if not request.swarm_id or not request.subtask_id:
             raise InvalidArgument("swarm_id and subtask_id are required")
-        executor = self._running.get((request.swarm_id, request.subtask_id))
+        record = self._streams.get(request.swarm_id, request.subtask_id)
         cancelled = False
-        if executor is not None:
-            cancelled = await executor.cancel(request.swarm_id, request.subtask_id, request.reason)
+        if record is not None and not record.finished:
+            cancelled = await record.executor.cancel(request.swarm_id, request.subtask_id, request.reason)
         return executor_pb2.ExecutorServiceCancelSubTaskResponse(cancelled=cancelled)
 
     @grpc_errors
@@ -142,6 +161,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         if self._closed:
             return
         self._closed = True
+        await self._streams.aclose()
         for name, executor in list(self._executors.items()):
             try:
                 await executor.aclose()

@@ -43,6 +43,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 
+from swarmd.plugins.executors.follow import FollowPolicy
 from swarmd.plugins.manager import Plugins
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import OrchestratorSettings
@@ -93,7 +94,14 @@ async def build_orchestrator(
         settings=settings,
         plugins=plugins,
         store=StoreClient(store_channel, settings.rpc_timeout_secs),
-        executor=ExecutorClient(executor_channel, settings.rpc_timeout_secs),
+        executor=ExecutorClient(
+            executor_channel,
+            settings.rpc_timeout_secs,
+            FollowPolicy(
+                heartbeat_secs=settings.heartbeat_interval_secs,
+                outage_secs=settings.executor_outage_secs,
+            ),
+        ),
         orchestrator_address=settings.advertise_address or "",
         tracer=host.telemetry.tracer,
         rng=rng,

@@ -195,6 +195,17 @@ class AttemptReporter:
             common_pb2.AgentComplete(subtask_id=self.sid, success=result.success, steps=steps),
         )
 
+    def on_notice(self, code: str, message: str) -> None:
+        """A warning event about the executor stream (reattached, waiting, lost)."""
+        if code == "executor_unavailable":
+            self.state.status_reason = "waiting for the executor to come back"
+        elif code == "executor_reattached":
+            self.state.status_reason = ""
+        self.run.writer.save_subtask(self.state)
+        self.run.log.emit(
+            "warning", common_pb2.SwarmWarning(code=code, message=message, subtask_id=self.sid)
+        )
+
     def retry_scheduled(self, next_attempt: int, delay_ms: float, reason: str) -> None:
         self.state.status_reason = f"retrying after a transient failure: {reason}"
         self.run.log.emit(

@@ -25,16 +25,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
-
-import grpc
 
 from swarmd.services.errors import SwarmdError
 from swarmd.services.orchestrator.peers import ExecutorClient
 from swarmd.services.orchestrator.retry import (
-    RETRYABLE_RPC_CODES,
     Backoff,
     classify_failure,
     is_transient_kind,
@@ -64,6 +61,11 @@ class DispatchHooks(Protocol):
     ) -> None: ...
 
     def retry_scheduled(self, next_attempt: int, delay_ms: float, reason: str) -> None: ...
+
+    def on_notice(self, code: str, message: str) -> None:
+        """The executor stream broke and was reattached, the executor is
+        unreachable and waited for, or it lost the attempt (see
+        :mod:`swarmd.plugins.executors.follow`)."""
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,8 @@ class SubtaskDispatch:
         deadline = (
             None if self._deadline is None else max(1.0, self._deadline - time.monotonic()) + 30.0
         )
-        call = self._executor.execute(request, timeout=deadline)
-        consume = asyncio.ensure_future(self._consume(call))
+        stream = self._executor.execute(request, timeout=deadline, notice=self._hooks.on_notice)
+        consume = asyncio.ensure_future(self._consume(stream))
         waiter = asyncio.ensure_future(self._cancel.wait())
         try:
             await asyncio.wait({consume, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -264,35 +266,26 @@ class SubtaskDispatch:
             waiter.cancel()
             if not consume.done():
                 consume.cancel()
-                call.cancel()
             await asyncio.gather(consume, waiter, return_exceptions=True)
 
-    async def _consume(self, call: grpc.aio.UnaryStreamCall) -> common_pb2.SubTaskResult:
-        result: common_pb2.SubTaskResult | None = None
+    async def _consume(
+        self, stream: AsyncIterator[executor_pb2.ExecuteSubTaskResponse]
+    ) -> common_pb2.SubTaskResult:
+        """Events go to the hooks; the result ends it (the stream always has one:
+        transport failures it could not ride out come as failed results)."""
         try:
-            async for message in call:
+            async for message in stream:
                 which = message.WhichOneof("payload")
                 if which == "event":
                     self._hooks.on_event(message.event)
                 elif which == "result":
-                    result = message.result
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code in RETRYABLE_RPC_CODES:
-                kind = common_pb2.FAILURE_KIND_TRANSIENT
-            elif code == grpc.StatusCode.CANCELLED:
-                kind = common_pb2.FAILURE_KIND_CANCELLED
-            else:
-                kind = common_pb2.FAILURE_KIND_PERMANENT
-            return _failure(
-                common_pb2.SUB_TASK_STATUS_FAILED,
-                kind,
-                f"executor call failed: {code.name}: {exc.details()}",
-            )
-        if result is None:
-            return _failure(
-                common_pb2.SUB_TASK_STATUS_FAILED,
-                common_pb2.FAILURE_KIND_TRANSIENT,
-                "the executor's stream ended without a result",
-            )
-        return result
+                    return message.result
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return _failure(
+            common_pb2.SUB_TASK_STATUS_FAILED,
+            common_pb2.FAILURE_KIND_TRANSIENT,
+            "the executor's stream ended without a result",
+        )

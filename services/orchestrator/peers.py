@@ -9,10 +9,11 @@ UNAVAILABLE all the way to the client). The channels come from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
+from swarmd.plugins.executors.follow import FollowPolicy, NoticeSink, follow_attempt
 from swarmd.services.errors import from_rpc_error
 from swarmd.v1 import (
     common_pb2,
@@ -96,17 +97,25 @@ class StoreClient:
 
 
 class ExecutorClient:
-    """ExecutorService: the streaming call is returned raw (the dispatcher
-    needs its status code to classify failures); the unary ones are wrapped."""
+    """ExecutorService: an attempt is followed across broken streams
+    (:func:`~swarmd.plugins.executors.follow.follow_attempt`, failures come
+    back as failed results); the unary calls are wrapped."""
 
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, timeout: float, policy: FollowPolicy | None = None
+    ) -> None:
         self.stub = executor_pb2_grpc.ExecutorServiceStub(channel)
         self.timeout = timeout
+        self.policy = policy or FollowPolicy()
 
     def execute(
-        self, request: executor_pb2.ExecuteSubTaskRequest, timeout: float | None
-    ) -> grpc.aio.UnaryStreamCall:
-        return self.stub.ExecuteSubTask(request, timeout=timeout)
+        self,
+        request: executor_pb2.ExecuteSubTaskRequest,
+        timeout: float | None,
+        notice: NoticeSink | None = None,
+    ) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        """The attempt's events, then its result (see ``follow_attempt``)."""
+        return follow_attempt(self.stub, request, self.policy, timeout=timeout, notice=notice)
 
     async def cancel(self, swarm_id: str, subtask_id: str, reason: str) -> bool:
         try:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swarmd.services.errors import grpc_errors
+from swarmd.services.errors import InvalidArgument, grpc_errors
+from swarmd.services.heartbeats import with_heartbeats
 from swarmd.services.orchestrator.orchestrator import Orchestrator
 from swarmd.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -48,8 +49,23 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def WatchSwarm(
         self, request: orchestrator_pb2.WatchSwarmRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.WatchSwarmResponse]:
-        async for event in self.orchestrator.watch(request):
-            yield orchestrator_pb2.WatchSwarmResponse(event=event)
+        if request.heartbeat_interval_ms < 0:
+            raise InvalidArgument("heartbeat_interval_ms must not be negative")
+        interval = (
+            request.heartbeat_interval_ms / 1000
+            if request.heartbeat_interval_ms
+            else self.orchestrator.settings.heartbeat_interval_secs
+        )
+        # Heartbeats while no event comes (a long model call), so a quiet
+        # watch still carries data; they are not part of the swarm's log.
+        async for reply in with_heartbeats(
+            self.orchestrator.watch(request),
+            interval,
+            wrap=lambda event: orchestrator_pb2.WatchSwarmResponse(event=event),
+            beat=lambda beat: orchestrator_pb2.WatchSwarmResponse(heartbeat=beat),
+            sequence=lambda event: event.sequence,
+        ):
+            yield reply
 
     @grpc_errors
     async def CancelSwarm(

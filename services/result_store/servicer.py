@@ -164,3 +164,19 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
             request.swarm_id, request.after_sequence, request.limit
         )
         return pb.ReadEventsResponse(events=events, last_sequence=last)
+
+    # -- blobs -----------------------------------------------------------
+
+    @grpc_errors
+    async def PutBlob(
+        self, request_iterator: AsyncIterator[pb.PutBlobRequest], context: Context
+    ) -> pb.PutBlobResponse:
+        return pb.PutBlobResponse(blob=await self.store.blobs.put(request_iterator))
+
+    @grpc_errors
+    async def GetBlob(
+        self, request: pb.GetBlobRequest, context: Context
+    ) -> AsyncIterator[pb.GetBlobResponse]:
+        async with aclosing(self.store.blobs.get(request.blob_id)) as parts:
+            async for part in parts:
+                yield part

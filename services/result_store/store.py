@@ -6,7 +6,9 @@ The parts share one :class:`~swarmd.services.result_store._db.Database`
 * :attr:`ResultStore.results` — shared results and wait-for-key;
 * :attr:`ResultStore.cache` — the LRU result cache;
 * :attr:`ResultStore.swarms` — durable swarm state;
-* :attr:`ResultStore.events` — the per-swarm event log.
+* :attr:`ResultStore.events` — the per-swarm event log;
+* :attr:`ResultStore.blobs` — content-addressed blobs (git bundles) in a
+  directory beside the database.
 
 A background sweeper deletes expired results and cache entries every
 ``sweep_interval_secs``; reads never depend on it (they filter expired rows
@@ -29,6 +31,7 @@ from types import TracebackType
 
 from swarmd.services.config import ResultStoreSettings
 from swarmd.services.result_store._db import Database
+from swarmd.services.result_store.blobs import BLOB_TTL_SECS, BlobStore
 from swarmd.services.result_store.cache import ResultCache
 from swarmd.services.result_store.events import EventLog
 from swarmd.services.result_store.results import SharedResults
@@ -45,6 +48,8 @@ class SweepReport:
 
     results: int
     cache_entries: int
+    #: Blobs older than a day (see :mod:`~swarmd.services.result_store.blobs`).
+    blobs: int = 0
 
 
 class ResultStore:
@@ -69,6 +74,7 @@ class ResultStore:
         )
         self.swarms = SwarmStates(self.db, clock)
         self.events = EventLog(self.db, clock)
+        self.blobs = BlobStore.beside(self.settings.db_path)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -91,6 +97,7 @@ class ResultStore:
         report = SweepReport(
             results=await self.results.delete_expired(),
             cache_entries=await self.cache.delete_expired(),
+            blobs=await asyncio.to_thread(self.blobs.delete_older_than, BLOB_TTL_SECS, self.clock()),
         )
         if report.results or report.cache_entries:
             await self.db.vacuum()
@@ -125,6 +132,7 @@ class ResultStore:
                 await self._sweeper
             self._sweeper = None
         self.results.waiters.close()
+        self.blobs.close()
         await self.db.close()
 
     async def __aenter__(self) -> ResultStore:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import process_running
 
 from swarmd.plugins import PathEscapeError, ToolContext, ToolError
 from swarmd.plugins.runtime.env import scrub_environment
@@ -28,23 +29,10 @@ def ctx(work: Path) -> ToolContext:
     return ToolContext(workdir=work.resolve(), env=scrub_environment(os.environ))
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); check its state.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 async def wait_gone(pids: list[int], timeout: float = 3.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
+        if not any(process_running(p) for p in pids):
             return True
         await asyncio.sleep(0.05)
     return False

@@ -30,7 +30,11 @@ test('a plan runs and its events stream in order', { skip: !address && 'SWARMD_A
       config: { model, repo_path: repo, request_delay_ms: 0 },
     });
     const swarmId = reply.swarm.id;
-    const events = await client.watch(swarmId);
+    // Heartbeats every millisecond without an event: they are interleaved
+    // with the events, and none of them is taken for one.
+    let heartbeats = 0;
+    const events = await client.watch(swarmId, { heartbeatIntervalMs: 1, onHeartbeat: () => { heartbeats += 1; } });
+    assert.ok(heartbeats > 0, 'the stream carried heartbeats');
     const sequences = events.map((e) => Number(e.sequence));
     assert.deepEqual(sequences, sequences.map((_, i) => i + 1));
     assert.equal(events.at(-1).kind, 'complete');

@@ -757,6 +757,16 @@ class SwarmWarning(_message.Message):
     subtask_id: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., subtask_id: _Optional[str] = ...) -> None: ...
 
+class StreamHeartbeat(_message.Message):
+    __slots__ = ("time", "last_sequence", "interval_ms")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    last_sequence: int
+    interval_ms: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., interval_ms: _Optional[int] = ...) -> None: ...
+
 class SwarmEvent(_message.Message):
     __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]

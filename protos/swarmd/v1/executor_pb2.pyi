@@ -38,7 +38,7 @@ class Workspace(_message.Message):
     def __init__(self, repo_path: _Optional[str] = ..., base_commit: _Optional[str] = ..., worktree: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., branch: _Optional[str] = ...) -> None: ...
 
 class ExecuteSubTaskRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask", "config", "attempt", "dependencies", "workspace", "orchestrator_address", "result_store_address", "max_tokens", "max_cost_usd", "cache_key")
+    __slots__ = ("swarm_id", "subtask", "config", "attempt", "dependencies", "workspace", "orchestrator_address", "result_store_address", "max_tokens", "max_cost_usd", "cache_key", "heartbeat_interval_ms", "reattach_window_ms")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class ExecuteSubTaskRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
     CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    REATTACH_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     subtask: _common_pb2.SubTask
     config: _common_pb2.SwarmConfig
@@ -61,15 +63,41 @@ class ExecuteSubTaskRequest(_message.Message):
     max_tokens: int
     max_cost_usd: float
     cache_key: str
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask: _Optional[_Union[_common_pb2.SubTask, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.SwarmConfig, _Mapping]] = ..., attempt: _Optional[int] = ..., dependencies: _Optional[_Iterable[_Union[DependencyResult, _Mapping]]] = ..., workspace: _Optional[_Union[Workspace, _Mapping]] = ..., orchestrator_address: _Optional[str] = ..., result_store_address: _Optional[str] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., cache_key: _Optional[str] = ...) -> None: ...
+    heartbeat_interval_ms: int
+    reattach_window_ms: int
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask: _Optional[_Union[_common_pb2.SubTask, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.SwarmConfig, _Mapping]] = ..., attempt: _Optional[int] = ..., dependencies: _Optional[_Iterable[_Union[DependencyResult, _Mapping]]] = ..., workspace: _Optional[_Union[Workspace, _Mapping]] = ..., orchestrator_address: _Optional[str] = ..., result_store_address: _Optional[str] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., cache_key: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., reattach_window_ms: _Optional[int] = ...) -> None: ...
+
+class AttachSubTaskRequest(_message.Message):
+    __slots__ = ("swarm_id", "subtask_id", "attempt", "after_sequence", "heartbeat_interval_ms")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    subtask_id: str
+    attempt: int
+    after_sequence: int
+    heartbeat_interval_ms: int
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., attempt: _Optional[int] = ..., after_sequence: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class ExecuteSubTaskResponse(_message.Message):
-    __slots__ = ("event", "result")
+    __slots__ = ("event", "result", "heartbeat", "sequence")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     event: _common_pb2.SwarmEvent
     result: _common_pb2.SubTaskResult
-    def __init__(self, event: _Optional[_Union[_common_pb2.SwarmEvent, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.SubTaskResult, _Mapping]] = ...) -> None: ...
+    heartbeat: _common_pb2.StreamHeartbeat
+    sequence: int
+    def __init__(self, event: _Optional[_Union[_common_pb2.SwarmEvent, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.SubTaskResult, _Mapping]] = ..., heartbeat: _Optional[_Union[_common_pb2.StreamHeartbeat, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class AttachSubTaskResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ExecuteSubTaskResponse
+    def __init__(self, message: _Optional[_Union[ExecuteSubTaskResponse, _Mapping]] = ...) -> None: ...
 
 class ExecutorServiceCancelSubTaskRequest(_message.Message):
     __slots__ = ("swarm_id", "subtask_id", "reason")

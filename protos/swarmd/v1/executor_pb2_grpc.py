@@ -28,8 +28,8 @@ if _version_not_supported:
 class ExecutorServiceStub:
     """Executes subtasks. Errors: INVALID_ARGUMENT for malformed requests or an
     unknown executor plugin name; RESOURCE_EXHAUSTED when the executor is at
-    capacity; NOT_FOUND when cancelling an unknown execution (only when
-    ignore_missing is false).
+    capacity; ALREADY_EXISTS when the same attempt is already running here;
+    NOT_FOUND when attaching to an attempt this executor does not have.
     """
 
     def __init__(self, channel):
@@ -42,6 +42,11 @@ class ExecutorServiceStub:
                 '/swarmd.v1.ExecutorService/ExecuteSubTask',
                 request_serializer=swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskResponse.FromString,
+                _registered_method=True)
+        self.AttachSubTask = channel.unary_stream(
+                '/swarmd.v1.ExecutorService/AttachSubTask',
+                request_serializer=swarmd_dot_v1_dot_executor__pb2.AttachSubTaskRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_executor__pb2.AttachSubTaskResponse.FromString,
                 _registered_method=True)
         self.CancelSubTask = channel.unary_unary(
                 '/swarmd.v1.ExecutorService/CancelSubTask',
@@ -63,14 +68,30 @@ class ExecutorServiceStub:
 class ExecutorServiceServicer:
     """Executes subtasks. Errors: INVALID_ARGUMENT for malformed requests or an
     unknown executor plugin name; RESOURCE_EXHAUSTED when the executor is at
-    capacity; NOT_FOUND when cancelling an unknown execution (only when
-    ignore_missing is false).
+    capacity; ALREADY_EXISTS when the same attempt is already running here;
+    NOT_FOUND when attaching to an attempt this executor does not have.
     """
 
     def ExecuteSubTask(self, request, context):
-        """Runs one subtask attempt. The stream carries events as they happen and
-        ends with exactly one message holding the result. Cancelling the RPC
-        cancels the sub-agent (its worktree is kept).
+        """Runs one subtask attempt. The stream carries events as they happen
+        (and heartbeats while nothing else does) and ends with exactly one
+        message holding the result. Every message but a heartbeat carries the
+        attempt's next sequence number. When the stream breaks, the attempt goes
+        on for the request's reattach_window_ms (then it is cancelled; with 0 it
+        is cancelled at once, its worktree kept) and AttachSubTask picks it up.
+        A new attempt of a subtask whose older attempt still runs here replaces
+        it (the older one is cancelled first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachSubTask(self, request, context):
+        """Re-subscribes to an attempt started by ExecuteSubTask that is still
+        running here, or finished within its reattach window: the messages with
+        a sequence above after_sequence, then the live ones, ending with the
+        result, as ExecuteSubTask would have sent them. NOT_FOUND when this
+        executor has no such attempt (it never got it, or restarted since).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +135,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     request_deserializer=swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskResponse.SerializeToString,
             ),
+            'AttachSubTask': grpc.unary_stream_rpc_method_handler(
+                    servicer.AttachSubTask,
+                    request_deserializer=swarmd_dot_v1_dot_executor__pb2.AttachSubTaskRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_executor__pb2.AttachSubTaskResponse.SerializeToString,
+            ),
             'CancelSubTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelSubTask,
                     request_deserializer=swarmd_dot_v1_dot_executor__pb2.ExecutorServiceCancelSubTaskRequest.FromString,
@@ -140,8 +166,8 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
 class ExecutorService:
     """Executes subtasks. Errors: INVALID_ARGUMENT for malformed requests or an
     unknown executor plugin name; RESOURCE_EXHAUSTED when the executor is at
-    capacity; NOT_FOUND when cancelling an unknown execution (only when
-    ignore_missing is false).
+    capacity; ALREADY_EXISTS when the same attempt is already running here;
+    NOT_FOUND when attaching to an attempt this executor does not have.
     """
 
     @staticmethod
@@ -161,6 +187,33 @@ class ExecutorService:
             '/swarmd.v1.ExecutorService/ExecuteSubTask',
             swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskRequest.SerializeToString,
             swarmd_dot_v1_dot_executor__pb2.ExecuteSubTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachSubTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/swarmd.v1.ExecutorService/AttachSubTask',
+            swarmd_dot_v1_dot_executor__pb2.AttachSubTaskRequest.SerializeToString,
+            swarmd_dot_v1_dot_executor__pb2.AttachSubTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,20 +107,24 @@ class ListSwarmsResponse(_message.Message):
     def __init__(self, swarms: _Optional[_Iterable[_Union[SwarmSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchSwarmRequest(_message.Message):
-    __slots__ = ("swarm_id", "after_sequence", "history_only")
+    __slots__ = ("swarm_id", "after_sequence", "history_only", "heartbeat_interval_ms")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     after_sequence: int
     history_only: bool
-    def __init__(self, swarm_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., history_only: _Optional[bool] = ...) -> None: ...
+    heartbeat_interval_ms: int
+    def __init__(self, swarm_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., history_only: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class WatchSwarmResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "heartbeat")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     event: _common_pb2.SwarmEvent
-    def __init__(self, event: _Optional[_Union[_common_pb2.SwarmEvent, _Mapping]] = ...) -> None: ...
+    heartbeat: _common_pb2.StreamHeartbeat
+    def __init__(self, event: _Optional[_Union[_common_pb2.SwarmEvent, _Mapping]] = ..., heartbeat: _Optional[_Union[_common_pb2.StreamHeartbeat, _Mapping]] = ...) -> None: ...
 
 class CancelSwarmRequest(_message.Message):
     __slots__ = ("swarm_id", "reason")

@@ -270,3 +270,43 @@ class ReadEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[_common_pb2.SwarmEvent]
     last_sequence: int
     def __init__(self, events: _Optional[_Iterable[_Union[_common_pb2.SwarmEvent, _Mapping]]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class BlobInfo(_message.Message):
+    __slots__ = ("blob_id", "size", "sha256", "media_type")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    size: int
+    sha256: str
+    media_type: str
+    def __init__(self, blob_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., media_type: _Optional[str] = ...) -> None: ...
+
+class PutBlobRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: BlobInfo
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[BlobInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class PutBlobResponse(_message.Message):
+    __slots__ = ("blob",)
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    blob: BlobInfo
+    def __init__(self, blob: _Optional[_Union[BlobInfo, _Mapping]] = ...) -> None: ...
+
+class GetBlobRequest(_message.Message):
+    __slots__ = ("blob_id",)
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    def __init__(self, blob_id: _Optional[str] = ...) -> None: ...
+
+class GetBlobResponse(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: BlobInfo
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[BlobInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...

@@ -115,6 +115,16 @@ class ResultStoreServiceStub:
                 request_serializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.FromString,
                 _registered_method=True)
+        self.PutBlob = channel.stream_unary(
+                '/swarmd.v1.ResultStoreService/PutBlob',
+                request_serializer=swarmd_dot_v1_dot_result__store__pb2.PutBlobRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_result__store__pb2.PutBlobResponse.FromString,
+                _registered_method=True)
+        self.GetBlob = channel.unary_stream(
+                '/swarmd.v1.ResultStoreService/GetBlob',
+                request_serializer=swarmd_dot_v1_dot_result__store__pb2.GetBlobRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_result__store__pb2.GetBlobResponse.FromString,
+                _registered_method=True)
 
 
 class ResultStoreServiceServicer:
@@ -236,6 +246,26 @@ class ResultStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBlob(self, request_iterator, context):
+        """Stores a blob (e.g. a git bundle) sent in chunks: the first message is the
+        header with the blob's size and SHA-256, every later one a chunk of at
+        most 1 MiB. Blobs are content-addressed (the id is the SHA-256), so
+        storing the same bytes twice is harmless. INVALID_ARGUMENT when the
+        header is missing or the bytes do not match its size or checksum (nothing
+        is kept); RESOURCE_EXHAUSTED when the size is over the store's limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlob(self, request, context):
+        """Streams a stored blob: the header first, then its chunks in order.
+        NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResultStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +343,16 @@ def add_ResultStoreServiceServicer_to_server(servicer, server):
                     servicer.ReadEvents,
                     request_deserializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.SerializeToString,
+            ),
+            'PutBlob': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutBlob,
+                    request_deserializer=swarmd_dot_v1_dot_result__store__pb2.PutBlobRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_result__store__pb2.PutBlobResponse.SerializeToString,
+            ),
+            'GetBlob': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBlob,
+                    request_deserializer=swarmd_dot_v1_dot_result__store__pb2.GetBlobRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_result__store__pb2.GetBlobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -726,6 +766,60 @@ class ResultStoreService:
             '/swarmd.v1.ResultStoreService/ReadEvents',
             swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.SerializeToString,
             swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBlob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/swarmd.v1.ResultStoreService/PutBlob',
+            swarmd_dot_v1_dot_result__store__pb2.PutBlobRequest.SerializeToString,
+            swarmd_dot_v1_dot_result__store__pb2.PutBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/swarmd.v1.ResultStoreService/GetBlob',
+            swarmd_dot_v1_dot_result__store__pb2.GetBlobRequest.SerializeToString,
+            swarmd_dot_v1_dot_result__store__pb2.GetBlobResponse.FromString,
             options,
             channel_credentials,
             insecure,

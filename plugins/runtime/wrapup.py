@@ -1,0 +1,173 @@
+"""Bringing a sub-agent's work back, or leaving it safely in place.
+
+After the agent loop (or a cache hit), :func:`wrap_up` decides what happens
+to the worktree: a completed attempt is committed, its patch attached and
+merged back (a conflicted or failed merge makes the result unsuccessful); a
+failed one is unlocked for a retry to reuse (kept when it holds work); a
+cancelled one is kept as it is. A cancel arriving during the merge of
+finished work does not undo it. :class:`Finish` collects the pieces of the
+result as the attempt goes; :class:`CancelToken` tells a cancel made on
+purpose (a CANCELLED result) from the host shutting down (propagated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmd.plugins.runtime.loop import LoopOutcome, OutcomeKind
+from swarmd.v1 import common_pb2, executor_pb2
+
+__all__ = ["MAX_PATCH_BYTES", "STATUS", "CancelToken", "Finish", "cancelled_outcome", "uncancel", "wrap_up"]
+
+log = logging.getLogger(__name__)
+
+MAX_PATCH_BYTES = 8 * 1024 * 1024
+
+
+class CancelToken:
+    """Set by whoever cancels an attempt on purpose, before cancelling its task.
+
+    Only a cancellation with the token set becomes a CANCELLED result;
+    any other (the host shutting down) propagates.
+    """
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.requested = False
+
+    def request(self, reason: str = "") -> None:
+        self.requested = True
+        self.reason = reason or "cancelled"
+
+
+@dataclass
+class Finish:
+    """The pieces of a result assembled as the attempt goes."""
+
+    outcome: LoopOutcome
+    status: int = common_pb2.SUB_TASK_STATUS_FAILED
+    merge: common_pb2.MergeResult = field(default_factory=common_pb2.MergeResult)
+    worktree_path: str = ""
+    artifacts: list[common_pb2.SwarmArtifact] = field(default_factory=list)
+    cache_key: str = ""
+    base_tree: str = ""
+    cached: bool = False
+
+
+STATUS = {
+    OutcomeKind.COMPLETED: common_pb2.SUB_TASK_STATUS_COMPLETED,
+    OutcomeKind.MAX_STEPS: common_pb2.SUB_TASK_STATUS_FAILED,
+    OutcomeKind.TIMED_OUT: common_pb2.SUB_TASK_STATUS_TIMED_OUT,
+    OutcomeKind.FAILED: common_pb2.SUB_TASK_STATUS_FAILED,
+    OutcomeKind.BUDGET_EXHAUSTED: common_pb2.SUB_TASK_STATUS_FAILED,
+    OutcomeKind.CANCELLED: common_pb2.SUB_TASK_STATUS_CANCELLED,
+}
+
+
+def uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def cancelled_outcome(cancel: CancelToken) -> LoopOutcome:
+    return LoopOutcome(
+        OutcomeKind.CANCELLED, error=f"Sub-agent cancelled: {cancel.reason}", failure_kind=common_pb2.FAILURE_KIND_CANCELLED
+    )
+
+
+async def wrap_up(
+    request: executor_pb2.ExecuteSubTaskRequest,
+    manager: Any,
+    worktree: Any,
+    outcome: LoopOutcome,
+    cancel: CancelToken,
+) -> Finish:
+    """Bring the work back (success) or leave it safely in place (anything else)."""
+    finish = Finish(outcome, status=STATUS[outcome.kind])
+    if worktree is None:
+        finish.merge = common_pb2.MergeResult(
+            outcome=common_pb2.MERGE_OUTCOME_NOT_APPLICABLE,
+            summary="read-only subtask: nothing to merge"
+            if request.subtask.read_only
+            else "worktrees are off: changes were made in the repository directly",
+        )
+        return finish
+    finish.worktree_path = str(worktree.path)
+    try:
+        if outcome.kind is OutcomeKind.COMPLETED:
+            # The agent finished: a cancel arriving now does not undo the work,
+            # so the merge is allowed to complete and its result reported.
+            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish))
+            try:
+                await asyncio.shield(merging)
+            except asyncio.CancelledError:
+                if not cancel.requested:
+                    merging.cancel()
+                    raise
+                uncancel()
+                await merging
+        elif outcome.kind is not OutcomeKind.CANCELLED:
+            # Not merged: unlock it so a retry can reuse it; it stays when it holds work.
+            # (A cancelled attempt's worktree is kept as it is.)
+            removed = await manager.remove(worktree)
+            finish.worktree_path = "" if removed else str(worktree.path)
+    except asyncio.CancelledError:
+        if not cancel.requested:
+            raise
+        uncancel()
+        if finish.outcome.kind is not OutcomeKind.CANCELLED:
+            finish.outcome.kind = OutcomeKind.CANCELLED
+            finish.outcome.error = f"Sub-agent cancelled: {cancel.reason}"
+            finish.outcome.failure_kind = common_pb2.FAILURE_KIND_CANCELLED
+            finish.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+    except Exception as exc:
+        log.exception("bringing back the work of %s failed", request.subtask.id)
+        finish.outcome.kind = OutcomeKind.FAILED
+        finish.outcome.error = f"Bringing back the work failed: {exc}; worktree {worktree.path} kept"
+        finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
+        finish.status = common_pb2.SUB_TASK_STATUS_FAILED
+        finish.worktree_path = str(worktree.path)
+    return finish
+
+
+async def merge_back(
+    request: executor_pb2.ExecuteSubTaskRequest, manager: Any, worktree: Any, finish: Finish
+) -> None:
+    subtask = request.subtask
+    title = (subtask.instruction.strip().splitlines() or [""])[0]
+    if len(title) > 72:
+        title = title[:72].rsplit(" ", 1)[0] + "..."
+    message = f"{subtask.name or subtask.id}: {title}".strip()
+    commit = await manager.commit(worktree, message)
+    if commit:
+        try:
+            patch = await manager.diff_against_base(worktree, commit)
+        except Exception:
+            log.exception("cannot compute the patch of %s", subtask.id)
+            patch = b""
+        if patch and len(patch) <= MAX_PATCH_BYTES:
+            finish.artifacts.append(
+                common_pb2.SwarmArtifact(
+                    artifact_type="patch",
+                    name=f"{subtask.id}.patch",
+                    content=patch,
+                    source_subagent=subtask.id,
+                    mime_type="text/x-diff",
+                )
+            )
+    report = await manager.merge(worktree, commit, auto_merge=request.workspace.auto_merge)
+    finish.merge = report.to_proto()
+    path = getattr(report, "worktree_path", worktree.path)
+    finish.worktree_path = str(path) if path else ""
+    outcome = str(getattr(report.outcome, "value", report.outcome))
+    if outcome in ("conflicted", "failed"):
+        files = ", ".join(c.path for c in report.conflicts)
+        what = f"Merge conflicted in {files}" if outcome == "conflicted" else "Merge failed"
+        finish.outcome.kind = OutcomeKind.FAILED
+        finish.outcome.error = f"{what}: {report.summary}"
+        finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
+        finish.status = common_pb2.SUB_TASK_STATUS_FAILED

@@ -1,0 +1,291 @@
+"""Running attempts, decoupled from the streams that watch them.
+
+The executor service runs each attempt as a task of its own that reads the
+plugin's stream into an :class:`AttemptRecord`: every message gets the
+attempt's next sequence number and is kept (the newest ``buffer_bytes`` of
+events, and always the result). Subscribers (the ``ExecuteSubTask`` call
+that started the attempt, ``AttachSubTask`` calls after a break) read from
+the record, each from its own position, with a heartbeat whenever nothing
+was sent to them for their interval. So a broken stream loses nothing: the
+attempt goes on, and a caller that reattaches gets what it missed.
+
+An attempt nobody watches keeps running for its reattach window and is then
+cancelled (closing the plugin's stream stops the sub-agent; its worktree is
+kept); with a window of 0 it is cancelled as soon as its stream ends, which
+is the plain "cancelling the RPC cancels the sub-agent" contract. A finished
+attempt is kept for the window, so a caller that lost the result on the way
+can still collect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+import grpc
+
+from swarmd.plugins import Executor
+from swarmd.services.errors import AlreadyExists, SwarmdError
+from swarmd.services.heartbeats import heartbeat
+from swarmd.v1 import common_pb2, executor_pb2
+
+__all__ = ["AttemptRecord", "AttemptStreams"]
+
+log = logging.getLogger(__name__)
+
+#: Events kept per attempt for callers that reattach (the result is always kept).
+DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+
+Key = tuple[str, str]
+
+_TRANSIENT_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+
+
+def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
+    return executor_pb2.ExecuteSubTaskResponse(
+        result=common_pb2.SubTaskResult(
+            subtask_id=request.subtask.id,
+            subagent_id=f"agent-{request.subtask.id}",
+            success=False,
+            error=error,
+            status=common_pb2.SUB_TASK_STATUS_FAILED,
+            failure_kind=kind,
+            retry_count=max(0, (request.attempt or 1) - 1),
+            cache_key=request.cache_key,
+        )
+    )
+
+
+class AttemptRecord:
+    """One attempt's numbered messages and who watches them."""
+
+    def __init__(
+        self,
+        request: executor_pb2.ExecuteSubTaskRequest,
+        executor: Executor,
+        *,
+        window_secs: float,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    ) -> None:
+        self.request = request
+        self.executor = executor
+        self.key: Key = (request.swarm_id, request.subtask.id)
+        self.attempt = request.attempt
+        self.window_secs = window_secs
+        self.last_sequence = 0
+        self.result: executor_pb2.ExecuteSubTaskResponse | None = None
+        self.subscribers = 0
+        self.task: asyncio.Task[None] | None = None
+        self.expiry: asyncio.TimerHandle | None = None
+        self._messages: deque[executor_pb2.ExecuteSubTaskResponse] = deque()
+        self._bytes = 0
+        self._buffer_bytes = buffer_bytes
+        self._changed = asyncio.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def append(self, message: executor_pb2.ExecuteSubTaskResponse) -> None:
+        """Number and keep one message of the plugin's stream, wake the readers."""
+        if self.finished:
+            return
+        self.last_sequence += 1
+        numbered = executor_pb2.ExecuteSubTaskResponse()
+        numbered.CopyFrom(message)
+        numbered.sequence = self.last_sequence
+        if numbered.HasField("result"):
+            self.result = numbered
+        self._messages.append(numbered)
+        self._bytes += numbered.ByteSize()
+        while self._bytes > self._buffer_bytes and len(self._messages) > 1:
+            dropped = self._messages.popleft()
+            self._bytes -= dropped.ByteSize()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def compact(self) -> None:
+        """Keep only the result (once it was delivered)."""
+        if self.result is not None:
+            self._messages = deque([self.result])
+            self._bytes = self.result.ByteSize()
+
+    def _after(self, sequence: int) -> list[executor_pb2.ExecuteSubTaskResponse]:
+        if not self._messages:
+            return []
+        first = self._messages[0].sequence
+        start = max(0, sequence + 1 - first)
+        return [self._messages[i] for i in range(start, len(self._messages))]
+
+    async def follow(self, after: int, heartbeat_secs: float) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        """Messages with a sequence above ``after``, then live ones, up to the
+        result; a heartbeat after each ``heartbeat_secs`` with nothing to send."""
+        last = after
+        while True:
+            pending = self._after(last)
+            for message in pending:
+                yield message
+                last = message.sequence
+                if message.HasField("result"):
+                    return
+            if pending:
+                continue  # more may have come while those were sent
+            changed = self._changed
+            try:
+                async with asyncio.timeout(heartbeat_secs):
+                    await changed.wait()
+            except TimeoutError:
+                yield executor_pb2.ExecuteSubTaskResponse(heartbeat=heartbeat(last, heartbeat_secs))
+
+
+class AttemptStreams:
+    """The attempts this executor service runs or keeps, by (swarm, subtask)."""
+
+    def __init__(self, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+        self._records: dict[Key, AttemptRecord] = {}
+        self._buffer_bytes = buffer_bytes
+        self._closed = False
+
+    def running(self) -> int:
+        """Attempts not finished yet."""
+        return sum(1 for r in self._records.values() if not r.finished)
+
+    def get(self, swarm_id: str, subtask_id: str) -> AttemptRecord | None:
+        return self._records.get((swarm_id, subtask_id))
+
+    async def start(
+        self, request: executor_pb2.ExecuteSubTaskRequest, executor: Executor, *, window_secs: float
+    ) -> AttemptRecord:
+        """Start an attempt (an older attempt of the subtask still here is stopped first)."""
+        key = (request.swarm_id, request.subtask.id)
+        existing = self._records.get(key)
+        if existing is not None:
+            if existing.attempt == request.attempt and not existing.finished:
+                raise AlreadyExists(
+                    f"attempt {request.attempt} of subtask {request.subtask.id} of swarm {request.swarm_id} "
+                    "is already running on this executor; AttachSubTask follows it"
+                )
+            await self._stop(existing)
+        record = AttemptRecord(request, executor, window_secs=window_secs, buffer_bytes=self._buffer_bytes)
+        self._records[key] = record
+        record.task = asyncio.get_running_loop().create_task(
+            self._run(record), name=f"swarmd-attempt-{request.subtask.id}-{request.attempt}"
+        )
+        return record
+
+    async def _run(self, record: AttemptRecord) -> None:
+        request = record.request
+        stream = record.executor.submit(request)
+        try:
+            async for message in stream:
+                if message.HasField("heartbeat"):
+                    continue  # this service sends its own
+                record.append(message)
+                if record.finished:
+                    break
+            if not record.finished:
+                record.append(
+                    _failure(request, "the executor plugin ended the stream without a result", common_pb2.FAILURE_KIND_TRANSIENT)
+                )
+        except asyncio.CancelledError:
+            raise
+        except SwarmdError as exc:
+            # The plugin refused or lost the attempt with a status (a peer it
+            # forwards to is unreachable, ...): a failed result of that kind.
+            transient = exc.code in _TRANSIENT_CODES
+            log.warning("executor plugin failed running %s: %s: %s", request.subtask.id, exc.code.name, exc.message)
+            record.append(
+                _failure(
+                    request,
+                    f"executor call failed: {exc.code.name}: {exc.message}",
+                    common_pb2.FAILURE_KIND_TRANSIENT if transient else common_pb2.FAILURE_KIND_PERMANENT,
+                )
+            )
+        except Exception as exc:
+            log.exception("executor plugin failed running %s", request.subtask.id)
+            record.append(
+                _failure(request, f"executor error: {type(exc).__name__}: {exc}", common_pb2.FAILURE_KIND_PERMANENT)
+            )
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            # Stopped before the plugin gave a result (abandoned, or the service
+            # is shutting down): whoever reads on gets a transient failure.
+            record.append(
+                _failure(
+                    request, "the attempt was stopped on the executor before it finished", common_pb2.FAILURE_KIND_TRANSIENT
+                )
+            )
+            if record.subscribers == 0:
+                self._schedule_expiry(record)
+
+    async def follow(
+        self, record: AttemptRecord, after: int, heartbeat_secs: float
+    ) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
+        """:meth:`AttemptRecord.follow` as one subscriber; when the last one
+        leaves, the reattach window starts."""
+        record.subscribers += 1
+        if record.expiry is not None:
+            record.expiry.cancel()
+            record.expiry = None
+        delivered = False
+        try:
+            async for message in record.follow(after, heartbeat_secs):
+                yield message
+                delivered = message.HasField("result")
+            if delivered:
+                # The result went out: only it is kept for a caller that
+                # lost it on the way, not the events before it.
+                record.compact()
+        finally:
+            record.subscribers -= 1
+            if record.subscribers == 0:
+                self._schedule_expiry(record)
+
+    def _schedule_expiry(self, record: AttemptRecord) -> None:
+        if self._records.get(record.key) is not record or record.expiry is not None:
+            return
+        if record.window_secs <= 0 or self._closed:
+            self._expire(record)
+        else:
+            record.expiry = asyncio.get_running_loop().call_later(record.window_secs, self._expire, record)
+
+    def _expire(self, record: AttemptRecord) -> None:
+        record.expiry = None
+        if record.subscribers:
+            return
+        if not record.finished and record.task is not None:
+            log.info(
+                "attempt %d of %s: nobody reattached within %gs; stopping it",
+                record.attempt,
+                record.request.subtask.id,
+                record.window_secs,
+            )
+            record.task.cancel()
+        if self._records.get(record.key) is record:
+            del self._records[record.key]
+
+    async def _stop(self, record: AttemptRecord) -> None:
+        if record.expiry is not None:
+            record.expiry.cancel()
+            record.expiry = None
+        if self._records.get(record.key) is record:
+            del self._records[record.key]
+        task = record.task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def aclose(self) -> None:
+        """Stop every attempt (the service is shutting down)."""
+        self._closed = True
+        records = list(self._records.values())
+        await asyncio.gather(*(self._stop(r) for r in records), return_exceptions=True)
