@@ -99,8 +99,13 @@ class BenchEnv:
     def model_env(self) -> dict[str, str]:
         return {"OPENAI_BASE_URL": self.fake.base_url, "OPENAI_API_KEY": "sk-fake-benchmark"}
 
-    def services(self, name: str) -> ServiceProcesses:
-        env = {**self.model_env(), "SWARMD_LOG_LEVEL": "WARNING", **self.service_env}
+    def services(self, name: str, extra: dict[str, str] | None = None) -> ServiceProcesses:
+        env = {
+            **self.model_env(),
+            "SWARMD_LOG_LEVEL": "WARNING",
+            **self.service_env,
+            **(extra or {}),
+        }
         return ServiceProcesses(self.workdir / name, env).start()
 
 

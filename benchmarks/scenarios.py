@@ -18,24 +18,29 @@ process right after, against the same fake model server.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
+import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-from google.protobuf import struct_pb2
-
 from benchmarks.fake_model_server import LatencyModel, RateLimit, ServerConfig
 from benchmarks.profiles import Profile
-from benchmarks.runner import BenchEnv, RunMeasure, percentile, run_baseline, run_swarm
-from benchmarks.workloads import Workload, chain, layered, rate_bound, wide
-from swarmd.v1 import result_store_pb2, result_store_pb2_grpc
+from benchmarks.repos import (
+    LARGE_FILES,
+    DiskSampler,
+    checkout_bytes,
+    isolation_figures,
+    large_repo,
+    plain_dir,
+    small_repo,
+)
+from benchmarks.runner import BenchEnv, RunMeasure, run_baseline, run_swarm
+from benchmarks.store_load import store_load
+from benchmarks.workloads import Workload, chain, layered, rate_bound, read_only_variant, wide
+from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
 
 __all__ = ["SCENARIOS", "ScenarioResult"]
 
@@ -146,38 +151,85 @@ async def _swarm_and_bare(
     *,
     stages: bool = False,
     suffix: str = "",
+    repo_kind: str = "small",
+    read_only_row: bool = False,
 ) -> None:
-    services = ctx.env.services(name)
+    """swarmd with worktrees on a fresh repository, then bare asyncio in a plain directory.
+
+    ``read_only_row`` adds the same graph read-only with worktrees off
+    (``swarmd, read-only``) on the services of the same scenario.
+    """
+    repo = fresh_repo(ctx.env.workdir / f"{name}-repo", repo_kind)
+    timings = ctx.env.workdir / f"{name}-worktree-timings.jsonl"
+    mutating = any(not s.read_only for s in workload.subtasks)
+    services = ctx.env.services(name, {TIMINGS_ENV: str(timings)})
     try:
-        run, _swarm = await run_swarm(
-            ctx.env, services, workload, repo=ctx.readonly_repo, label="swarmd" + suffix
-        )
+        with DiskSampler(repo) as disk:
+            run, _swarm = await run_swarm(
+                ctx.env, services, workload, repo=repo, label="swarmd" + suffix, worktrees=mutating
+            )
+        readonly = None
+        if read_only_row:
+            readonly, _ = await run_swarm(
+                ctx.env,
+                services,
+                read_only_variant(workload),
+                repo=ctx.readonly_repo,
+                label="swarmd, read-only" + suffix,
+            )
     finally:
         services.stop()
+    if mutating:
+        run.extra.update(isolation_figures(timings))
+        run.extra["repo"] = repo_kind
+        run.extra["checkout_mb"] = round(checkout_bytes(repo) / 2**20, 1)
+        run.extra["worktree_disk_peak_mb"] = round(disk.peak / 2**20, 1)
     result.runs.append(run)
-    ctx.log(f"  swarmd{suffix:<8} {run.wall:7.2f}s  ok={run.completed}/{run.subtasks}")
-    bare = await run_baseline(
-        ctx.env, workload, repo=ctx.readonly_repo, label="bare asyncio" + suffix
+    ctx.log(
+        f"  swarmd{suffix:<8} {run.wall:7.2f}s  ok={run.completed}/{run.subtasks}"
+        f"  isolation p50 {run.extra.get('isolation_ms_p50', 0):.0f} ms"
     )
+    if readonly is not None:
+        result.runs.append(readonly)
+        ctx.log(f"  swarmd, read-only {readonly.wall:7.2f}s  ok={readonly.completed}")
+    shutil.rmtree(repo, ignore_errors=True)
+    plain = plain_dir(ctx.env.workdir / f"{name}-plain")
+    bare = await run_baseline(ctx.env, workload, repo=plain, label="bare asyncio" + suffix)
     result.runs.append(bare)
     ctx.log(f"  bare asyncio{suffix:<2} {bare.wall:7.2f}s  ok={bare.completed}/{bare.subtasks}")
     if stages:
-        staged = await run_baseline(ctx.env, workload, repo=ctx.readonly_repo, mode="stages")
+        staged = await run_baseline(ctx.env, workload, repo=plain, mode="stages")
         result.runs.append(staged)
         ctx.log(f"  stage barrier {staged.wall:7.2f}s")
+    shutil.rmtree(plain, ignore_errors=True)
+
+
+def fresh_repo(dest: Path, kind: str) -> Path:
+    """A fresh repository of ``kind`` (``small`` or ``large``) at ``dest``."""
+    return large_repo(dest) if kind == "large" else small_repo(dest)
 
 
 async def wide_scenario(ctx: Context) -> ScenarioResult:
     n, steps, latency = ctx.profile.wide
     workload = wide(n, steps, latency)
+    ln, lsteps, llatency = ctx.profile.wide_large
     result = ScenarioResult(
         "a",
         "wide",
-        f"{n} independent subtasks x {steps} model calls at {latency:g} s per call",
+        f"{n} independent mutating subtasks x {steps} model calls at {latency:g} s per call, "
+        f"each writing its files (write tool) in its own worktree, merged back; small repository, "
+        f"then {ln} x {lsteps} calls on the {LARGE_FILES:,}-file repository",
         bound=workload.critical_path_bound(),
     )
     _configure(ctx.env, latency)
-    await _swarm_and_bare(ctx, result, workload, "a-wide")
+    await _swarm_and_bare(ctx, result, workload, "a-wide", read_only_row=True)
+    large = wide(ln, lsteps, llatency, prefix="g")
+    _configure(ctx.env, llatency)
+    await _swarm_and_bare(
+        ctx, result, large, "a-wide-large", suffix=", large repo", repo_kind="large"
+    )
+    result.metrics["large_repo_bound_s"] = large.critical_path_bound()
+    _configure(ctx.env, latency)
     seq, result.sequential_estimate = await _sequential(ctx, workload)
     result.runs.append(seq)
     return result
@@ -200,7 +252,7 @@ async def layered_scenario(ctx: Context) -> ScenarioResult:
     result.metrics["longs_on_one_chain"] = workload.chains_through(longs)
     result.metrics["critical_path"] = chain
     _configure(ctx.env, latency)
-    await _swarm_and_bare(ctx, result, workload, "b-layered", stages=True)
+    await _swarm_and_bare(ctx, result, workload, "b-layered", stages=True, read_only_row=True)
     seq, result.sequential_estimate = await _sequential(ctx, workload)
     result.runs.append(seq)
     return result
@@ -208,11 +260,11 @@ async def layered_scenario(ctx: Context) -> ScenarioResult:
 
 async def zero_latency_scenario(ctx: Context) -> ScenarioResult:
     n = ctx.profile.zero
-    workload = wide(n, 1, 0.0, tool="none", prefix="z")
+    workload = wide(n, 1, 0.0, prefix="z")
     result = ScenarioResult(
         "c",
         "zero latency",
-        f"{n} independent subtasks x 1 model call, model answers at once",
+        f"{n} independent mutating subtasks (worktrees) x 1 model call, model answers at once",
         bound=None,
         bound_label="0 (no model time): every second is overhead",
     )
@@ -278,7 +330,7 @@ async def store_scenario(ctx: Context) -> ScenarioResult:
         from benchmarks.processes import ResourceSampler
 
         with ResourceSampler({"result-store": services.pids["result-store"]}) as sampler:
-            metrics = await _store_load(services.addresses["result-store"], clients, pairs)
+            metrics = await store_load(services.addresses["result-store"], clients, pairs)
         metrics["store_peak_rss_mb"] = round(
             sampler.usage["result-store"].peak_rss_bytes / 2**20, 1
         )
@@ -288,74 +340,6 @@ async def store_scenario(ctx: Context) -> ScenarioResult:
     result.metrics.update(metrics)
     ctx.log(f"  {metrics['ops_per_s']:.0f} ops/s, p99 {metrics['p99_ms']:.1f} ms")
     return result
-
-
-async def _store_load(address: str, clients: int, pairs: int) -> dict[str, Any]:
-    channels = [grpc.aio.insecure_channel(address) for _ in range(8)]
-    stubs = [result_store_pb2_grpc.ResultStoreServiceStub(ch) for ch in channels]
-    publish: list[float] = []
-    get: list[float] = []
-    errors = 0
-    misses = 0
-    rng = random.Random(7)
-
-    async def client(i: int) -> None:
-        nonlocal errors, misses
-        stub = stubs[i % len(stubs)]
-        for j in range(pairs):
-            value = struct_pb2.Value()
-            value.struct_value.update(
-                {"client": i, "n": j, "text": f"finding {j} of client {i}" * 4}
-            )
-            started = time.perf_counter()
-            try:
-                await stub.PublishResult(
-                    result_store_pb2.PublishResultRequest(
-                        scope="bench",
-                        key=f"c{i}/k{j}",
-                        producer_id=f"c{i}",
-                        value=value,
-                        tags=["bench"],
-                    ),
-                    timeout=60,
-                )
-            except grpc.aio.AioRpcError:
-                errors += 1
-            publish.append((time.perf_counter() - started) * 1000)
-            other = rng.randrange(clients)
-            started = time.perf_counter()
-            try:
-                await stub.GetResult(
-                    result_store_pb2.GetResultRequest(scope="bench", key=f"c{other}/k{j}"),
-                    timeout=60,
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    misses += 1
-                else:
-                    errors += 1
-            get.append((time.perf_counter() - started) * 1000)
-
-    cpu0 = time.process_time()
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    wall = time.perf_counter() - started
-    cpu = time.process_time() - cpu0
-    for ch in channels:
-        await ch.close()
-    both = publish + get
-    return {
-        "ops": len(both),
-        "wall_s": round(wall, 3),
-        "ops_per_s": round(len(both) / wall, 1) if wall > 0 else 0.0,
-        "p50_ms": round(percentile(both, 50), 2),
-        "p99_ms": round(percentile(both, 99), 2),
-        "publish_p99_ms": round(percentile(publish, 99), 2),
-        "get_p99_ms": round(percentile(get, 99), 2),
-        "errors": errors,
-        "get_not_found": misses,
-        "client_cpu_s": round(cpu, 2),
-    }
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -434,24 +418,28 @@ async def sweep_scenario(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(
         "sweep",
         "scaling",
-        f"wide swarms of {', '.join(map(str, p.sweep))} sub-agents x {p.sweep_steps} calls "
-        f"at {p.sweep_latency:g} s per call",
+        f"wide swarms of {', '.join(map(str, p.sweep))} mutating sub-agents (worktrees, small "
+        f"repository) x {p.sweep_steps} calls at {p.sweep_latency:g} s per call",
         bound=p.sweep_steps * p.sweep_latency,
     )
     _configure(ctx.env, p.sweep_latency)
     points: list[dict[str, Any]] = []
     for n in p.sweep:
         workload = wide(n, p.sweep_steps, p.sweep_latency, prefix=f"n{n}-")
-        services = ctx.env.services(f"sweep-{n}")
+        repo = small_repo(ctx.env.workdir / f"sweep-{n}-repo")
+        timings = ctx.env.workdir / f"sweep-{n}-worktree-timings.jsonl"
+        services = ctx.env.services(f"sweep-{n}", {TIMINGS_ENV: str(timings)})
         try:
             run, _ = await run_swarm(
-                ctx.env, services, workload, repo=ctx.readonly_repo, label=f"swarmd n={n}"
+                ctx.env, services, workload, repo=repo, label=f"swarmd n={n}", worktrees=True
             )
         finally:
             services.stop()
-        bare = await run_baseline(
-            ctx.env, workload, repo=ctx.readonly_repo, label=f"bare asyncio n={n}"
-        )
+        shutil.rmtree(repo, ignore_errors=True)
+        iso = isolation_figures(timings)
+        plain = plain_dir(ctx.env.workdir / f"sweep-{n}-plain")
+        bare = await run_baseline(ctx.env, workload, repo=plain, label=f"bare asyncio n={n}")
+        shutil.rmtree(plain, ignore_errors=True)
         bound = workload.critical_path_bound()
         points.append(
             {
@@ -461,11 +449,21 @@ async def sweep_scenario(ctx: Context) -> ScenarioResult:
                 "bare_s": round(bare.wall, 3),
                 "swarmd_ratio": round(run.wall / bound, 3),
                 "bare_ratio": round(bare.wall / bound, 3),
+                "swarmd_vs_bare": round(run.wall / bare.wall, 3) if bare.wall else None,
                 "swarmd_failed": run.failed,
+                "bare_failed": bare.failed,
                 "services_rss_mb": round(sum(run.peak_rss.values()) / 2**20, 1),
+                "isolation_ms_p50": iso["isolation_ms_p50"],
+                "isolation_ms_p95": iso["isolation_ms_p95"],
+                "fake_server_cpu_s": round(run.server_cpu_seconds, 2),
+                "call_rate_per_s": round(run.call_rate, 1),
+                "max_open_connections": run.extra.get("max_open_connections"),
             }
         )
-        ctx.log(f"  n={n:4d}  swarmd {run.wall:6.2f}s  bare {bare.wall:6.2f}s  bound {bound:5.2f}s")
+        ctx.log(
+            f"  n={n:4d}  swarmd {run.wall:6.2f}s  bare {bare.wall:6.2f}s  bound {bound:5.2f}s"
+            f"  isolation p50 {iso['isolation_ms_p50']:.0f} ms"
+        )
     result.metrics["points"] = points
     return result
 

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from benchmarks.fake_model_server import directive
 from swarmd.v1 import common_pb2
 
-__all__ = ["SubtaskSpec", "Workload", "chain", "layered", "rate_bound", "wide"]
+__all__ = [
+    "SubtaskSpec",
+    "Workload",
+    "chain",
+    "layered",
+    "rate_bound",
+    "read_only_variant",
+    "wide",
+]
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,8 @@ def wide(
     steps: int,
     latency: float,
     *,
-    tool: str = "list",
-    read_only: bool = True,
+    tool: str = "write",
+    read_only: bool = False,
     prefix: str = "w",
 ) -> Workload:
     """``n`` independent subtasks of ``steps`` model calls each."""
@@ -156,11 +164,18 @@ def wide(
     )
 
 
-def chain(n: int, steps: int, latency: float, *, tool: str = "none", prefix: str = "k") -> Workload:
+def chain(
+    n: int, steps: int, latency: float, *, tool: str = "write", prefix: str = "k"
+) -> Workload:
     """``n`` subtasks, each depending on the one before: every dispatch waits for a finish."""
     specs = [
         SubtaskSpec(
-            f"{prefix}{i:04d}", steps, latency, (f"{prefix}{i - 1:04d}",) if i else (), tool=tool
+            f"{prefix}{i:04d}",
+            steps,
+            latency,
+            (f"{prefix}{i - 1:04d}",) if i else (),
+            tool=tool,
+            read_only=tool not in ("write", "bash"),
         )
         for i in range(n)
     ]
@@ -206,7 +221,15 @@ def _long_positions(
 
 
 def layered(
-    layers: int, width: int, *, short_steps: int, long_steps: int, latency: float, fan_in: int = 2
+    layers: int,
+    width: int,
+    *,
+    short_steps: int,
+    long_steps: int,
+    latency: float,
+    fan_in: int = 2,
+    tool: str = "write",
+    read_only: bool = False,
 ) -> tuple[Workload, list[str]]:
     """A layered DAG: subtask (k, i) depends on (k-1, i), (k-1, i+1)... (``fan_in`` of them).
 
@@ -229,7 +252,8 @@ def layered(
             if is_long:
                 long_ids.append(sid)
             deps = tuple(f"l{k - 1}s{p:02d}" for p in parents[k][i])
-            specs.append(SubtaskSpec(sid, long_steps if is_long else short_steps, latency, deps))
+            steps = long_steps if is_long else short_steps
+            specs.append(SubtaskSpec(sid, steps, latency, deps, tool=tool, read_only=read_only))
     return Workload(f"layered-{layers}x{width}", specs), long_ids
 
 
@@ -238,3 +262,14 @@ def rate_bound(total_calls: int, requests_per_minute: float, burst: float = 1.0)
     if requests_per_minute <= 0:
         return 0.0
     return max(0.0, total_calls - max(1.0, burst)) * 60.0 / requests_per_minute
+
+
+def read_only_variant(workload: Workload) -> Workload:
+    """The same graph with read-only subtasks that list files instead of writing one."""
+    return Workload(
+        workload.name + "-ro",
+        [
+            SubtaskSpec(s.id, s.steps, s.latency, s.dependencies, tool="list", read_only=True)
+            for s in workload.subtasks
+        ],
+    )

@@ -291,7 +291,8 @@ async def cmd_list(args: argparse.Namespace) -> int:
     for s in reply.swarms:
         print(
             f"{s.id}  {state_name(s.state):<10} {s.completed}/{s.subtask_count} ok  {s.failed} failed  "
-            f"{s.execution_time_ms / 1000:7.1f}s  {s.created_at}  {s.task[:60]!r}"
+            + "".join(f"{n} {w}  " for n, w in ((s.cancelled, "cancelled"), (s.skipped, "skipped")) if n)
+            + f"{s.execution_time_ms / 1000:7.1f}s  {s.created_at}  {s.task[:60]!r}"
         )
     return 0
 

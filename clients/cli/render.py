@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from dataclasses import dataclass
@@ -49,12 +50,20 @@ class Progress:
         self.tool_calls = 0
         self.started = time.monotonic()
         self._drawn = 0
+        self._event: common_pb2.SwarmEvent | None = None
 
     def _line(self, text: str) -> None:
+        """One plain line: the event's own time and its sequence number (for ``--after``)."""
         if self.live:
             self._clear()
-        stamp = time.strftime("%H:%M:%S")
-        print(f"{stamp} {text}", file=self.out, flush=True)
+        event = self._event
+        if event is not None and event.HasField("time"):
+            when = dt.datetime.fromtimestamp(event.time.seconds + event.time.nanos / 1e9)
+            stamp = when.strftime("%H:%M:%S.%f")[:-3]
+        else:
+            stamp = time.strftime("%H:%M:%S")
+        seq = f" #{event.sequence}" if event is not None and event.sequence else ""
+        print(f"{stamp}{seq} {text}", file=self.out, flush=True)
         if self.live:
             self._draw()
 
@@ -63,6 +72,7 @@ class Progress:
         return row.name if row else subtask_id
 
     def handle(self, event: common_pb2.SwarmEvent) -> None:
+        self._event = event
         kind = event.WhichOneof("kind")
         if kind == "started":
             self._line(f"swarm {event.swarm_id} started: {event.started.total_subtasks} subtasks")
@@ -109,7 +119,7 @@ class Progress:
             self._line(f"warning [{event.warning.code}]: {event.warning.message}")
         elif kind == "stage_complete":
             s = event.stage_complete
-            self._line(f"stage {s.stage} done: {s.completed} completed, {s.failed} failed")
+            self._line(f"stage {s.stage} done: {_counts(s.completed, s.failed, s.cancelled, s.skipped)}")
         elif kind == "error":
             self._line(f"error: {event.error.message}")
         elif kind == "complete":
@@ -123,13 +133,14 @@ class Progress:
         total = len(self.rows) or 1
         done = sum(1 for r in self.rows.values() if r.status in _DONE)
         running = sum(1 for r in self.rows.values() if r.status == "running")
-        failed = sum(1 for r in self.rows.values() if r.status in {"failed", "timed_out", "cancelled", "skipped"})
+        failed = sum(1 for r in self.rows.values() if r.status in {"failed", "timed_out"})
+        other = sum(1 for r in self.rows.values() if r.status in {"cancelled", "skipped"})
         width = 24
         filled = int(width * done / total)
         elapsed = time.monotonic() - self.started
         return (
             f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(self.rows)} done, {running} running, "
-            f"{failed} failed, {self.tool_calls} tool calls, {elapsed:5.1f}s"
+            f"{failed} failed, {other} cancelled/skipped, {self.tool_calls} tool calls, {elapsed:5.1f}s"
         )
 
     def _draw(self) -> None:
@@ -179,6 +190,23 @@ def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | No
     return "\n".join(lines)
 
 
+def _counts(completed: int, failed: int, cancelled: int, skipped: int) -> str:
+    """``3 completed, 1 failed`` plus cancelled and skipped when there are any."""
+    parts = [f"{completed} completed", f"{failed} failed"]
+    parts += [f"{n} {word}" for n, word in ((cancelled, "cancelled"), (skipped, "skipped")) if n]
+    return ", ".join(parts)
+
+
+def _endpoint(key: str) -> str:
+    """``provider model at base_url`` from a governor key (its key fingerprint left out)."""
+    provider, _, rest = key.partition("|")
+    base_url, _, rest = rest.partition("|")
+    model, _, _fingerprint = rest.partition("|")
+    if not model:
+        return key
+    return f"{provider}/{model}" + (f" at {base_url}" if base_url else "")
+
+
 def format_summary(swarm: common_pb2.Swarm) -> str:
     s = swarm.stats
     ok = swarm.state == common_pb2.SWARM_STATE_SUCCEEDED
@@ -186,11 +214,13 @@ def format_summary(swarm: common_pb2.Swarm) -> str:
         "=== Swarm Execution Results ===",
         f"Swarm: {swarm.id}",
         f"Status: {'SUCCESS' if ok else state_name(swarm.state).upper()}",
-        f"Subtasks: {len(swarm.subtasks)} ({s.subagents_completed} completed, {s.subagents_failed} failed, "
-        f"{s.subagents_skipped} skipped, {s.subagents_cancelled} cancelled)",
-        f"Speedup: {s.speedup_factor:.1f}x",
-        f"Critical Path: {s.critical_path_length} steps; {s.critical_path_time_ms / 1000:.2f}s wall "
-        f"({' -> '.join(s.critical_path) or '-'}); CriticalSteps {s.critical_steps}",
+        f"Subtasks: {len(swarm.subtasks)} ("
+        f"{_counts(s.subagents_completed, s.subagents_failed, s.subagents_cancelled, s.subagents_skipped)})",
+        f"Speedup: {s.speedup_factor:.1f}x (sum of subtask times / wall time)",
+        f"Critical Path: {s.critical_path_steps} steps, {s.critical_path_time_ms / 1000:.2f}s wall "
+        f"({' -> '.join(s.critical_path) or '-'})",
+        f"CriticalSteps: {s.critical_steps} (orchestrator {s.orchestrator_steps} + per-stage maxima "
+        f"{'+'.join(str(st.max_steps) for st in s.stages) or '0'})",
         f"Wall time: {s.execution_time_ms / 1000:.2f}s (sum of subtasks {s.sequential_time_estimate_ms / 1000:.2f}s)",
         f"Steps: {s.total_steps}, tool calls: {s.total_tool_calls}, retries: {s.retries}",
         f"Tokens: {s.usage.total_tokens} ({s.usage.prompt_tokens} prompt, {s.usage.completion_tokens} completion), "
@@ -199,7 +229,7 @@ def format_summary(swarm: common_pb2.Swarm) -> str:
     ]
     for rl in s.rate_limits:
         lines.append(
-            f"Rate limit {rl.key}: {rl.total_requests} requests, {rl.rate_limit_hits} x 429, "
+            f"Rate limit {_endpoint(rl.key)}: {rl.total_requests} requests, {rl.rate_limit_hits} x 429, "
             f"concurrency {rl.concurrency_limit}, waited {rl.total_wait_ms} ms"
         )
     if swarm.error:

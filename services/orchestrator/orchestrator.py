@@ -39,6 +39,7 @@ from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
 from swarmd.services.orchestrator.spending import SpendDesk
+from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.services.orchestrator.submission import SubmissionDeps, prepare_submission
 from swarmd.services.orchestrator.validation import validate_id
 from swarmd.v1 import common_pb2, orchestrator_pb2
@@ -84,7 +85,9 @@ class Orchestrator:
             governor
             if governor is not None
             else GovernorRegistry(
-                initial_concurrency=min(settings.governor_initial_concurrency, settings.governor_max_concurrency),
+                initial_concurrency=min(
+                    settings.governor_initial_concurrency, settings.governor_max_concurrency
+                ),
                 max_concurrency=settings.governor_max_concurrency,
                 pause_ceiling_s=settings.governor_pause_ceiling_secs,
                 max_pause_s=settings.governor_max_pause_secs,
@@ -257,19 +260,17 @@ class Orchestrator:
 
     @staticmethod
     def _summary(swarm: common_pb2.Swarm) -> orchestrator_pb2.SwarmSummary:
-        completed = sum(s.status == common_pb2.SUB_TASK_STATUS_COMPLETED for s in swarm.subtasks)
-        failed = sum(
-            s.status in TERMINAL and s.status != common_pb2.SUB_TASK_STATUS_COMPLETED
-            for s in swarm.subtasks
-        )
+        counts = count_outcomes(swarm.subtasks)
         created = swarm.created_at.ToJsonString() if swarm.HasField("created_at") else ""
         return orchestrator_pb2.SwarmSummary(
             id=swarm.id,
             task=swarm.task[:200],
             state=swarm.state,
             subtask_count=len(swarm.subtasks),
-            completed=completed,
-            failed=failed,
+            completed=counts.completed,
+            failed=counts.failed,
+            cancelled=counts.cancelled,
+            skipped=counts.skipped,
             created_at=created,
             execution_time_ms=swarm.stats.execution_time_ms,
         )

@@ -39,7 +39,7 @@ from swarmd.services.orchestrator.persistence import StateWriter
 from swarmd.services.orchestrator.planning import PlanWarning
 from swarmd.services.orchestrator.retry import Backoff
 from swarmd.services.orchestrator.scheduling import SubtaskScheduler
-from swarmd.services.orchestrator.stats import aggregate_result, compute_stats
+from swarmd.services.orchestrator.stats import aggregate_result, compute_stats, swarm_rate_limits
 from swarmd.services.orchestrator.validation import repair_model_plan
 from swarmd.v1 import common_pb2
 
@@ -84,6 +84,8 @@ class SwarmRun:
         self.orchestrator_steps = swarm.stats.orchestrator_steps
         self.orchestrator_usage = common_pb2.TokenUsage()
         self.orchestrator_cost = 0.0
+        # The governors' figures when this run began: the swarm's own are the difference.
+        self._rate_base = list(ctx.governor.stats()) if ctx.governor is not None else []
         #: Started and Decomposed were emitted (by this run or a previous life).
         self.announced = False
         self.warnings = list(warnings or [])
@@ -134,7 +136,9 @@ class SwarmRun:
     def _stats(self) -> common_pb2.SwarmStats:
         governor = self.ctx.governor
         rate_limits = (
-            governor.stats(governor.keys_for_swarm(self.id)) if governor is not None else []
+            swarm_rate_limits(governor.stats(governor.keys_for_swarm(self.id)), self._rate_base)
+            if governor is not None
+            else []
         )
         end = (
             self.swarm.finished_at.ToMilliseconds()

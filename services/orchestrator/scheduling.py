@@ -32,6 +32,7 @@ from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatc
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
 from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
+from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.v1 import common_pb2
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class SubtaskScheduler:
         self.dispatches: dict[str, SubtaskDispatch] = {}
         self.reporters: dict[str, AttemptReporter] = {}
         self._stage_left: dict[int, int] = {}
+        self._stage_announced: set[int] = set()
         self._to_resolve: list[str] = []
         self._resolving = False
         self._wake = asyncio.Event()
@@ -82,6 +84,9 @@ class SubtaskScheduler:
             self._stage_left[stage] = self._stage_left.get(stage, 0) + (
                 state.status not in TERMINAL
             )
+        for stage in [k for k, left in self._stage_left.items() if left == 0]:
+            del self._stage_left[stage]  # finished in a previous life: announced then
+            self._stage_announced.add(stage)
         for sid in self.tracker.roots():
             if not self.is_terminal(sid):
                 self.ready.push(sid)
@@ -243,17 +248,30 @@ class SubtaskScheduler:
         self._wake.set()
 
     def _stage_done(self, stage: int) -> None:
+        """Count a finished subtask; announce finished stages in stage order.
+
+        A later stage can finish first (dispatch follows dependencies, not
+        stages); its StageComplete waits until every earlier stage's is out.
+        """
         self._stage_left[stage] = self._stage_left.get(stage, 1) - 1
-        if self._stage_left[stage] != 0:
-            return
-        members = [s for s in self.run.swarm.subtasks if s.subtask.stage == stage]
-        completed = sum(s.status == common_pb2.SUB_TASK_STATUS_COMPLETED for s in members)
-        self.run.log.emit(
-            "stage_complete",
-            common_pb2.StageComplete(
-                stage=stage, completed=completed, failed=len(members) - completed
-            ),
-        )
+        while self._stage_left and self._stage_left.get(min(self._stage_left), 0) <= 0:
+            first = min(self._stage_left)
+            del self._stage_left[first]
+            if first in self._stage_announced:
+                continue
+            self._stage_announced.add(first)
+            members = [s for s in self.run.swarm.subtasks if s.subtask.stage == first]
+            counts = count_outcomes(members)
+            self.run.log.emit(
+                "stage_complete",
+                common_pb2.StageComplete(
+                    stage=first,
+                    completed=counts.completed,
+                    failed=counts.failed,
+                    cancelled=counts.cancelled,
+                    skipped=counts.skipped,
+                ),
+            )
 
     def _resolve_later(self, sids: list[str]) -> None:
         """Resolve finished subtasks' dependents iteratively (a skip that

@@ -1,26 +1,43 @@
-"""Swarm statistics and the aggregated result text.
+"""Swarm statistics and the aggregated result text: every figure defined here, once.
+
+Counts -- each subtask counts once, by its status: ``completed``; ``failed``
+(failed or timed out); ``cancelled``; ``skipped`` (a dependency failed).
+Cancelled and skipped subtasks are not failures. :func:`count_outcomes` is
+the one place this is computed (swarm, stage, stage-done event, list).
 
 Figures (see ``SwarmStats`` in common.proto):
 
+* ``critical_path`` -- the dependency chain with the largest sum of actual
+  subtask durations, root first: what really bounded the swarm's wall time;
+  ``critical_path_time_ms`` is that sum and ``critical_path_steps`` the
+  sub-agent steps along that same chain;
 * ``critical_path_length`` -- the seed's formula: the sum over stages of the
-  largest step count in the stage (LLM turns, not time);
-* ``critical_path`` / ``critical_path_time_ms`` -- the dependency chain with
-  the largest sum of actual subtask durations, root first: what really
-  bounded the swarm's wall time;
-* ``critical_steps`` -- Kimi's CriticalSteps: the orchestrator's own steps
-  plus the largest sum of sub-agent steps along any dependency chain;
-* ``speedup_factor`` -- the sum of subtask durations over the swarm's wall
-  time (the seed's ``sequential_time_estimate_ms / execution_time_ms``).
+  largest step count in the stage (LLM turns of a stage-barrier schedule);
+* ``critical_steps`` -- Kimi's CriticalSteps, ``sum over stages t of
+  (S_main(t) + max_i S_sub,i(t))``: the orchestrator's steps (it plans once,
+  before the first stage) plus ``critical_path_length``;
+* ``speedup_factor`` -- the measured sum of subtask durations over the
+  swarm's wall time (the seed's ``sequential_time_estimate_ms /
+  execution_time_ms``);
+* ``rate_limits`` -- per governor key, this swarm's share: the governor's
+  figures now minus those when the swarm started (:func:`swarm_rate_limits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from swarmd.v1 import common_pb2
 
-__all__ = ["aggregate_result", "compute_stats", "heaviest_chain"]
+__all__ = [
+    "Outcomes",
+    "aggregate_result",
+    "compute_stats",
+    "count_outcomes",
+    "heaviest_chain",
+    "swarm_rate_limits",
+]
 
 _TERMINAL_WORDS = {
     common_pb2.SUB_TASK_STATUS_FAILED: "FAILED",
@@ -83,11 +100,51 @@ def _ms(ts: object) -> int:
 
 
 @dataclass
-class _Counts:
+class Outcomes:
+    """How many subtasks ended each way (see the module docstring)."""
+
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
     skipped: int = 0
+
+
+def count_outcomes(states: Iterable[common_pb2.SubTaskState]) -> Outcomes:
+    """Count ``states`` by outcome; running or pending ones count nowhere."""
+    counts = Outcomes()
+    for state in states:
+        status = state.status
+        if status == common_pb2.SUB_TASK_STATUS_COMPLETED:
+            counts.completed += 1
+        elif status in (common_pb2.SUB_TASK_STATUS_FAILED, common_pb2.SUB_TASK_STATUS_TIMED_OUT):
+            counts.failed += 1
+        elif status == common_pb2.SUB_TASK_STATUS_CANCELLED:
+            counts.cancelled += 1
+        elif status == common_pb2.SUB_TASK_STATUS_SKIPPED:
+            counts.skipped += 1
+    return counts
+
+
+def swarm_rate_limits(
+    now: Sequence[common_pb2.RateLimitStats], at_start: Sequence[common_pb2.RateLimitStats]
+) -> list[common_pb2.RateLimitStats]:
+    """This swarm's share of each governor: cumulative figures minus those at its start.
+
+    Gauges (in flight, concurrency, delay, rate, remaining) are the governor's
+    current values. Swarms that share a key at the same time share its figures.
+    """
+    before = {r.key: r for r in at_start}
+    out = []
+    for current in now:
+        mine = common_pb2.RateLimitStats()
+        mine.CopyFrom(current)
+        base = before.get(current.key)
+        if base is not None:
+            mine.total_requests = max(0, current.total_requests - base.total_requests)
+            mine.rate_limit_hits = max(0, current.rate_limit_hits - base.rate_limit_hits)
+            mine.total_wait_ms = max(0, current.total_wait_ms - base.total_wait_ms)
+        out.append(mine)
+    return out
 
 
 def compute_stats(
@@ -109,21 +166,12 @@ def compute_stats(
     stats.usage.CopyFrom(orchestrator_usage)
     stats.cost_usd = orchestrator_cost_usd
     stats.rate_limits.extend(rate_limits)
-    counts = _Counts()
+    counts = count_outcomes(states)
     hits = lookups = 0
     stages: dict[int, list[common_pb2.SubTaskState]] = {}
     for state in states:
         stages.setdefault(state.subtask.stage, []).append(state)
         result = state.result
-        status = state.status
-        if status == common_pb2.SUB_TASK_STATUS_COMPLETED:
-            counts.completed += 1
-        elif status in (common_pb2.SUB_TASK_STATUS_FAILED, common_pb2.SUB_TASK_STATUS_TIMED_OUT):
-            counts.failed += 1
-        elif status == common_pb2.SUB_TASK_STATUS_CANCELLED:
-            counts.cancelled += 1
-        elif status == common_pb2.SUB_TASK_STATUS_SKIPPED:
-            counts.skipped += 1
         steps = result.steps or state.steps
         stats.total_tool_calls += result.tool_calls or state.tool_calls
         stats.total_steps += steps
@@ -161,26 +209,29 @@ def compute_stats(
             for m in members
             if m.HasField("finished_at") and m.HasField("started_at")
         ]
-        completed = sum(m.status == common_pb2.SUB_TASK_STATUS_COMPLETED for m in members)
+        outcome = count_outcomes(members)
         stats.stages.add(
             stage=stage,
             subagent_count=len(members),
             max_steps=max(step_counts, default=0),
             total_steps=sum(step_counts),
             execution_time_ms=(max(finished) - min(started)) if started and finished else 0,
-            completed=completed,
-            failed=len(members) - completed,
+            completed=outcome.completed,
+            failed=outcome.failed,
+            cancelled=outcome.cancelled,
+            skipped=outcome.skipped,
         )
         stats.critical_path_length += max(step_counts, default=0)
 
     if states:
         time_ms, chain = heaviest_chain(states, lambda s: s.result.execution_time_ms)
+        by_id = {s.subtask.id: s for s in states}
         stats.critical_path_time_ms = int(time_ms)
         stats.critical_path.extend(chain)
-        steps_total, _ = heaviest_chain(states, lambda s: s.result.steps or s.steps)
-        stats.critical_steps = orchestrator_steps + int(steps_total)
-    else:
-        stats.critical_steps = orchestrator_steps
+        stats.critical_path_steps = sum(
+            by_id[sid].result.steps or by_id[sid].steps for sid in chain
+        )
+    stats.critical_steps = orchestrator_steps + stats.critical_path_length
     return stats
 
 

@@ -14,7 +14,14 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.fake_model_server import parse_directive  # noqa: E402
 from benchmarks.measures import overheads, percentile, server_view  # noqa: E402
-from benchmarks.workloads import SubtaskSpec, Workload, layered, rate_bound, wide  # noqa: E402
+from benchmarks.workloads import (  # noqa: E402
+    SubtaskSpec,
+    Workload,
+    layered,
+    rate_bound,
+    read_only_variant,
+    wide,
+)
 
 
 def test_wide_bounds() -> None:
@@ -74,7 +81,9 @@ def test_plan_carries_the_script_for_the_fake_model() -> None:
         assert script["id"] == spec.id and int(script["steps"]) == spec.steps
         assert float(script["latency"]) == 0.25
         assert list(sub.dependencies) == list(spec.dependencies)
-        assert sub.read_only and sub.max_steps > spec.steps
+        assert not sub.read_only and script["tool"] == "write" and sub.max_steps > spec.steps
+    readonly = read_only_variant(workload).plan()
+    assert all(s.read_only and "tool=list" in s.instruction for s in readonly.subtasks)
 
 
 def test_rate_bound() -> None:

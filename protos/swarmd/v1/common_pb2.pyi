@@ -365,7 +365,7 @@ class CacheStats(_message.Message):
     def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., expired_removed: _Optional[int] = ..., current_entries: _Optional[int] = ..., current_bytes: _Optional[int] = ..., hit_rate: _Optional[float] = ...) -> None: ...
 
 class StageStats(_message.Message):
-    __slots__ = ("stage", "subagent_count", "max_steps", "total_steps", "execution_time_ms", "completed", "failed")
+    __slots__ = ("stage", "subagent_count", "max_steps", "total_steps", "execution_time_ms", "completed", "failed", "cancelled", "skipped")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     SUBAGENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +373,8 @@ class StageStats(_message.Message):
     EXECUTION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     stage: int
     subagent_count: int
     max_steps: int
@@ -380,10 +382,12 @@ class StageStats(_message.Message):
     execution_time_ms: int
     completed: int
     failed: int
-    def __init__(self, stage: _Optional[int] = ..., subagent_count: _Optional[int] = ..., max_steps: _Optional[int] = ..., total_steps: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    skipped: int
+    def __init__(self, stage: _Optional[int] = ..., subagent_count: _Optional[int] = ..., max_steps: _Optional[int] = ..., total_steps: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class SwarmStats(_message.Message):
-    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps")
+    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps", "critical_path_steps")
     SUBAGENTS_SPAWNED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -405,6 +409,7 @@ class SwarmStats(_message.Message):
     SUBAGENTS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CRITICAL_PATH_STEPS_FIELD_NUMBER: _ClassVar[int]
     subagents_spawned: int
     subagents_completed: int
     subagents_failed: int
@@ -426,7 +431,8 @@ class SwarmStats(_message.Message):
     subagents_skipped: int
     retries: int
     orchestrator_steps: int
-    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ...) -> None: ...
+    critical_path_steps: int
+    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ...) -> None: ...
 
 class SubTaskState(_message.Message):
     __slots__ = ("subtask", "status", "attempt", "agent_name", "current_tool", "steps", "tool_calls", "started_at", "finished_at", "status_reason", "result", "on_critical_path")
@@ -728,14 +734,18 @@ class RateLimited(_message.Message):
     def __init__(self, subtask_id: _Optional[str] = ..., key: _Optional[str] = ..., waited_ms: _Optional[int] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class StageComplete(_message.Message):
-    __slots__ = ("stage", "completed", "failed")
+    __slots__ = ("stage", "completed", "failed", "cancelled", "skipped")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     stage: int
     completed: int
     failed: int
-    def __init__(self, stage: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    skipped: int
+    def __init__(self, stage: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class SwarmComplete(_message.Message):
     __slots__ = ("success", "stats", "state", "result")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmd.v1 import common_pb2 as swarmd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswarmd/v1/orchestrator.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"\xf8\x01\n\x12SubmitSwarmRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x1d\n\x04plan\x18\x02 \x01(\x0b\x32\x0f.swarmd.v1.Plan\x12&\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x16.swarmd.v1.SwarmConfig\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).swarmd.v1.SubmitSwarmRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x13SubmitSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\x12-\n\tpreflight\x18\x02 \x01(\x0b\x32\x1a.swarmd.v1.PreflightReport\"#\n\x0fGetSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\"3\n\x10GetSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\"a\n\x11ListSwarmsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12%\n\x06states\x18\x03 \x03(\x0e\x32\x15.swarmd.v1.SwarmState\"\xb7\x01\n\x0cSwarmSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swarmd.v1.SwarmState\x12\x15\n\rsubtask_count\x18\x04 \x01(\x05\x12\x11\n\tcompleted\x18\x05 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x19\n\x11\x65xecution_time_ms\x18\x08 \x01(\x03\"V\n\x12ListSwarmsResponse\x12\'\n\x06swarms\x18\x01 \x03(\x0b\x32\x17.swarmd.v1.SwarmSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11WatchSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x14\n\x0chistory_only\x18\x03 \x01(\x08\x12\x1d\n\x15heartbeat_interval_ms\x18\x04 \x01(\x03\"x\n\x12WatchSwarmResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.swarmd.v1.SwarmEventH\x00\x12/\n\theartbeat\x18\x02 \x01(\x0b\x32\x1a.swarmd.v1.StreamHeartbeatH\x00\x42\t\n\x07payload\"6\n\x12\x43\x61ncelSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"U\n\x13\x43\x61ncelSwarmResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.swarmd.v1.SwarmState\x12\x18\n\x10\x61lready_finished\x18\x02 \x01(\x08\"&\n\x12ResumeSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\"O\n\x13ResumeSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\x12\x17\n\x0f\x61lready_running\x18\x02 \x01(\x08\"L\n\x14\x43\x61ncelSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\x15\x43\x61ncelSubTaskResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.swarmd.v1.SubTaskStatus\x12\x18\n\x10\x61lready_finished\x18\x02 \x01(\x08\"^\n\x0cRateLimitKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13\x61pi_key_fingerprint\x18\x04 \x01(\t\"|\n\x14\x41\x63quirePermitRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\x10\n\x08swarm_id\x18\x02 \x01(\t\x12\x12\n\nsubtask_id\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\"O\n\x15\x41\x63quirePermitResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x11\n\twaited_ms\x18\x02 \x01(\x03\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\"\xda\x02\n\x14ReportOutcomeRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.swarmd.v1.CallOutcome\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12=\n\x07headers\x18\x05 \x03(\x0b\x32,.swarmd.v1.ReportOutcomeRequest.HeadersEntry\x12$\n\x05usage\x18\x06 \x01(\x0b\x32\x15.swarmd.v1.TokenUsage\x12\x10\n\x08swarm_id\x18\x07 \x01(\t\x12\x12\n\nsubtask_id\x18\x08 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\t \x01(\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x15ReportOutcomeResponse\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\x03\"P\n\x14ReserveBudgetRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x12\n\ntool_calls\x18\x03 \x01(\x05\"5\n\x15ReserveBudgetResponse\x12\x1c\n\x14tool_calls_remaining\x18\x01 \x01(\x05*\x98\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41LL_OUTCOME_SUCCESS\x10\x01\x12\x1d\n\x19\x43\x41LL_OUTCOME_RATE_LIMITED\x10\x02\x12\x16\n\x12\x43\x41LL_OUTCOME_ERROR\x10\x03\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x04\x32\xac\x06\n\x13OrchestratorService\x12L\n\x0bSubmitSwarm\x12\x1d.swarmd.v1.SubmitSwarmRequest\x1a\x1e.swarmd.v1.SubmitSwarmResponse\x12\x43\n\x08GetSwarm\x12\x1a.swarmd.v1.GetSwarmRequest\x1a\x1b.swarmd.v1.GetSwarmResponse\x12I\n\nListSwarms\x12\x1c.swarmd.v1.ListSwarmsRequest\x1a\x1d.swarmd.v1.ListSwarmsResponse\x12K\n\nWatchSwarm\x12\x1c.swarmd.v1.WatchSwarmRequest\x1a\x1d.swarmd.v1.WatchSwarmResponse0\x01\x12L\n\x0b\x43\x61ncelSwarm\x12\x1d.swarmd.v1.CancelSwarmRequest\x1a\x1e.swarmd.v1.CancelSwarmResponse\x12R\n\rCancelSubTask\x12\x1f.swarmd.v1.CancelSubTaskRequest\x1a .swarmd.v1.CancelSubTaskResponse\x12L\n\x0bResumeSwarm\x12\x1d.swarmd.v1.ResumeSwarmRequest\x1a\x1e.swarmd.v1.ResumeSwarmResponse\x12R\n\rAcquirePermit\x12\x1f.swarmd.v1.AcquirePermitRequest\x1a .swarmd.v1.AcquirePermitResponse\x12R\n\rReportOutcome\x12\x1f.swarmd.v1.ReportOutcomeRequest\x1a .swarmd.v1.ReportOutcomeResponse\x12R\n\rReserveBudget\x12\x1f.swarmd.v1.ReserveBudgetRequest\x1a .swarmd.v1.ReserveBudgetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswarmd/v1/orchestrator.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"\xf8\x01\n\x12SubmitSwarmRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x1d\n\x04plan\x18\x02 \x01(\x0b\x32\x0f.swarmd.v1.Plan\x12&\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x16.swarmd.v1.SwarmConfig\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).swarmd.v1.SubmitSwarmRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x13SubmitSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\x12-\n\tpreflight\x18\x02 \x01(\x0b\x32\x1a.swarmd.v1.PreflightReport\"#\n\x0fGetSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\"3\n\x10GetSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\"a\n\x11ListSwarmsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12%\n\x06states\x18\x03 \x03(\x0e\x32\x15.swarmd.v1.SwarmState\"\xdb\x01\n\x0cSwarmSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swarmd.v1.SwarmState\x12\x15\n\rsubtask_count\x18\x04 \x01(\x05\x12\x11\n\tcompleted\x18\x05 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x19\n\x11\x65xecution_time_ms\x18\x08 \x01(\x03\x12\x11\n\tcancelled\x18\t \x01(\x05\x12\x0f\n\x07skipped\x18\n \x01(\x05\"V\n\x12ListSwarmsResponse\x12\'\n\x06swarms\x18\x01 \x03(\x0b\x32\x17.swarmd.v1.SwarmSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11WatchSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x14\n\x0chistory_only\x18\x03 \x01(\x08\x12\x1d\n\x15heartbeat_interval_ms\x18\x04 \x01(\x03\"x\n\x12WatchSwarmResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.swarmd.v1.SwarmEventH\x00\x12/\n\theartbeat\x18\x02 \x01(\x0b\x32\x1a.swarmd.v1.StreamHeartbeatH\x00\x42\t\n\x07payload\"6\n\x12\x43\x61ncelSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"U\n\x13\x43\x61ncelSwarmResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.swarmd.v1.SwarmState\x12\x18\n\x10\x61lready_finished\x18\x02 \x01(\x08\"&\n\x12ResumeSwarmRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\"O\n\x13ResumeSwarmResponse\x12\x1f\n\x05swarm\x18\x01 \x01(\x0b\x32\x10.swarmd.v1.Swarm\x12\x17\n\x0f\x61lready_running\x18\x02 \x01(\x08\"L\n\x14\x43\x61ncelSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\x15\x43\x61ncelSubTaskResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.swarmd.v1.SubTaskStatus\x12\x18\n\x10\x61lready_finished\x18\x02 \x01(\x08\"^\n\x0cRateLimitKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13\x61pi_key_fingerprint\x18\x04 \x01(\t\"|\n\x14\x41\x63quirePermitRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\x10\n\x08swarm_id\x18\x02 \x01(\t\x12\x12\n\nsubtask_id\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\"O\n\x15\x41\x63quirePermitResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x11\n\twaited_ms\x18\x02 \x01(\x03\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\"\xda\x02\n\x14ReportOutcomeRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.swarmd.v1.CallOutcome\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12=\n\x07headers\x18\x05 \x03(\x0b\x32,.swarmd.v1.ReportOutcomeRequest.HeadersEntry\x12$\n\x05usage\x18\x06 \x01(\x0b\x32\x15.swarmd.v1.TokenUsage\x12\x10\n\x08swarm_id\x18\x07 \x01(\t\x12\x12\n\nsubtask_id\x18\x08 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\t \x01(\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x15ReportOutcomeResponse\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\x03\"P\n\x14ReserveBudgetRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x12\n\ntool_calls\x18\x03 \x01(\x05\"5\n\x15ReserveBudgetResponse\x12\x1c\n\x14tool_calls_remaining\x18\x01 \x01(\x05*\x98\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41LL_OUTCOME_SUCCESS\x10\x01\x12\x1d\n\x19\x43\x41LL_OUTCOME_RATE_LIMITED\x10\x02\x12\x16\n\x12\x43\x41LL_OUTCOME_ERROR\x10\x03\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x04\x32\xac\x06\n\x13OrchestratorService\x12L\n\x0bSubmitSwarm\x12\x1d.swarmd.v1.SubmitSwarmRequest\x1a\x1e.swarmd.v1.SubmitSwarmResponse\x12\x43\n\x08GetSwarm\x12\x1a.swarmd.v1.GetSwarmRequest\x1a\x1b.swarmd.v1.GetSwarmResponse\x12I\n\nListSwarms\x12\x1c.swarmd.v1.ListSwarmsRequest\x1a\x1d.swarmd.v1.ListSwarmsResponse\x12K\n\nWatchSwarm\x12\x1c.swarmd.v1.WatchSwarmRequest\x1a\x1d.swarmd.v1.WatchSwarmResponse0\x01\x12L\n\x0b\x43\x61ncelSwarm\x12\x1d.swarmd.v1.CancelSwarmRequest\x1a\x1e.swarmd.v1.CancelSwarmResponse\x12R\n\rCancelSubTask\x12\x1f.swarmd.v1.CancelSubTaskRequest\x1a .swarmd.v1.CancelSubTaskResponse\x12L\n\x0bResumeSwarm\x12\x1d.swarmd.v1.ResumeSwarmRequest\x1a\x1e.swarmd.v1.ResumeSwarmResponse\x12R\n\rAcquirePermit\x12\x1f.swarmd.v1.AcquirePermitRequest\x1a .swarmd.v1.AcquirePermitResponse\x12R\n\rReportOutcome\x12\x1f.swarmd.v1.ReportOutcomeRequest\x1a .swarmd.v1.ReportOutcomeResponse\x12R\n\rReserveBudget\x12\x1f.swarmd.v1.ReserveBudgetRequest\x1a .swarmd.v1.ReserveBudgetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITSWARMREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_CALLOUTCOME']._serialized_start=2396
-  _globals['_CALLOUTCOME']._serialized_end=2548
+  _globals['_CALLOUTCOME']._serialized_start=2432
+  _globals['_CALLOUTCOME']._serialized_end=2584
   _globals['_SUBMITSWARMREQUEST']._serialized_start=68
   _globals['_SUBMITSWARMREQUEST']._serialized_end=316
   _globals['_SUBMITSWARMREQUEST_LABELSENTRY']._serialized_start=271
@@ -51,41 +51,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSWARMSREQUEST']._serialized_start=511
   _globals['_LISTSWARMSREQUEST']._serialized_end=608
   _globals['_SWARMSUMMARY']._serialized_start=611
-  _globals['_SWARMSUMMARY']._serialized_end=794
-  _globals['_LISTSWARMSRESPONSE']._serialized_start=796
-  _globals['_LISTSWARMSRESPONSE']._serialized_end=882
-  _globals['_WATCHSWARMREQUEST']._serialized_start=884
-  _globals['_WATCHSWARMREQUEST']._serialized_end=998
-  _globals['_WATCHSWARMRESPONSE']._serialized_start=1000
-  _globals['_WATCHSWARMRESPONSE']._serialized_end=1120
-  _globals['_CANCELSWARMREQUEST']._serialized_start=1122
-  _globals['_CANCELSWARMREQUEST']._serialized_end=1176
-  _globals['_CANCELSWARMRESPONSE']._serialized_start=1178
-  _globals['_CANCELSWARMRESPONSE']._serialized_end=1263
-  _globals['_RESUMESWARMREQUEST']._serialized_start=1265
-  _globals['_RESUMESWARMREQUEST']._serialized_end=1303
-  _globals['_RESUMESWARMRESPONSE']._serialized_start=1305
-  _globals['_RESUMESWARMRESPONSE']._serialized_end=1384
-  _globals['_CANCELSUBTASKREQUEST']._serialized_start=1386
-  _globals['_CANCELSUBTASKREQUEST']._serialized_end=1462
-  _globals['_CANCELSUBTASKRESPONSE']._serialized_start=1464
-  _globals['_CANCELSUBTASKRESPONSE']._serialized_end=1555
-  _globals['_RATELIMITKEY']._serialized_start=1557
-  _globals['_RATELIMITKEY']._serialized_end=1651
-  _globals['_ACQUIREPERMITREQUEST']._serialized_start=1653
-  _globals['_ACQUIREPERMITREQUEST']._serialized_end=1777
-  _globals['_ACQUIREPERMITRESPONSE']._serialized_start=1779
-  _globals['_ACQUIREPERMITRESPONSE']._serialized_end=1858
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1861
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=2207
-  _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_start=2161
-  _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_end=2207
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=2209
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=2256
-  _globals['_RESERVEBUDGETREQUEST']._serialized_start=2258
-  _globals['_RESERVEBUDGETREQUEST']._serialized_end=2338
-  _globals['_RESERVEBUDGETRESPONSE']._serialized_start=2340
-  _globals['_RESERVEBUDGETRESPONSE']._serialized_end=2393
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=2551
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=3363
+  _globals['_SWARMSUMMARY']._serialized_end=830
+  _globals['_LISTSWARMSRESPONSE']._serialized_start=832
+  _globals['_LISTSWARMSRESPONSE']._serialized_end=918
+  _globals['_WATCHSWARMREQUEST']._serialized_start=920
+  _globals['_WATCHSWARMREQUEST']._serialized_end=1034
+  _globals['_WATCHSWARMRESPONSE']._serialized_start=1036
+  _globals['_WATCHSWARMRESPONSE']._serialized_end=1156
+  _globals['_CANCELSWARMREQUEST']._serialized_start=1158
+  _globals['_CANCELSWARMREQUEST']._serialized_end=1212
+  _globals['_CANCELSWARMRESPONSE']._serialized_start=1214
+  _globals['_CANCELSWARMRESPONSE']._serialized_end=1299
+  _globals['_RESUMESWARMREQUEST']._serialized_start=1301
+  _globals['_RESUMESWARMREQUEST']._serialized_end=1339
+  _globals['_RESUMESWARMRESPONSE']._serialized_start=1341
+  _globals['_RESUMESWARMRESPONSE']._serialized_end=1420
+  _globals['_CANCELSUBTASKREQUEST']._serialized_start=1422
+  _globals['_CANCELSUBTASKREQUEST']._serialized_end=1498
+  _globals['_CANCELSUBTASKRESPONSE']._serialized_start=1500
+  _globals['_CANCELSUBTASKRESPONSE']._serialized_end=1591
+  _globals['_RATELIMITKEY']._serialized_start=1593
+  _globals['_RATELIMITKEY']._serialized_end=1687
+  _globals['_ACQUIREPERMITREQUEST']._serialized_start=1689
+  _globals['_ACQUIREPERMITREQUEST']._serialized_end=1813
+  _globals['_ACQUIREPERMITRESPONSE']._serialized_start=1815
+  _globals['_ACQUIREPERMITRESPONSE']._serialized_end=1894
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1897
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=2243
+  _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_start=2197
+  _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_end=2243
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=2245
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=2292
+  _globals['_RESERVEBUDGETREQUEST']._serialized_start=2294
+  _globals['_RESERVEBUDGETREQUEST']._serialized_end=2374
+  _globals['_RESERVEBUDGETRESPONSE']._serialized_start=2376
+  _globals['_RESERVEBUDGETRESPONSE']._serialized_end=2429
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=2587
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=3399
 # @@protoc_insertion_point(module_scope)

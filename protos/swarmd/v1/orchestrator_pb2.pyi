@@ -75,7 +75,7 @@ class ListSwarmsRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_common_pb2.SwarmState, str]]] = ...) -> None: ...
 
 class SwarmSummary(_message.Message):
-    __slots__ = ("id", "task", "state", "subtask_count", "completed", "failed", "created_at", "execution_time_ms")
+    __slots__ = ("id", "task", "state", "subtask_count", "completed", "failed", "created_at", "execution_time_ms", "cancelled", "skipped")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,8 @@ class SwarmSummary(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     id: str
     task: str
     state: _common_pb2.SwarmState
@@ -92,7 +94,9 @@ class SwarmSummary(_message.Message):
     failed: int
     created_at: str
     execution_time_ms: int
-    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.SwarmState, str]] = ..., subtask_count: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[str] = ..., execution_time_ms: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    skipped: int
+    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.SwarmState, str]] = ..., subtask_count: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[str] = ..., execution_time_ms: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class ListSwarmsResponse(_message.Message):
     __slots__ = ("swarms", "next_page_token")

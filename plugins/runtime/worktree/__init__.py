@@ -1,0 +1,70 @@
+"""Git worktree isolation and loss-free merge-back for mutating sub-agents.
+
+Every mutating sub-agent works in its own ``git worktree`` on the branch
+``swarmd/<swarm>/<subtask>`` under ``<repo>/.swarmd/worktrees/``. The
+``.swarmd/`` folder is hidden from git through ``.git/info/exclude`` so the
+user's tracked ``.gitignore`` is never edited.
+
+The package, by concern:
+
+=============  ===============================================================
+``model``      ids, outcomes, reports and errors (plain data, no git)
+``git``        running git: one isolated subprocess per call; text helpers
+``repo``       one repository: queries, worktree bookkeeping, the lock
+``manager``    :class:`WorktreeManager`: create, commit, patch, merge, remove
+``integrate``  merging in memory, a batch at a time, onto the user's branch
+``checkout``   whether and how the user's checkout may be moved
+``inventory``  listing and pruning what swarmd left behind
+``timing``     per-operation timings for profiling
+=============  ===============================================================
+
+The guarantees: the user's uncommitted edits are never touched (merges are
+computed in the object store and the checkout is moved the way a branch
+switch moves it); a conflict fails only the sub-agent that conflicts and keeps
+its branch and worktree; a worktree with uncommitted changes is never removed
+and a branch is deleted only once its work is reachable from a local branch or
+when it holds none; the tree a swarm ends with does not depend on the order in
+which its sub-agents finish.
+"""
+
+from __future__ import annotations
+
+from swarmd.plugins.runtime.worktree.git import run_git as _git
+from swarmd.plugins.runtime.worktree.git import truncate as _truncate
+from swarmd.plugins.runtime.worktree.manager import WorktreeManager
+from swarmd.plugins.runtime.worktree.model import (
+    BRANCH_PREFIX,
+    MAX_CONFLICT_DIFF_BYTES,
+    WORKTREES_DIR,
+    Conflict,
+    DependencyConflict,
+    InvalidIdError,
+    MergeOutcome,
+    MergeReport,
+    NotAGitRepository,
+    PruneReport,
+    Worktree,
+    WorktreeError,
+    WorktreeStatus,
+    validate_id,
+)
+
+__all__ = [
+    "BRANCH_PREFIX",
+    "MAX_CONFLICT_DIFF_BYTES",
+    "WORKTREES_DIR",
+    "Conflict",
+    "DependencyConflict",
+    "InvalidIdError",
+    "MergeOutcome",
+    "MergeReport",
+    "NotAGitRepository",
+    "PruneReport",
+    "Worktree",
+    "WorktreeError",
+    "WorktreeManager",
+    "WorktreeStatus",
+    "_git",
+    "_truncate",
+    "validate_id",
+]

@@ -1,0 +1,479 @@
+"""Merging without touching the user's work, in batches, off the critical path.
+
+``git merge`` needs a clean checkout, which is why naive merge-back code
+stashes (and loses) the user's edits. swarmd never runs it. Instead, for a
+batch of finished sub-agents (every merge queued while the previous batch
+was landing, taken in the order of their swarm, subtask and attempt, so the
+order they finished in does not decide the history):
+
+1. ``git merge-tree --write-tree <tip> <commit>`` computes each merge in the
+   object store, one onto the other, and ``git commit-tree -p <tip> -p
+   <commit>`` makes each --no-ff merge commit. A conflict fails only that
+   sub-agent: it is reported with each file's diff taken from the conflicted
+   tree git wrote (conflict markers included), its branch and worktree are
+   kept, and the batch goes on without it. None of this needs the lock.
+2. Under the repository lock, only: HEAD is checked to be where step 1 began
+   (if the user committed meanwhile, step 1 is redone), then
+   ``git read-tree -m -u <old HEAD> <last merge>`` moves the index and
+   working tree once for the whole batch, the way a branch switch does:
+   staged, unstaged and untracked edits are carried along, and git refuses
+   (changing nothing) when they overlap files the merges change. Ignored
+   files, which read-tree would overwrite, are checked by swarmd first.
+3. ``git update-ref <branch> <last merge> <old HEAD>`` moves the user's
+   branch, guarded by its old value; if the branch moved meanwhile, step 2
+   is undone and the batch reported as ``failed``.
+
+When step 2 refuses a batch of several, each of its merges is landed on its
+own, so only the sub-agents whose files overlap the user's edits fail, each
+with the overlapping files named. Once taken into a batch, a merge runs to
+completion even when its caller is cancelled (the cancellation is re-raised
+afterwards). After landing, each worktree is removed and its branch deleted
+in parallel, outside the lock.
+
+:func:`merge_back` is the one entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
+from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
+from swarmd.plugins.runtime.worktree.git import names, truncate
+from swarmd.plugins.runtime.worktree.model import (
+    BASE_REF_PREFIX,
+    BRANCH_PREFIX,
+    Conflict,
+    MergeOutcome,
+    MergeReport,
+    Worktree,
+    WorktreeError,
+)
+from swarmd.plugins.runtime.worktree.repo import RepoBase
+from swarmd.plugins.runtime.worktree.timing import record
+
+__all__ = ["merge_back"]
+
+# HEAD moved under a batch this many times in a row: give up on that batch.
+_MAX_RETRIES = 5
+
+
+async def merge_back(
+    repo: RepoBase, wt: Worktree, commit: str | None, *, auto_merge: bool = True, message: str = ""
+) -> MergeReport:
+    """Bring ``commit`` (from ``commit()``) back into the user's current branch.
+
+    ``commit`` None -> ``no_changes`` (worktree and branch removed);
+    ``auto_merge`` False -> ``kept`` (branch kept, clean worktree removed);
+    otherwise ``merged``, ``conflicted`` (branch and worktree kept, files and
+    diffs listed) or ``failed`` (branch and worktree kept, nothing changed).
+    """
+    started = time.monotonic()
+    report = MergeReport(
+        MergeOutcome.NO_CHANGES, branch=wt.branch, commit=commit or "", worktree_path=wt.path
+    )
+    request: _Request | None = None
+    try:
+        await repo.toplevel()
+        target, _, tip, changed = await asyncio.gather(
+            repo.current_branch(),
+            repo._git("worktree", "unlock", str(wt.path), check=False),
+            repo._ref(f"refs/heads/{wt.branch}"),
+            changes_between(repo, wt.base_commit, commit) if commit else asyncio.sleep(0, []),
+        )
+        report.target_branch = target or ""
+        if commit is None:
+            report.summary = f"subtask {wt.subtask_id} changed nothing"
+            async with repo._exclusive():
+                await _tidy(repo, wt, report, "it has uncommitted changes")
+            return report
+        if tip is None or (tip != commit and not await repo._is_ancestor(commit, tip)):
+            report.outcome = MergeOutcome.FAILED
+            report.summary = f"commit {commit[:12]} is not on branch {wt.branch}; nothing merged"
+            return report
+        report.files_changed = len(changed)
+        if not auto_merge:
+            report.outcome = MergeOutcome.KEPT
+            report.summary = (
+                f"auto-merge is off: the work of subtask {wt.subtask_id} is on "
+                f"branch {wt.branch} ({commit[:12]})"
+            )
+            async with repo._exclusive():
+                await _tidy(
+                    repo, wt, report, "it has changes made after the commit", keep_branch=True
+                )
+            return report
+        request = _Request(wt, commit, message, report, changed)
+        return await _integrator(repo).submit(request)
+    except WorktreeError as exc:
+        # Raised only before anything moved: the user's checkout is untouched.
+        report.outcome = MergeOutcome.FAILED
+        report.summary = f"{exc}; branch {wt.branch} kept; nothing was merged"
+        return report
+    finally:
+        record(
+            "merge",
+            wt.swarm_id,
+            wt.subtask_id,
+            time.monotonic() - started,
+            lock_wait=request.lock_wait if request else 0.0,
+            batch=request.batch_size if request else 0,
+        )
+
+
+@dataclass(eq=False)
+class _Request:
+    wt: Worktree
+    commit: str
+    message: str
+    report: MergeReport
+    #: What the commit changed against its base (for the fast path).
+    changes: builtins.list[Change]
+    future: asyncio.Future[MergeReport] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    #: Taken into a batch: from now on it runs to completion.
+    taken: bool = False
+    lock_wait: float = 0.0
+    batch_size: int = 0
+    #: The merge commit planned for it (``merged``), or "" when already merged.
+    merge: str = ""
+
+    @property
+    def kept(self) -> str:
+        return f"branch {self.wt.branch} kept with the work ({self.commit[:12]})"
+
+    def fail(self, why: str) -> None:
+        self.report.outcome = MergeOutcome.FAILED
+        self.report.summary = f"{why}; {self.kept}; nothing was changed"
+
+
+# One integrator per (event loop, repository top level).
+_INTEGRATORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Integrator]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _integrator(repo: RepoBase) -> _Integrator:
+    assert repo._top is not None
+    known = _INTEGRATORS.setdefault(asyncio.get_running_loop(), {})
+    found = known.get(str(repo._top))
+    if found is None:
+        found = known[str(repo._top)] = _Integrator(repo)
+    return found
+
+
+class _Integrator:
+    """Lands the merges queued for one repository, a batch at a time."""
+
+    def __init__(self, repo: RepoBase) -> None:
+        self.repo = repo
+        self._queue: list[_Request] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    async def submit(self, request: _Request) -> MergeReport:
+        self._queue.append(request)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._drain())
+        try:
+            return await asyncio.shield(request.future)
+        except asyncio.CancelledError:
+            if not request.taken:
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(request)
+                raise
+            while not request.future.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([request.future])
+            raise
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            for request in batch:
+                request.taken = True
+                request.batch_size = len(batch)
+            try:
+                await self._land(batch)
+            except Exception as exc:
+                for request in batch:
+                    if request.report.outcome is MergeOutcome.NO_CHANGES:
+                        request.report.outcome = MergeOutcome.FAILED
+                        request.report.summary = (
+                            f"{exc}; branch {request.wt.branch} kept; nothing was merged"
+                        )
+            except BaseException:
+                for request in batch:
+                    request.future.cancel()
+                raise
+            for request in batch:
+                task = asyncio.get_running_loop().create_task(self._finish(request))
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, request: _Request) -> None:
+        """Tidy a landed merge's worktree and branch, then hand the report back."""
+        try:
+            if request.report.outcome is MergeOutcome.MERGED:
+                await _tidy_merged(self.repo, request)
+        finally:
+            if not request.future.done():
+                request.future.set_result(request.report)
+
+    async def _land(self, batch: builtins.list[_Request]) -> None:
+        """Merge ``batch`` onto the user's branch; every request gets its outcome."""
+        repo = self.repo
+        top = await repo.toplevel()
+        batch.sort(key=lambda r: (r.wt.swarm_id, r.wt.subtask_id, r.wt.attempt, r.commit))
+        for _ in range(_MAX_RETRIES):
+            target = await repo.current_branch()
+            if not target:
+                for r in batch:
+                    r.fail(
+                        f"HEAD is detached in {top}: check out a branch, then run "
+                        f"`git merge {r.wt.branch}`"
+                    )
+                return
+            old = await _head(repo, top)
+            final = await self._plan(top, target, old, batch)
+            one_by_one = False
+            async with repo._exclusive() as waited:
+                for r in batch:
+                    r.lock_wait += waited
+                if await repo.current_branch() != target or await _head(repo, top) != old:
+                    continue  # the user committed (or switched) meanwhile: plan again
+                landing = [r for r in batch if r.report.outcome is MergeOutcome.NO_CHANGES]
+                why = await not_mergeable_now(repo, top)
+                if why:
+                    for r in landing:
+                        r.fail(why.format(branch=r.wt.branch))
+                    return
+                if final == old:
+                    _settle(landing, target)
+                    return
+                refused = await move_checkout(repo, top, old, final, landing[0].wt.branch)
+                if refused and len(landing) > 1:
+                    one_by_one = True
+                elif refused:
+                    landing[0].fail(refused)
+                    return
+                else:
+                    ref = f"refs/heads/{target}"
+                    moved = await _move_branch(repo, top, ref, old, final, landing)
+                    if moved:
+                        _settle(landing, target)
+                    return
+            if one_by_one:  # each merge alone: only those that overlap the user's edits fail
+                for r in batch:
+                    await self._land([r])
+                return
+        for r in batch:
+            if r.report.outcome is MergeOutcome.NO_CHANGES:
+                r.fail("the user's branch kept moving while the merge was computed; merge again")
+
+    async def _plan(self, top: Path, target: str, old: str, batch: builtins.list[_Request]) -> str:
+        """Merge the batch onto ``old`` in the object store; return the last merge commit.
+
+        Conflicting or unmergeable requests get their outcome here; the
+        others keep ``NO_CHANGES`` until they land, with ``merge`` set.
+        """
+        repo = self.repo
+        for r in batch:
+            r.report.outcome, r.report.conflicts, r.merge = MergeOutcome.NO_CHANGES, [], ""
+        fast, slow = await self._disjoint(old, batch)
+        current = old
+        if fast:
+            merges = await build_chain(
+                repo, top, old, [(r.commit, r.changes, _message(r, target)) for r in fast]
+            )
+            for r, merge in zip(fast, merges, strict=True):
+                r.merge = merge
+            current = merges[-1]
+        current_tree = await repo.tree_hash(current)
+        for r in slow:
+            tree, conflicts, messages = await repo._merge_tree(current, r.commit, check=False)
+            # An unchanged tree is the one case where ancestry needs asking.
+            if tree == current_tree and await repo._is_ancestor(r.commit, current):
+                continue
+            if tree is None:
+                r.fail(f"git could not merge {r.wt.branch} into {target}: {messages[0]}")
+                continue
+            if conflicts:
+                await _report_conflicts(repo, r, target, current, tree, conflicts)
+                continue
+            run = await repo._git(
+                "commit-tree",
+                "--no-gpg-sign",
+                tree,
+                "-p",
+                current,
+                "-p",
+                r.commit,
+                stdin=_message(r, target).encode(),
+                cwd=top,
+            )
+            r.merge = current = run.text
+            current_tree = tree
+        return current
+
+    async def _disjoint(
+        self, old: str, batch: builtins.list[_Request]
+    ) -> tuple[builtins.list[_Request], builtins.list[_Request]]:
+        """Split the batch: merges that touch files nobody else touched, and the rest.
+
+        A merge is on the fast path when its base is an ancestor of ``old``,
+        none of its files changed on the user's branch since that base, and
+        no earlier merge of the batch touched them.
+        """
+        repo = self.repo
+        since: dict[str, Claims | None] = {}
+        taken = Claims()
+        fast: list[_Request] = []
+        slow: list[_Request] = []
+        for r in batch:
+            base = r.wt.base_commit
+            if base not in since:
+                if await repo._is_ancestor(base, old):
+                    since[base] = Claims(await repo._changed_files(base, old))
+                else:
+                    since[base] = None
+            paths = [c.path for c in r.changes]
+            moved = since[base]
+            if not paths or moved is None or moved.collides(paths) or taken.collides(paths):
+                slow.append(r)
+            else:
+                fast.append(r)
+            taken.add(paths)
+        return fast, slow
+
+
+def _message(r: _Request, target: str) -> str:
+    wt = r.wt
+    body = (
+        f"Merge {wt.branch} into {target}\n\n"
+        f"Work of subtask {wt.subtask_id} in swarm {wt.swarm_id}.\n"
+    )
+    if r.message.strip():
+        body += f"\n{r.message.strip()}\n"
+    body += f"\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
+    return body
+
+
+def _settle(landed: builtins.list[_Request], target: str) -> None:
+    for r in landed:
+        r.report.outcome = MergeOutcome.MERGED
+        if r.merge:
+            r.report.merge_commit = r.merge
+            r.report.summary = (
+                f"merged {r.wt.branch} into {target} ({r.report.files_changed} files)"
+            )
+        else:
+            r.report.summary = f"{r.wt.branch} was already merged into {target}"
+
+
+async def _head(repo: RepoBase, top: Path) -> str:
+    return (await repo._git("rev-parse", "--verify", "HEAD^{commit}", cwd=top)).text
+
+
+async def _report_conflicts(
+    repo: RepoBase,
+    r: _Request,
+    target: str,
+    current: str,
+    tree: str,
+    conflicts: builtins.list[str],
+) -> None:
+    for path in conflicts:
+        diff = await repo._git(
+            "--literal-pathspecs",
+            "diff-tree",
+            "-p",
+            "--no-ext-diff",
+            "--no-textconv",
+            current,
+            tree,
+            "--",
+            path,
+        )
+        r.report.conflicts.append(Conflict(path, truncate(diff.out)))
+    r.report.outcome = MergeOutcome.CONFLICTED
+    r.report.summary = (
+        f"merging {r.wt.branch} into {target} conflicts in "
+        f"{names(conflicts)}; {r.kept}; resolve with `git merge {r.wt.branch}`"
+    )
+
+
+async def _move_branch(
+    repo: RepoBase, top: Path, ref: str, old: str, final: str, landing: builtins.list[_Request]
+) -> bool:
+    """Move ``ref`` from ``old`` to ``final``; on refusal restore the checkout and fail all."""
+    target = ref.removeprefix("refs/heads/")
+    try:
+        guard = await repo._git(
+            "update-ref",
+            "-m",
+            f"swarmd: merge {len(landing)} branches",
+            ref,
+            final,
+            old,
+            check=False,
+        )
+        landed = guard.rc == 0
+    except WorktreeError:  # timed out: the ref itself says whether it moved
+        landed = await repo._ref(ref) == final
+    if landed:
+        return True
+    back = await repo._git("read-tree", "-m", "-u", final, old, cwd=top, check=False)
+    for r in landing:
+        if back.rc != 0:
+            r.report.outcome = MergeOutcome.FAILED
+            r.report.summary = (
+                f"{target} moved during the merge and restoring the checkout "
+                f"failed ({back.error}); run `git read-tree -m -u {final} "
+                f"{old}` to restore it; {r.kept}"
+            )
+        else:
+            r.fail(f"{target} moved while {r.wt.branch} was being merged; merge again")
+    return False
+
+
+async def _tidy_merged(repo: RepoBase, r: _Request) -> None:
+    """After a merge landed: remove the worktree and delete its refs, a few git calls."""
+    wt, report = r.wt, r.report
+    gone = await repo._git("worktree", "remove", str(wt.path), check=False)
+    if gone.rc != 0:
+        async with repo._exclusive():  # missing or odd checkout: the careful path
+            await _tidy(repo, wt, report, "it has changes made after the commit")
+        return
+    report.worktree_path = None
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
+    base_ref = f"{BASE_REF_PREFIX}{wt.branch.removeprefix(BRANCH_PREFIX)}"
+    txn = f"delete refs/heads/{wt.branch} {r.commit}\ndelete {base_ref}\n"
+    deleted = await repo._git("update-ref", "--stdin", stdin=txn.encode(), check=False)
+    if deleted.rc != 0:  # the branch moved on after the commit: delete only what loses nothing
+        tip = await repo._ref(f"refs/heads/{wt.branch}")
+        if tip is not None and not await repo._has_unmerged_work(wt.branch, tip):
+            await repo._delete_branch(wt.branch)
+
+
+async def _tidy(
+    repo: RepoBase, wt: Worktree, report: MergeReport, why_kept: str, *, keep_branch: bool = False
+) -> None:
+    """Remove the worktree once its work is safe; a failure here only adds to the summary."""
+    try:
+        removed = await repo._remove_checkout(wt, keep_branch=keep_branch)
+    except WorktreeError as exc:
+        report.summary += f"; worktree {wt.path} kept: {exc}"
+        return
+    if removed:
+        report.worktree_path = None
+    else:
+        report.summary += f"; worktree {wt.path} kept: {why_kept}"

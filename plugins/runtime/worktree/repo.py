@@ -1,0 +1,344 @@
+"""One repository as swarmd sees it: git queries, worktree bookkeeping, the lock.
+
+:class:`RepoBase` holds what every operation needs: the top-level and common
+git directories, small queries (refs, ancestry, cleanliness), the registered
+worktrees, removing a checkout without losing work, and :meth:`RepoBase.exclusive`.
+
+The lock
+    Changes to a repository's worktree bookkeeping and to the user's branch
+    are serialised per repository by an asyncio lock and, across processes
+    on one host, by an ``fcntl`` lock on ``.git/swarmd.lock``. It is held only
+    for short steps (claiming a worktree slot, moving the user's branch);
+    checkouts, commits and merge computations run outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import fcntl
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from swarmd.plugins.runtime.worktree.git import (
+    GitRun,
+    WtEntry,
+    run_git,
+    split_z,
+)
+from swarmd.plugins.runtime.worktree.model import (
+    BASE_REF_PREFIX,
+    BRANCH_PREFIX,
+    EXCLUDE_PATTERN,
+    WORKTREES_DIR,
+    NotAGitRepository,
+    Worktree,
+    WorktreeError,
+)
+
+__all__ = ["RepoBase"]
+
+# One asyncio lock per (event loop, repository): asyncio locks are loop-bound.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+# Full commit ids known to be commits, per common git directory (objects never change).
+_COMMITS: dict[str, set[str]] = {}
+
+
+class RepoBase:
+    """A repository's queries and bookkeeping shared by every worktree operation."""
+
+    def __init__(
+        self, repo: Path | str, *, git_timeout: float = 120.0, lock_timeout: float = 600.0
+    ) -> None:
+        self.repo = Path(repo)
+        self.git_timeout = git_timeout
+        self.lock_timeout = lock_timeout
+        self._top: Path | None = None
+        self._common: Path | None = None
+        self._excluded = False
+
+    # -- basics ------------------------------------------------------------------
+
+    @staticmethod
+    async def is_git_repo(path: Path | str, *, timeout: float = 30.0) -> bool:
+        """True when ``path`` is inside a git working tree."""
+        path = Path(path)
+        if not path.is_dir():
+            return False
+        run = await run_git(
+            path, "rev-parse", "--is-inside-work-tree", timeout=timeout, check=False
+        )
+        return run.rc == 0 and run.text == "true"
+
+    async def toplevel(self) -> Path:
+        """The repository's top-level directory (resolved once)."""
+        if self._top is None:
+            if not self.repo.is_dir():
+                raise NotAGitRepository(f"{self.repo} does not exist or is not a directory")
+            run = await self._git(
+                "rev-parse", "--show-toplevel", "--git-common-dir", cwd=self.repo, check=False
+            )
+            if run.rc != 0:
+                raise NotAGitRepository(
+                    f"{self.repo} is not inside a git working tree: {run.error}"
+                )
+            top, common = run.text.splitlines()
+            self._top = Path(top)
+            self._common = (self.repo / common).resolve()
+        return self._top
+
+    @property
+    def worktrees_root(self) -> Path:
+        """``<toplevel>/.swarmd/worktrees`` (call :meth:`toplevel` first)."""
+        if self._top is None:
+            raise WorktreeError("toplevel() has not been awaited yet")
+        return self._top / WORKTREES_DIR
+
+    async def head_commit(self) -> str:
+        """The commit HEAD points at; the swarm's base when a swarm starts."""
+        top = await self.toplevel()
+        run = await self._git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=top, check=False)
+        if run.rc != 0:
+            raise NotAGitRepository(f"{top} has no commit yet; make an initial commit first")
+        return run.text
+
+    async def tree_hash(self, commit: str) -> str:
+        """The git tree id of ``commit`` (the cache keys on the base's tree)."""
+        run = await self._git(
+            "rev-parse", "--verify", "-q", "--end-of-options", f"{commit}^{{tree}}", check=False
+        )
+        if run.rc != 0:
+            raise WorktreeError(f"{commit!r} is not a commit in {self.repo}")
+        return run.text
+
+    async def current_branch(self) -> str | None:
+        """The branch checked out in the user's checkout, None when HEAD is detached."""
+        run = await self._git("symbolic-ref", "-q", "--short", "HEAD", check=False)
+        return run.text if run.rc == 0 else None
+
+    async def _resolve_commit(self, rev: str, what: str) -> str:
+        """The commit id ``rev`` names; a full id already seen as a commit is not asked again."""
+        known = _COMMITS.setdefault(str(self._common), set())
+        if rev in known:
+            return rev
+        run = await self._git(
+            "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}", check=False
+        )
+        if run.rc != 0:
+            raise WorktreeError(f"{what} {rev!r} is not a commit in {self.repo}")
+        if len(known) > 10_000:
+            known.clear()
+        known.add(run.text)
+        return run.text
+
+    async def _is_ancestor(self, a: str, b: str) -> bool:
+        run = await self._git("merge-base", "--is-ancestor", a, b, check=False)
+        if run.rc > 1:
+            raise WorktreeError(f"git merge-base failed: {run.error}")
+        return run.rc == 0
+
+    async def _merge_tree(
+        self, ours: str, theirs: str, *, check: bool = True
+    ) -> tuple[str | None, builtins.list[str], builtins.list[str]]:
+        """Merge two commits in the object store: (tree, conflicted paths, messages).
+
+        The tree is None when git could not merge at all (messages hold why).
+        """
+        run = await self._git(
+            "merge-tree", "--write-tree", "-z", "--name-only", ours, theirs, check=False
+        )
+        if run.rc not in (0, 1):
+            if check:
+                raise WorktreeError(f"git merge-tree failed: {run.error}")
+            return None, [], [run.error]
+        fields = run.out.split(b"\0")
+        tree, conflicts, messages, i = fields[0].decode(), [], [], 1
+        while run.rc == 1 and i < len(fields) and fields[i]:
+            conflicts.append(os.fsdecode(fields[i]))
+            i += 1
+        i += 1
+        # Messages: <path count> NUL <paths> NUL... <type> NUL <message> NUL
+        while i < len(fields) and fields[i].isdigit():
+            n = int(fields[i])
+            if i + n + 2 < len(fields):
+                messages.append(fields[i + n + 2].decode("utf-8", "replace").strip())
+            i += n + 3
+        return tree, conflicts, [m for m in messages if m.startswith("CONFLICT")] or messages
+
+    async def _git(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        check: bool = True,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> GitRun:
+        where = cwd or self._top or self.repo
+        return await run_git(
+            where, *args, timeout=self.git_timeout, check=check, stdin=stdin, env=env
+        )
+
+    async def _ref(self, ref: str) -> str | None:
+        run = await self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        return run.text if run.rc == 0 else None
+
+    async def _changed_files(self, a: str, b: str) -> builtins.list[str]:
+        return split_z(
+            (await self._git("diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b)).out
+        )
+
+    async def _is_clean(self, path: Path) -> bool:
+        run = await self._git(
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=none",
+            cwd=path,
+            check=False,
+            env={"GIT_OPTIONAL_LOCKS": "0"},
+        )
+        if run.rc != 0:
+            raise WorktreeError(f"cannot tell whether {path} is clean: {run.error}")
+        return not run.out
+
+    async def _is_merged(self, tip: str) -> bool:
+        """True when ``tip`` is reachable from HEAD or a local branch outside swarmd/."""
+        if await self._ref("HEAD") and await self._is_ancestor(tip, "HEAD"):
+            return True
+        run = await self._git(
+            "for-each-ref", f"--contains={tip}", "--format=%(refname)", "refs/heads/"
+        )
+        return any(not r.startswith(f"refs/heads/{BRANCH_PREFIX}") for r in run.text.split())
+
+    async def _has_unmerged_work(self, branch: str, tip: str) -> bool:
+        base = await self._ref(f"{BASE_REF_PREFIX}{branch.removeprefix(BRANCH_PREFIX)}")
+        return tip != base and not await self._is_merged(tip)
+
+    async def _worktree_entries(self) -> builtins.list[WtEntry]:
+        run = await self._git("worktree", "list", "--porcelain", "-z")
+        entries: list[WtEntry] = []
+        for block in run.out.split(b"\0\0"):
+            attrs: dict[str, str] = {}
+            for item in block.split(b"\0"):
+                key, _, value = os.fsdecode(item).partition(" ")
+                if key:
+                    attrs[key] = value
+            if "worktree" in attrs:
+                entries.append(
+                    WtEntry(
+                        Path(attrs["worktree"]),
+                        attrs.get("HEAD"),
+                        attrs.get("branch"),
+                        attrs.get("locked"),
+                        "prunable" in attrs,
+                    )
+                )
+        return entries
+
+    async def _unlock(self, path: Path) -> None:
+        entry = next((e for e in await self._worktree_entries() if e.path == path), None)
+        if entry is not None and entry.locked is not None:
+            await self._git("worktree", "unlock", str(path), check=False)
+
+    async def _drop_checkout(self, entry: WtEntry) -> bool:
+        """Remove a registered checkout (unlocking it); git itself refuses a dirty one."""
+        if entry.locked is not None:
+            await self._git("worktree", "unlock", str(entry.path), check=False)
+        if entry.prunable or not entry.path.exists():
+            await self._git("worktree", "prune")
+            return True
+        run = await self._git("worktree", "remove", str(entry.path), check=False)
+        if run.rc != 0:
+            return False
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(entry.path.parent.rmdir)  # the swarm folder, once empty
+        return True
+
+    async def _remove_checkout(self, wt: Worktree, *, keep_branch: bool = False) -> bool:
+        """Remove ``wt`` if clean; then delete its branch if that loses nothing."""
+        entry = next((e for e in await self._worktree_entries() if e.path == wt.path), None)
+        if entry is not None:
+            if not entry.prunable and entry.path.exists() and not await self._is_clean(wt.path):
+                return False
+            if not await self._drop_checkout(entry):
+                return False
+        tip = await self._ref(f"refs/heads/{wt.branch}")
+        if (
+            not keep_branch
+            and tip is not None
+            and not await self._has_unmerged_work(wt.branch, tip)
+        ):
+            await self._delete_branch(wt.branch)
+        return True
+
+    async def _delete_branch(self, branch: str) -> None:
+        await self._git("branch", "-q", "-D", branch, check=False)
+        await self._git(
+            "update-ref",
+            "-d",
+            f"{BASE_REF_PREFIX}{branch.removeprefix(BRANCH_PREFIX)}",
+            check=False,
+        )
+
+    async def exclude_swarmd_dir(self) -> None:
+        """Hide ``.swarmd/`` (worktrees, the embedded database) from ``git status``."""
+        await self.toplevel()
+        await self._ensure_excluded()
+
+    async def _ensure_excluded(self) -> None:
+        """Hide ``.swarmd/`` from git via ``info/exclude`` (never the tracked .gitignore)."""
+        assert self._common is not None
+        if self._excluded:
+            return
+        exclude = self._common / "info" / "exclude"
+
+        def update() -> None:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            text = exclude.read_text() if exclude.exists() else ""
+            if EXCLUDE_PATTERN not in text.split("\n"):
+                sep = "" if not text or text.endswith("\n") else "\n"
+                with exclude.open("a") as fh:
+                    fh.write(f"{sep}# swarmd worktrees\n{EXCLUDE_PATTERN}\n")
+
+        await asyncio.to_thread(update)
+        self._excluded = True
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[float]:
+        """Serialise changes to this repository: in this process, then across processes.
+
+        Yields the seconds spent waiting for the lock.
+        """
+        top = await self.toplevel()
+        assert self._common is not None
+        asked = time.monotonic()
+        locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+        async with locks.setdefault(str(top), asyncio.Lock()):
+            fd = await asyncio.to_thread(
+                os.open, self._common / "swarmd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+            try:
+                deadline = time.monotonic() + self.lock_timeout
+                delay = 0.005
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise WorktreeError(
+                                f"another swarmd process has held {self._common / 'swarmd.lock'} "
+                                f"for over {self.lock_timeout:g}s"
+                            ) from None
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 0.1)
+                yield time.monotonic() - asked
+            finally:
+                os.close(fd)  # closing releases the flock
