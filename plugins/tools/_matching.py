@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 import regex
 
-from swarmd.plugins.tool import CallStop, ToolError
+from swarmd.plugins.tool import CallStop, ToolError, ToolTimeout
 
 __all__ = ["MATCH_TIMEOUT_SECS", "LineSearch", "compile_pattern", "matches"]
 
@@ -50,12 +50,17 @@ def matches(
     compiled: regex.Pattern[str], text: str, stop: CallStop, cap: float, *, search: bool, what: str, pos: int = 0
 ) -> regex.Match[str] | None:
     """One time-limited match that releases the GIL; a clear error when it runs out of time."""
+    limit = stop.remaining(cap)
     try:
         if search:
-            return compiled.search(text, pos, timeout=stop.remaining(cap), concurrent=True)
-        return compiled.match(text, pos, timeout=stop.remaining(cap), concurrent=True)
+            return compiled.search(text, pos, timeout=limit, concurrent=True)
+        return compiled.match(text, pos, timeout=limit, concurrent=True)
     except TimeoutError:
         stop.check()  # the call's own deadline: the toolbox reports it
+        if limit is not None and limit < cap:
+            # The call's deadline bounded this match, not the cap; the regex
+            # engine's clock can give up a hair before ours says it has passed.
+            raise ToolTimeout("the tool call ran out of time") from None
         raise ToolError(
             f"the pattern took more than {cap:g}s to match {what}: it backtracks catastrophically. "
             "Avoid nested or overlapping repetition such as (a+)+ or (a|aa)*, or anchor it"
