@@ -26,7 +26,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from swarmd.clients.cli.commands import COMMANDS, add_arguments
+from swarmd.clients.cli.arguments import add_arguments
+from swarmd.clients.cli.commands import COMMANDS
 from swarmd.clients.cli.guard import Terminated, run_guarded
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.plugins.manager import PluginLoadError

@@ -14,29 +14,20 @@ from typing import Any
 
 import grpc
 
-from swarmd.clients.cli.agent import add_agent_arguments, cmd_agent
+from swarmd.clients.cli.agent import cmd_agent
 from swarmd.clients.cli.render import Progress, format_plan, format_summary, state_name, swarm_json
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
-from swarmd.clients.launcher import SERVICE_KINDS, EmbeddedSwarmd, serve
+from swarmd.clients.launcher import EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
 from swarmd.services.orchestrator.options import check_client_options
-from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.v1 import common_pb2
 
-__all__ = ["COMMANDS", "add_arguments", "build_config", "parse_strategy"]
+__all__ = ["ADDRESS_ENV", "COMMANDS", "build_config"]
 
 ADDRESS_ENV = "SWARMD_ADDRESS"
-
-def parse_strategy(text: str) -> int:
-    """argparse type for --strategy: auto, domain, data, stage or none."""
-    try:
-        return _parse_strategy(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
 
 def _settings(args: argparse.Namespace) -> Settings:
     try:
@@ -408,99 +399,6 @@ COMMANDS: dict[str, Command] = {
     "cache": cmd_cache,
     "agent": cmd_agent,
 }
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--orchestrator", metavar="HOST:PORT", help=f"a running orchestrator (or ${ADDRESS_ENV}); default: embedded services")
-    p.add_argument("--result-store", metavar="HOST:PORT", help="a running result store (cache commands)")
-    p.add_argument("--repo", default=".", help="target repository (embedded database in REPO/.swarmd/)")
-    p.add_argument("--db", help="SQLite database for embedded services")
-    p.add_argument("--config", help="settings file (YAML, JSON or TOML)")
-
-
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    run = sub.add_parser("run", help="run a swarm on a task or a plan")
-    run.add_argument("task", nargs="?", help="the task for the model to decompose")
-    run.add_argument("--plan", help="explicit plan file (YAML or JSON)")
-    run.add_argument("-m", "--model", help="provider/model, e.g. openai/gpt-4o or replay/cassette.jsonl")
-    run.add_argument("-s", "--strategy", type=parse_strategy, default=common_pb2.DECOMPOSITION_STRATEGY_AUTOMATIC,
-                     help="auto | domain | data | stage | none")
-    run.add_argument("--executor", help="executor plugin (default: the executor service's default, local)")
-    run.add_argument("--max-subagents", type=_positive, default=0, help="most subtasks in a plan (default 100)")
-    run.add_argument("--max-steps", type=_positive, default=0, help="model calls per sub-agent (default 100)")
-    run.add_argument("--max-concurrent", type=_positive, default=0, help="sub-agents at once (default 8)")
-    run.add_argument("--timeout", type=_positive, default=0, help="idle timeout per step in seconds (default 600)")
-    run.add_argument("--max-tool-calls", type=_positive, default=0, help="tool calls across the swarm (default 1500)")
-    run.add_argument("--max-tokens", type=_positive, default=0, help="tokens across the swarm (default unlimited)")
-    run.add_argument("--max-cost", type=float, default=0.0, help="US dollars across the swarm (default unlimited)")
-    run.add_argument("--max-retries", type=_positive, help="retries of transient failures (default 3)")
-    run.add_argument("--request-delay-ms", type=_positive, help="start stagger in ms (default 250)")
-    run.add_argument("--no-worktrees", action="store_true", help="run sub-agents in the repository itself")
-    run.add_argument("--no-merge", action="store_true", help="keep branches instead of merging them back")
-    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
-    run.add_argument("--record", metavar="CASSETTE",
-                     help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
-    run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan, stages and pre-flight report only")
-    run.add_argument("--json", action="store_true", help="print the full result as JSON")
-    run.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
-    _connection_args(run)
-
-    for name, text in (("status", "show a swarm"), ("watch", "stream a swarm's events")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("swarm_id")
-        p.add_argument("--json", action="store_true")
-        if name == "watch":
-            p.add_argument("--after", type=_positive, default=0, help="resume after this sequence number")
-        _connection_args(p)
-
-    resume = sub.add_parser("resume", help="continue an interrupted swarm (its orchestrator is gone)")
-    resume.add_argument("swarm_id")
-    resume.add_argument("--json", action="store_true", help="print the full result as JSON")
-    resume.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
-    _connection_args(resume)
-
-    cancel = sub.add_parser("cancel", help="cancel a swarm or one of its subtasks")
-    cancel.add_argument("swarm_id")
-    cancel.add_argument("subtask_id", nargs="?")
-    cancel.add_argument("--reason", default="cancelled by the user")
-    _connection_args(cancel)
-
-    lst = sub.add_parser("list", help="list swarms")
-    lst.add_argument("--limit", type=_positive, default=50)
-    lst.add_argument("--json", action="store_true")
-    _connection_args(lst)
-
-    srv = sub.add_parser("serve", help="run one service alone")
-    srv.add_argument("kind", choices=SERVICE_KINDS)
-    srv.add_argument("--listen", metavar="HOST:PORT")
-    srv.add_argument("--result-store", metavar="HOST:PORT", help="(orchestrator) the result store")
-    srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
-    srv.add_argument("--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it")
-    srv.add_argument("--db", help="(result-store) SQLite database path")
-    srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
-    srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
-
-    plug = sub.add_parser("plugins", help="list loaded plugins")
-    plug.add_argument("--json", action="store_true")
-
-    wt = sub.add_parser("worktrees", help="list or prune sub-agent worktrees")
-    wt.add_argument("action", choices=("list", "prune"))
-    wt.add_argument("--repo", default=".")
-
-    cache = sub.add_parser("cache", help="result cache statistics or clearing")
-    cache.add_argument("action", choices=("stats", "clear"))
-    _connection_args(cache)
-
-    add_agent_arguments(sub)
 
 
 # Allow `python -m swarmd.clients.cli.commands` to be harmless.

@@ -33,8 +33,10 @@ CLIENT_OPTIONS = frozenset(
         "temperature",
         "tool_output_limit",
         "rpc_timeout_secs",
+        "tool_timeout_secs",
         "provider.timeout",
         "provider.max_tokens_param",
+        "provider.tool_choice",
     }
 )
 #: The recording options (confined to the repository's ``.swarmd/``).
