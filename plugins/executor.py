@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import trace
 
-from swarmd.v1 import executor_pb2
+from swarmd.v1 import common_pb2, executor_pb2
 
 if TYPE_CHECKING:
     import grpc
 
     from swarmd.plugins.manager import Plugins
 
-__all__ = ["Executor", "ExecutorContext"]
+__all__ = ["Executor", "ExecutorContext", "unfinished_result"]
 
 
 @dataclass
@@ -87,3 +87,29 @@ class Executor(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def unfinished_result(
+    request: executor_pb2.ExecuteSubTaskRequest,
+    error: str,
+    *,
+    kind: int,
+    status: int = common_pb2.SUB_TASK_STATUS_FAILED,
+    execution_time_ms: int = 0,
+) -> executor_pb2.ExecuteSubTaskResponse:
+    """The final message for an attempt that never got to (or never finished)
+    running its sub-agent: ``status`` and failure ``kind`` with ``error``, the
+    attempt's retry count and cache key carried over from ``request``."""
+    return executor_pb2.ExecuteSubTaskResponse(
+        result=common_pb2.SubTaskResult(
+            subtask_id=request.subtask.id,
+            subagent_id=f"agent-{request.subtask.id}",
+            success=False,
+            error=error,
+            status=status,
+            failure_kind=kind,
+            retry_count=max(0, (request.attempt or 1) - 1),
+            cache_key=request.cache_key,
+            execution_time_ms=execution_time_ms,
+        )
+    )

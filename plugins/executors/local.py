@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmd.plugins import Executor, ExecutorContext, hookimpl
+from swarmd.plugins.executor import unfinished_result
 from swarmd.plugins.providers.http_clients import HttpClientPool
 from swarmd.plugins.runtime.attempt import CancelToken, Runtime, run_attempt
 from swarmd.plugins.runtime.channels import ChannelPool
@@ -60,18 +61,7 @@ def _final(
     request: executor_pb2.ExecuteSubTaskRequest, status: int, kind: int, error: str
 ) -> executor_pb2.ExecuteSubTaskResponse:
     """A result for an attempt that never got to (or never finished) running."""
-    return executor_pb2.ExecuteSubTaskResponse(
-        result=common_pb2.SubTaskResult(
-            subtask_id=request.subtask.id,
-            subagent_id=f"agent-{request.subtask.id}",
-            success=False,
-            error=error,
-            status=status,
-            failure_kind=kind,
-            retry_count=max(0, (request.attempt or 1) - 1),
-            cache_key=request.cache_key,
-        )
-    )
+    return unfinished_result(request, error, kind=kind, status=status)
 
 
 class LocalExecutor(Executor):

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from swarmd.plugins import Executor, ExecutorContext, hookimpl
+from swarmd.plugins.executor import unfinished_result
 from swarmd.plugins.executors.follow import FollowPolicy, follow_attempt
 from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -115,17 +116,8 @@ def _policy(request: executor_pb2.ExecuteSubTaskRequest) -> FollowPolicy:
 def _failure(
     request: executor_pb2.ExecuteSubTaskRequest, started: float, error: str, *, transient: bool = True
 ) -> executor_pb2.ExecuteSubTaskResponse:
-    return executor_pb2.ExecuteSubTaskResponse(
-        result=common_pb2.SubTaskResult(
-            subtask_id=request.subtask.id,
-            subagent_id=f"agent-{request.subtask.id}",
-            success=False,
-            error=error,
-            status=common_pb2.SUB_TASK_STATUS_FAILED,
-            failure_kind=common_pb2.FAILURE_KIND_TRANSIENT if transient else common_pb2.FAILURE_KIND_PERMANENT,
-            execution_time_ms=int((time.monotonic() - started) * 1000),
-        )
-    )
+    kind = common_pb2.FAILURE_KIND_TRANSIENT if transient else common_pb2.FAILURE_KIND_PERMANENT
+    return unfinished_result(request, error, kind=kind, execution_time_ms=int((time.monotonic() - started) * 1000))
 
 
 @hookimpl

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from swarmd.plugins import Executor
+from swarmd.plugins.executor import unfinished_result
 from swarmd.services.errors import AlreadyExists, SwarmdError
 from swarmd.services.heartbeats import heartbeat
 from swarmd.v1 import common_pb2, executor_pb2
@@ -47,18 +48,7 @@ _TRANSIENT_CODES = frozenset(
 
 
 def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
-    return executor_pb2.ExecuteSubTaskResponse(
-        result=common_pb2.SubTaskResult(
-            subtask_id=request.subtask.id,
-            subagent_id=f"agent-{request.subtask.id}",
-            success=False,
-            error=error,
-            status=common_pb2.SUB_TASK_STATUS_FAILED,
-            failure_kind=kind,
-            retry_count=max(0, (request.attempt or 1) - 1),
-            cache_key=request.cache_key,
-        )
-    )
+    return unfinished_result(request, error, kind=kind)
 
 
 class AttemptRecord:
