@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from swarmd.plugins.sandbox import Sandbox
+
 __all__ = [
     "CallStop",
     "PathEscapeError",
@@ -77,6 +79,8 @@ class ToolContext:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Extra objects the runtime provides, e.g. "share" -> shared-results client.
     services: dict[str, Any] = field(default_factory=dict)
+    #: How commands (the bash tool's) are confined; None runs them unconfined.
+    sandbox: Sandbox | None = None
 
     def resolve(self, path: str, *, must_exist: bool = False) -> Path:
         """Resolve ``path`` (relative to the worktree) and refuse escapes.
