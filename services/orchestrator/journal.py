@@ -232,10 +232,15 @@ class Journal:
     @property
     def empty(self) -> bool:
         """Nothing unconfirmed is held (on disk or about to be)."""
-        return (
-            not self._states
-            and not any(self._event_sizes.values())
-            and not any(self._new_events.values())
+        if self._states:
+            return False
+        for swarm_id, sizes in self._event_sizes.items():
+            if sizes and sizes[-1][0] > self._confirmed.get(swarm_id, 0):
+                return False
+        return all(
+            e.sequence <= self._confirmed.get(swarm_id, 0)
+            for swarm_id, events in self._new_events.items()
+            for e in events
         )
 
     async def aclose(self) -> None:
