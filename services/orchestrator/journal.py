@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 #: (swarm id, subtask id); the subtask id is "" for a whole-swarm save.
 StateKey = tuple[str, str]
 
+_CLOSE_WAIT_SECS = 5.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     swarm_id TEXT NOT NULL,
@@ -248,6 +250,9 @@ class Journal:
         ``NAME-PID.db`` journal left empty is removed."""
         if self._closed:
             return
+        # Let a commit under way finish (a cancelled one may have reached the
+        # disk all the same); a disk that does not answer is given up on.
+        await self.flush(_CLOSE_WAIT_SECS)
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()

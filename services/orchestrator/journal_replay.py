@@ -41,6 +41,7 @@ __all__ = ["ReplayReport", "replay_journal"]
 log = logging.getLogger(__name__)
 
 _BATCH_EVENTS = 500
+_COMMIT_WAIT_SECS = 10.0
 
 
 @dataclass
@@ -144,7 +145,7 @@ async def replay_journal(journal: Journal, store: StoreClient) -> ReplayReport:
     for swarm_id in sorted(journal.left_events):
         await _replay_events(journal, store, swarm_id, report)
     await _replay_states(journal, store, report)
-    await journal.flush()
+    await journal.flush(_COMMIT_WAIT_SECS)  # the drops; a slow disk commits them later
     if report.anything:
         log.warning(
             "replayed the orchestrator journal %s into the result store: %d events, "

@@ -339,14 +339,28 @@ class Recovery:
         # after the orchestrator is built, so a short poll is enough.
         while not serving():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        # The journal holds what only this process knows: it is retried for
+        # as long as the store stays away (resuming waits for it).
+        delay, failures = 0.2, 0
+        while not self.replayed.is_set():
+            try:
+                async with self.lock:
+                    await self.replay()
+            except SwarmdError as exc:
+                failures += 1
+                if failures == 1 or failures % 50 == 0:
+                    log.warning("cannot replay the journal yet (%s); retrying", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not resume:
+            return
         delay = 0.2
         for _ in range(30):
             try:
                 async with self.lock:
-                    await self.replay()
-                    resumed = await self.startup() if resume else []
+                    resumed = await self.startup()
             except SwarmdError as exc:
-                log.info("cannot replay the journal or list unfinished swarms yet (%s); retrying", exc.message)
+                log.info("cannot list unfinished swarms yet (%s); retrying", exc.message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
