@@ -180,6 +180,13 @@ class SwarmEventLog:
         if first and not self._finished:
             asyncio.get_running_loop().call_soon(self._warn_journal_full, event.sequence)
 
+    def _journal_note(self) -> str:
+        if self._journal is None:
+            return ""
+        if self._journal_gap is not None:
+            return "; the journal was full and keeps only part of them"
+        return "; the journal keeps them for the next orchestrator"
+
     def _warn_journal_full(self, sequence: int) -> None:
         if self._finished or self._closed:
             return
@@ -313,9 +320,10 @@ class SwarmEventLog:
         if self._writer is not None and self._unflushed:
             if not await self.flush(flush_timeout):
                 log.warning(
-                    "swarm %s: %d events could not be stored before shutdown",
+                    "swarm %s: %d events could not be stored before shutdown%s",
                     self.swarm_id,
                     len(self._unflushed),
+                    self._journal_note(),
                 )
         self._closed = True
         if self._writer is not None:

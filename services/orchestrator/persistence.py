@@ -162,9 +162,10 @@ class StateWriter:
             return
         if self._ops and not await self.flush(flush_timeout):
             log.warning(
-                "swarm %s: %d state saves could not be stored before shutdown",
+                "swarm %s: %d state saves could not be stored before shutdown%s",
                 self._swarm_id,
                 len(self._ops),
+                "" if self._journal is None else "; the journal keeps them for the next orchestrator",
             )
         self._closed = True
         if self._task is not None:
