@@ -389,14 +389,23 @@ class Journal:
                 deletes.append(key)
             else:
                 puts.append((key[0], key[1], held[0], held[1].SerializeToString()))
+        # Only rows on disk need deleting; with nothing to change, nothing is written.
+        event_drops = [
+            (swarm_id, upto)
+            for swarm_id, upto in confirmed.items()
+            if (sizes := self._event_sizes.get(swarm_id)) and sizes[0][0] <= upto
+        ]
+        state_drops = [key for key in deletes if key in self._state_sizes]
+        if not (rows or event_drops or state_drops or puts):
+            return
         try:
             db = self._db
             await db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", rows)
             await db.executemany(
-                "DELETE FROM events WHERE swarm_id = ? AND sequence <= ?", list(confirmed.items())
+                "DELETE FROM events WHERE swarm_id = ? AND sequence <= ?", event_drops
             )
             await db.executemany(
-                "DELETE FROM states WHERE swarm_id = ? AND subtask_id = ?", deletes
+                "DELETE FROM states WHERE swarm_id = ? AND subtask_id = ?", state_drops
             )
             await db.executemany("INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)", puts)
             await db.commit()

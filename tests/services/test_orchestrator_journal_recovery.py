@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from pathlib import Path
 
 import grpc
 from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
+from swarmd.services._host import ServiceHost
+from swarmd.services.config import ResultStoreSettings, TelemetrySettings
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import StoreClient
+from swarmd.services.result_store import build_result_store
 from swarmd.services.result_store.testing import serve_result_store
 from swarmd.v1 import common_pb2
 
@@ -100,3 +105,40 @@ async def test_a_clean_shutdown_with_the_store_up_leaves_the_journal_empty(tmp_p
         await asyncio.sleep(0.2)
         assert other.swarm.id
     assert journal_rows(tmp_path / "orchestrator-journal.db") == (0, 0)
+
+
+async def test_an_orchestrator_started_without_its_store_replays_once_the_store_is_back(
+    tmp_path: Path,
+) -> None:
+    journal = await Journal.open(tmp_path / "orchestrator-journal.db")
+    final = common_pb2.Swarm(id="left", state=common_pb2.SWARM_STATE_SUCCEEDED, last_sequence=3)
+    final.created_at.FromSeconds(1_700_000_000)
+    final.config.model = "scripted/planner"
+    for seq in (1, 2, 3):
+        event = common_pb2.SwarmEvent(swarm_id="left", sequence=seq)
+        event.time.FromSeconds(1_700_000_000 + seq)
+        event.warning.code = f"note{seq}"
+        journal.add_event(event)
+    journal.save_state("left", final)
+    await journal.aclose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    async with serve_swarm_services(tmp_path, store_address=address):
+        await asyncio.sleep(0.5)  # the replay meets no store, and waits
+        assert journal_rows(tmp_path / "orchestrator-journal.db") == (3, 1)
+        config = ResultStoreSettings(db_path=tmp_path / "late.db", listen=address, grace_period_secs=0)
+        host = ServiceHost("result-store", config, telemetry_settings=TelemetrySettings(enabled=False))
+        await build_result_store(host, config)
+        await host.start()
+        try:
+            for _ in range(500):
+                if journal_rows(tmp_path / "orchestrator-journal.db") == (0, 0):
+                    break
+                await asyncio.sleep(0.02)
+            stored = await stored_swarm(address, "left")
+            assert stored.state == common_pb2.SWARM_STATE_SUCCEEDED
+            events = await stored_events(address, "left")
+            assert [e.warning.code for e in events] == ["note1", "note2", "note3"]
+        finally:
+            await host.stop(0)
