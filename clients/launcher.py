@@ -85,6 +85,12 @@ class EmbeddedSwarmd:
             section.tls = TlsSettings()  # plaintext on loopback, whatever the settings file says
         if db_path is not None:
             settings.result_store.db_path = Path(db_path)
+        journal = settings.orchestrator.journal_path
+        if str(settings.result_store.db_path) == ":memory:":
+            settings.orchestrator.journal_path = None  # nothing outlives the process anyway
+        elif journal is not None and not journal.is_absolute():
+            # One place for what these services keep: the journal sits beside the database.
+            settings.orchestrator.journal_path = settings.result_store.db_path.parent / journal.name
         if not settings.orchestrator.decomposition_options:
             # One process, one configuration: the decomposition call reaches the
             # model the way the sub-agents do (base URL, key, timeouts).

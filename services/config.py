@@ -169,6 +169,19 @@ class OrchestratorSettings(ServerSettings):
         description="How long an unreachable executor is waited for (the swarm says it is waiting) before "
         "its attempts count as failed; the executor keeps running them meanwhile, for reattaching.",
     )
+    journal_path: Path | None = Field(
+        Path(".swarmd/orchestrator-journal.db"),
+        description="Write-ahead journal (SQLite, WAL) of the events and state saves the result store has "
+        "not confirmed yet, replayed into the store when the orchestrator starts; relative to the "
+        "orchestrator's working directory (embedded services: beside their database, REPO/.swarmd/ for "
+        "swarmd run). One orchestrator per journal (locked). Null keeps no journal.",
+    )
+    journal_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Events the journal holds at most; beyond it new events are kept only in memory (an "
+        "error is logged and the swarm gets a journal_full warning) until the store has caught up.",
+    )
     client_executor_options: list[str] = Field(
         default_factory=list,
         description="Executor options clients may set per swarm beyond the safe defaults "

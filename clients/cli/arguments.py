@@ -103,6 +103,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
     srv.add_argument("--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it")
     srv.add_argument("--db", help="(result-store) SQLite database path")
+    srv.add_argument("--journal", help="(orchestrator) write-ahead journal path (default .swarmd/orchestrator-journal.db)")
     srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
     srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
     stls = srv.add_argument_group("TLS (the service's tls settings; also for its channels to peers)")

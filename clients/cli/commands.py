@@ -140,6 +140,9 @@ async def _connect(
         else repo / settings.result_store.db_path
     )
     await _hide_state_dir(repo, Path(db))
+    journal = settings.orchestrator.journal_path
+    if journal is not None and not journal.is_absolute():
+        settings.orchestrator.journal_path = repo / journal
     if config is not None:
         operator = _operator_options(config)
         settings.executor.options.update(operator)
@@ -320,6 +323,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             settings.orchestrator.executor_address = args.executor
         if args.advertise:
             settings.orchestrator.advertise_address = args.advertise
+        if args.journal:
+            settings.orchestrator.journal_path = Path(args.journal)
     if args.kind == "result-store" and args.db:
         settings.result_store.db_path = Path(args.db)
     if args.kind == "executor" and args.default_executor:

@@ -28,6 +28,8 @@ budgets            tool-call, token and cost budgets
 spending           the permit and budget RPCs
 events             event numbering, batched persistence, watchers
 persistence        ordered, coalesced saves of swarm state
+journal            the local write-ahead journal of what the store has not
+                   confirmed; journal_replay sends it to the store on start
 stats              statistics, critical paths, the aggregated result
 resume             swarm owners; interrupted swarms, resumed on purpose or on restart
 orchestrator       all swarms: submit, get, list, watch, cancel
@@ -47,6 +49,7 @@ from swarmd.plugins.executors.follow import FollowPolicy
 from swarmd.plugins.manager import Plugins
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import OrchestratorSettings
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.orchestrator import Orchestrator
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.planning import parse_strategy, strategy_label
@@ -78,15 +81,20 @@ async def build_orchestrator(
 
     Call before ``host.start()``. The orchestrator's address for executors is
     ``settings.advertise_address``, else the host's bound address (resolved
-    lazily, once the host has started). With ``resume``, once the host is
-    serving, swarms a previous orchestrator left unfinished are resumed (a
+    lazily, once the host has started). Once the host is serving, the journal
+    is replayed into the store, then, with ``resume``, swarms a previous orchestrator left unfinished are resumed (a
     standalone orchestrator's) or marked INTERRUPTED (those whose owner is
     gone); an ``embedded`` orchestrator (the one ``swarmd run`` starts in its
     own process) resumes nothing by itself (see :mod:`.resume`).
 
+    The journal (``settings.journal_path``, see :mod:`.journal`) is opened and
+    locked here; a second orchestrator on the same file is refused, except an
+    ``embedded`` one, which journals beside it under its own name. Its replay
+    into the store comes before any resume.
+
     When the host stops, running swarms are stopped *without* being marked
-    cancelled (they are stored INTERRUPTED, resumable), governors are closed, then the host
-    closes the peer channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
+    cancelled (they are stored INTERRUPTED, resumable), governors and the journal are closed,
+    then the host closes the peer channels. ``rng`` and ``sleep`` drive retry backoff (tests inject them).
     """
     # The host closes these after its closers, so the orchestrator can still
     # flush events and state while it shuts down. Subtasks are spread over
@@ -94,6 +102,11 @@ async def build_orchestrator(
     store_channel = host.channel(settings.result_store_address)
     executor_channel = host.channel(settings.executor_address, balanced=True)
 
+    journal = None
+    if settings.journal_path is not None:
+        journal = await Journal.open(
+            settings.journal_path, max_bytes=settings.journal_max_bytes, fallback=embedded
+        )
     orchestrator = Orchestrator(
         settings=settings,
         plugins=plugins,
@@ -112,6 +125,7 @@ async def build_orchestrator(
         sleep=sleep,
         cancel_grace_secs=cancel_grace_secs,
         embedded=embedded,
+        journal=journal,
     )
     if not settings.advertise_address:
         orchestrator.ctx.address_source = lambda: host.address
@@ -123,6 +137,5 @@ async def build_orchestrator(
         ),
     )
     host.on_close(orchestrator.aclose)
-    if resume:
-        orchestrator.resume_when_serving(lambda: host.port is not None)
+    orchestrator.resume_when_serving(lambda: host.port is not None, resume=resume)
     return orchestrator

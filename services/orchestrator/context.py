@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import trace
 
 from swarmd.services.config import OrchestratorSettings
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.v1 import common_pb2
 
@@ -57,6 +58,8 @@ class RunContext:
     #: Where the orchestrator's address comes from when it is only known once
     #: the server is bound (no advertise_address configured).
     address_source: Callable[[], str] | None = None
+    #: The write-ahead journal of what the store has not confirmed (None: none kept).
+    journal: Journal | None = None
 
     def address(self) -> str:
         """The address executors use to reach this orchestrator."""

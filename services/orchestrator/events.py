@@ -11,7 +11,10 @@ events costs one round trip, not hundreds. Sequence numbers are sent
 explicitly; the store refuses a batch that does not follow its last one,
 which the writer reconciles (after a reply was lost, the store may already
 hold part of the batch). A failed write is retried with backoff; an event is
-never dropped.
+never dropped. With a :class:`~.journal.Journal`, each event is journaled
+as it is emitted and leaves the journal once the store has confirmed it; a
+full journal takes no more of this swarm's events until the store has caught
+up with everything emitted (a ``journal_full`` warning says so).
 
 Watchers: each gets its own queue, bounded at ``watcher_queue`` events.
 A watcher that falls that far behind is not blocked on and loses nothing:
@@ -38,15 +41,16 @@ from swarmd.services.errors import (
     ResourceExhausted,
     SwarmdError,
 )
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import StoreClient
 from swarmd.v1 import common_pb2
 
-__all__ = ["SwarmEventLog", "read_stored_events"]
+__all__ = ["BATCH_BYTES", "SwarmEventLog", "read_stored_events", "stub_event"]
 
 log = logging.getLogger(__name__)
 
 #: Serialized bytes per AppendEvents call (gRPC's default limit is 16 MiB).
-_BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 
 _OVERFLOW = object()
 _END = object()
@@ -105,6 +109,7 @@ class SwarmEventLog:
         batch_size: int = 500,
         watcher_queue: int = 10_000,
         clock_ns: Callable[[], int] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.swarm_id = swarm_id
         self._store = store
@@ -121,6 +126,10 @@ class SwarmEventLog:
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
         self._clock_ns = clock_ns
+        self._journal = journal
+        #: While set, the highest sequence the full journal did not take: no
+        #: event is journaled until the store holds everything up to it.
+        self._journal_gap: int | None = None
         self.write_failures = 0
 
     # -- emitting ---------------------------------------------------------
@@ -152,11 +161,43 @@ class SwarmEventLog:
             event.time.FromNanoseconds(self._clock_ns())
         getattr(event, kind).CopyFrom(message)
         self._unflushed.append(event)
+        if self._journal is not None:
+            self._journal_event(event)
         for sub in self._subs:
             sub.push(event)
         self._start_writer()
         self._wake.set()
         return event
+
+    def _journal_event(self, event: common_pb2.SwarmEvent) -> None:
+        assert self._journal is not None
+        if self._journal_gap is not None and self._flushed >= self._journal_gap:
+            self._journal_gap = None  # the store caught up: the journal is dense again
+        if self._journal_gap is None and self._journal.add_event(event):
+            return
+        first = self._journal_gap is None
+        self._journal_gap = event.sequence
+        if first and not self._finished:
+            asyncio.get_running_loop().call_soon(self._warn_journal_full, event.sequence)
+
+    def _journal_note(self) -> str:
+        if self._journal is None:
+            return ""
+        if self._journal_gap is not None:
+            return "; the journal was full and keeps only part of them"
+        return "; the journal keeps them for the next orchestrator"
+
+    def _warn_journal_full(self, sequence: int) -> None:
+        if self._finished or self._closed:
+            return
+        self.emit(
+            "warning",
+            common_pb2.SwarmWarning(
+                code="journal_full",
+                message=f"the orchestrator journal is full: events from {sequence} on are kept "
+                "only in memory until the result store has caught up",
+            ),
+        )
 
     def finish(self) -> None:
         """No more events: live watchers end once they have everything."""
@@ -174,12 +215,12 @@ class SwarmEventLog:
 
     def _next_batch(self) -> list[common_pb2.SwarmEvent]:
         """The oldest unwritten events: at most ``batch_size`` and about
-        ``_BATCH_BYTES`` (one event at least), well under gRPC's message limit."""
+        ``BATCH_BYTES`` (one event at least), well under gRPC's message limit."""
         batch: list[common_pb2.SwarmEvent] = []
         size = 0
         for event in self._unflushed[: self._batch_limit]:
             size += event.ByteSize()
-            if batch and size > _BATCH_BYTES:
+            if batch and size > BATCH_BYTES:
                 break
             batch.append(event)
         return batch
@@ -224,19 +265,7 @@ class SwarmEventLog:
             self._batch_limit = self._batch_size
 
     def _replace_with_stub(self, event: common_pb2.SwarmEvent, why: str) -> None:
-        kind = event.WhichOneof("kind") or "unknown"
-        log.error(
-            "swarm %s: event %d (%s) cannot be stored: %s", self.swarm_id, event.sequence, kind, why
-        )
-        stub = common_pb2.SwarmEvent(swarm_id=event.swarm_id, sequence=event.sequence)
-        stub.time.CopyFrom(event.time)
-        stub.warning.CopyFrom(
-            common_pb2.SwarmWarning(
-                code="event_not_stored",
-                message=f"a {kind} event of {event.ByteSize()} bytes could not be stored ({why[:200]}); "
-                "this stub takes its place in the log",
-            )
-        )
+        stub = stub_event(event, why)
         if self._unflushed and self._unflushed[0].sequence == event.sequence:
             self._unflushed[0] = stub
 
@@ -269,6 +298,8 @@ class SwarmEventLog:
             del self._unflushed[:drop]
             self._flushed = max(self._flushed, stored_last)
             self._flushed_changed.set()
+            if self._journal is not None:
+                self._journal.events_stored(self.swarm_id, self._flushed)
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event emitted so far is stored; False on timeout."""
@@ -289,9 +320,10 @@ class SwarmEventLog:
         if self._writer is not None and self._unflushed:
             if not await self.flush(flush_timeout):
                 log.warning(
-                    "swarm %s: %d events could not be stored before shutdown",
+                    "swarm %s: %d events could not be stored before shutdown%s",
                     self.swarm_id,
                     len(self._unflushed),
+                    self._journal_note(),
                 )
         self._closed = True
         if self._writer is not None:
@@ -370,6 +402,24 @@ class SwarmEventLog:
     @property
     def watcher_count(self) -> int:
         return len(self._subs)
+
+
+def stub_event(event: common_pb2.SwarmEvent, why: str) -> common_pb2.SwarmEvent:
+    """What takes the place of an event the store refuses for its content:
+    a ``event_not_stored`` warning under the same sequence number, so the log
+    keeps its density (live watchers already had the original)."""
+    kind = event.WhichOneof("kind") or "unknown"
+    log.error("swarm %s: event %d (%s) cannot be stored: %s", event.swarm_id, event.sequence, kind, why)
+    stub = common_pb2.SwarmEvent(swarm_id=event.swarm_id, sequence=event.sequence)
+    stub.time.CopyFrom(event.time)
+    stub.warning.CopyFrom(
+        common_pb2.SwarmWarning(
+            code="event_not_stored",
+            message=f"a {kind} event of {event.ByteSize()} bytes could not be stored ({why[:200]}); "
+            "this stub takes its place in the log",
+        )
+    )
+    return stub
 
 
 async def read_stored_events(

@@ -35,6 +35,7 @@ from swarmd.services.errors import (
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.events import read_stored_events
 from swarmd.services.orchestrator.governor import GovernorKey, GovernorRegistry
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
@@ -55,6 +56,7 @@ _MAX_REQUEST_ID_CHARS = 128
 _DEFAULT_PAGE = 50
 _MAX_PAGE = 1000
 _CANCEL_WAIT_SECS = 10.0
+_REPLAY_WAIT_SECS = 5.0
 
 
 class Orchestrator:
@@ -76,6 +78,7 @@ class Orchestrator:
         cancel_grace_secs: float = 2.0,
         on_close: Callable[[], Awaitable[None]] | None = None,
         embedded: bool = False,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.plugins = plugins
@@ -104,6 +107,7 @@ class Orchestrator:
             rng=rng or random.Random(),
             sleep=sleep,
             cancel_grace_secs=cancel_grace_secs,
+            journal=journal,
         )
         self._deps = SubmissionDeps(plugins, settings, executor, self.ctx.rng, sleep, cwd)
         self.spend = SpendDesk(settings, self.governor, self.live)
@@ -135,6 +139,10 @@ class Orchestrator:
         return self._runs.get(swarm_id)
 
     async def _load(self, swarm_id: str) -> common_pb2.Swarm:
+        # A swarm the journal holds news of is read once the replay is done.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_REPLAY_WAIT_SECS):
+                await self.recovery.replayed.wait()
         try:
             return await self.store.load_swarm(swarm_id)
         except NotFound:
@@ -420,9 +428,10 @@ class Orchestrator:
         (see :mod:`.resume`); returns the ids resumed."""
         return await self.recovery.startup()
 
-    def resume_when_serving(self, serving: Callable[[], bool]) -> None:
-        """:meth:`resume_unfinished` in the background once ``serving()`` is true."""
-        self.recovery.when_serving(serving, self._reapers)
+    def resume_when_serving(self, serving: Callable[[], bool], *, resume: bool = True) -> None:
+        """Replay the journal, then (with ``resume``) :meth:`resume_unfinished`,
+        in the background once ``serving()`` is true."""
+        self.recovery.when_serving(serving, self._reapers, resume=resume)
 
     async def resume_swarm(
         self, request: orchestrator_pb2.ResumeSwarmRequest
@@ -436,8 +445,8 @@ class Orchestrator:
 
     async def aclose(self) -> None:
         """Stop every live swarm without cancelling it (it is stored
-        INTERRUPTED and stays resumable), close the governors, then the peer
-        channels."""
+        INTERRUPTED and stays resumable), close the governors and the journal
+        (which keeps what the store has not confirmed), then the peer channels."""
         if self._closed:
             return
         self._closed = True
@@ -451,5 +460,7 @@ class Orchestrator:
         self._runs.clear()
         with contextlib.suppress(Exception):
             await self.governor.aclose()
+        if self.ctx.journal is not None:
+            await self.ctx.journal.aclose()
         if self._on_close is not None:
             await self._on_close()

@@ -11,6 +11,10 @@ if the store lost the swarm (NOT_FOUND on a subtask save), the whole swarm is
 saved again from a fresh snapshot. A save the store refuses for its content
 (INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a message over the size limit)
 is logged and skipped rather than retried forever.
+
+With a :class:`~.journal.Journal`, every save is journaled as it is queued
+(the journal coalesces the same way) and leaves it once the store has
+confirmed it, or refused it for its content.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 from collections.abc import Callable
 
 from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, SwarmdError
+from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import StoreClient
 from swarmd.v1 import common_pb2
 
@@ -33,9 +38,16 @@ class StateWriter:
     """Ordered, coalescing background saves of one swarm's state."""
 
     def __init__(
-        self, store: StoreClient, swarm_id: str, snapshot: Callable[[], common_pb2.Swarm]
+        self,
+        store: StoreClient,
+        swarm_id: str,
+        snapshot: Callable[[], common_pb2.Swarm],
+        journal: Journal | None = None,
     ) -> None:
         self._store = store
+        self._journal = journal
+        # The journal's version of each queued op, for confirming it.
+        self._versions: dict[tuple[str, str], int] = {}
         self._swarm_id = swarm_id
         self._snapshot = snapshot
         # Ops in order, one per thing saved: ("swarm", "") -> Swarm or
@@ -54,6 +66,8 @@ class StateWriter:
         snap = common_pb2.Swarm()
         snap.CopyFrom(swarm if swarm is not None else self._snapshot())
         self._ops = {("swarm", ""): snap}
+        if self._journal is not None:
+            self._versions = {("swarm", ""): self._journal.save_state(self._swarm_id, snap)}
         self._kick()
 
     def save_subtask(self, state: common_pb2.SubTaskState) -> None:
@@ -62,6 +76,8 @@ class StateWriter:
         key = ("subtask", state.subtask.id)
         self._ops.pop(key, None)
         self._ops[key] = snap
+        if self._journal is not None:
+            self._versions[key] = self._journal.save_state(self._swarm_id, snap)
         self._kick()
 
     def _kick(self) -> None:
@@ -108,8 +124,7 @@ class StateWriter:
                     "swarm %s: the store refused a %s save: %s", self._swarm_id, kind, exc.message
                 )
                 self.refused += 1
-                if self._ops.get(key) is payload:
-                    del self._ops[key]
+                self._done(key, payload)
                 continue
             except SwarmdError as exc:
                 self._retry_log(exc.message)
@@ -117,8 +132,16 @@ class StateWriter:
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.05
-            if self._ops.get(key) is payload:
-                del self._ops[key]
+            self._done(key, payload)
+
+    def _done(self, key: tuple[str, str], payload: object) -> None:
+        """The op ``key`` is stored (or refused): unqueue it unless a newer save replaced it."""
+        if self._ops.get(key) is not payload:
+            return
+        del self._ops[key]
+        version = self._versions.pop(key, None)
+        if self._journal is not None and version is not None:
+            self._journal.state_stored(self._swarm_id, key[1], version)
 
     def _retry_log(self, why: str) -> None:
         self.failures += 1
@@ -139,9 +162,10 @@ class StateWriter:
             return
         if self._ops and not await self.flush(flush_timeout):
             log.warning(
-                "swarm %s: %d state saves could not be stored before shutdown",
+                "swarm %s: %d state saves could not be stored before shutdown%s",
                 self._swarm_id,
                 len(self._ops),
+                "" if self._journal is None else "; the journal keeps them for the next orchestrator",
             )
         self._closed = True
         if self._task is not None:

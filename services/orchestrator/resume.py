@@ -6,8 +6,11 @@ that orchestrator is *embedded* (the services a ``swarmd run`` starts in its
 own process, which end with that command) or standalone.
 
 An orchestrator that stops with swarms still live marks them INTERRUPTED.
-When one starts (:meth:`Recovery.startup`) it looks at every stored swarm
-left PLANNING, RUNNING or INTERRUPTED:
+When one starts, it first replays its journal into the store
+(:mod:`.journal_replay`: the events and state saves the previous
+orchestrator had not got confirmed), so what follows reads the truth. Then
+(:meth:`Recovery.startup`) it looks at every stored swarm left PLANNING,
+RUNNING or INTERRUPTED:
 
 * a standalone orchestrator resumes the swarms a standalone orchestrator
   left (its own previous life), unless their owner is provably alive;
@@ -39,9 +42,10 @@ import grpc
 from swarmd.plugins import ModelProvider
 from swarmd.plugins.manager import Plugins
 from swarmd.services.config import TlsSettings
-from swarmd.services.errors import DeadlineExceeded, FailedPrecondition, SwarmdError, Unavailable
+from swarmd.services.errors import FailedPrecondition, SwarmdError
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import create_decomposition_provider
+from swarmd.services.orchestrator.journal_replay import replay_journal
 from swarmd.services.orchestrator.planning import PlanWarning
 from swarmd.services.orchestrator.reconcile import (
     complete_from_merge,
@@ -226,6 +230,17 @@ class Recovery:
         self.embedded = embedded
         #: Held while stored swarms are resumed, interrupted or cancelled in the store.
         self.lock = asyncio.Lock()
+        #: Set once the journal a previous orchestrator left is in the store.
+        self.replayed = asyncio.Event()
+        if ctx.journal is None:
+            self.replayed.set()
+
+    async def replay(self) -> None:
+        """Replay the journal into the store once (raises while the store is down)."""
+        if not self.replayed.is_set():
+            assert self.ctx.journal is not None
+            await replay_journal(self.ctx.journal, self.ctx.store)
+            self.replayed.set()
 
     async def _unfinished(self) -> list[common_pb2.Swarm]:
         pending: list[common_pb2.Swarm] = []
@@ -269,6 +284,7 @@ class Recovery:
             run = self.runs.get(swarm_id)
             if run is not None:
                 return run, True
+            await self.replay()
             stored = await self.ctx.store.load_swarm(swarm_id)
             if stored.state in TERMINAL_SWARM:
                 name = common_pb2.SwarmState.Name(stored.state).removeprefix("SWARM_STATE_").lower()
@@ -308,24 +324,44 @@ class Recovery:
         await restart(run, interrupted)
         return run
 
-    def when_serving(self, serving: Callable[[], bool], tasks: set[asyncio.Task[None]]) -> None:
+    def when_serving(
+        self, serving: Callable[[], bool], tasks: set[asyncio.Task[None]], *, resume: bool = True
+    ) -> None:
         """Run :meth:`startup` in the background once ``serving()`` is true
-        (executors need the bound address), retrying while the store is down."""
-        task = asyncio.get_running_loop().create_task(self._loop(serving), name="resume-swarms")
+        (executors need the bound address), after the journal is replayed,
+        retrying while the store is down."""
+        task = asyncio.get_running_loop().create_task(
+            self._loop(serving, resume), name="resume-swarms"
+        )
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _loop(self, serving: Callable[[], bool]) -> None:
+    async def _loop(self, serving: Callable[[], bool], resume: bool) -> None:
         # The host has no "started" notification to wait on; it starts right
         # after the orchestrator is built, so a short poll is enough.
         while not serving():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        # The journal holds what only this process knows: it is retried for
+        # as long as the store stays away (resuming waits for it).
+        delay, failures = 0.2, 0
+        while not self.replayed.is_set():
+            try:
+                async with self.lock:
+                    await self.replay()
+            except SwarmdError as exc:
+                failures += 1
+                if failures == 1 or failures % 50 == 0:
+                    log.warning("cannot replay the journal yet (%s); retrying", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not resume:
+            return
         delay = 0.2
         for _ in range(30):
             try:
                 async with self.lock:
                     resumed = await self.startup()
-            except (Unavailable, DeadlineExceeded) as exc:
+            except SwarmdError as exc:
                 log.info("cannot list unfinished swarms yet (%s); retrying", exc.message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -76,8 +76,10 @@ class SwarmRun:
         self.swarm = swarm
         self.config = swarm.config
         self.preflight = preflight or common_pb2.PreflightReport()
-        self.log = SwarmEventLog(swarm.id, ctx.store, last_sequence=last_sequence)
-        self.writer = StateWriter(ctx.store, swarm.id, self.snapshot)
+        self.log = SwarmEventLog(
+            swarm.id, ctx.store, last_sequence=last_sequence, journal=ctx.journal
+        )
+        self.writer = StateWriter(ctx.store, swarm.id, self.snapshot, journal=ctx.journal)
         self.ledger = BudgetLedger.for_config(self.config)
         self.states: dict[str, common_pb2.SubTaskState] = {s.subtask.id: s for s in swarm.subtasks}
         self.scheduler = SubtaskScheduler(self)

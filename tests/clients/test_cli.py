@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_run_status_list_watch_cancel(
     assert "Status: SUCCESS" in out and "Critical Path:" in out and "=== Subtask" in out
     assert "subtask Command-line interface: running" in out  # plain progress lines
     swarm_id = out.split("swarm ", 1)[1].split()[0]
+    # The embedded orchestrator journaled in the repository, and left nothing unconfirmed.
+    with sqlite3.connect(calc_repo / ".swarmd" / "orchestrator-journal.db") as db:
+        assert db.execute("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM states)").fetchone() == (0,)
 
     code, out, _ = run_cli(capsys, "list", "--repo", str(calc_repo))
     assert code == 0 and swarm_id in out and "succeeded" in out

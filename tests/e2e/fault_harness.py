@@ -85,9 +85,10 @@ class Service:
             time.sleep(0.05)
         return self
 
-    def kill(self) -> None:
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """End the process with ``sig`` (SIGTERM: a graceful stop) and wait for it."""
         assert self.proc is not None
-        self.proc.kill()
+        self.proc.send_signal(sig)
         self.proc.wait(30)
         # A restart appends to the log: forget the old banner.
         self.log.write_text(self.log.read_text().replace("listening on", "was listening on"))

@@ -84,6 +84,7 @@ async def orchestrator_and_store(tmp_path: Path, executor_target: str) -> AsyncI
     settings.result_store.listen = "127.0.0.1:0"
     settings.result_store.db_path = tmp_path / "store.db"
     settings.orchestrator.listen = "127.0.0.1:0"
+    settings.orchestrator.journal_path = tmp_path / "orchestrator-journal.db"
     plugins = load_plugins()
     hosts = []
     try:

@@ -552,7 +552,7 @@ async def serve_swarm_services(
             executor_address=exec_host.address,
             grace_period_secs=0,
             rpc_timeout_secs=5,
-            **(orchestrator_settings or {}),
+            **{"journal_path": tmp_path / "orchestrator-journal.db", **(orchestrator_settings or {})},
         )
         telemetry = Telemetry(
             "swarmd-orchestrator",
