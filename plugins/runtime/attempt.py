@@ -87,6 +87,21 @@ def _default_worktree_manager(repo: Path) -> Any:
     return WorktreeManager(repo)
 
 
+def _checkout_policy(settings: RuntimeSettings) -> Any:
+    from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy
+
+    return CheckoutPolicy.from_options(settings.worktree_options)
+
+
+def _worktree_files(worktree: Any) -> Any:
+    """The lazy worktree's files for the tools, None for a full checkout."""
+    if worktree is None:
+        return None
+    from swarmd.plugins.runtime.worktree.lazy import files_for, is_lazy
+
+    return files_for(worktree.path) if is_lazy(worktree.path) else None
+
+
 def _failed(error: str, kind: int = common_pb2.FAILURE_KIND_PERMANENT) -> LoopOutcome:
     return LoopOutcome(OutcomeKind.FAILED, error=error, failure_kind=kind)
 
@@ -198,6 +213,8 @@ async def _attempt(
         factory = runtime.worktree_manager or _default_worktree_manager
         try:
             manager = factory(repo)
+            if hasattr(manager, "checkout_policy"):
+                manager.checkout_policy = _checkout_policy(settings)
             worktree = await manager.create(
                 request.swarm_id,
                 subtask.id,
@@ -335,7 +352,12 @@ def _build_loop(
         )
     env = scrub_environment(os.environ if runtime.environ is None else runtime.environ)
     ctx = ToolContext(
-        workdir=workdir.resolve(), swarm_id=request.swarm_id, subtask_id=subtask.id, env=env, services=services
+        workdir=workdir.resolve(),
+        swarm_id=request.swarm_id,
+        subtask_id=subtask.id,
+        env=env,
+        services=services,
+        files=_worktree_files(worktree),
     )
     toolbox = Toolbox.from_registry(
         runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
