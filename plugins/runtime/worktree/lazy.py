@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +70,7 @@ CHECKOUT_MODES = ("auto", "full", "lazy")
 DEFAULT_LAZY_THRESHOLD = 2000
 #: Entries written at creation even in a lazy worktree (besides links and submodules).
 EAGER_FILES = frozenset({"AGENTS.md"})
-_LINK, _GITLINK = "120000", "160000"
+_LINK, _GITLINK = b"120000", b"160000"
 
 
 @dataclass(frozen=True)
@@ -104,37 +106,96 @@ class CheckoutPolicy:
         return self.mode == "lazy"
 
 
-async def populate(repo: RepoBase, path: Path, admin: Path, policy: CheckoutPolicy) -> bool:
+@dataclass
+class _Layout:
+    """What every worktree of one start commit begins with."""
+
+    #: Tracked entries of the tree.
+    files: int
+    #: Entries written even in a lazy worktree.
+    eager: list[str]
+    #: The index of a lazy worktree (every other entry skip-worktree), once built.
+    index: bytes | None = None
+
+
+# Layouts per (common git directory, start commit), the most recent few.
+_LAYOUTS: OrderedDict[tuple[str, str], _Layout] = OrderedDict()
+_KEEP_LAYOUTS = 8
+# One lock per (event loop, layout key): worktrees of one start wait for one build.
+_BUILDING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: CheckoutPolicy) -> bool:
     """Write the new worktree's index and (unless lazy) its files; True when lazy.
 
     The worktree at ``path`` (admin folder ``admin``) is registered and on
-    its branch, with nothing checked out yet.
+    its branch at ``start``, with nothing checked out yet. The lazy index of
+    a start commit is built once (``read-tree`` into a scratch index, then
+    ``update-index --skip-worktree``) and copied into every worktree of it.
     """
-    if policy.mode == "full":
-        await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
-        return False
-    listing = await repo._git("ls-tree", "-r", "-z", "--full-tree", "HEAD", cwd=path)
-    entries = [e for e in listing.out.split(b"\0") if e]
-    if not policy.lazy_for(len(entries)):
-        await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
-        return False
-    eager: list[str] = []
-    skip: list[bytes] = []
-    for entry in entries:
-        meta, _, name = entry.partition(b"\t")
-        mode = meta.split(b" ", 1)[0].decode()
-        if mode in (_LINK, _GITLINK) or name.decode("utf-8", "surrogateescape") in EAGER_FILES:
-            eager.append(os.fsdecode(name))
-        else:
-            skip.append(name)
-    await repo._git("read-tree", "--reset", "HEAD", cwd=path)
-    if skip:
-        await repo._git("update-index", "-z", "--skip-worktree", "--stdin", cwd=path, stdin=b"\0".join(skip) + b"\0")
-    if eager:
-        data = b"\0".join(os.fsencode(n) for n in eager) + b"\0"
-        await repo._git("checkout-index", "-u", "-z", "--stdin", cwd=path, stdin=data)
-    await asyncio.to_thread((admin / MARKER).write_text, "lazy\n")
-    return True
+    if policy.mode != "full":
+        layout = await _layout(repo, start, policy)
+        if layout.index is not None and policy.lazy_for(layout.files):
+            await asyncio.to_thread((admin / "index").write_bytes, layout.index)
+            if layout.eager:
+                names = b"".join(os.fsencode(n) + b"\0" for n in layout.eager)
+                await repo._git("checkout-index", "-u", "-z", "--stdin", cwd=path, stdin=names)
+            await asyncio.to_thread((admin / MARKER).write_text, "lazy\n")
+            return True
+    await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
+    return False
+
+
+async def _layout(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layout:
+    """The layout of ``start``, its lazy index built when ``policy`` makes it lazy."""
+    key = (str(repo._common), start)
+    locks = _BUILDING.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(key, asyncio.Lock()):
+        layout = _LAYOUTS.get(key)
+        if layout is not None:
+            _LAYOUTS.move_to_end(key)
+        if layout is None or (layout.index is None and policy.lazy_for(layout.files)):
+            listing = await repo._git("ls-tree", "-r", "-z", "--full-tree", start)
+            eager: list[str] = []
+            skip: list[bytes] = []
+            for entry in listing.out.split(b"\0"):
+                if not entry:
+                    continue
+                meta, _, name = entry.partition(b"\t")
+                if meta.split(b" ", 1)[0] in (_LINK, _GITLINK) or os.fsdecode(name) in EAGER_FILES:
+                    eager.append(os.fsdecode(name))
+                else:
+                    skip.append(name)
+            layout = _Layout(len(eager) + len(skip), eager)
+            if policy.lazy_for(layout.files):
+                layout.index = await _lazy_index(repo, start, skip)
+            _LAYOUTS[key] = layout
+            while len(_LAYOUTS) > _KEEP_LAYOUTS:
+                _LAYOUTS.popitem(last=False)
+        if len(locks) > 4 * _KEEP_LAYOUTS:
+            for stale in [k for k, lock in locks.items() if not lock.locked() and k != key]:
+                del locks[stale]
+        return layout
+
+
+async def _lazy_index(repo: RepoBase, start: str, skip: list[bytes]) -> bytes:
+    """The index of ``start`` with the ``skip`` entries marked skip-worktree (version 4)."""
+    assert repo._common is not None
+    scratch = repo._common / "swarmd-new"
+    await asyncio.to_thread(scratch.mkdir, exist_ok=True)
+    index = scratch / f"lazy-{start}-{os.getpid()}-{id(skip)}.index"
+    env = {"GIT_INDEX_FILE": str(index), "GIT_INDEX_VERSION": "4"}
+    plain = ("-c", "core.splitIndex=false")
+    try:
+        await repo._git(*plain, "read-tree", start, env=env)
+        if skip:
+            names = b"".join(n + b"\0" for n in skip)
+            await repo._git(*plain, "update-index", "-z", "--skip-worktree", "--stdin", stdin=names, env=env)
+        return await asyncio.to_thread(index.read_bytes)
+    finally:
+        await asyncio.to_thread(index.unlink, missing_ok=True)
 
 
 async def materialize_all(path: Path) -> None:

@@ -168,7 +168,7 @@ class WorktreeManager(RepoBase):
                     raise WorktreeError(f"{path} already exists")
                 await self._git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
                 return False
-            await lazy.populate(self, path, admin, self.checkout_policy)
+            await lazy.populate(self, path, admin, start, self.checkout_policy)
         except BaseException:
             if admin is not None:
                 await asyncio.to_thread(_unregister, admin, path)
