@@ -10,6 +10,7 @@ import pytest
 from helpers import git
 from lazy_repo import context, generate, on_disk, pair
 
+from swarmd.plugins import HealthCheck, HealthResult
 from swarmd.plugins.runtime.settings import RuntimeSettings
 from swarmd.plugins.runtime.worktree import MergeOutcome, WorktreeManager
 from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, files_for, is_lazy, materialize_all
@@ -157,6 +158,7 @@ async def test_kept_list_prune_and_remove(git_repo: Path) -> None:
     assert not await mgr.remove(lazy)
     listed = {s.subtask_id: s for s in await mgr.list()}
     assert listed["lazy"].clean is False and listed["untouched"].clean is True
+    assert listed["lazy"].lazy and listed["untouched"].lazy and not listed["full"].lazy
     report = await mgr.prune()
     assert any(branch == lazy.branch and "uncommitted" in why for branch, why in report.kept)
     # Clean (nothing written but links and AGENTS.md): removed, branch and admin folder too.
@@ -186,3 +188,51 @@ async def test_materialize_all_is_one_full_checkout(git_repo: Path) -> None:
         assert (lazy.path / rel).read_bytes() == (full.path / rel).read_bytes()
     assert os.access(lazy.path / "run.sh", os.X_OK)
     files.materialize_all()  # once is enough; again is a no-op
+
+
+class CountFiles(HealthCheck):
+    name = "count-files"
+
+    async def check(self, worktree: Path) -> HealthResult:
+        return HealthResult(True, str(len(on_disk(worktree))))
+
+
+async def test_health_checks_see_the_whole_tree(git_repo: Path) -> None:
+    generate(git_repo)
+    _, full, lazy = await pair(git_repo)
+    result = await CountFiles().run(lazy.path)
+    assert result.detail == str(len(on_disk(full.path)))
+    assert not is_lazy(lazy.path)
+
+
+async def test_worktrees_of_one_start_share_its_listing(git_repo: Path) -> None:
+    texts = generate(git_repo)
+    mgr, _, first = await pair(git_repo)
+    second = await mgr.create("s", "second")
+    a, b = files_for(first.path), files_for(second.path)
+    a.materialize([texts[0]])
+    assert a.active and b.active and a._base is b._base
+    assert a.blob_id(texts[0]) is None and b.blob_id(texts[0]) is not None
+
+
+async def test_an_index_moved_past_the_start_is_read_as_it_is(git_repo: Path) -> None:
+    """A fast-forward (as the Kubernetes executor's bring-back does) keeps the bits
+    but changes blobs: what is not written yet is what the index holds."""
+    from swarmd.plugins.runtime.worktree.lazyfiles import LazyFiles
+    from swarmd.plugins.tools.search import GrepTool
+
+    texts = generate(git_repo)
+    _, _, lazy = await pair(git_repo)
+    (git_repo / texts[13]).write_text("moved on Hello\n")
+    (git_repo / texts[14]).unlink()
+    git(git_repo, "commit", "-qam", "later")
+    git(lazy.path, "merge", "--ff-only", "-q", "main")
+    files = LazyFiles(lazy.path)
+    ctx = context(lazy)
+    ctx.files = files
+    grep = await GrepTool().run({"pattern": "moved on"}, ctx)
+    assert grep.output == f"{texts[13]}:1: moved on Hello"
+    listed = (await ReadTool().run({"path": texts[13]}, ctx)).output
+    assert "moved on Hello" in listed
+    assert files.blob_id(texts[14]) is None
+    assert git(lazy.path, "status", "--porcelain") == ""

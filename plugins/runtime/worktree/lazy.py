@@ -29,7 +29,8 @@ store and do not look at the files at all.
 Symbolic links, submodule entries and a top-level ``AGENTS.md`` are written
 at creation (paths resolve through links, and the prompt reads
 ``AGENTS.md``). A file ``swarmd-lazy`` in the worktree's administrative
-folder marks a worktree as lazy until it is materialized whole.
+folder marks a worktree as lazy until it is materialized whole; it names the
+start commit, whose list of files the worktrees of it share in memory.
 
 When
     :class:`CheckoutPolicy`: ``auto`` (the default) checks small
@@ -142,7 +143,7 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
             if layout.eager:
                 names = b"".join(os.fsencode(n) + b"\0" for n in layout.eager)
                 await repo._git("checkout-index", "-u", "-z", "--stdin", cwd=path, stdin=names)
-            await asyncio.to_thread((admin / MARKER).write_text, "lazy\n")
+            await asyncio.to_thread((admin / MARKER).write_text, f"lazy {start}\n")
             return True
     await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
     return False

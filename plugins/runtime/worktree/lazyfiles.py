@@ -16,6 +16,7 @@ import os
 import subprocess
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -63,8 +64,55 @@ def files_for(path: Path, *, timeout: float = 120.0) -> LazyFiles:
         return found
 
 
+class _Listing:
+    """Files by path with their blobs, and the folders they make (for listings)."""
+
+    def __init__(self) -> None:
+        #: Entry path -> blob id.
+        self.files: dict[str, str] = {}
+        #: Folder ('' for the top) -> how many of the files lie below it.
+        self.below: dict[str, int] = {}
+        #: Folder -> {name: is a folder} of what lies directly in it.
+        self.children: dict[str, dict[str, bool]] = {}
+
+    def add(self, rel: str, oid: str) -> None:
+        self.files[rel] = oid
+        parts = rel.split("/")
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            self.below[parent] = self.below.get(parent, 0) + 1
+            self.children.setdefault(parent, {})[parts[depth]] = depth < len(parts) - 1
+
+    def drop(self, rel: str) -> None:
+        if self.files.pop(rel, None) is None:
+            return
+        parts = rel.split("/")
+        for depth in range(len(parts) - 1, -1, -1):
+            parent = "/".join(parts[:depth])
+            here = "/".join(parts[: depth + 1])
+            if depth == len(parts) - 1 or self.below.get(here, 0) == 0:
+                self.children.get(parent, {}).pop(parts[depth], None)
+            self.below[parent] -= 1
+            if self.below[parent] == 0:
+                del self.below[parent]
+                self.children.pop(parent, None)
+
+
+# The files of a start commit (links and submodules aside), shared by every lazy
+# worktree of it in this process: a worktree keeps only what differs from it.
+_LISTINGS: OrderedDict[str, _Listing] = OrderedDict()
+_KEEP_LISTINGS = 4
+_LISTINGS_LOCK = threading.Lock()
+
+
 class LazyFiles:
-    """A lazy worktree's entries not written yet, and writing them on demand."""
+    """A lazy worktree's entries not written yet, and writing them on demand.
+
+    What is not written yet is the start commit's files (a listing shared by
+    every worktree of that commit) less :attr:`_written`, plus
+    :attr:`_extra` (skip-worktree entries that differ from the start commit,
+    rare), all read once from the index.
+    """
 
     def __init__(self, root: Path, *, timeout: float = 120.0) -> None:
         self.root = Path(os.path.realpath(root))
@@ -72,12 +120,12 @@ class LazyFiles:
         self._lock = threading.RLock()
         self._loaded = False
         self._active = True
-        #: Entry path -> blob id, for every skip-worktree entry not yet materialized.
-        self._files: dict[str, str] = {}
-        #: Directory ('' for the top) -> how many of those entries lie below it.
-        self._below: dict[str, int] = {}
-        #: Directory -> {name: is a directory} of its entries known only from the index.
-        self._children: dict[str, dict[str, bool]] = {}
+        self._base = _Listing()
+        #: Files of the base written (or gone from the index) since the start.
+        self._written: set[str] = set()
+        #: Folder -> how many of :attr:`_written` lie below it.
+        self._written_below: dict[str, int] = {}
+        self._extra = _Listing()
 
     # -- state -----------------------------------------------------------------------
 
@@ -92,38 +140,67 @@ class LazyFiles:
         if self._loaded:
             return
         self._loaded = True
-        if not is_lazy(self.root):
+        admin = admin_dir(self.root)
+        try:
+            marker = (admin / MARKER).read_text().split() if admin is not None else None
+        except FileNotFoundError:
+            marker = None
+        if marker is None:
             self._active = False
             return
+        if len(marker) > 1:
+            self._base = self._listing(marker[1])
+        base, seen = self._base.files, set()
         for item in self._git("ls-files", "-t", "-s", "-z").split(b"\0"):
             if not item.startswith(b"S "):
                 continue
             meta, _, name = item[2:].partition(b"\t")
             fields = meta.split(b" ")
             if len(fields) == 3 and fields[2] == b"0":
-                self._add(os.fsdecode(name), fields[1].decode())
+                rel, oid = os.fsdecode(name), fields[1].decode()
+                seen.add(rel)
+                if base.get(rel) != oid:
+                    self._extra.add(rel, oid)
+        for rel in base:
+            if rel not in seen or rel in self._extra.files:
+                self._mark_written(rel)
 
-    def _add(self, rel: str, oid: str) -> None:
-        self._files[rel] = oid
+    def _listing(self, start: str) -> _Listing:
+        with _LISTINGS_LOCK:
+            listing = _LISTINGS.get(start)
+            if listing is not None:
+                _LISTINGS.move_to_end(start)
+                return listing
+            listing = _Listing()
+            for entry in self._git("ls-tree", "-r", "-z", "--full-tree", start).split(b"\0"):
+                meta, _, name = entry.partition(b"\t")
+                fields = meta.split(b" ")
+                if len(fields) == 3 and fields[1] == b"blob" and fields[0] != b"120000":
+                    listing.add(os.fsdecode(name), fields[2].decode())
+            _LISTINGS[start] = listing
+            while len(_LISTINGS) > _KEEP_LISTINGS:
+                _LISTINGS.popitem(last=False)
+            return listing
+
+    def _mark_written(self, rel: str) -> None:
+        self._written.add(rel)
         parts = rel.split("/")
         for depth in range(len(parts)):
             parent = "/".join(parts[:depth])
-            self._below[parent] = self._below.get(parent, 0) + 1
-            self._children.setdefault(parent, {})[parts[depth]] = depth < len(parts) - 1
+            self._written_below[parent] = self._written_below.get(parent, 0) + 1
+
+    def _pending_file(self, rel: str) -> bool:
+        return rel in self._extra.files or (rel in self._base.files and rel not in self._written)
+
+    def _pending_dir(self, rel: str) -> bool:
+        if self._extra.below.get(rel, 0):
+            return True
+        return self._base.below.get(rel, 0) > self._written_below.get(rel, 0)
 
     def _drop(self, rel: str) -> None:
-        if self._files.pop(rel, None) is None:
-            return
-        parts = rel.split("/")
-        for depth in range(len(parts) - 1, -1, -1):
-            parent = "/".join(parts[:depth])
-            here = "/".join(parts[: depth + 1])
-            if depth == len(parts) - 1 or self._below.get(here, 0) == 0:
-                self._children.get(parent, {}).pop(parts[depth], None)
-            self._below[parent] -= 1
-            if self._below[parent] == 0:
-                del self._below[parent]
-                self._children.pop(parent, None)
+        self._extra.drop(rel)
+        if rel in self._base.files and rel not in self._written:
+            self._mark_written(rel)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -131,13 +208,23 @@ class LazyFiles:
         """The blob of entry ``rel`` when it is not written yet, else None."""
         with self._lock:
             self._load()
-            return self._files.get(rel)
+            if rel in self._extra.files:
+                return self._extra.files[rel]
+            return self._base.files.get(rel) if rel not in self._written else None
 
     def children(self, rel: str) -> dict[str, bool]:
         """Entries of directory ``rel`` not written yet: {name: is a directory}."""
         with self._lock:
             self._load()
-            return dict(self._children.get(rel, {})) if self._active else {}
+            if not self._active:
+                return {}
+            found: dict[str, bool] = {}
+            for name, is_dir in self._base.children.get(rel, {}).items():
+                path = f"{rel}/{name}" if rel else name
+                if self._pending_dir(path) if is_dir else self._pending_file(path):
+                    found[name] = is_dir
+            found.update(self._extra.children.get(rel, {}))
+            return found
 
     # -- materializing -------------------------------------------------------------------
 
@@ -150,17 +237,17 @@ class LazyFiles:
                 return
             parts = rel.split("/") if rel else []
             wanted = ["/".join(parts[: d + 1]) for d in range(len(parts))]
-            entries = [p for p in wanted if p in self._files]
+            entries = [p for p in wanted if self._pending_file(p)]
             if entries:
                 self._checkout(entries)
-            elif rel and rel in self._below:
+            elif rel and self._pending_dir(rel):
                 os.makedirs(self.root / rel, exist_ok=True)
 
     def materialize(self, rels: Iterable[str]) -> None:
         """Write the entries ``rels`` (those not written yet; others are left alone)."""
         with self._lock:
             self._load()
-            entries = [r for r in dict.fromkeys(rels) if r in self._files]
+            entries = [r for r in dict.fromkeys(rels) if self._pending_file(r)]
             if entries:
                 self._checkout(entries)
 
@@ -170,15 +257,17 @@ class LazyFiles:
             self._load()
             if not self._active:
                 return
-            if self._files:
-                self._checkout(list(self._files))
+            pending = [r for r in self._base.files if r not in self._written]
+            pending += list(self._extra.files)
+            if pending:
+                self._checkout(pending)
             admin = admin_dir(self.root)
             if admin is not None:
                 (admin / MARKER).unlink(missing_ok=True)
             self._active = False
-            self._files.clear()
-            self._below.clear()
-            self._children.clear()
+            self._base = self._extra = _Listing()
+            self._written.clear()
+            self._written_below.clear()
 
     def _checkout(self, entries: list[str]) -> None:
         # A file already on disk (a fast-forward may write some) is what the entry
