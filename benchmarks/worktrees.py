@@ -23,11 +23,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.measures import percentile
-from benchmarks.repos import LARGE_FILES, checkout_bytes, large_repo
+from benchmarks.repos import checkout_bytes, large_repo
 from swarmd.plugins import ToolContext
 from swarmd.plugins.runtime.worktree import MergeOutcome, Worktree, WorktreeManager
 from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, files_for, is_lazy
@@ -60,7 +61,7 @@ async def _cycle(
     if len(made) == n:
         all_made.set()
     ctx = ToolContext(workdir=wt.path.resolve(), files=files_for(wt.path) if is_lazy(wt.path) else None)
-    target = f"pkg{i // 64:03d}/module_{i:05d}.py"
+    target = f"pkg{i // 64:03d}/module_{i:05d}.py"  # the large repository's layout
     await ReadTool().run({"path": target, "limit": 5}, ctx)
     await EditTool().run({"path": target, "old_string": "# ", "new_string": f"# w{i} ", "replace_all": True}, ctx)
     await WriteTool().run({"path": f"out/w{i:03d}.txt", "content": f"work of {i}\n"}, ctx)
@@ -80,12 +81,15 @@ async def _cycle(
     }
 
 
-async def measure(mode: str, n: int, scratch: Path) -> dict[str, Any]:
-    """One mode's figures with ``n`` worktree cycles at once."""
-    repo = large_repo(scratch / f"repo-{mode}")
+async def measure(
+    mode: str, n: int, scratch: Path, make_repo: Callable[[Path], Path] = large_repo
+) -> dict[str, Any]:
+    """One mode's figures with ``n`` worktree cycles at once (on ``make_repo``'s repository)."""
+    repo = make_repo(scratch / f"repo-{mode}")
     checkout = checkout_bytes(repo)
     mgr = WorktreeManager(repo)
     mgr.checkout_policy = CheckoutPolicy(mode)
+    files = len((await mgr._git("ls-files", "-z", cwd=repo)).out.split(b"\0")) - 1
     made: list[Worktree] = []
     all_made = asyncio.Event()
     load_before = os.getloadavg()[0]
@@ -98,7 +102,7 @@ async def measure(mode: str, n: int, scratch: Path) -> dict[str, Any]:
     out: dict[str, Any] = {
         "mode": mode,
         "in_flight": n,
-        "files": LARGE_FILES,
+        "files": files,
         "checkout_mb": round(checkout / 2**20, 1),
         "disk_per_worktree_mb": round(percentile(sizes, 50) / 2**20, 2),
         "disk_all_mb": round(sum(sizes) / 2**20, 1),
