@@ -8,7 +8,7 @@
 FROM python:3.11-slim AS base
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/swarmd

@@ -8,13 +8,14 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kube-binaries llama-server demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+.PHONY: help venv kube-binaries llama-server sandbox demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
 	@echo "make test          run the test suite (builds kube-apiserver and the llama.cpp server once)"
 	@echo "make kube-binaries build kube-apiserver & co. into ~/.cache/swarmd (once, ~9 min)"
 	@echo "make llama-server  build llama-cpp-python's server and a small model into ~/.cache/swarmd"
+	@echo "make sandbox       install bubblewrap, which confines the bash tool (STRICT=1: required)"
 	@echo "make lint          ruff + buf lint"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
@@ -42,6 +43,11 @@ demo: $(STAMP)
 kube-binaries:
 	scripts/build_kube_apiserver.sh >/dev/null
 
+# bubblewrap for the bash tool's sandbox (swarmd.plugins.sandbox); without it bash
+# runs unconfined and the sandbox tests are skipped (STRICT=1 makes that an error).
+sandbox:
+	scripts/install_sandbox.sh
+
 # The realmodel tests run against llama-cpp-python's server with a small GGUF model,
 # built once per machine into a versioned cache outside the repository (10 to 16
 # minutes the first time, instant later); the tests find it through
@@ -54,7 +60,7 @@ llama-server: $(STAMP)
 	@echo "llama.cpp server: $$(cat $(LLAMA_DIR_FILE))"
 
 # pytest exits 5 when it collected no test; that must fail, not pass silently.
-test: $(STAMP) $(NODE_STAMP) kube-binaries llama-server
+test: $(STAMP) $(NODE_STAMP) kube-binaries llama-server sandbox
 	SWARMD_LLAMA_SERVER_DIR="$$(cat $(LLAMA_DIR_FILE))" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 

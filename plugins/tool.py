@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from swarmd.plugins.sandbox import Sandbox
+
 __all__ = [
     "BlobSource",
     "CallStop",
@@ -127,6 +129,8 @@ class ToolContext:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Extra objects the runtime provides, e.g. "share" -> shared-results client.
     services: dict[str, Any] = field(default_factory=dict)
+    #: How commands (the bash tool's) are confined; None runs them unconfined.
+    sandbox: Sandbox | None = None
     #: The files of a lazy worktree (None for a full checkout or the repository).
     files: WorktreeFiles | None = None
 

@@ -34,3 +34,19 @@ def process_running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def command_running(cmdline: str) -> bool:
+    """Whether a process whose command line is exactly ``cmdline`` runs (zombies
+    do not count). Unlike a PID, this works across PID namespaces: a command
+    in the bash sandbox sees its own PIDs, not the host's."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if raw.replace(b"\0", b" ").strip().decode(errors="replace") == cmdline and state not in "ZX":
+            return True
+    return False
+

@@ -52,6 +52,7 @@ from swarmd.plugins.runtime.settings import RuntimeSettings, SettingsError
 from swarmd.plugins.runtime.share import ShareClient
 from swarmd.plugins.runtime.toolbox import Toolbox
 from swarmd.plugins.runtime.wrapup import CancelToken, Finish, cancelled_outcome, uncancel, wrap_up
+from swarmd.plugins.sandbox import Sandbox, SandboxUnavailable, probe
 from swarmd.plugins.tool import ToolContext
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -258,7 +259,14 @@ async def _attempt(
         return await wrap_up(request, manager, worktree, outcome, cancel)
 
     try:
-        loop = _build_loop(request, runtime, settings, provider, workdir, worktree, events)
+        if settings.sandbox.mode != "off":
+            await asyncio.to_thread(probe, settings.sandbox.bwrap or None)  # cached; off the event loop
+        sandbox = Sandbox(settings.sandbox, workdir, swarm_id=request.swarm_id)
+    except SandboxUnavailable as exc:
+        await provider.aclose()
+        return await wrap_up(request, manager, worktree, _failed(str(exc)), cancel)
+    try:
+        loop = _build_loop(request, runtime, settings, provider, workdir, worktree, events, sandbox)
         try:
             outcome = await loop.run()
         except asyncio.CancelledError:
@@ -339,6 +347,7 @@ def _build_loop(
     workdir: Path,
     worktree: Any,
     events: EventEmitter,
+    sandbox: Sandbox,
 ) -> AgentLoop:
     subtask = request.subtask
     config = request.config
@@ -357,11 +366,18 @@ def _build_loop(
         subtask_id=subtask.id,
         env=env,
         services=services,
+        sandbox=sandbox,
         files=_worktree_files(worktree),
     )
     toolbox = Toolbox.from_registry(
         runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
     )
+    if "bash" in toolbox and sandbox.unconfined_reason is not None:
+        events.warning(
+            "bash_unconfined",
+            f"{sandbox.describe()}; its commands can read and write whatever the executor's user can "
+            "(set bash.sandbox=on to refuse to run unconfined)",
+        )
     system_prompt = build_system_prompt(
         subtask_id=subtask.id,
         specialty=subtask.specialty,

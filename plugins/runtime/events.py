@@ -51,6 +51,10 @@ class EventEmitter:
         now.GetCurrentTime()
         self._sink(common_pb2.SwarmEvent(swarm_id=self.swarm_id, sequence=0, time=now, **kind))
 
+    def warning(self, code: str, message: str) -> None:
+        """Something about this attempt the user should know; the run goes on."""
+        self._emit(warning=common_pb2.SwarmWarning(code=code, message=message, subtask_id=self.subtask_id))
+
     def agent_started(
         self, *, agent_name: str, specialty: str, attempt: int, worktree_path: str, executor: str
     ) -> None:

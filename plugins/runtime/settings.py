@@ -18,6 +18,15 @@ server's own default applies), ``call_timeout_secs``
 orchestrator prices calls from its own table), ``rpc_timeout_secs`` (30),
 ``tool_timeout_secs`` (120: how long one tool call may run unless its own
 arguments allow more, as bash's ``timeout`` does).
+``bash.sandbox`` (``auto``: confine bash commands in a bubblewrap sandbox when
+bwrap works here, else run them unconfined with a warning event; ``on``: refuse
+to run unconfined; ``off``), ``bash.network`` (false), ``bash.cpu_secs``,
+``bash.memory_mb``, ``bash.file_size_mb``, ``bash.max_processes`` (0: no limit)
+``bash.hide`` (comma-separated absolute paths to hide) and ``bash.bwrap`` (the
+bwrap program, default ``bwrap`` on PATH): see
+:mod:`swarmd.plugins.sandbox`. They are operator settings; an operator who
+lets swarms choose their network access adds ``bash.network`` to
+``orchestrator.client_executor_options``.
 ``worktree.<name>``
     how new worktrees are checked out: ``worktree.checkout`` (``auto``,
     ``full`` or ``lazy``) and ``worktree.lazy_threshold`` (2000 files); see
@@ -30,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from swarmd.plugins.runtime.toolbox import DEFAULT_TOOL_TIMEOUT_SECS
+from swarmd.plugins.sandbox import SandboxPolicy
 
 __all__ = ["SWARM_FORBIDDEN", "RuntimeSettings", "SettingsError"]
 
@@ -71,6 +81,7 @@ class RuntimeSettings:
     price_completion_per_mtok: float = 0.0
     rpc_timeout_secs: float = 30.0
     tool_timeout_secs: float = DEFAULT_TOOL_TIMEOUT_SECS
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
 
     @classmethod
     def resolve(cls, service: Mapping[str, str], swarm: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -98,4 +109,8 @@ class RuntimeSettings:
             if value < 0 or (value == 0 and name not in _ZERO_OK):
                 raise SettingsError(f"executor option {name}={raw!r} must be positive")
             setattr(out, name, value)
+        try:
+            out.sandbox = SandboxPolicy.from_options(merged)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         return out

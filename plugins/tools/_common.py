@@ -124,6 +124,12 @@ def write_text(path: Path, text: str, shown: str | None = None) -> int:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise ToolError(f"{shown or path.name} is {_kind(mode)}; only regular files can be written")
+        if os.fstat(fd).st_nlink > 1:
+            # Another name of the same file may be outside the worktree.
+            raise ToolError(
+                f"{shown or path.name} is a hard link shared with another file; refusing to write "
+                "through it (delete it and write a new file instead)"
+            )
         os.ftruncate(fd, 0)
         view = memoryview(data)
         while view:

@@ -18,10 +18,15 @@
   characters: the head and the tail survive, the middle is cut with a note,
   because build and test failures are reported at the end.
 
-A process that leaves the group (``setsid``) is out of reach: it is not
-killed, only kept from hanging the call. This confines where a command
-*starts*, not what it may do: bash is not a sandbox. Run the executor in a container (the Kubernetes executor does) when
-that matters.
+With a sandbox in the context (:mod:`swarmd.plugins.sandbox`, the default
+where bubblewrap works), the command runs confined: only the worktree (and
+the git folders a commit in it writes) is writable, the rest of the file
+system is read-only, credential stores are hidden, ``/tmp`` is private,
+there is no network unless allowed, and the command's PID namespace ends
+with it, so even a process that left the group (``setsid``, ``nohup``) is
+killed. Without one (``bash.sandbox=off``, or bwrap unavailable), a process
+that leaves the group is out of reach: it is not killed, only kept from
+hanging the call, and the command may do whatever the service's user may.
 """
 
 from __future__ import annotations
@@ -162,8 +167,8 @@ async def _drain(stream: asyncio.StreamReader, capture: _Capture) -> None:
         capture.add(chunk)
 
 
-async def _start(command: str, cwd: Any, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start ``bash -c command`` in a new session.
+async def _start(argv: list[str], cwd: Any, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``argv`` (``bash -c command``, confined or not) in a new session.
 
     A cancellation that arrives while asyncio is still setting the process
     up would leave it running (asyncio then kills the shell alone, not what
@@ -172,9 +177,7 @@ async def _start(command: str, cwd: Any, env: dict[str, str]) -> asyncio.subproc
     """
     starting = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
-            "/bin/bash",
-            "-c",
-            command,
+            *argv,
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -238,8 +241,15 @@ class BashTool(Tool):
         if not cwd.is_dir():
             raise ToolError(f"cwd {ctx.relative(cwd)} is not a directory")
         timeout = float(args.get("timeout", DEFAULT_TIMEOUT_SECS))
+        # The sandbox's own processes get only the scrubbed environment too:
+        # /proc/1/environ inside shows what bwrap was started with.
         env = dict(ctx.env) if ctx.env else scrub_environment(os.environ)
-        proc = await _start(args["command"], cwd, env)
+        sandbox = ctx.sandbox
+        if sandbox is not None:
+            argv = await run_blocking(lambda stop: sandbox.command(args["command"], cwd))
+        else:
+            argv = ["/bin/bash", "-c", args["command"]]
+        proc = await _start(argv, cwd, env)
         assert proc.stdout is not None
         capture = _Capture()
         reader = asyncio.create_task(_drain(proc.stdout, capture))

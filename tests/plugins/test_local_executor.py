@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import process_running
+from helpers import command_running
 
 import swarmd.plugins.executors.local as local_mod
 import swarmd.plugins.providers.openai as openai_mod
@@ -231,7 +231,7 @@ async def test_cancel_kills_the_running_tool_and_keeps_the_worktree(
         tmp_path / "c.jsonl",
         "t1",
         {"tool_calls": [call("write", path="wip.txt", content="wip")]},
-        {"tool_calls": [call("bash", command="sleep 60 & echo $! > bg.pid; wait")]},
+        {"tool_calls": [call("bash", command="sleep 60.25 & echo $! > bg.pid; wait")]},
     )
     async with LocalExecutor(ExecutorContext(plugins=plugins)) as executor:
         collecting = asyncio.create_task(collect(executor, make_request(model, git_repo, worktree=True)))
@@ -254,7 +254,7 @@ async def test_cancel_kills_the_running_tool_and_keeps_the_worktree(
     assert (Path(result.worktree_path) / "wip.txt").read_text() == "wip"
     # The tool returns once its process group is gone; the killed child may
     # still be a zombie waiting for PID 1 to reap it, which runs nothing.
-    assert not process_running(int(pid_file.read_text())), "the tool's child process survived the cancel"
+    assert not command_running("sleep 60.25"), "the tool's child process survived the cancel"
     assert kinds(events)[-2:] == ["agent_output", "agent_complete"]
     assert events[-3].agent_error.failure_kind == common_pb2.FAILURE_KIND_CANCELLED
 

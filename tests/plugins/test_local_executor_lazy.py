@@ -36,15 +36,17 @@ async def test_lazy_attempt_merges_exactly_its_work(plugins: Plugins, git_repo: 
         "t1",
         {"tool_calls": [call("grep", pattern="Hello", include="*.sh"), call("read", path=texts[0])]},
         {"tool_calls": [call("write", path=texts[1], content="rewritten\n"), call("write", path="new/x.txt", content="x\n")]},
+        # bash (sandboxed where bubblewrap works) gets the whole tree, written first.
+        {"tool_calls": [call("bash", command=f"test -f {texts[5]} && rm {texts[4]} && git status --short")]},
         {"content": "done"},
     )
     request = make_request(model, git_repo, worktree=True, base_commit=base, executor_options=LAZY)
     async with LocalExecutor(ExecutorContext(plugins=plugins)) as executor:
         events, result = await collect(executor, request)
     assert result.success, result.error
-    assert result.merge.outcome == common_pb2.MERGE_OUTCOME_MERGED and result.merge.files_changed == 2
+    assert result.merge.outcome == common_pb2.MERGE_OUTCOME_MERGED and result.merge.files_changed == 3
     names = git(git_repo, "diff-tree", "-r", "--name-status", base, "HEAD").split("\n")
-    assert sorted(n for n in names if n) == sorted([f"M\t{texts[1]}", "A\tnew/x.txt"])
+    assert sorted(n for n in names if n) == sorted([f"M\t{texts[1]}", "A\tnew/x.txt", f"D\t{texts[4]}"])
     outputs = [e.agent_tool_call_detail.output_preview for e in events if e.HasField("agent_tool_call_detail")]
     assert any("run.sh:2: echo Hello" in o for o in outputs), outputs
 

@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import process_running
+from helpers import command_running
 
 from swarmd.services.result_store.testing import serve_result_store
 from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
@@ -245,25 +245,25 @@ async def test_catastrophic_regex(executor: str, tmp_path: Path, repo: Path) -> 
 
 
 async def test_bash_that_ignores_sigterm_and_forks(executor: str, tmp_path: Path, repo: Path) -> None:
-    command = "trap '' TERM; (trap '' TERM; sleep 300) & echo $! > pids; sleep 300 & echo $! >> pids; wait"
+    command = "trap '' TERM; (trap '' TERM; sleep 300.1) & echo $! > pids; sleep 300.2 & echo $! >> pids; wait"
     hold = request(tmp_path / "hold.jsonl", repo, "bash", [tool("bash", command=command, timeout=600)], "never")
     held, probed, health = await hold_and_probe(executor, hold, probe_request(tmp_path, repo), cancel=True)
     assert_service_stayed_alive(held.finished_at, probed, health)
     assert held.result is not None and held.result.status == common_pb2.SUB_TASK_STATUS_CANCELLED
     assert "probe done" in held.result.error
-    pids = [int(p) for p in (repo / "pids").read_text().split()]
-    assert len(pids) == 2 and not any(process_running(p) for p in pids)
+    assert len((repo / "pids").read_text().split()) == 2
+    assert not command_running("sleep 300.1") and not command_running("sleep 300.2")
 
 
 async def test_bash_timeout_reaches_the_model(executor: str, tmp_path: Path, repo: Path) -> None:
-    command = "trap '' TERM; sleep 300 & echo $! > pids; wait"
+    command = "trap '' TERM; sleep 300.3 & echo $! > pids; wait"
     hold = request(tmp_path / "hold.jsonl", repo, "bash-t", [tool("bash", command=command, timeout=2)], "went on")
     async with grpc.aio.insecure_channel(executor) as channel:
         run = await follow(executor_pb2_grpc.ExecutorServiceStub(channel), hold, Run())
     ((_, detail),) = run.details()
     assert not detail.success and "[timed out after 2s; the command and its child processes were killed]" in detail.output_preview
     assert run.result is not None and run.result.success and run.result.result == "went on"
-    assert not process_running(int((repo / "pids").read_text()))
+    assert not command_running("sleep 300.3")
 
 
 async def test_swarm_share_wait_nobody_answers(executor: str, tmp_path: Path, repo: Path) -> None:
@@ -314,7 +314,7 @@ async def test_sigterm_stops_the_service_during_a_call(tmp_path: Path, repo: Pat
     # In-flight calls get a 1 s grace period; then the service cancels them and exits.
     proc, address = start_executor(tmp_path, SWARMD_EXECUTOR__GRACE_PERIOD_SECS="1")
     try:
-        command = "trap '' TERM; sleep 300 & echo $! > pids; wait"
+        command = "trap '' TERM; sleep 300.4 & echo $! > pids; wait"
         hold = request(tmp_path / "hold.jsonl", repo, "term", [tool("bash", command=command, timeout=600)], "never")
         async with grpc.aio.insecure_channel(address) as channel:
             held = Run()
@@ -333,4 +333,4 @@ async def test_sigterm_stops_the_service_during_a_call(tmp_path: Path, repo: Pat
             proc.kill()
         proc.communicate()
     assert code == 0, "the service did not stop cleanly on SIGTERM"
-    assert not process_running(int((repo / "pids").read_text())), "the call's process outlived the service"
+    assert not command_running("sleep 300.4"), "the call's process outlived the service"
