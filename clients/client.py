@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from swarmd.clients.errors import SwarmdClientError
+from swarmd.clients.tls import ClientTls
 from swarmd.v1 import (
     common_pb2,
     orchestrator_pb2,
@@ -45,11 +46,13 @@ class SwarmdClient:
         result_store: str | None = None,
         timeout: float = 30.0,
         channel: grpc.aio.Channel | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(orchestrator)
+        self._tls = tls if tls is not None else ClientTls.from_env()
+        self._channel = channel or self._tls.channel(orchestrator)
         self._own_channel = channel is None
         self._stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel)
-        self._store_channel = grpc.aio.insecure_channel(result_store) if result_store else None
+        self._store_channel = self._tls.channel(result_store) if result_store else None
         self.timeout = timeout
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from swarmd.plugins.manager import Plugins, load_plugins
 from swarmd.services._host import ServiceHost, run_until_signalled
-from swarmd.services.config import Settings
+from swarmd.services.config import Settings, TlsSettings
 from swarmd.services.telemetry import Telemetry
 
 __all__ = ["SERVICE_KINDS", "EmbeddedSwarmd", "build_service", "serve"]
@@ -82,6 +82,7 @@ class EmbeddedSwarmd:
         settings = (settings or Settings()).model_copy(deep=True)
         for section in (settings.result_store, settings.executor, settings.orchestrator):
             section.listen = "127.0.0.1:0"
+            section.tls = TlsSettings()  # plaintext on loopback, whatever the settings file says
         if db_path is not None:
             settings.result_store.db_path = Path(db_path)
         if not settings.orchestrator.decomposition_options:

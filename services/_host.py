@@ -20,7 +20,14 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from swarmd.services.config import ServerSettings, TelemetrySettings
+from swarmd.services.errors import InvalidArgument
 from swarmd.services.telemetry import Telemetry
+from swarmd.services.tls import (
+    CertificateReloader,
+    channel_credentials,
+    channel_tls_options,
+    server_credentials,
+)
 
 __all__ = ["ServiceHost", "channel_options", "host_channel_options"]
 
@@ -92,6 +99,8 @@ class ServiceHost:
         self._stopping_hooks: list[Callable[[], Awaitable[None]]] = []
         self._channels: list[grpc.aio.Channel] = []
         self.port: int | None = None
+        #: Reloads the TLS certificate when its files change (None in plaintext).
+        self.certificates: CertificateReloader | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
 
@@ -131,14 +140,15 @@ class ServiceHost:
         target resolves to (``ipv4:10.0.0.5:50052,10.0.0.6:50052``, or a DNS
         name with several records); a streaming call stays where it started.
         """
-        options = host_channel_options(self.settings)
+        options = host_channel_options(self.settings) + channel_tls_options(self.settings.tls)
         if balanced:
             options.append(("grpc.lb_policy_name", "round_robin"))
-        ch = grpc.aio.insecure_channel(
-            target,
-            options=options,
-            interceptors=list(self.telemetry.client_interceptors()),
-        )
+        interceptors = list(self.telemetry.client_interceptors())
+        creds = channel_credentials(self.settings.tls)
+        if creds is None:
+            ch = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        else:
+            ch = grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
         self._channels.append(ch)
         return ch
 
@@ -147,7 +157,15 @@ class ServiceHost:
             [*self._service_names, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
             self._server,
         )
-        self.port = self._server.add_insecure_port(self.settings.listen)
+        try:
+            secure = server_credentials(self.settings.tls)
+        except ValueError as exc:
+            raise InvalidArgument(f"{self.name}: {exc}") from None
+        if secure is None:
+            self.port = self._server.add_insecure_port(self.settings.listen)
+        else:
+            self.port = self._server.add_secure_port(self.settings.listen, secure[0])
+            self.certificates = secure[1]
         if not self.port:
             raise OSError(f"{self.name}: cannot listen on {self.settings.listen}")
         await self._server.start()

@@ -21,7 +21,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +36,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "TelemetrySettings",
+    "TlsSettings",
     "load_settings",
 ]
 
@@ -44,6 +45,26 @@ ENV_PREFIX = "SWARMD_"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TlsSettings(_Model):
+    """TLS for a service's server and its channels to peers (see :mod:`swarmd.services.tls`)."""
+
+    cert_file: Path | None = Field(
+        None, description="PEM certificate chain; set, the server listens with TLS only and channels to peers "
+        "present it as the client certificate."
+    )
+    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that peers' certificates (servers dialled, and clients under "
+        "client_auth=require) are verified against; set alone, channels use TLS without a certificate of their own."
+    )
+    client_auth: Literal["none", "require"] = Field(
+        "none", description="require: mutual TLS, a client without a certificate verified by ca_file cannot connect."
+    )
+    server_name: str = Field(
+        "", description="Name expected in peers' certificates when it differs from the host dialled."
+    )
 
 
 class ServerSettings(_Model):
@@ -63,6 +84,7 @@ class ServerSettings(_Model):
     keepalive_timeout_secs: float = Field(
         20.0, gt=0, description="A keepalive ping unanswered for this long closes the connection."
     )
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS and mutual TLS (default: plaintext).")
     heartbeat_interval_secs: float = Field(
         10.0,
         gt=0,

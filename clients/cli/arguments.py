@@ -35,6 +35,11 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", default=".", help="target repository (embedded database in REPO/.swarmd/)")
     p.add_argument("--db", help="SQLite database for embedded services")
     p.add_argument("--config", help="settings file (YAML, JSON or TOML)")
+    tls = p.add_argument_group("TLS (to a running orchestrator; embedded services use plaintext on loopback)")
+    tls.add_argument("--tls-ca", metavar="PEM", help="CA bundle to verify the server with (or $SWARMD_TLS_CA)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="client certificate for mutual TLS (or $SWARMD_TLS_CERT)")
+    tls.add_argument("--tls-key", metavar="PEM", help="key of --tls-cert (or $SWARMD_TLS_KEY)")
+    tls.add_argument("--tls-server-name", metavar="NAME", help="name expected in the server's certificate")
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -100,6 +105,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     srv.add_argument("--db", help="(result-store) SQLite database path")
     srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
     srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
+    stls = srv.add_argument_group("TLS (the service's tls settings; also for its channels to peers)")
+    stls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: listen with TLS only")
+    stls.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    stls.add_argument("--tls-ca", metavar="PEM", help="CA bundle that peers (and clients, with mTLS) are verified with")
+    stls.add_argument("--tls-client-auth", choices=("none", "require"), help="require: mutual TLS")
+    stls.add_argument("--tls-server-name", metavar="NAME", help="name expected in peers' certificates")
 
     plug = sub.add_parser("plugins", help="list loaded plugins")
     plug.add_argument("--json", action="store_true")

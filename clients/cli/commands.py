@@ -20,6 +20,7 @@ from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan
+from swarmd.clients.tls import ClientTls
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
 from swarmd.services.orchestrator.options import check_client_options
@@ -100,6 +101,23 @@ def _operator_options(config: common_pb2.SwarmConfig) -> dict[str, str]:
     return moved
 
 
+def _client_tls(args: argparse.Namespace) -> ClientTls:
+    """TLS from the flags, each falling back to its environment variable."""
+    env = ClientTls.from_env()
+
+    def path(flag: str) -> Path | None:
+        value = getattr(args, flag, None)
+        return Path(value) if value else None
+
+    return ClientTls(
+        ca_file=path("tls_ca") or env.ca_file,
+        cert_file=path("tls_cert") or env.cert_file,
+        key_file=path("tls_key") or env.key_file,
+        server_name=getattr(args, "tls_server_name", None) or env.server_name,
+        enabled=env.enabled,
+    )
+
+
 @contextlib.asynccontextmanager
 async def _connect(
     args: argparse.Namespace, config: common_pb2.SwarmConfig | None = None
@@ -108,7 +126,7 @@ async def _connect(
     database (which take the operator options out of ``config``)."""
     address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
     if address:
-        client = SwarmdClient(address, result_store=getattr(args, "result_store", None))
+        client = SwarmdClient(address, result_store=getattr(args, "result_store", None), tls=_client_tls(args))
         try:
             yield client, None
         finally:
@@ -131,7 +149,7 @@ async def _connect(
         await embedded.start()
     except SwarmdError as exc:
         raise SwarmdClientError(exc.code, exc.message) from None
-    client = SwarmdClient(embedded.orchestrator_address, result_store=embedded.result_store_address)
+    client = SwarmdClient(embedded.orchestrator_address, result_store=embedded.result_store_address, tls=ClientTls())
     try:
         yield client, embedded
     finally:
@@ -306,6 +324,13 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         settings.result_store.db_path = Path(args.db)
     if args.kind == "executor" and args.default_executor:
         settings.executor.default_executor = args.default_executor
+    for flag, field in (("tls_cert", "cert_file"), ("tls_key", "key_file"), ("tls_ca", "ca_file")):
+        if getattr(args, flag, None):
+            setattr(section.tls, field, Path(getattr(args, flag)))
+    if getattr(args, "tls_client_auth", None):
+        section.tls.client_auth = args.tls_client_auth
+    if getattr(args, "tls_server_name", None):
+        section.tls.server_name = args.tls_server_name
     try:
         await serve(args.kind, settings)
     except SwarmdError as exc:

@@ -3,6 +3,7 @@
 // with @grpc/proto-loader (field names kept as in the .proto files), plus a
 // small promise-based wrapper around the OrchestratorService.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -28,11 +29,40 @@ function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
 
+// TLS settings: { ca, cert, key, serverName } (PEM file paths), each defaulting to
+// SWARMD_TLS_CA, SWARMD_TLS_CERT, SWARMD_TLS_KEY and SWARMD_TLS_SERVER_NAME; with
+// none set (and SWARMD_TLS unset) the client dials in plaintext.
+function tlsSettings(tls = {}) {
+  const env = process.env;
+  return {
+    ca: tls.ca || env.SWARMD_TLS_CA || '',
+    cert: tls.cert || env.SWARMD_TLS_CERT || '',
+    key: tls.key || env.SWARMD_TLS_KEY || '',
+    serverName: tls.serverName || env.SWARMD_TLS_SERVER_NAME || '',
+    enabled: Boolean(tls.enabled) || ['1', 'true', 'yes'].includes((env.SWARMD_TLS || '').toLowerCase()),
+  };
+}
+
+function channelCredentials(tls) {
+  const settings = tlsSettings(tls);
+  if (!settings.enabled && !settings.ca && !settings.cert) {
+    return { credentials: grpc.credentials.createInsecure(), options: {} };
+  }
+  if (Boolean(settings.cert) !== Boolean(settings.key)) {
+    throw new Error('a client certificate needs both tls.cert and tls.key');
+  }
+  const read = (file) => (file ? fs.readFileSync(file) : null);
+  const credentials = grpc.credentials.createSsl(read(settings.ca), read(settings.key), read(settings.cert));
+  const options = settings.serverName ? { 'grpc.ssl_target_name_override': settings.serverName } : {};
+  return { credentials, options };
+}
+
 // Promise-based access to the orchestrator; every call has a deadline.
 class SwarmdClient {
-  constructor(address, { timeoutSeconds = 30 } = {}) {
+  constructor(address, { timeoutSeconds = 30, tls } = {}) {
     this.timeoutSeconds = timeoutSeconds;
-    this.stub = new api.OrchestratorService(address, grpc.credentials.createInsecure());
+    const { credentials, options } = channelCredentials(tls);
+    this.stub = new api.OrchestratorService(address, credentials, options);
   }
 
   _unary(method, request, timeoutSeconds) {

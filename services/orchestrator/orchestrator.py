@@ -323,7 +323,7 @@ class Orchestrator:
             return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=True)
         if not owner_gone(stored.owner, self.owner()):
             # Live in another orchestrator: that one cancels it.
-            forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5)
+            forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5, self.settings.tls)
             if forwarded is not None:
                 return forwarded
         # Stored unfinished but not live anywhere (its orchestrator is gone):

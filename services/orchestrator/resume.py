@@ -38,6 +38,7 @@ import grpc
 
 from swarmd.plugins import ModelProvider
 from swarmd.plugins.manager import Plugins
+from swarmd.services.config import TlsSettings
 from swarmd.services.errors import DeadlineExceeded, FailedPrecondition, SwarmdError, Unavailable
 from swarmd.services.orchestrator.context import TERMINAL, TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import create_decomposition_provider
@@ -48,6 +49,7 @@ from swarmd.services.orchestrator.reconcile import (
     merges_expected,
 )
 from swarmd.services.orchestrator.run import SwarmRun, mark_interrupted
+from swarmd.services.tls import channel_credentials, channel_tls_options
 from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 
 __all__ = [
@@ -338,12 +340,19 @@ async def forward_cancel(
     owner: common_pb2.SwarmOwner,
     request: orchestrator_pb2.CancelSwarmRequest,
     timeout: float,
+    tls: TlsSettings | None = None,
 ) -> orchestrator_pb2.CancelSwarmResponse | None:
-    """Ask the live orchestrator ``owner`` to cancel; None when it cannot be reached."""
+    """Ask the live orchestrator ``owner`` to cancel (over TLS with ``tls``'s
+    credentials when set); None when it cannot be reached."""
     if not owner.address:
         return None
+    creds = channel_credentials(tls) if tls is not None else None
     try:
-        async with grpc.aio.insecure_channel(owner.address) as channel:
+        async with (
+            grpc.aio.insecure_channel(owner.address)
+            if creds is None
+            else grpc.aio.secure_channel(owner.address, creds, options=channel_tls_options(tls))
+        ) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
             return await stub.CancelSwarm(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:

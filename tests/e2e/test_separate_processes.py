@@ -79,3 +79,46 @@ def test_plan_across_three_processes(tmp_path: Path, calc_repo: Path, demo_plan:
     finally:
         codes = [stop(p) for p in reversed(procs)]
     assert codes == [0, 0, 0], "every service shuts down cleanly on SIGTERM"
+
+
+def test_plan_across_three_processes_with_mutual_tls(
+    tmp_path: Path, calc_repo: Path, demo_plan: Path, demo_model: str
+) -> None:
+    """Every server requires a client certificate from the CA; the services
+    dial each other with their own certificates, the CLI with the client's."""
+    pki = tmp_path / "pki"
+    gen = Path(__file__).resolve().parents[2] / "scripts" / "gen_certs.sh"
+    subprocess.run([str(gen), str(pki)], check=True, capture_output=True)
+    tls = ["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server-key.pem"),
+           "--tls-ca", str(pki / "ca.pem"), "--tls-client-auth", "require"]
+    client = ["--tls-ca", str(pki / "ca.pem"), "--tls-cert", str(pki / "client.pem"),
+              "--tls-key", str(pki / "client-key.pem")]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        store, store_addr = start("result-store", "--db", str(tmp_path / "store.db"), *tls, cwd=tmp_path)
+        procs.append(store)
+        executor, executor_addr = start("executor", *tls, cwd=tmp_path)
+        procs.append(executor)
+        orch, orch_addr = start(
+            "orchestrator", "--result-store", store_addr, "--executor", executor_addr, *tls, cwd=tmp_path
+        )
+        procs.append(orch)
+        run = subprocess.run(
+            [SWARMD, "run", "--plan", str(demo_plan), "--model", demo_model, "--repo", str(calc_repo),
+             "--orchestrator", orch_addr, "--request-delay-ms", "0", "--json", *client],
+            capture_output=True, text=True, timeout=90,
+        )
+        assert run.returncode == 0, run.stderr
+        swarm = json.loads(run.stdout)
+        assert swarm["state"] == "SWARM_STATE_SUCCEEDED" and len(swarm["subtasks"]) == 5
+        assert "src/calc/cli.py" in git(calc_repo, "ls-tree", "-r", "--name-only", "HEAD")
+        # Without a client certificate, or in plaintext, the orchestrator is out of reach.
+        for flags in (["--tls-ca", str(pki / "ca.pem")], []):
+            status = subprocess.run(
+                [SWARMD, "status", swarm["id"], "--orchestrator", orch_addr, *flags],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert status.returncode != 0 and "UNAVAILABLE" in status.stderr, status.stderr
+    finally:
+        codes = [stop(p) for p in reversed(procs)]
+    assert codes == [0, 0, 0]
