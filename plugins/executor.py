@@ -8,6 +8,11 @@ them to the orchestrator; it reads the plugin's stream in a task of its own,
 so the attempt outlives a broken RPC for the caller's reattach window
 (:mod:`swarmd.services.executor.streams`). Heartbeats a plugin yields are
 dropped (the service sends its own).
+
+A worktree may be lazy (files written when first used, see
+:mod:`swarmd.plugins.runtime.worktree.lazy`): a plugin that hands a
+worktree's folder to a process of its own awaits
+``swarmd.plugins.runtime.worktree.materialize_all(path)`` first.
 """
 
 from __future__ import annotations

@@ -29,3 +29,11 @@ class HealthCheck(abc.ABC):
     @abc.abstractmethod
     async def check(self, worktree: Path) -> HealthResult:
         """Run the check; must not block the event loop and must time out."""
+
+    async def run(self, worktree: Path) -> HealthResult:
+        """How a check is run: a lazy worktree is written whole first (a check
+        hands the folder to processes, which must see every file), then :meth:`check`."""
+        from swarmd.plugins.runtime.worktree.lazy import materialize_all
+
+        await materialize_all(worktree)
+        return await self.check(worktree)

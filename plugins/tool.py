@@ -5,7 +5,10 @@ async :meth:`Tool.run`. The runtime validates arguments against the schema
 before calling ``run``: a bad argument becomes a tool error the model sees,
 never a crash. Tools get a :class:`ToolContext` with the worktree they are
 confined to; :meth:`ToolContext.resolve` is the one way to turn a
-model-supplied path into a real one.
+model-supplied path into a real one. In a lazy worktree (files written the
+first time they are used) it also writes the files on the way, through the
+context's :class:`WorktreeFiles`; a tool that hands the worktree to a
+process calls :meth:`ToolContext.materialize_all` first.
 
 A tool call must never hold up the event loop it is awaited on: the loop
 also carries the service's gRPC streams and health checks. Blocking work
@@ -29,11 +32,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from swarmd.plugins.sandbox import Sandbox
 
 __all__ = [
+    "BlobSource",
     "CallStop",
     "PathEscapeError",
     "Tool",
@@ -41,6 +45,7 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "ToolTimeout",
+    "WorktreeFiles",
     "call_deadline",
     "deadline_scope",
     "run_blocking",
@@ -68,6 +73,51 @@ class ToolResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class BlobSource(Protocol):
+    """Reads files a lazy worktree has not written yet (see :meth:`WorktreeFiles.open_blobs`)."""
+
+    def read(self, rel: str, limit: int) -> bytes | None:
+        """The file's bytes; None when over ``limit`` bytes or written meanwhile (read it then)."""
+
+    def close(self) -> None:
+        """Stop reading."""
+
+
+class WorktreeFiles(Protocol):
+    """A lazy worktree's files not written yet (``swarmd.plugins.runtime.worktree.lazy``).
+
+    ``rel`` paths are relative to the worktree, with ``/``; ``""`` is its top.
+    Every method may block (it runs git): call them off the event loop.
+    """
+
+    @property
+    def active(self) -> bool:
+        """Whether some files are still not written."""
+
+    def prepare(self, rel: str) -> None:
+        """Write the tracked entries on the way to ``rel`` (or create the directory ``rel``)."""
+
+    def children(self, rel: str) -> dict[str, bool]:
+        """Entries of directory ``rel`` not written yet: {name: is a directory}."""
+
+    def blob_id(self, rel: str) -> str | None:
+        """The object id of ``rel`` when it is not written yet, else None."""
+
+    def materialize_all(self) -> None:
+        """Write every file: the worktree becomes a full checkout."""
+
+    def open_blobs(self) -> BlobSource:
+        """A reader of files not written yet."""
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    if path == root:
+        return ""
+    if root in path.parents:
+        return path.relative_to(root).as_posix()
+    return None
+
+
 @dataclass
 class ToolContext:
     """What a tool may touch."""
@@ -81,6 +131,8 @@ class ToolContext:
     services: dict[str, Any] = field(default_factory=dict)
     #: How commands (the bash tool's) are confined; None runs them unconfined.
     sandbox: Sandbox | None = None
+    #: The files of a lazy worktree (None for a full checkout or the repository).
+    files: WorktreeFiles | None = None
 
     def resolve(self, path: str, *, must_exist: bool = False) -> Path:
         """Resolve ``path`` (relative to the worktree) and refuse escapes.
@@ -94,12 +146,39 @@ class ToolContext:
         candidate = Path(path)
         if not candidate.is_absolute():
             candidate = root / candidate
-        resolved = Path(os.path.realpath(candidate))
+        resolved = self._materialize(root, candidate) if self.files is not None else Path(os.path.realpath(candidate))
         if resolved != root and root not in resolved.parents:
             raise PathEscapeError(f"path {path!r} is outside the worktree")
         if must_exist and not resolved.exists():
             raise ToolError(f"no such file or directory: {path}")
         return resolved
+
+    def _materialize(self, root: Path, candidate: Path) -> Path:
+        """Resolve ``candidate`` writing, in a lazy worktree, the files on its way
+        (and those a link on the way leads to) first."""
+        assert self.files is not None
+        target = Path(os.path.normpath(candidate))
+        resolved = target
+        for _ in range(40):  # as many links as the kernel follows
+            rel = _inside(root, target)
+            if rel is not None:
+                self.files.prepare(rel)
+            resolved = Path(os.path.realpath(candidate))
+            if resolved == target:
+                break
+            target = resolved
+        return resolved
+
+    async def aresolve(self, path: str, *, must_exist: bool = False) -> Path:
+        """:meth:`resolve` for async code: off the event loop in a lazy worktree."""
+        if self.files is None:
+            return self.resolve(path, must_exist=must_exist)
+        return await asyncio.to_thread(self.resolve, path, must_exist=must_exist)
+
+    async def materialize_all(self) -> None:
+        """Write every file of a lazy worktree (before a process sees the directory)."""
+        if self.files is not None:
+            await asyncio.to_thread(self.files.materialize_all)
 
     def relative(self, path: Path) -> str:
         """Path as shown to the model: relative to the worktree."""

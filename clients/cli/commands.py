@@ -397,6 +397,8 @@ async def cmd_worktrees(args: argparse.Namespace) -> int:
         flags = [state, "merged" if item.merged else ("has unmerged work" if item.has_own_work else "no work")]
         if item.in_use:
             flags.append(f"in use ({item.locked_reason})" if item.locked_reason else "in use")
+        if item.lazy:
+            flags.append("lazy checkout (files not used yet are only in its index)")
         print(f"{item.branch}  {item.path or '-'}  {', '.join(flags)}")
     return 0
 

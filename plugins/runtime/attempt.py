@@ -88,6 +88,21 @@ def _default_worktree_manager(repo: Path) -> Any:
     return WorktreeManager(repo)
 
 
+def _checkout_policy(settings: RuntimeSettings) -> Any:
+    from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy
+
+    return CheckoutPolicy.from_options(settings.worktree_options)
+
+
+def _worktree_files(worktree: Any) -> Any:
+    """The lazy worktree's files for the tools, None for a full checkout."""
+    if worktree is None:
+        return None
+    from swarmd.plugins.runtime.worktree.lazy import files_for, is_lazy
+
+    return files_for(worktree.path) if is_lazy(worktree.path) else None
+
+
 def _failed(error: str, kind: int = common_pb2.FAILURE_KIND_PERMANENT) -> LoopOutcome:
     return LoopOutcome(OutcomeKind.FAILED, error=error, failure_kind=kind)
 
@@ -199,6 +214,8 @@ async def _attempt(
         factory = runtime.worktree_manager or _default_worktree_manager
         try:
             manager = factory(repo)
+            if hasattr(manager, "checkout_policy"):
+                manager.checkout_policy = _checkout_policy(settings)
             worktree = await manager.create(
                 request.swarm_id,
                 subtask.id,
@@ -350,6 +367,7 @@ def _build_loop(
         env=env,
         services=services,
         sandbox=sandbox,
+        files=_worktree_files(worktree),
     )
     toolbox = Toolbox.from_registry(
         runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs

@@ -27,6 +27,10 @@ bwrap program, default ``bwrap`` on PATH): see
 :mod:`swarmd.plugins.sandbox`. They are operator settings; an operator who
 lets swarms choose their network access adds ``bash.network`` to
 ``orchestrator.client_executor_options``.
+``worktree.<name>``
+    how new worktrees are checked out: ``worktree.checkout`` (``auto``,
+    ``full`` or ``lazy``) and ``worktree.lazy_threshold`` (2000 files); see
+    :mod:`swarmd.plugins.runtime.worktree.lazy`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class RuntimeSettings:
     """Executor options as the runtime uses them (see the module docstring)."""
 
     provider_options: dict[str, str] = field(default_factory=dict)
+    #: The ``worktree.*`` options, names kept whole (``worktree.checkout``...).
+    worktree_options: dict[str, str] = field(default_factory=dict)
     record_path: str | None = None
     context_window: int = 128_000
     max_output_tokens: int = 0  # 0: unset
@@ -87,6 +93,7 @@ class RuntimeSettings:
         merged = {**service, **swarm}
         out = cls()
         out.provider_options = {k[len("provider.") :]: v for k, v in merged.items() if k.startswith("provider.")}
+        out.worktree_options = {k: v for k, v in merged.items() if k.startswith("worktree.")}
         swarm_url = swarm.get("provider.base_url")
         if swarm_url and swarm_url != service.get("provider.base_url"):
             out.provider_options["use_env_key"] = "false"

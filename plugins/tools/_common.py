@@ -139,9 +139,46 @@ def write_text(path: Path, text: str, shown: str | None = None) -> int:
     return len(data)
 
 
+class IndexEntry:
+    """A directory entry a lazy worktree has only in its index (not written yet)."""
+
+    def __init__(self, name: str, path: str, directory: bool) -> None:
+        self.name = name
+        self.path = path
+        self._directory = directory
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._directory
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return not self._directory
+
+    def is_symlink(self) -> bool:
+        return False
+
+
+def index_children(ctx: ToolContext, directory: str | Path) -> dict[str, bool]:
+    """Entries of ``directory`` a lazy worktree has not written yet: {name: is a directory}.
+
+    Empty for a full checkout. Links are always written, so these are
+    regular files and directories.
+    """
+    if ctx.files is None:
+        return {}
+    root = ctx.workdir.resolve()
+    path = Path(directory)
+    if path == root:
+        return ctx.files.children("")
+    if root not in path.parents:
+        return {}
+    return ctx.files.children(path.relative_to(root).as_posix())
+
+
 class Walk:
     """The regular files under ``base`` (or ``base`` itself), in name order,
-    depth first, for glob and grep.
+    depth first, for glob and grep. In a lazy worktree it also yields the
+    files not written yet (their paths do not exist until written: read
+    them through ``ctx.files``).
 
     Skips VCS directories, anything that is not a regular file (pipes,
     sockets, devices) and symlinks that resolve outside the worktree or to a
@@ -159,23 +196,34 @@ class Walk:
         self.max_dir_entries = max_dir_entries
         self.truncated = False
 
-    def _regular_link(self, entry: os.DirEntry[str]) -> bool:
+    def _regular_link(self, entry: os.DirEntry[str] | IndexEntry) -> bool:
         try:
             self.ctx.resolve(entry.path)
             return stat.S_ISREG(os.stat(entry.path).st_mode)
         except (ToolError, OSError):
             return False
 
-    def _entries(self, directory: str) -> list[os.DirEntry[str]]:
-        found: list[os.DirEntry[str]] = []
-        with os.scandir(directory) as it:
-            for entry in it:
-                if len(found) % 256 == 0:
-                    self.stop.check()
-                if len(found) >= self.max_dir_entries:
-                    self.truncated = True
-                    break
-                found.append(entry)
+    def _entries(self, directory: str) -> list[os.DirEntry[str] | IndexEntry]:
+        found: list[os.DirEntry[str] | IndexEntry] = []
+        virtual = index_children(self.ctx, directory)
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    if len(found) % 256 == 0:
+                        self.stop.check()
+                    if len(found) >= self.max_dir_entries:
+                        self.truncated = True
+                        break
+                    found.append(entry)
+                    virtual.pop(entry.name, None)
+        except FileNotFoundError:
+            if not virtual:
+                raise
+        for name, is_dir in virtual.items():
+            if len(found) >= self.max_dir_entries:
+                self.truncated = True
+                break
+            found.append(IndexEntry(name, os.path.join(directory, name), is_dir))
         found.sort(key=lambda e: e.name)
         return found
 

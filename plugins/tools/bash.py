@@ -235,6 +235,8 @@ class BashTool(Tool):
         return float(args.get("timeout", DEFAULT_TIMEOUT_SECS)) + CLEANUP_SECS
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        # bash sees the raw file system: a lazy worktree is written whole first.
+        await ctx.materialize_all()
         cwd = ctx.resolve(args.get("cwd") or ".", must_exist=True)
         if not cwd.is_dir():
             raise ToolError(f"cwd {ctx.relative(cwd)} is not a directory")

@@ -21,6 +21,7 @@ from swarmd.plugins.tool import CallStop, Tool, ToolContext, ToolError, ToolResu
 from swarmd.plugins.tools._common import (
     SKIP_DIRS,
     SNIFF_BYTES,
+    index_children,
     is_binary,
     open_regular,
     read_bounded,
@@ -60,7 +61,7 @@ class ReadTool(Tool):
     read_only = True
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args["path"], must_exist=True)
+        path = await ctx.aresolve(args["path"], must_exist=True)
         return await run_blocking(self._read, path, ctx.relative(path), args.get("offset", 1), args.get("limit", DEFAULT_READ_LINES))
 
     @staticmethod
@@ -103,7 +104,7 @@ class WriteTool(Tool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args["path"])
+        path = await ctx.aresolve(args["path"])
         shown = ctx.relative(path)
         refuse_vcs(ctx, path, shown)
         return await run_blocking(self._write, path, shown, args["content"])
@@ -171,7 +172,7 @@ class EditTool(Tool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args["path"])
+        path = await ctx.aresolve(args["path"])
         shown = ctx.relative(path)
         refuse_vcs(ctx, path, shown)
         return await run_blocking(self._edit, path, shown, args)
@@ -262,15 +263,16 @@ class ListTool(Tool):
     max_scan: ClassVar[int] = MAX_LIST_SCAN
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args.get("path") or ".", must_exist=True)
-        return await run_blocking(self._list, path, ctx.relative(path), self.max_scan)
+        path = await ctx.aresolve(args.get("path") or ".", must_exist=True)
+        return await run_blocking(self._list, ctx, path, ctx.relative(path), self.max_scan)
 
     @staticmethod
-    def _list(stop: CallStop, path: Path, shown: str, max_scan: int) -> ToolResult:
+    def _list(stop: CallStop, ctx: ToolContext, path: Path, shown: str, max_scan: int) -> ToolResult:
         if not path.is_dir():
             raise ToolError(f"{shown} is not a directory")
         entries: list[str] = []
         scanned_all = True
+        virtual = index_children(ctx, path)
         with os.scandir(path) as it:
             for entry in it:
                 if len(entries) % 256 == 0:
@@ -280,12 +282,18 @@ class ListTool(Tool):
                     break
                 if entry.name in SKIP_DIRS:
                     continue
+                virtual.pop(entry.name, None)
                 if entry.is_symlink():
                     entries.append(f"{entry.name} -> {os.readlink(entry.path)}")
                 elif entry.is_dir():
                     entries.append(entry.name + "/")
                 else:
                     entries.append(entry.name)
+        for name, is_dir in virtual.items():
+            if len(entries) >= max_scan:
+                scanned_all = False
+                break
+            entries.append(name + "/" if is_dir else name)
         entries.sort()
         total = len(entries)
         if total == 0:

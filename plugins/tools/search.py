@@ -12,13 +12,22 @@ with time limits and without holding the GIL; see :mod:`._matching`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import regex
 
-from swarmd.plugins.tool import CallStop, Tool, ToolContext, ToolError, ToolResult, run_blocking
+from swarmd.plugins.tool import (
+    BlobSource,
+    CallStop,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    run_blocking,
+)
 from swarmd.plugins.tools._common import (
     MAX_DIR_ENTRIES,
     SNIFF_BYTES,
@@ -119,7 +128,7 @@ class GlobTool(Tool):
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         pattern = args["pattern"]
         _check_pattern(pattern)
-        base = ctx.resolve(args.get("path") or ".", must_exist=True)
+        base = await ctx.aresolve(args.get("path") or ".", must_exist=True)
         if not base.is_dir():
             raise ToolError(f"{ctx.relative(base)} is not a directory")
         limit = args.get("limit", 200)
@@ -173,7 +182,7 @@ class GrepTool(Tool):
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         flags = regex.IGNORECASE if args.get("case_insensitive") else 0
         finder = LineSearch(args["pattern"], flags, self.match_timeout_secs)
-        base = ctx.resolve(args.get("path") or ".", must_exist=True)
+        base = await ctx.aresolve(args.get("path") or ".", must_exist=True)
         include: str = args.get("include") or ""
         include_re = None
         if include:
@@ -192,13 +201,17 @@ class GrepTool(Tool):
             return matches(include_re, name, stop, cap, search=False, what=rel) is not None
 
         def search(stop: CallStop) -> tuple[list[str], int, int, bool]:
+            with contextlib.closing(_Contents(ctx)) as contents:
+                return scan(stop, contents)
+
+        def scan(stop: CallStop, contents: _Contents) -> tuple[list[str], int, int, bool]:
             hits: list[str] = []
             total = files = 0
             walk = Walk(ctx, base, stop, max_dir_entries=self.max_dir_entries)
             for file in walk:
                 if not wanted(file, stop):
                     continue
-                data = _grep_bytes(file, stop)
+                data = contents.read(file, stop)
                 if data is None:
                     continue
                 files += 1
@@ -220,6 +233,32 @@ class GrepTool(Tool):
 
 
 _TRUNCATED = "\n(some directories have too many entries and were only partly searched)"
+
+
+class _Contents:
+    """File contents for grep: from the disk, or, for a file a lazy worktree has
+    not written yet, from the object store (as checkout would write it)."""
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self._ctx = ctx
+        self._root = ctx.workdir.resolve()
+        self._blobs: BlobSource | None = None
+
+    def read(self, file: Path, stop: CallStop) -> bytes | None:
+        files = self._ctx.files
+        if files is not None and not os.path.lexists(file):
+            rel = file.relative_to(self._root).as_posix()
+            if files.blob_id(rel) is not None:
+                if self._blobs is None:
+                    self._blobs = files.open_blobs()
+                data = self._blobs.read(rel, MAX_GREP_FILE_BYTES)
+                if data is not None:
+                    return None if is_binary(data[:SNIFF_BYTES]) else data
+        return _grep_bytes(file, stop)
+
+    def close(self) -> None:
+        if self._blobs is not None:
+            self._blobs.close()
 
 
 def _grep_bytes(file: Path, stop: CallStop) -> bytes | None:

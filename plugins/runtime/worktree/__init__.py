@@ -15,6 +15,8 @@ The package, by concern:
 ``integrate``  merging in memory, a batch at a time, onto the user's branch
 ``checkout``   whether and how the user's checkout may be moved
 ``inventory``  listing and pruning what swarmd left behind
+``lazy``       lazy worktrees: when, creating one, writing it whole
+``lazyfiles``  a lazy worktree's files as the tools see them
 ``timing``     per-operation timings for profiling
 =============  ===============================================================
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 from swarmd.plugins.runtime.worktree.git import run_git as _git
 from swarmd.plugins.runtime.worktree.git import truncate as _truncate
+from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, is_lazy, materialize_all
 from swarmd.plugins.runtime.worktree.manager import WorktreeManager
 from swarmd.plugins.runtime.worktree.model import (
     BRANCH_PREFIX,
@@ -53,6 +56,7 @@ __all__ = [
     "BRANCH_PREFIX",
     "MAX_CONFLICT_DIFF_BYTES",
     "WORKTREES_DIR",
+    "CheckoutPolicy",
     "Conflict",
     "DependencyConflict",
     "InvalidIdError",
@@ -66,5 +70,7 @@ __all__ = [
     "WorktreeStatus",
     "_git",
     "_truncate",
+    "is_lazy",
+    "materialize_all",
     "validate_id",
 ]

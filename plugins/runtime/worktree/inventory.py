@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 
 from swarmd.plugins.runtime.worktree.git import lock_is_live, parse_branch
+from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
@@ -105,6 +106,7 @@ async def statuses(repo: RepoBase) -> builtins.list[WorktreeStatus]:
                 has_own_work=tip != base,
                 locked_reason=entry.locked if entry else None,
                 in_use=lock_is_live(entry.locked) if entry else False,
+                lazy=entry is not None and not missing and is_lazy(entry.path),
             )
         )
     return result

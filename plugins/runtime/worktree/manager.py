@@ -41,7 +41,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import integrate, inventory
+from swarmd.plugins.runtime.worktree import integrate, inventory, lazy
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -74,6 +74,9 @@ _CLAIMED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[str
 
 class WorktreeManager(RepoBase):
     """Creates, commits, merges, lists and prunes sub-agent worktrees of one repository."""
+
+    #: Full or lazy checkouts of new worktrees (see :mod:`.lazy`); set per manager.
+    checkout_policy: lazy.CheckoutPolicy = lazy.CheckoutPolicy()
 
     # -- create --------------------------------------------------------------------
 
@@ -144,7 +147,8 @@ class WorktreeManager(RepoBase):
         worktree's administrative folder is written aside and renamed into
         ``worktrees/`` whole, lock included (so neither a concurrent ``git
         worktree list`` nor ``prune`` ever sees it half-made), and one
-        ``read-tree -u`` writes the index and the files.
+        ``read-tree -u`` writes the index and the files; or, for a lazy
+        worktree (:attr:`checkout_policy`), the index alone (see :mod:`.lazy`).
         """
         created = await self._git(
             "update-ref",
@@ -164,7 +168,7 @@ class WorktreeManager(RepoBase):
                     raise WorktreeError(f"{path} already exists")
                 await self._git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
                 return False
-            await self._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
+            await lazy.populate(self, path, admin, start, self.checkout_policy)
         except BaseException:
             if admin is not None:
                 await asyncio.to_thread(_unregister, admin, path)
@@ -377,6 +381,7 @@ class WorktreeManager(RepoBase):
         """
         if not patch.strip():
             return True
+        await lazy.materialize_patch_paths(self, wt.path, patch)
         args = ("apply", "--binary", "--whitespace=nowarn")
         check = await self._git(*args, "--check", "-", cwd=wt.path, stdin=patch, check=False)
         if check.rc != 0:

@@ -178,6 +178,8 @@ class WorktreeStatus:
     locked_reason: str | None
     #: Locked by a live swarmd process (or by something that is not swarmd).
     in_use: bool
+    #: A lazy checkout: files not used yet are only in the index (see ``lazy``).
+    lazy: bool = False
 
 
 @dataclass
