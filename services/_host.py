@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from swarmd.services.config import ServerSettings, TelemetrySettings
 from swarmd.services.errors import InvalidArgument
+from swarmd.services.request_guard import MalformedRequestGuard
 from swarmd.services.telemetry import Telemetry
 from swarmd.services.tls import (
     CertificateReloader,
@@ -89,7 +90,7 @@ class ServiceHost:
         self.settings = settings
         self.telemetry = telemetry or Telemetry(f"swarmd-{name}", telemetry_settings)
         self._server = grpc.aio.server(
-            interceptors=list(self.telemetry.server_interceptors()),
+            interceptors=[MalformedRequestGuard(), *self.telemetry.server_interceptors()],
             options=host_channel_options(settings),
         )
         self._health = HealthServicer()

@@ -198,11 +198,12 @@ def validate_explicit_plan(
     for copy, original in zip(subtasks, plan.subtasks, strict=True):
         copy.CopyFrom(original)
     if not subtasks:
-        raise InvalidArgument("plan has no subtasks")
+        raise InvalidArgument("plan has no subtasks", field="plan.subtasks")
     if len(subtasks) > max_subagents:
         raise InvalidArgument(
             f"plan has {len(subtasks)} subtasks, more than max_subagents ({max_subagents}); "
-            "raise config.max_subagents or split the plan"
+            "raise config.max_subagents or split the plan",
+            field="plan.subtasks",
         )
     seen: dict[str, int] = {}
     for index, sub in enumerate(subtasks):
@@ -250,7 +251,7 @@ def validate_explicit_plan(
     if problems:
         shown = problems[:_MAX_REPORTED]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        raise InvalidArgument("invalid plan: " + "; ".join(shown) + more)
+        raise InvalidArgument("invalid plan: " + "; ".join(shown) + more, reason="INVALID_PLAN", field="plan")
     return subtasks, assign_stages(subtasks)
 
 

@@ -33,6 +33,25 @@ class OrchestratorServiceStub:
     message names the offending subtask, dependency or field); NOT_FOUND for
     unknown swarm or subtask ids; RESOURCE_EXHAUSTED when a budget refuses a
     spend; UNAVAILABLE when a peer service cannot be reached.
+
+    Every error of every swarmd service carries google.rpc.Status details in
+    the grpc-status-details-bin trailer:
+    - google.rpc.ErrorInfo, domain "swarmd", with a stable reason: the status
+    code's name (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
+    FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED,
+    CANCELLED, INTERNAL) unless a more precise one applies:
+    MALFORMED_MESSAGE  the request bytes do not parse as the request
+    message (truncated, random, invalid UTF-8 in a
+    string field); INVALID_ARGUMENT
+    INVALID_PLAN       an explicit plan fails validation (cycle, unknown
+    or duplicate ids, limits); INVALID_ARGUMENT
+    - google.rpc.BadRequest for INVALID_ARGUMENT: one field violation naming
+    the request field at fault when known (e.g. "config.executor_options",
+    "plan"), with the same description as the status message;
+    - google.rpc.PreconditionFailure (type "STATE") for FAILED_PRECONDITION;
+    - google.rpc.RetryInfo for UNAVAILABLE and RESOURCE_EXHAUSTED when the
+    server knows when a retry may succeed.
+    New reasons may be added; a reason, once published, keeps its meaning.
     """
 
     def __init__(self, channel):
@@ -101,6 +120,25 @@ class OrchestratorServiceServicer:
     message names the offending subtask, dependency or field); NOT_FOUND for
     unknown swarm or subtask ids; RESOURCE_EXHAUSTED when a budget refuses a
     spend; UNAVAILABLE when a peer service cannot be reached.
+
+    Every error of every swarmd service carries google.rpc.Status details in
+    the grpc-status-details-bin trailer:
+    - google.rpc.ErrorInfo, domain "swarmd", with a stable reason: the status
+    code's name (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
+    FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED,
+    CANCELLED, INTERNAL) unless a more precise one applies:
+    MALFORMED_MESSAGE  the request bytes do not parse as the request
+    message (truncated, random, invalid UTF-8 in a
+    string field); INVALID_ARGUMENT
+    INVALID_PLAN       an explicit plan fails validation (cycle, unknown
+    or duplicate ids, limits); INVALID_ARGUMENT
+    - google.rpc.BadRequest for INVALID_ARGUMENT: one field violation naming
+    the request field at fault when known (e.g. "config.executor_options",
+    "plan"), with the same description as the status message;
+    - google.rpc.PreconditionFailure (type "STATE") for FAILED_PRECONDITION;
+    - google.rpc.RetryInfo for UNAVAILABLE and RESOURCE_EXHAUSTED when the
+    server knows when a retry may succeed.
+    New reasons may be added; a reason, once published, keeps its meaning.
     """
 
     def SubmitSwarm(self, request, context):
@@ -257,6 +295,25 @@ class OrchestratorService:
     message names the offending subtask, dependency or field); NOT_FOUND for
     unknown swarm or subtask ids; RESOURCE_EXHAUSTED when a budget refuses a
     spend; UNAVAILABLE when a peer service cannot be reached.
+
+    Every error of every swarmd service carries google.rpc.Status details in
+    the grpc-status-details-bin trailer:
+    - google.rpc.ErrorInfo, domain "swarmd", with a stable reason: the status
+    code's name (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
+    FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED,
+    CANCELLED, INTERNAL) unless a more precise one applies:
+    MALFORMED_MESSAGE  the request bytes do not parse as the request
+    message (truncated, random, invalid UTF-8 in a
+    string field); INVALID_ARGUMENT
+    INVALID_PLAN       an explicit plan fails validation (cycle, unknown
+    or duplicate ids, limits); INVALID_ARGUMENT
+    - google.rpc.BadRequest for INVALID_ARGUMENT: one field violation naming
+    the request field at fault when known (e.g. "config.executor_options",
+    "plan"), with the same description as the status message;
+    - google.rpc.PreconditionFailure (type "STATE") for FAILED_PRECONDITION;
+    - google.rpc.RetryInfo for UNAVAILABLE and RESOURCE_EXHAUSTED when the
+    server knows when a retry may succeed.
+    New reasons may be added; a reason, once published, keeps its meaning.
     """
 
     @staticmethod
