@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import carryover, integrate, inventory
+from swarmd.plugins.runtime.worktree import carryover, integrate, inventory, ledger
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -293,7 +293,7 @@ class WorktreeManager(RepoBase):
         tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
             body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
-            text = f"{body}\n\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
+            text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
             new = (
                 await self._git(
                     "commit-tree",
