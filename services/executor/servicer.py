@@ -125,6 +125,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         record = self._streams.get(request.swarm_id, request.subtask_id)
         cancelled = False
         if record is not None and not record.finished:
+            record.cancel_requested = True
             cancelled = await record.executor.cancel(request.swarm_id, request.subtask_id, request.reason)
         return executor_pb2.ExecutorServiceCancelSubTaskResponse(cancelled=cancelled)
 
