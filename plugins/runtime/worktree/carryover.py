@@ -11,8 +11,8 @@ earlier worktree of the same swarm and subtask
 * was started from the same commit the new attempt starts from (its
   ``BASE_REF_PREFIX`` ref equals the new start).
 
-Its committed and uncommitted changes are kept; it is locked again for this
-process, and :attr:`Worktree.carried_over` describes what the earlier attempt
+Its committed and uncommitted changes are kept (a checkout its process died
+before writing is written now); it is locked again for this process, and :attr:`Worktree.carried_over` describes what the earlier attempt
 left there (``git status`` and a diffstat against the base), for the
 sub-agent's prompt. Otherwise nothing changes and the caller makes a
 worktree as before.
@@ -59,6 +59,8 @@ async def continue_interrupted(repo: RepoBase, swarm_id: str, subtask_id: str, s
     if entry.locked is not None:
         await repo._git("worktree", "unlock", str(entry.path), check=False)
     await repo._git("worktree", "lock", "--reason", lock_reason(), str(entry.path))
+    if repo._never_checked_out(entry.path):  # its process died before writing the files
+        await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=entry.path)
     summary = await _summary(repo, entry.path, start, tip)
     return Worktree(swarm_id, subtask_id, entry.path, branch, start, attempt, carried_over=summary)
 
