@@ -46,7 +46,7 @@ async def test_prune_after_an_executor_crash(git_repo: Path) -> None:
     (later.path / "bench").mkdir()
     (later.path / "bench" / "step1.txt").write_text("same as merged\n")
     assert (await mgr.commit_and_merge(later)).outcome == "merged"
-    live = await mgr.create("s", "live", base)  # this process runs it
+    await mgr.create("s", "live", base)  # this process runs it
 
     report = await mgr.prune()
 
