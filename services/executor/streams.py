@@ -75,6 +75,8 @@ class AttemptRecord:
         self.subscribers = 0
         #: CancelSubTask asked for it: a new attempt replaces it rather than follows it.
         self.cancel_requested = False
+        #: Attempt numbers callers follow this attempt as (its own, and newer ones sent for it).
+        self.attempts = {request.attempt}
         self.task: asyncio.Task[None] | None = None
         self.expiry: asyncio.TimerHandle | None = None
         self._messages: deque[executor_pb2.ExecuteSubTaskResponse] = deque()
@@ -177,6 +179,7 @@ class AttemptStreams:
                     "attempt %d of %s asked for while attempt %d runs: following the running one",
                     request.attempt, request.subtask.id, existing.attempt,
                 )
+                existing.attempts.add(request.attempt)
                 return existing
             await self._stop(existing)
         record = AttemptRecord(request, executor, window_secs=window_secs, buffer_bytes=self._buffer_bytes)

@@ -243,8 +243,14 @@ async def test_a_new_attempt_of_a_running_subtask_follows_the_running_one(execut
         again = request("a", 0.6)
         again.attempt = 2
         replies = [r async for r in stub.ExecuteSubTask(again, timeout=10) if not r.HasField("heartbeat")]
+        # A break of that stream is picked up under the attempt number it was asked as.
+        attach = stub.AttachSubTask(
+            executor_pb2.AttachSubTaskRequest(swarm_id="s1", subtask_id="a", attempt=2, after_sequence=1), timeout=10
+        )
+        reattached = [r.message async for r in attach if not r.message.HasField("heartbeat")]
     assert [r.sequence for r in replies] == [1, 2]
     assert replies[-1].result.success and replies[-1].result.result == "slept"
+    assert [r.sequence for r in reattached] == [2]
     assert CountingSleeper.runs == ["a"] and CountingSleeper.stopped == []
 
 
