@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,16 @@ def command_running(cmdline: str) -> bool:
             return True
     return False
 
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def relock(repo: Path, path: Path, pid: int) -> None:
+    """Lock the worktree ``path`` as swarmd does, on behalf of process ``pid``."""
+    git(repo, "worktree", "unlock", str(path))
+    reason = f"swarmd: in use by pid {pid} on {socket.gethostname()}"
+    git(repo, "worktree", "lock", "--reason", reason, str(path))

@@ -390,6 +390,7 @@ def _build_loop(
     user_prompt = build_user_prompt(
         subtask.instruction,
         [DependencyContext(d.name or d.subtask_id, d.result, d.success, d.error) for d in request.dependencies],
+        carried_over=getattr(worktree, "carried_over", ""),
     )
     governor = None
     if request.orchestrator_address:

@@ -152,9 +152,21 @@ def build_system_prompt(
     return prompt
 
 
-def build_user_prompt(instruction: str, dependencies: Sequence[DependencyContext] = ()) -> str:
-    """``Complete this task:`` plus the results of the dependencies, by name."""
+def build_user_prompt(
+    instruction: str, dependencies: Sequence[DependencyContext] = (), carried_over: str = ""
+) -> str:
+    """``Complete this task:`` plus the results of the dependencies, by name.
+
+    ``carried_over`` describes the changes an interrupted earlier attempt left
+    in the worktree this attempt continues in (``git status``, a diffstat).
+    """
     prompt = f"Complete this task:\n\n{instruction}"
+    if carried_over:
+        prompt += (
+            "\n\nAn earlier attempt at this task was interrupted before it finished. Its changes are "
+            "already in your working directory; check them and continue from them rather than "
+            f"starting over:\n{carried_over}"
+        )
     context = ""
     for dep in dependencies:
         if dep.success:

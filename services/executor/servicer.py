@@ -107,7 +107,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         if request.after_sequence < 0 or request.heartbeat_interval_ms < 0:
             raise InvalidArgument("after_sequence and heartbeat_interval_ms must not be negative")
         record = self._streams.get(request.swarm_id, request.subtask_id)
-        if record is None or record.attempt != request.attempt:
+        if record is None or request.attempt not in record.attempts:
             raise NotFound(
                 f"attempt {request.attempt} of subtask {request.subtask_id} of swarm {request.swarm_id} "
                 "is not running on this executor"
@@ -125,6 +125,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         record = self._streams.get(request.swarm_id, request.subtask_id)
         cancelled = False
         if record is not None and not record.finished:
+            record.cancel_requested = True
             cancelled = await record.executor.cancel(request.swarm_id, request.subtask_id, request.reason)
         return executor_pb2.ExecutorServiceCancelSubTaskResponse(cancelled=cancelled)
 

@@ -9,6 +9,9 @@ the record, each from its own position, with a heartbeat whenever nothing
 was sent to them for their interval. So a broken stream loses nothing: the
 attempt goes on, and a caller that reattaches gets what it missed.
 
+A new attempt of a subtask whose older attempt still runs (unasked to
+cancel) is not started: its caller follows the running one.
+
 An attempt nobody watches keeps running for its reattach window and is then
 cancelled (closing the plugin's stream stops the sub-agent; its worktree is
 kept); with a window of 0 it is cancelled as soon as its stream ends, which
@@ -70,6 +73,10 @@ class AttemptRecord:
         self.last_sequence = 0
         self.result: executor_pb2.ExecuteSubTaskResponse | None = None
         self.subscribers = 0
+        #: CancelSubTask asked for it: a new attempt replaces it rather than follows it.
+        self.cancel_requested = False
+        #: Attempt numbers callers follow this attempt as (its own, and newer ones sent for it).
+        self.attempts = {request.attempt}
         self.task: asyncio.Task[None] | None = None
         self.expiry: asyncio.TimerHandle | None = None
         self._messages: deque[executor_pb2.ExecuteSubTaskResponse] = deque()
@@ -151,7 +158,12 @@ class AttemptStreams:
     async def start(
         self, request: executor_pb2.ExecuteSubTaskRequest, executor: Executor, *, window_secs: float
     ) -> AttemptRecord:
-        """Start an attempt (an older attempt of the subtask still here is stopped first)."""
+        """Start an attempt; the running attempt of the subtask when there is one.
+
+        An unfinished older attempt is returned for the caller to follow (a
+        second sub-agent on the same subtask could merge its work twice),
+        unless it was asked to cancel: then it is stopped and the new one starts.
+        """
         key = (request.swarm_id, request.subtask.id)
         existing = self._records.get(key)
         if existing is not None:
@@ -160,6 +172,15 @@ class AttemptStreams:
                     f"attempt {request.attempt} of subtask {request.subtask.id} of swarm {request.swarm_id} "
                     "is already running on this executor; AttachSubTask follows it"
                 )
+            if not existing.finished and not existing.cancel_requested:
+                # Sent again by a caller that lost track of it (an orchestrator
+                # that restarted): one sub-agent per subtask, the caller follows it.
+                log.info(
+                    "attempt %d of %s asked for while attempt %d runs: following the running one",
+                    request.attempt, request.subtask.id, existing.attempt,
+                )
+                existing.attempts.add(request.attempt)
+                return existing
             await self._stop(existing)
         record = AttemptRecord(request, executor, window_secs=window_secs, buffer_bytes=self._buffer_bytes)
         self._records[key] = record

@@ -1,12 +1,8 @@
 """What the repository says about a swarm: the merges already on the branch.
 
-Every merge a sub-agent's work lands with carries trailers naming it::
-
-    Swarmd-Swarm: <swarm id>
-    Swarmd-Subtask: <subtask id>
-
-so the branch itself records which subtasks finished, whatever the result
-store holds. When a swarm is resumed (its orchestrator crashed, or the store
+Every merge a sub-agent's work lands with carries trailers naming it (see
+:mod:`swarmd.plugins.runtime.worktree.ledger`), so the branch itself records
+which subtasks finished, whatever the result store holds. When a swarm is resumed (its orchestrator crashed, or the store
 was down and the orchestrator stopped before it could save), a subtask that
 the store does not show finished but whose merge is on the branch is
 *completed from the repository*: it is not run (and merged) a second time,
@@ -20,6 +16,8 @@ import asyncio
 import logging
 import os
 
+from swarmd.plugins.runtime.worktree import ledger
+from swarmd.plugins.runtime.worktree.ledger import MergedWork
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -32,18 +30,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SWARM_TRAILER = "Swarmd-Swarm:"
-_SUBTASK_TRAILER = "Swarmd-Subtask:"
 _TIMEOUT_SECS = 30.0
-
-
-class MergedWork:
-    """One merge of a subtask's work found on the branch."""
-
-    def __init__(self, merge_commit: str, commit: str, branch: str) -> None:
-        self.merge_commit = merge_commit
-        self.commit = commit
-        self.branch = branch
 
 
 async def _git(repo: str, *args: str) -> tuple[int, str]:
@@ -68,28 +55,10 @@ async def merged_subtasks(repo_path: str, swarm_id: str) -> dict[str, MergedWork
     be read."""
     if not repo_path or not os.path.isdir(repo_path):
         return {}
-    code, out = await _git(
-        repo_path, "log", "--merges", "--reverse", "--fixed-strings",
-        f"--grep={_SWARM_TRAILER} {swarm_id}", "--format=%H %P%x00%B%x1e", "HEAD",
-    )
+    code, out = await _git(repo_path, *ledger.log_args([swarm_id], "HEAD"))
     if code != 0:
         return {}
-    found: dict[str, MergedWork] = {}
-    for record in out.split("\x1e"):
-        head, _, body = record.strip().partition("\x00")
-        parents = head.split()
-        if len(parents) < 3:
-            continue
-        trailers = dict(
-            line.split(":", 1) for line in body.splitlines() if line.startswith("Swarmd-")
-        )
-        if trailers.get(_SWARM_TRAILER[:-1], "").strip() != swarm_id:
-            continue
-        sid = trailers.get(_SUBTASK_TRAILER[:-1], "").strip()
-        if sid and sid not in found:
-            branch = body.splitlines()[0].removeprefix("Merge ").split(" into ")[0]
-            found[sid] = MergedWork(parents[0], parents[2], branch)
-    return found
+    return {sid: work for (_, sid), work in ledger.parse_log(out, [swarm_id]).items()}
 
 
 def merged_result(

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import git
+from helpers import dead_pid, git, relock
 
 from swarmd.plugins.runtime.worktree import (
     DependencyConflict,
@@ -42,18 +40,6 @@ async def committed(mgr: WorktreeManager, wt: Worktree, files: dict[str, str | N
     sha = await mgr.commit(wt, f"work of {wt.subtask_id}")
     assert sha is not None
     return sha
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-def relock(repo: Path, path: Path, pid: int) -> None:
-    git(repo, "worktree", "unlock", str(path))
-    reason = f"swarmd: in use by pid {pid} on {socket.gethostname()}"
-    git(repo, "worktree", "lock", "--reason", reason, str(path))
 
 
 # -- ids and repositories ---------------------------------------------------------------

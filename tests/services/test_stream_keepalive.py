@@ -232,3 +232,40 @@ async def test_follower_gives_up_after_the_outage_deadline_with_a_transient_fail
     assert not only.result.success
     assert only.result.failure_kind == common_pb2.FAILURE_KIND_TRANSIENT
     assert "executor unreachable" in only.result.error and "UNAVAILABLE" in only.result.error
+
+
+async def test_a_new_attempt_of_a_running_subtask_follows_the_running_one(executor_host: ServiceHost) -> None:
+    async with grpc.aio.insecure_channel(executor_host.address) as ch:
+        stub = executor_pb2_grpc.ExecutorServiceStub(ch)
+        call = stub.ExecuteSubTask(request("a", 0.6, reattach_window_ms=5000), timeout=10)
+        await call.read()
+        call.cancel()  # the caller lost track of it (its orchestrator restarted)
+        again = request("a", 0.6)
+        again.attempt = 2
+        replies = [r async for r in stub.ExecuteSubTask(again, timeout=10) if not r.HasField("heartbeat")]
+        # A break of that stream is picked up under the attempt number it was asked as.
+        attach = stub.AttachSubTask(
+            executor_pb2.AttachSubTaskRequest(swarm_id="s1", subtask_id="a", attempt=2, after_sequence=1), timeout=10
+        )
+        reattached = [r.message async for r in attach if not r.message.HasField("heartbeat")]
+    assert [r.sequence for r in replies] == [1, 2]
+    assert replies[-1].result.success and replies[-1].result.result == "slept"
+    assert [r.sequence for r in reattached] == [2]
+    assert CountingSleeper.runs == ["a"] and CountingSleeper.stopped == []
+
+
+async def test_a_new_attempt_replaces_one_asked_to_cancel(executor_host: ServiceHost) -> None:
+    async with grpc.aio.insecure_channel(executor_host.address) as ch:
+        stub = executor_pb2_grpc.ExecutorServiceStub(ch)
+        call = stub.ExecuteSubTask(request("a", 5, reattach_window_ms=5000), timeout=10)
+        await call.read()
+        await stub.CancelSubTask(
+            executor_pb2.ExecutorServiceCancelSubTaskRequest(swarm_id="s1", subtask_id="a", reason="timed out"),
+            timeout=5,
+        )
+        call.cancel()
+        again = request("a", 0.1)
+        again.attempt = 2
+        replies = [r async for r in stub.ExecuteSubTask(again, timeout=10) if not r.HasField("heartbeat")]
+    assert replies[-1].result.success
+    assert CountingSleeper.runs == ["a", "a"]

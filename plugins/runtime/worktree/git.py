@@ -173,6 +173,22 @@ def lock_is_live(reason: str | None) -> bool:
     return True
 
 
+def describe_lock(reason: str) -> str:
+    """Whose lock this is and whether it counts, in words (for ``prune``'s reasons)."""
+    match = _LOCK_REASON.fullmatch(reason.strip())
+    if match is None:
+        return f"locked by something other than swarmd ({reason.strip() or 'no reason given'})"
+    pid, host = match.groups()
+    if host != socket.gethostname():
+        return (
+            f"locked by pid {pid} on another host, {host}: whether it still runs cannot be told "
+            "from here (`git worktree unlock` it if it does not)"
+        )
+    if lock_is_live(reason):
+        return f"in use by pid {pid}, which is running"
+    return f"its lock is stale (pid {pid} is no longer running)"
+
+
 def parse_branch(branch: str) -> tuple[str, str, int] | None:
     """``swarmd/<swarm>/<subtask>[@<n>]`` -> (swarm, subtask, attempt)."""
     parts = branch.split("/")

@@ -23,6 +23,10 @@ order they finished in does not decide the history):
    branch, guarded by its old value; if the branch moved meanwhile, step 2
    is undone and the batch reported as ``failed``.
 
+A subtask whose merge (its trailers, see :mod:`.ledger`) is already on the
+branch step 1 starts from is reported merged as that commit, never merged
+again; a batch holds one merge per subtask.
+
 When step 2 refuses a batch of several, each of its merges is landed on its
 own, so only the sub-agents whose files overlap the user's edits fail, each
 with the overlapping files named. Once taken into a batch, a merge runs to
@@ -43,6 +47,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree import ledger
 from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
 from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
 from swarmd.plugins.runtime.worktree.git import names, truncate
@@ -144,6 +149,8 @@ class _Request:
     batch_size: int = 0
     #: The merge commit planned for it (``merged``), or "" when already merged.
     merge: str = ""
+    #: The merge commit of the same (swarm, subtask) found on the target: not merged again.
+    merged_as: str = ""
 
     @property
     def kept(self) -> str:
@@ -196,7 +203,7 @@ class _Integrator:
 
     async def _drain(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
+            batch, self._queue = ledger.one_per_subtask(self._queue, lambda r: r.wt)
             for request in batch:
                 request.taken = True
                 request.batch_size = len(batch)
@@ -221,7 +228,10 @@ class _Integrator:
     async def _finish(self, request: _Request) -> None:
         """Tidy a landed merge's worktree and branch, then hand the report back."""
         try:
-            if request.report.outcome is MergeOutcome.MERGED:
+            if request.merged_as:  # keep its branch unless its commit is on the target
+                async with self.repo._exclusive():
+                    await _tidy(self.repo, request.wt, request.report, "it has changes made after the commit")
+            elif request.report.outcome is MergeOutcome.MERGED:
                 await _tidy_merged(self.repo, request)
         finally:
             if not request.future.done():
@@ -287,7 +297,10 @@ class _Integrator:
         repo = self.repo
         for r in batch:
             r.report.outcome, r.report.conflicts, r.merge = MergeOutcome.NO_CHANGES, [], ""
-        fast, slow = await self._disjoint(old, batch)
+        found = await ledger.merges_on(repo, old, {r.wt.swarm_id for r in batch}, {r.wt.base_commit for r in batch})
+        for r in batch:
+            r.merged_as = getattr(found.get((r.wt.swarm_id, r.wt.subtask_id)), "merge_commit", "")
+        fast, slow = await self._disjoint(old, [r for r in batch if not r.merged_as])
         current = old
         if fast:
             merges = await build_chain(
@@ -362,14 +375,19 @@ def _message(r: _Request, target: str) -> str:
     )
     if r.message.strip():
         body += f"\n{r.message.strip()}\n"
-    body += f"\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
-    return body
+    return f"{body}\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
 
 
 def _settle(landed: builtins.list[_Request], target: str) -> None:
     for r in landed:
         r.report.outcome = MergeOutcome.MERGED
-        if r.merge:
+        if r.merged_as:
+            r.report.merge_commit = r.merged_as
+            r.report.summary = (
+                f"subtask {r.wt.subtask_id} was already merged into {target} as {r.merged_as[:12]}; "
+                f"not merged again ({r.kept})"
+            )
+        elif r.merge:
             r.report.merge_commit = r.merge
             r.report.summary = (
                 f"merged {r.wt.branch} into {target} ({r.report.files_changed} files)"

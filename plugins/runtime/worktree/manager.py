@@ -23,10 +23,12 @@ Never losing work
     ``prune`` never removes a live one.
 
 Attempts
-    A retried or resumed subtask reuses its slot when the earlier worktree holds
-    no work; otherwise the earlier one is kept and the new worktree becomes
-    ``swarmd/<swarm>/<subtask>@2`` (``@3``...). ``@`` never occurs in an id, so
-    attempts cannot collide with other subtasks.
+    A retried or resumed subtask goes on in the worktree of an interrupted
+    earlier attempt (its process died; same start, not merged), keeping its
+    work (:mod:`.carryover`). Otherwise it reuses its slot when the earlier
+    worktree holds no work, or the earlier one is kept and the new worktree
+    becomes ``swarmd/<swarm>/<subtask>@2`` (``@3``...). ``@`` never occurs in an
+    id, so attempts cannot collide with other subtasks.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import integrate, inventory, lazy
+from swarmd.plugins.runtime.worktree import carryover, integrate, inventory, lazy, ledger
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -93,7 +95,9 @@ class WorktreeManager(RepoBase):
         merged in the order given. If an earlier worktree of the subtask still
         holds work (uncommitted changes, unmerged commits, or a live lock) it is
         kept and a new attempt ``<subtask>@2`` (``@3``...) is made; an earlier one
-        without work is replaced.
+        without work is replaced. An interrupted earlier attempt's worktree (stale
+        lock, not merged, same start) is continued in instead, its work kept
+        (see :mod:`.carryover`).
         """
         validate_id("swarm", swarm_id)
         validate_id("subtask", subtask_id)
@@ -118,6 +122,10 @@ class WorktreeManager(RepoBase):
                 claimed.discard(branch)
         if not fresh:
             async with self._exclusive() as waited:
+                kept = await carryover.continue_interrupted(self, swarm_id, subtask_id, start)
+                if kept is not None:
+                    record("create", swarm_id, subtask_id, time.monotonic() - started, lock_wait=waited)
+                    return kept
                 for attempt in range(1, 1000):
                     slot = slot_name(subtask_id, attempt)
                     branch = f"{BRANCH_PREFIX}{swarm_id}/{slot}"
@@ -289,7 +297,7 @@ class WorktreeManager(RepoBase):
         tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
             body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
-            text = f"{body}\n\nSwarmd-Swarm: {wt.swarm_id}\nSwarmd-Subtask: {wt.subtask_id}\n"
+            text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
             new = (
                 await self._git(
                     "commit-tree",

@@ -105,6 +105,9 @@ class Worktree:
     base_commit: str
     #: 1 for the first worktree of a subtask; higher when an earlier one still held work.
     attempt: int = 1
+    #: What an interrupted earlier attempt left in this worktree, which this one
+    #: continues in (``git status`` and a diffstat); "" for a fresh worktree.
+    carried_over: str = ""
 
 
 class Conflict(NamedTuple):

@@ -208,6 +208,19 @@ class RepoBase:
             raise WorktreeError(f"cannot tell whether {path} is clean: {run.error}")
         return not run.out
 
+    @staticmethod
+    def _never_checked_out(path: Path) -> bool:
+        """A worktree whose files were never written: no index, nothing but ``.git``.
+
+        What is left when the process making it died between registering the
+        worktree and checking it out; it holds no work, whatever ``git status`` says.
+        """
+        try:
+            gitdir = (path / ".git").read_text().strip().removeprefix("gitdir: ")
+            return not (Path(gitdir) / "index").exists() and [p.name for p in path.iterdir()] == [".git"]
+        except OSError:
+            return False
+
     async def _is_merged(self, tip: str) -> bool:
         """True when ``tip`` is reachable from HEAD or a local branch outside swarmd/."""
         if await self._ref("HEAD") and await self._is_ancestor(tip, "HEAD"):
@@ -247,14 +260,15 @@ class RepoBase:
         if entry is not None and entry.locked is not None:
             await self._git("worktree", "unlock", str(path), check=False)
 
-    async def _drop_checkout(self, entry: WtEntry) -> bool:
-        """Remove a registered checkout (unlocking it); git itself refuses a dirty one."""
+    async def _drop_checkout(self, entry: WtEntry, *, force: bool = False) -> bool:
+        """Remove a registered checkout (unlocking it); git itself refuses a dirty one
+        (unless ``force``: the caller made sure its changes are safe elsewhere)."""
         if entry.locked is not None:
             await self._git("worktree", "unlock", str(entry.path), check=False)
         if entry.prunable or not entry.path.exists():
             await self._git("worktree", "prune")
             return True
-        run = await self._git("worktree", "remove", str(entry.path), check=False)
+        run = await self._git("worktree", "remove", *(["--force"] if force else []), str(entry.path), check=False)
         if run.rc != 0:
             return False
         with contextlib.suppress(OSError):

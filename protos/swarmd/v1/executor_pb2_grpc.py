@@ -79,8 +79,11 @@ class ExecutorServiceServicer:
         attempt's next sequence number. When the stream breaks, the attempt goes
         on for the request's reattach_window_ms (then it is cancelled; with 0 it
         is cancelled at once, its worktree kept) and AttachSubTask picks it up.
-        A new attempt of a subtask whose older attempt still runs here replaces
-        it (the older one is cancelled first).
+        A new attempt of a subtask whose older attempt still runs here is not
+        started: the stream follows the running attempt (its messages from the
+        start; AttachSubTask picks it up under either attempt number), so one
+        sub-agent at a time works on a subtask. Only an attempt CancelSubTask was
+        called for is replaced (stopped first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
