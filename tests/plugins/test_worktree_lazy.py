@@ -165,13 +165,15 @@ async def test_kept_list_prune_and_remove(git_repo: Path) -> None:
     assert await mgr.remove(untouched) and not untouched.path.exists()
     assert untouched.branch not in git(git_repo, "branch", "--list", "swarmd/*")
     assert lazy.path.is_dir() and is_lazy(lazy.path)
-    # A retry of the kept subtask gets a new attempt; the kept one is intact.
+    # A retry of the kept subtask (its lock released) continues in it, still lazy, work intact.
     again = await mgr.create("s", "lazy")
-    assert again.attempt == 2 and is_lazy(again.path)
-    assert (lazy.path / texts[12]).read_text() == "# half done\n"
+    assert again.path == lazy.path and again.attempt == lazy.attempt and is_lazy(again.path)
+    assert again.carried_over and texts[12] in again.carried_over
+    assert (again.path / texts[12]).read_text() == "# half done\n"
     assert await mgr.remove(full)
+    assert not await mgr.remove(again) and again.path.is_dir()  # uncommitted work is never removed
+    await mgr.commit(again, "done")
     assert await mgr.remove(again) and not again.path.exists()
-    assert not os.path.lexists(git_repo / ".git" / "worktrees" / again.path.name)
 
 
 async def test_materialize_all_is_one_full_checkout(git_repo: Path) -> None:
