@@ -74,6 +74,17 @@ def build_request(run: SwarmRun, sid: str, attempt: int) -> executor_pb2.Execute
     )
     for dep in sub.dependencies:
         dep_state = run.states[dep]
+        early = run.scheduler.committed_early(dep)
+        if early is not None:  # started from its commit, before its merge landed
+            request.dependencies.add(
+                subtask_id=dep,
+                name=dep_state.subtask.name,
+                result=early.output,
+                success=True,
+                commit=early.commit,
+                merge_pending=bool(early.commit),
+            )
+            continue
         result = dep_state.result
         request.dependencies.add(
             subtask_id=dep,
@@ -118,6 +129,7 @@ class AttemptReporter:
         return self.run.ledger.exhausted()
 
     def attempt_started(self, attempt: int) -> None:
+        self.run.scheduler.forget_commit(self.sid)
         state = self.state
         self.attempt_open = True
         self.agent_started_seen = False
@@ -164,6 +176,8 @@ class AttemptReporter:
         elif kind == "agent_step":
             state.steps += 1
         self.run.log.emit(kind, getattr(event, kind), time=event.time)
+        if kind == "work_committed":
+            self.run.scheduler.work_committed(self.sid, event.work_committed)
 
     def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: int) -> None:
         self.close_attempt(result, kind, attempt_steps=result.steps)

@@ -9,6 +9,15 @@ budget settlement) and resolves its dependents -- ready, or skipped with the
 reason under the SKIP policy. A subtask is never started once the swarm's
 budget is spent; it fails with the budget's reason instead.
 
+A mutating subtask's ``WorkCommitted`` event (its work is committed on its
+branch, its merge comes next) lets dependents start at once from that commit
+instead of waiting for the merge (policy SKIP only: RUN_ANYWAY needs the
+parent's final outcome). Such a dependent is told its parent's commit is
+``merge_pending``, so its own merge waits until the parent's has landed; if
+the parent then fails, the dependent is cancelled and skipped like any
+dependent of a failed subtask; if the parent finishes with another commit
+(a retry after the commit), the dependent is stopped and dispatched again.
+
 Cancelling a waiting subtask ends it at once; cancelling a running one asks
 its dispatch to stop (which tells the executor). Cancelling the whole swarm
 marks every waiting subtask CANCELLED (not SKIPPED) and stops the running
@@ -21,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -41,6 +51,15 @@ if TYPE_CHECKING:
 __all__ = ["SubtaskScheduler"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EarlyCommit:
+    """A subtask's committed work, reported before its merge (its WorkCommitted event)."""
+
+    commit: str
+    output: str
+    attempt: int
 
 
 def _result(status: int, kind: int, error: str) -> common_pb2.SubTaskResult:
@@ -64,6 +83,12 @@ class SubtaskScheduler:
         self._wake = asyncio.Event()
         self._spans: dict[str, trace.Span] = {}
         self._span_end_ns: dict[str, int] = {}
+        #: Committed work of running subtasks, reported before their merge.
+        self._committed: dict[str, EarlyCommit] = {}
+        #: Subtasks started before some dependencies' merges: dependency -> commit.
+        self._started_on: dict[str, dict[str, str]] = {}
+        #: Early-started subtasks being stopped to be dispatched again.
+        self._restart: set[str] = set()
 
     def is_terminal(self, sid: str) -> bool:
         return self.run.states[sid].status in TERMINAL
@@ -121,9 +146,70 @@ class SubtaskScheduler:
         if self.tasks:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
+    # -- starting dependents from committed work ------------------------------
+
+    def committed_early(self, sid: str) -> EarlyCommit | None:
+        """The commit a running ``sid`` reported before its merge, None once it is terminal."""
+        return None if self.is_terminal(sid) else self._committed.get(sid)
+
+    def forget_commit(self, sid: str) -> None:
+        """A new attempt of ``sid`` began: its earlier commit is no base for dependents."""
+        self._committed.pop(sid, None)
+
+    def work_committed(self, sid: str, event: common_pb2.WorkCommitted) -> None:
+        """``sid`` committed its work: dependents waiting only on committed work may start."""
+        if self.tracker is None or self.tracker.run_anyway or self.run.cancelling or self.is_terminal(sid):
+            return
+        self._committed[sid] = EarlyCommit(event.commit, event.output, event.attempt)
+        for dependent in self.tracker.dependents(sid):
+            if self._early_ready(dependent):
+                self._make_ready(dependent)
+        self._wake.set()
+
+    def _early_ready(self, sid: str) -> bool:
+        assert self.tracker is not None and self.ready is not None
+        if self.is_terminal(sid) or sid in self.tasks or sid in self.ready:
+            return False
+        return all(dep in self._committed for dep in self.tracker.waiting_on(sid))
+
+    def _requeue(self, sid: str, result: common_pb2.SubTaskResult) -> None:
+        """An early-started subtask was stopped to run again on its parents' final commits."""
+        assert self.tracker is not None and self.ready is not None
+        run = self.run
+        state = run.states[sid]
+        reporter = self.reporters.get(sid)
+        if reporter is not None:
+            reporter.close_attempt(result, result.failure_kind)
+        self._started_on.pop(sid, None)
+        waiting = self.tracker.waiting_on(sid)
+        state.status = (
+            common_pb2.SUB_TASK_STATUS_BLOCKED
+            if waiting and not all(dep in self._committed for dep in waiting)
+            else common_pb2.SUB_TASK_STATUS_PENDING
+        )
+        state.status_reason = "dispatched again: a dependency finished with another commit"
+        run.emit_update(state)
+        run.writer.save_subtask(state)
+        if state.status == common_pb2.SUB_TASK_STATUS_PENDING:
+            self.ready.push(sid)
+
+    def _make_ready(self, sid: str) -> None:
+        assert self.ready is not None
+        run = self.run
+        waiting = run.states[sid]
+        if waiting.status == common_pb2.SUB_TASK_STATUS_BLOCKED:
+            waiting.status = common_pb2.SUB_TASK_STATUS_PENDING
+            run.emit_update(waiting)
+            run.writer.save_subtask(waiting)
+        self.ready.push(sid)
+
     def _launch(self, sid: str) -> None:
         run = self.run
         config = run.config
+        assert self.tracker is not None
+        early = {d: self._committed[d].commit for d in self.tracker.waiting_on(sid) if d in self._committed}
+        if early:
+            self._started_on[sid] = early
         reporter = AttemptReporter(run, sid)
         # A resumed subtask continues its attempt count within its retry budget.
         first_attempt, retries_used = resumed_first_attempt(
@@ -187,6 +273,10 @@ class SubtaskScheduler:
             span.set_attribute("swarmd.steps", result.steps)
             if not result.success:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, result.error[:500]))
+            if sid in self._restart:
+                self._restart.discard(sid)
+                self._requeue(sid, result)
+                return
             # The span ends when the swarm does, with this end time, so the
             # critical-path attribute can still be set on it.
             self._span_end_ns[sid] = time.time_ns()
@@ -295,17 +385,23 @@ class SubtaskScheduler:
         outcome = self.tracker.resolve(
             sid, state.status == common_pb2.SUB_TASK_STATUS_COMPLETED, finished
         )
+        self._committed.pop(sid, None)
         for ready in outcome.ready:
-            waiting = run.states[ready]
-            if waiting.status == common_pb2.SUB_TASK_STATUS_BLOCKED:
-                waiting.status = common_pb2.SUB_TASK_STATUS_PENDING
-                run.emit_update(waiting)
-                run.writer.save_subtask(waiting)
-            self.ready.push(ready)
+            if ready in self.tasks:  # started early, from sid's commit
+                used = self._started_on.get(ready, {}).get(sid)
+                dispatch = self.dispatches.get(ready)
+                if used is not None and used != state.result.merge.commit and dispatch is not None:
+                    self._restart.add(ready)
+                    dispatch.cancel(f"dependency {sid} finished with another commit; dispatched again")
+                continue
+            self._make_ready(ready)
         word = common_pb2.SubTaskStatus.Name(state.status).removeprefix("SUB_TASK_STATUS_").lower()
         for skipped in outcome.skip:
             if self.is_terminal(skipped):
                 continue
+            dispatch = self.dispatches.get(skipped)
+            if dispatch is not None:  # started early from sid's commit, which did not land
+                dispatch.cancel(f"dependency {sid} {word}")
             self.finish(
                 skipped,
                 _result(

@@ -46,6 +46,7 @@ from pathlib import Path
 from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
 from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
 from swarmd.plugins.runtime.worktree.git import names, truncate
+from swarmd.plugins.runtime.worktree.landed import notify_landed
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
@@ -213,6 +214,7 @@ class _Integrator:
                 for request in batch:
                     request.future.cancel()
                 raise
+            notify_landed(self.repo)
             for request in batch:
                 task = asyncio.get_running_loop().create_task(self._finish(request))
                 self._finishing.add(task)

@@ -41,7 +41,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import integrate, inventory
+from swarmd.plugins.runtime.worktree import integrate, inventory, landed
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -326,8 +326,6 @@ class WorktreeManager(RepoBase):
 
     # -- merge ---------------------------------------------------------------------
 
-    # -- merge ---------------------------------------------------------------------
-
     async def commit_and_merge(
         self, wt: Worktree, message: str = "", *, auto_merge: bool = True
     ) -> MergeReport:
@@ -342,6 +340,13 @@ class WorktreeManager(RepoBase):
         See :func:`swarmd.plugins.runtime.worktree.integrate.merge_back`.
         """
         return await integrate.merge_back(self, wt, commit, auto_merge=auto_merge, message=message)
+
+    async def wait_landed(self, commits: Sequence[str]) -> None:
+        """Wait until every commit of ``commits`` is on the user's branch.
+
+        See :func:`swarmd.plugins.runtime.worktree.landed.wait_landed`.
+        """
+        await landed.wait_landed(self, commits)
 
     # -- patches ---------------------------------------------------------------------
 
