@@ -208,3 +208,31 @@ async def test_a_file_where_another_merge_made_a_folder_conflicts(git_repo: Path
     assert sorted(r.outcome for r in reports) == ["conflicted", "merged"]
     loser = next(r for r in reports if r.outcome == "conflicted")
     assert git(git_repo, "rev-parse", loser.branch).strip() == loser.commit
+
+
+async def test_commit_and_merge_cost_few_git_processes_per_sub_agent(git_repo: Path) -> None:
+    """Counted, not timed: committing and merging spawn about seven git processes a sub-agent."""
+    from swarmd.plugins.runtime.worktree.git import SPAWNED
+
+    mgr = WorktreeManager(git_repo)
+    made = [await mgr.create("s", f"c{i:02d}") for i in range(20)]
+    for i, wt in enumerate(made):
+        (wt.path / f"c{i}.txt").write_text(f"{i}\n")
+    SPAWNED.clear()
+
+    async def finish(wt: Worktree) -> str:
+        sha = await mgr.commit(wt, "work")
+        assert sha is not None
+        patch = await mgr.diff_against_base(wt, sha)
+        assert f"c{wt.subtask_id[1:].lstrip('0') or '0'}.txt".encode() in patch
+        return str((await mgr.merge(wt, sha)).outcome)
+
+    outcomes = await asyncio.gather(*(finish(wt) for wt in made))
+    assert outcomes == ["merged"] * 20
+    # commit: add, rev-parse, write-tree, commit-tree, update-ref; the patch: one
+    # diff-tree (its file list serves the merge); worktree remove; plus a few per batch.
+    per_agent = sum(SPAWNED.values()) / 20
+    assert per_agent <= 8.5, dict(SPAWNED)
+    # The merged branches and base refs go in one transaction per batch, not one each.
+    assert SPAWNED["update-ref"] <= 20 + 3 * SPAWNED["fast-import"] + 2, dict(SPAWNED)
+    assert not git(git_repo, "for-each-ref", "refs/heads/swarmd/", "refs/swarmd/bases/").strip()

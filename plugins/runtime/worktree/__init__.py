@@ -13,6 +13,7 @@ The package, by concern:
 ``repo``       one repository: queries, worktree bookkeeping, the lock
 ``manager``    :class:`WorktreeManager`: create, commit, patch, merge, remove
 ``integrate``  merging in memory, a batch at a time, onto the user's branch
+``tidy``       removing merged worktrees and their refs without losing work
 ``landed``     waiting until a dependency's commit is on the user's branch
 ``checkout``   whether and how the user's checkout may be moved
 ``inventory``  listing and pruning what swarmd left behind

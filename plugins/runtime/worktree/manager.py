@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from swarmd.plugins.runtime.worktree import integrate, inventory, landed
+from swarmd.plugins.runtime.worktree.fastmerge import raw_and_patch
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -279,8 +280,10 @@ class WorktreeManager(RepoBase):
         """
         started = time.monotonic()
         await self._git("add", "-A", cwd=wt.path)
-        head, head_tree = (
-            await self._git("rev-parse", "HEAD", "HEAD^{tree}", cwd=wt.path)
+        head, head_tree, on = (
+            await self._git(
+                "rev-parse", "HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", cwd=wt.path
+            )
         ).text.split()
         tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
@@ -307,7 +310,10 @@ class WorktreeManager(RepoBase):
                 cwd=wt.path,
             )
             head = new
-        await self._sync_branch(wt, head)
+        if on != f"refs/heads/{wt.branch}":  # the agent left its branch
+            await self._sync_branch(wt, head)
+        self._tips[wt.branch] = head
+        self._known_commit(head)
         record("commit", wt.swarm_id, wt.subtask_id, time.monotonic() - started)
         return None if head == wt.base_commit else head
 
@@ -361,18 +367,7 @@ class WorktreeManager(RepoBase):
             head = await self._ref(f"refs/heads/{wt.branch}")
         if head is None:
             raise WorktreeError(f"branch {wt.branch} does not exist; pass the commit")
-        run = await self._git(
-            "diff-tree",
-            "-p",
-            "--binary",
-            "--full-index",
-            "--no-renames",
-            "--no-ext-diff",
-            "--no-textconv",
-            wt.base_commit,
-            head,
-        )
-        return run.out
+        return await raw_and_patch(self, wt.base_commit, head)
 
     async def apply_patch(self, wt: Worktree, patch: bytes) -> bool:
         """Apply a :meth:`diff_against_base` patch to the worktree's files.
