@@ -2,7 +2,9 @@
 
 :func:`build_request` assembles ``ExecuteSubTaskRequest``: the subtask (its
 step limit filled in), the effective config, the dependency results (text,
-success, error, commit), the workspace (a worktree only for mutating
+success, error, commit; for a dependency still running whose work is
+committed, its ``WorkCommitted`` commit and output marked ``merge_pending``),
+the workspace (a worktree only for mutating
 subtasks in a git repository, on branch ``swarmd/<swarm>/<subtask>``), the
 peers' addresses and what is left of the token and cost budgets.
 

@@ -16,7 +16,8 @@ parent's final outcome). Such a dependent is told its parent's commit is
 ``merge_pending``, so its own merge waits until the parent's has landed; if
 the parent then fails, the dependent is cancelled and skipped like any
 dependent of a failed subtask; if the parent finishes with another commit
-(a retry after the commit), the dependent is stopped and dispatched again.
+(a retry after the commit), the dependent is stopped and dispatched again
+(:mod:`.committed` keeps that bookkeeping).
 
 Cancelling a waiting subtask ends it at once; cancelling a running one asks
 its dispatch to stop (which tells the executor). Cancelling the whole swarm
@@ -30,13 +31,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
 from swarmd.services.errors import NotFound
 from swarmd.services.orchestrator.attempts import AttemptReporter
+from swarmd.services.orchestrator.committed import CommittedWork, EarlyCommit
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
@@ -51,15 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["SubtaskScheduler"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EarlyCommit:
-    """A subtask's committed work, reported before its merge (its WorkCommitted event)."""
-
-    commit: str
-    output: str
-    attempt: int
 
 
 def _result(status: int, kind: int, error: str) -> common_pb2.SubTaskResult:
@@ -83,12 +75,7 @@ class SubtaskScheduler:
         self._wake = asyncio.Event()
         self._spans: dict[str, trace.Span] = {}
         self._span_end_ns: dict[str, int] = {}
-        #: Committed work of running subtasks, reported before their merge.
-        self._committed: dict[str, EarlyCommit] = {}
-        #: Subtasks started before some dependencies' merges: dependency -> commit.
-        self._started_on: dict[str, dict[str, str]] = {}
-        #: Early-started subtasks being stopped to be dispatched again.
-        self._restart: set[str] = set()
+        self.committed = CommittedWork()
 
     def is_terminal(self, sid: str) -> bool:
         return self.run.states[sid].status in TERMINAL
@@ -125,7 +112,7 @@ class SubtaskScheduler:
                 if not self.ready or run.cancelling:
                     break
                 sid = self.ready.pop()
-                if self.is_terminal(sid):
+                if self.is_terminal(sid) or not self._still_ready(sid):
                     continue
                 why = run.ledger.exhausted()
                 if why:
@@ -150,17 +137,17 @@ class SubtaskScheduler:
 
     def committed_early(self, sid: str) -> EarlyCommit | None:
         """The commit a running ``sid`` reported before its merge, None once it is terminal."""
-        return None if self.is_terminal(sid) else self._committed.get(sid)
+        return None if self.is_terminal(sid) else self.committed.get(sid)
 
     def forget_commit(self, sid: str) -> None:
         """A new attempt of ``sid`` began: its earlier commit is no base for dependents."""
-        self._committed.pop(sid, None)
+        self.committed.forget(sid)
 
     def work_committed(self, sid: str, event: common_pb2.WorkCommitted) -> None:
         """``sid`` committed its work: dependents waiting only on committed work may start."""
         if self.tracker is None or self.tracker.run_anyway or self.run.cancelling or self.is_terminal(sid):
             return
-        self._committed[sid] = EarlyCommit(event.commit, event.output, event.attempt)
+        self.committed.record(sid, event)
         for dependent in self.tracker.dependents(sid):
             if self._early_ready(dependent):
                 self._make_ready(dependent)
@@ -170,7 +157,18 @@ class SubtaskScheduler:
         assert self.tracker is not None and self.ready is not None
         if self.is_terminal(sid) or sid in self.tasks or sid in self.ready:
             return False
-        return all(dep in self._committed for dep in self.tracker.waiting_on(sid))
+        return self.committed.covers(self.tracker.waiting_on(sid))
+
+    def _still_ready(self, sid: str) -> bool:
+        """False (and BLOCKED again) when a commit it was readied on is void (a new attempt)."""
+        assert self.tracker is not None
+        if self.committed.covers(self.tracker.waiting_on(sid)):
+            return True
+        state = self.run.states[sid]
+        state.status = common_pb2.SUB_TASK_STATUS_BLOCKED
+        self.run.emit_update(state)
+        self.run.writer.save_subtask(state)
+        return False
 
     def _requeue(self, sid: str, result: common_pb2.SubTaskResult) -> None:
         """An early-started subtask was stopped to run again on its parents' final commits."""
@@ -180,11 +178,10 @@ class SubtaskScheduler:
         reporter = self.reporters.get(sid)
         if reporter is not None:
             reporter.close_attempt(result, result.failure_kind)
-        self._started_on.pop(sid, None)
         waiting = self.tracker.waiting_on(sid)
         state.status = (
             common_pb2.SUB_TASK_STATUS_BLOCKED
-            if waiting and not all(dep in self._committed for dep in waiting)
+            if waiting and not self.committed.covers(waiting)
             else common_pb2.SUB_TASK_STATUS_PENDING
         )
         state.status_reason = "dispatched again: a dependency finished with another commit"
@@ -207,9 +204,7 @@ class SubtaskScheduler:
         run = self.run
         config = run.config
         assert self.tracker is not None
-        early = {d: self._committed[d].commit for d in self.tracker.waiting_on(sid) if d in self._committed}
-        if early:
-            self._started_on[sid] = early
+        self.committed.launched(sid, self.tracker.waiting_on(sid))
         reporter = AttemptReporter(run, sid)
         # A resumed subtask continues its attempt count within its retry budget.
         first_attempt, retries_used = resumed_first_attempt(
@@ -273,8 +268,7 @@ class SubtaskScheduler:
             span.set_attribute("swarmd.steps", result.steps)
             if not result.success:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, result.error[:500]))
-            if sid in self._restart:
-                self._restart.discard(sid)
+            if self.committed.take_restart(sid):
                 self._requeue(sid, result)
                 return
             # The span ends when the swarm does, with this end time, so the
@@ -385,13 +379,14 @@ class SubtaskScheduler:
         outcome = self.tracker.resolve(
             sid, state.status == common_pb2.SUB_TASK_STATUS_COMPLETED, finished
         )
-        self._committed.pop(sid, None)
+        self.committed.forget(sid)
         for ready in outcome.ready:
             if ready in self.tasks:  # started early, from sid's commit
-                used = self._started_on.get(ready, {}).get(sid)
                 dispatch = self.dispatches.get(ready)
-                if used is not None and used != state.result.merge.commit and dispatch is not None:
-                    self._restart.add(ready)
+                if dispatch is not None and self.committed.started_on_another(
+                    ready, sid, state.result.merge.commit
+                ):
+                    self.committed.restart(ready)
                     dispatch.cancel(f"dependency {sid} finished with another commit; dispatched again")
                 continue
             self._make_ready(ready)
