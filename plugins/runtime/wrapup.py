@@ -1,11 +1,14 @@
 """Bringing a sub-agent's work back, or leaving it safely in place.
 
 After the agent loop (or a cache hit), :func:`wrap_up` decides what happens
-to the worktree: a completed attempt is committed, its patch attached and
-merged back (a conflicted or failed merge makes the result unsuccessful); a
-failed one is unlocked for a retry to reuse (kept when it holds work); a
-cancelled one is kept as it is. A cancel arriving during the merge of
-finished work does not undo it. :class:`Finish` collects the pieces of the
+to the worktree: a completed attempt is committed (announced at once with a
+``WorkCommitted`` event, so dependents may start from the commit), its patch
+attached and merged back (a conflicted or failed merge makes the result
+unsuccessful); a failed one is unlocked for a retry to reuse (kept when it
+holds work); a cancelled one is kept as it is. A subtask started from
+dependencies whose merges had not landed (``merge_pending``) waits for them
+before merging; a cancel during that wait stops it with the work committed
+on its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
 result as the attempt goes; :class:`CancelToken` tells a cancel made on
 purpose (a CANCELLED result) from the host shutting down (propagated).
 """
@@ -164,6 +167,11 @@ async def merge_back(
         title = title[:72].rsplit(" ", 1)[0] + "..."
     message = f"{subtask.name or subtask.id}: {title}".strip()
     commit = await manager.commit(worktree, message)
+    if events is not None:
+        # Dependents may start from this commit now, before the merge lands.
+        events.work_committed(
+            commit=commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
+        )
     if commit:
         try:
             patch = await manager.diff_against_base(worktree, commit)
@@ -180,11 +188,6 @@ async def merge_back(
                     mime_type="text/x-diff",
                 )
             )
-    if events is not None:
-        # Dependents may start from this commit now, before the merge lands.
-        events.work_committed(
-            commit=commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
-        )
     pending = [d.commit for d in request.dependencies if d.merge_pending and d.commit]
     if pending and request.workspace.auto_merge and hasattr(manager, "wait_landed"):
         # Started from dependencies not merged yet: merge only on top of them.

@@ -254,6 +254,19 @@ class RepoBase:
                 )
         return entries
 
+    def _admin_dir(self, path: Path) -> Path | None:
+        """The administrative folder of the worktree at ``path`` when it is where git puts it."""
+        try:
+            text = (path / ".git").read_text()
+        except OSError:
+            return None
+        if not text.startswith("gitdir: ") or self._common is None:
+            return None
+        admin = Path(text[len("gitdir: ") :].strip())
+        if admin.parent != self._common / "worktrees" or not admin.is_dir():
+            return None
+        return admin
+
     async def _unlock_quick(self, path: Path) -> None:
         """Unlock the worktree at ``path`` without a git process when its layout is plain.
 
@@ -263,14 +276,8 @@ class RepoBase:
         """
 
         def unlink() -> bool:
-            try:
-                text = (path / ".git").read_text()
-            except OSError:
-                return False
-            if not text.startswith("gitdir: "):
-                return False
-            admin = Path(text[len("gitdir: ") :].strip())
-            if admin.parent != self._common / "worktrees" if self._common else True:
+            admin = self._admin_dir(path)
+            if admin is None:
                 return False
             try:
                 (admin / "locked").unlink()

@@ -1,8 +1,10 @@
 """After a merge: removing worktrees and refs without losing work.
 
-A landed merge's worktree is removed with ``git worktree remove`` (which
-refuses one with changes made after the commit; those go the careful way,
-under the lock); the branches and base refs of a whole batch are then
+A landed merge's worktree is removed once ``git status`` finds nothing
+uncommitted in it, as ``git worktree remove`` does but with one git process
+instead of two (anything unusual goes to ``git worktree remove``, which
+refuses a worktree with changes made after the commit; those go the careful
+way, under the lock); the branches and base refs of a whole batch are then
 deleted in one ``update-ref`` transaction, each guarded by the merged
 commit, so a branch that moved on is never deleted with work on it.
 """
@@ -12,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import os
+import shutil
+from pathlib import Path
 
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -25,8 +30,36 @@ from swarmd.plugins.runtime.worktree.repo import RepoBase
 __all__ = ["delete_merged_refs", "remove_merged_tree", "tidy"]
 
 
+def _remove_files(admin: Path, path: Path) -> bool:
+    """What ``git worktree remove`` does once the worktree is known clean: its folder, then its admin folder."""
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        return False
+    shutil.rmtree(admin, ignore_errors=True)
+    return True
+
+
+async def _remove_clean(repo: RepoBase, wt: Worktree) -> bool:
+    """Remove ``wt`` if ``git status`` finds nothing uncommitted in it (one git process)."""
+    admin = await asyncio.to_thread(repo._admin_dir, wt.path)
+    if admin is None or os.path.lexists(admin / "locked"):
+        return False
+    try:
+        if not await repo._is_clean(wt.path):
+            return False
+    except WorktreeError:
+        return False
+    return await asyncio.to_thread(_remove_files, admin, wt.path)
+
+
 async def remove_merged_tree(repo: RepoBase, wt: Worktree, report: MergeReport) -> bool:
     """After a merge landed: remove the worktree; True when its refs are left to delete."""
+    if await _remove_clean(repo, wt):
+        report.worktree_path = None
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
+        return True
     gone = await repo._git("worktree", "remove", str(wt.path), check=False)
     if gone.rc != 0:
         async with repo._exclusive():  # missing or odd checkout: the careful path
