@@ -73,6 +73,10 @@ _CLAIMED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[str
 )
 
 
+# (common git directory, base, dependency) -> the merged base commit: a function of its inputs.
+_BASES: dict[tuple[str, str, str], str] = {}
+
+
 class WorktreeManager(RepoBase):
     """Creates, commits, merges, lists and prunes sub-agent worktrees of one repository."""
 
@@ -207,9 +211,15 @@ class WorktreeManager(RepoBase):
     async def _merge_dependencies(self, base: str, deps: Sequence[str], subtask_id: str) -> str:
         current = base
         for dep in deps:
-            if await self._is_ancestor(dep, current):
+            known = _BASES.get((str(self._common), current, dep))
+            if known is not None:
+                current = known
                 continue
-            if await self._is_ancestor(current, dep):
+            # One merge-base answers both ancestry questions.
+            between = await self._git("merge-base", current, dep, check=False)
+            if between.rc == 0 and between.text == dep:
+                continue
+            if between.rc == 0 and between.text == current:
                 current = dep
                 continue
             tree, conflicts, messages = await self._merge_tree(current, dep)
@@ -226,7 +236,7 @@ class WorktreeManager(RepoBase):
                 "rev-list", "--no-walk", "--no-commit-header", "--format=%ct", current, dep
             )
             stamp = f"@{max(int(d) for d in dates.text.split())} +0000"
-            current = (
+            merged = (
                 await self._git(
                     "commit-tree",
                     "--no-gpg-sign",
@@ -240,6 +250,10 @@ class WorktreeManager(RepoBase):
                     env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
                 )
             ).text
+            if len(_BASES) > 10_000:
+                _BASES.clear()
+            _BASES[(str(self._common), current, dep)] = merged
+            current = merged
         return current
 
     async def _claim_slot(self, branch: str, path: Path) -> bool:
