@@ -243,7 +243,7 @@ class _Integrator:
         top = await repo.toplevel()
         batch.sort(key=lambda r: (r.wt.swarm_id, r.wt.subtask_id, r.wt.attempt, r.commit))
         for _ in range(_MAX_RETRIES):
-            target = await repo.current_branch()
+            target, old = await _where(repo, top)
             for r in batch:
                 r.report.target_branch = target or ""
             if not target:
@@ -253,13 +253,12 @@ class _Integrator:
                         f"`git merge {r.wt.branch}`"
                     )
                 return
-            old = await _head(repo, top)
             final = await self._plan(top, target, old, batch)
             one_by_one = False
             async with repo._exclusive() as waited:
                 for r in batch:
                     r.lock_wait += waited
-                if await repo.current_branch() != target or await _head(repo, top) != old:
+                if await _where(repo, top) != (target, old):
                     continue  # the user committed (or switched) meanwhile: plan again
                 landing = [r for r in batch if r.report.outcome is MergeOutcome.NO_CHANGES]
                 why = await not_mergeable_now(repo, top)
@@ -390,8 +389,11 @@ def _settle(landed: builtins.list[_Request], target: str) -> None:
             r.report.summary = f"{r.wt.branch} was already merged into {target}"
 
 
-async def _head(repo: RepoBase, top: Path) -> str:
-    return (await repo._git("rev-parse", "--verify", "HEAD^{commit}", cwd=top)).text
+async def _where(repo: RepoBase, top: Path) -> tuple[str | None, str]:
+    """The user's branch (None when HEAD is detached) and HEAD's commit, in one git call."""
+    run = await repo._git("rev-parse", "HEAD^{commit}", "--symbolic-full-name", "HEAD", cwd=top)
+    head, ref = run.text.split()
+    return (ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None), head
 
 
 async def _report_conflicts(

@@ -65,6 +65,8 @@ class RepoBase:
         self._excluded = False
         #: Branch tips this object's commit() left (the merge need not ask again).
         self._tips: dict[str, str] = {}
+        #: Where git marks a merge, rebase... in progress (``checkout.not_mergeable_now``).
+        self._in_progress_paths: builtins.list[str] | None = None
         #: (base, commit) -> the files changed, when a patch already listed them.
         self._changes: dict[tuple[str, str], builtins.list[Any]] = {}
 
