@@ -12,6 +12,7 @@ import pytest
 from helpers import git
 
 from swarmd.plugins.runtime.worktree import Worktree, WorktreeManager
+from swarmd.plugins.runtime.worktree.fastmerge import changes_between
 from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
 
 
@@ -172,7 +173,8 @@ async def test_the_result_does_not_depend_on_finishing_order(tmp_path: Path) -> 
     assert len(trees) == 1
 
 
-async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path) -> None:
+@pytest.mark.parametrize("patch_first", [False, True], ids=["files-from-diff-tree", "files-from-the-patch"])
+async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path, patch_first: bool) -> None:
     (git_repo / "old.txt").write_text("old\n")
     (git_repo / "tool.sh").write_text("#!/bin/sh\n")
     git(git_repo, "add", "-A")
@@ -188,6 +190,15 @@ async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path
     (b.path / "tool.sh").chmod(0o755)
     (b.path / "link").symlink_to("tool.sh")
     a_sha, b_sha = await mgr.commit(a), await mgr.commit(b)
+    assert a_sha is not None and b_sha is not None
+    if patch_first:  # as the executor does: the patch's raw part lists the files for the merge
+        for wt, sha in ((a, a_sha), (b, b_sha)):
+            patch = await mgr.diff_against_base(wt, sha)
+            assert patch.startswith(b"diff --git ")
+            listed = mgr._changes[(wt.base_commit, sha)]
+            mgr._changes.clear()
+            assert listed == await changes_between(mgr, wt.base_commit, sha)
+            mgr._changes[(wt.base_commit, sha)] = listed
     # What git's own merges give, computed aside.
     expected = git(git_repo, "merge-tree", "--write-tree", a_sha, b_sha).split()[0]
     reports = await asyncio.gather(mgr.merge(a, a_sha), mgr.merge(b, b_sha))
