@@ -16,6 +16,7 @@ finished (swarmd's events, or the baseline's timings). From them:
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,21 @@ async def run_swarm(
             "cache_hits": stats.cache.hits,
             "governor_429": sum(r.rate_limit_hits for r in stats.rate_limits),
             "max_open_connections": server["max_open_connections"],
+            "failures": failure_reasons(swarm),
         },
     )
     return measure, swarm
+
+
+def failure_reasons(swarm: common_pb2.Swarm, limit: int = 5) -> dict[str, int]:
+    """The most frequent reasons subtasks did not complete (status: first line of the reason)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for state in swarm.subtasks:
+        if state.status != common_pb2.SUB_TASK_STATUS_COMPLETED:
+            status = common_pb2.SubTaskStatus.Name(state.status).removeprefix("SUB_TASK_STATUS_")
+            reason = (state.status_reason or state.result.error).strip().splitlines()
+            counts[f"{status}: {reason[0][:200] if reason else '(no reason)'}"] += 1
+    return dict(counts.most_common(limit))
 
 
 def _baseline_payload(

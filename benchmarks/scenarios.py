@@ -458,12 +458,15 @@ async def sweep_scenario(ctx: Context) -> ScenarioResult:
                 "fake_server_cpu_s": round(run.server_cpu_seconds, 2),
                 "call_rate_per_s": round(run.call_rate, 1),
                 "max_open_connections": run.extra.get("max_open_connections"),
+                "failures": run.extra.get("failures") or {},
             }
         )
         ctx.log(
             f"  n={n:4d}  swarmd {run.wall:6.2f}s  bare {bare.wall:6.2f}s  bound {bound:5.2f}s"
             f"  isolation p50 {iso['isolation_ms_p50']:.0f} ms"
         )
+        for reason, count in (run.extra.get("failures") or {}).items():
+            ctx.log(f"    {count} not completed: {reason}")
     result.metrics["points"] = points
     return result
 

@@ -237,7 +237,7 @@ async def _attempt(
     key, base_tree, cached = await _cache_lookup(request, runtime, settings, repo, manager, worktree, events)
     if cached is not None:
         outcome = LoopOutcome(OutcomeKind.COMPLETED, output=cached.result)
-        finish = await wrap_up(request, manager, worktree, outcome, cancel)
+        finish = await wrap_up(request, manager, worktree, outcome, cancel, events)
         finish.cache_key, finish.base_tree, finish.cached = key, base_tree, finish.outcome.success
         return finish
 
@@ -253,10 +253,10 @@ async def _attempt(
         )
     except ProviderError as exc:
         outcome = _failed(str(exc))
-        return await wrap_up(request, manager, worktree, outcome, cancel)
+        return await wrap_up(request, manager, worktree, outcome, cancel, events)
     except Exception as exc:  # a provider's constructor rejecting its options
         outcome = _failed(f"cannot create model provider for {config.model!r}: {type(exc).__name__}: {exc}")
-        return await wrap_up(request, manager, worktree, outcome, cancel)
+        return await wrap_up(request, manager, worktree, outcome, cancel, events)
 
     try:
         if settings.sandbox.mode != "off":
@@ -279,7 +279,7 @@ async def _attempt(
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", config.model)
-    finish = await wrap_up(request, manager, worktree, outcome, cancel)
+    finish = await wrap_up(request, manager, worktree, outcome, cancel, events)
     finish.cache_key, finish.base_tree = key, base_tree
     return finish
 

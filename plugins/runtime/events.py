@@ -122,6 +122,13 @@ class EventEmitter:
     def merge_completed(self, merge: common_pb2.MergeResult) -> None:
         self._emit(merge_completed=common_pb2.MergeCompleted(subtask_id=self.subtask_id, merge=merge))
 
+    def work_committed(self, *, commit: str, branch: str, output: str, attempt: int) -> None:
+        self._emit(
+            work_committed=common_pb2.WorkCommitted(
+                subtask_id=self.subtask_id, commit=commit, branch=branch, output=output, attempt=attempt
+            )
+        )
+
     def agent_output(self, output: str) -> None:
         self._emit(agent_output=common_pb2.AgentOutput(subtask_id=self.subtask_id, output=output))
 

@@ -1,11 +1,14 @@
 """Bringing a sub-agent's work back, or leaving it safely in place.
 
 After the agent loop (or a cache hit), :func:`wrap_up` decides what happens
-to the worktree: a completed attempt is committed, its patch attached and
-merged back (a conflicted or failed merge makes the result unsuccessful); a
-failed one is unlocked for a retry to reuse (kept when it holds work); a
-cancelled one is kept as it is. A cancel arriving during the merge of
-finished work does not undo it. :class:`Finish` collects the pieces of the
+to the worktree: a completed attempt is committed (announced at once with a
+``WorkCommitted`` event, so dependents may start from the commit), its patch
+attached and merged back (a conflicted or failed merge makes the result
+unsuccessful); a failed one is unlocked for a retry to reuse (kept when it
+holds work); a cancelled one is kept as it is. A subtask started from
+dependencies whose merges had not landed (``merge_pending``) waits for them
+before merging; a cancel during that wait stops it with the work committed
+on its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
 result as the attempt goes; :class:`CancelToken` tells a cancel made on
 purpose (a CANCELLED result) from the host shutting down (propagated).
 """
@@ -17,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmd.plugins.runtime.events import EventEmitter
 from swarmd.plugins.runtime.loop import LoopOutcome, OutcomeKind
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -85,9 +89,11 @@ async def wrap_up(
     worktree: Any,
     outcome: LoopOutcome,
     cancel: CancelToken,
+    events: EventEmitter | None = None,
 ) -> Finish:
     """Bring the work back (success) or leave it safely in place (anything else)."""
     finish = Finish(outcome, status=STATUS[outcome.kind])
+    landing = _Landing()
     if worktree is None:
         finish.merge = common_pb2.MergeResult(
             outcome=common_pb2.MERGE_OUTCOME_NOT_APPLICABLE,
@@ -101,7 +107,7 @@ async def wrap_up(
         if outcome.kind is OutcomeKind.COMPLETED:
             # The agent finished: a cancel arriving now does not undo the work,
             # so the merge is allowed to complete and its result reported.
-            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish))
+            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish, events, landing))
             try:
                 await asyncio.shield(merging)
             except asyncio.CancelledError:
@@ -109,6 +115,11 @@ async def wrap_up(
                     merging.cancel()
                     raise
                 uncancel()
+                # Before the merge began (waiting for its dependencies' merges)
+                # a cancel stops it: the work stays committed on its branch.
+                landing.cancelled = True
+                if landing.waiting:
+                    merging.cancel()
                 await merging
         elif outcome.kind is not OutcomeKind.CANCELLED:
             # Not merged: unlock it so a retry can reuse it; it stays when it holds work.
@@ -134,8 +145,21 @@ async def wrap_up(
     return finish
 
 
+@dataclass
+class _Landing:
+    """A cancel made on purpose stops the merge only while it waits for its dependencies."""
+
+    cancelled: bool = False
+    waiting: bool = False
+
+
 async def merge_back(
-    request: executor_pb2.ExecuteSubTaskRequest, manager: Any, worktree: Any, finish: Finish
+    request: executor_pb2.ExecuteSubTaskRequest,
+    manager: Any,
+    worktree: Any,
+    finish: Finish,
+    events: EventEmitter | None = None,
+    landing: _Landing | None = None,
 ) -> None:
     subtask = request.subtask
     title = (subtask.instruction.strip().splitlines() or [""])[0]
@@ -143,6 +167,11 @@ async def merge_back(
         title = title[:72].rsplit(" ", 1)[0] + "..."
     message = f"{subtask.name or subtask.id}: {title}".strip()
     commit = await manager.commit(worktree, message)
+    if events is not None:
+        # Dependents may start from this commit now, before the merge lands.
+        events.work_committed(
+            commit=commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
+        )
     if commit:
         try:
             patch = await manager.diff_against_base(worktree, commit)
@@ -159,6 +188,16 @@ async def merge_back(
                     mime_type="text/x-diff",
                 )
             )
+    pending = [d.commit for d in request.dependencies if d.merge_pending and d.commit]
+    if pending and request.workspace.auto_merge and hasattr(manager, "wait_landed"):
+        # Started from dependencies not merged yet: merge only on top of them.
+        if landing is not None:
+            if landing.cancelled:
+                raise asyncio.CancelledError
+            landing.waiting = True
+        await manager.wait_landed(pending)
+        if landing is not None:
+            landing.waiting = False
     report = await manager.merge(worktree, commit, auto_merge=request.workspace.auto_merge)
     finish.merge = report.to_proto()
     path = getattr(report, "worktree_path", worktree.path)

@@ -2,7 +2,9 @@
 
 :func:`build_request` assembles ``ExecuteSubTaskRequest``: the subtask (its
 step limit filled in), the effective config, the dependency results (text,
-success, error, commit), the workspace (a worktree only for mutating
+success, error, commit; for a dependency still running whose work is
+committed, its ``WorkCommitted`` commit and output marked ``merge_pending``),
+the workspace (a worktree only for mutating
 subtasks in a git repository, on branch ``swarmd/<swarm>/<subtask>``), the
 peers' addresses and what is left of the token and cost budgets.
 
@@ -74,6 +76,17 @@ def build_request(run: SwarmRun, sid: str, attempt: int) -> executor_pb2.Execute
     )
     for dep in sub.dependencies:
         dep_state = run.states[dep]
+        early = run.scheduler.committed_early(dep)
+        if early is not None:  # started from its commit, before its merge landed
+            request.dependencies.add(
+                subtask_id=dep,
+                name=dep_state.subtask.name,
+                result=early.output,
+                success=True,
+                commit=early.commit,
+                merge_pending=bool(early.commit),
+            )
+            continue
         result = dep_state.result
         request.dependencies.add(
             subtask_id=dep,
@@ -118,6 +131,7 @@ class AttemptReporter:
         return self.run.ledger.exhausted()
 
     def attempt_started(self, attempt: int) -> None:
+        self.run.scheduler.forget_commit(self.sid)
         state = self.state
         self.attempt_open = True
         self.agent_started_seen = False
@@ -164,6 +178,8 @@ class AttemptReporter:
         elif kind == "agent_step":
             state.steps += 1
         self.run.log.emit(kind, getattr(event, kind), time=event.time)
+        if kind == "work_committed":
+            self.run.scheduler.work_committed(self.sid, event.work_committed)
 
     def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: int) -> None:
         self.close_attempt(result, kind, attempt_steps=result.steps)

@@ -9,6 +9,16 @@ budget settlement) and resolves its dependents -- ready, or skipped with the
 reason under the SKIP policy. A subtask is never started once the swarm's
 budget is spent; it fails with the budget's reason instead.
 
+A mutating subtask's ``WorkCommitted`` event (its work is committed on its
+branch, its merge comes next) lets dependents start at once from that commit
+instead of waiting for the merge (policy SKIP only: RUN_ANYWAY needs the
+parent's final outcome). Such a dependent is told its parent's commit is
+``merge_pending``, so its own merge waits until the parent's has landed; if
+the parent then fails, the dependent is cancelled and skipped like any
+dependent of a failed subtask; if the parent finishes with another commit
+(a retry after the commit), the dependent is stopped and dispatched again
+(:mod:`.committed` keeps that bookkeeping).
+
 Cancelling a waiting subtask ends it at once; cancelling a running one asks
 its dispatch to stop (which tells the executor). Cancelling the whole swarm
 marks every waiting subtask CANCELLED (not SKIPPED) and stops the running
@@ -27,6 +37,7 @@ from opentelemetry import trace
 
 from swarmd.services.errors import NotFound
 from swarmd.services.orchestrator.attempts import AttemptReporter
+from swarmd.services.orchestrator.committed import CommittedWork, EarlyCommit
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
@@ -64,6 +75,7 @@ class SubtaskScheduler:
         self._wake = asyncio.Event()
         self._spans: dict[str, trace.Span] = {}
         self._span_end_ns: dict[str, int] = {}
+        self.committed = CommittedWork()
 
     def is_terminal(self, sid: str) -> bool:
         return self.run.states[sid].status in TERMINAL
@@ -100,7 +112,7 @@ class SubtaskScheduler:
                 if not self.ready or run.cancelling:
                     break
                 sid = self.ready.pop()
-                if self.is_terminal(sid):
+                if self.is_terminal(sid) or not self._still_ready(sid):
                     continue
                 why = run.ledger.exhausted()
                 if why:
@@ -121,9 +133,78 @@ class SubtaskScheduler:
         if self.tasks:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
+    # -- starting dependents from committed work ------------------------------
+
+    def committed_early(self, sid: str) -> EarlyCommit | None:
+        """The commit a running ``sid`` reported before its merge, None once it is terminal."""
+        return None if self.is_terminal(sid) else self.committed.get(sid)
+
+    def forget_commit(self, sid: str) -> None:
+        """A new attempt of ``sid`` began: its earlier commit is no base for dependents."""
+        self.committed.forget(sid)
+
+    def work_committed(self, sid: str, event: common_pb2.WorkCommitted) -> None:
+        """``sid`` committed its work: dependents waiting only on committed work may start."""
+        if self.tracker is None or self.tracker.run_anyway or self.run.cancelling or self.is_terminal(sid):
+            return
+        self.committed.record(sid, event)
+        for dependent in self.tracker.dependents(sid):
+            if self._early_ready(dependent):
+                self._make_ready(dependent)
+        self._wake.set()
+
+    def _early_ready(self, sid: str) -> bool:
+        assert self.tracker is not None and self.ready is not None
+        if self.is_terminal(sid) or sid in self.tasks or sid in self.ready:
+            return False
+        return self.committed.covers(self.tracker.waiting_on(sid))
+
+    def _still_ready(self, sid: str) -> bool:
+        """False (and BLOCKED again) when a commit it was readied on is void (a new attempt)."""
+        assert self.tracker is not None
+        if self.committed.covers(self.tracker.waiting_on(sid)):
+            return True
+        state = self.run.states[sid]
+        state.status = common_pb2.SUB_TASK_STATUS_BLOCKED
+        self.run.emit_update(state)
+        self.run.writer.save_subtask(state)
+        return False
+
+    def _requeue(self, sid: str, result: common_pb2.SubTaskResult) -> None:
+        """An early-started subtask was stopped to run again on its parents' final commits."""
+        assert self.tracker is not None and self.ready is not None
+        run = self.run
+        state = run.states[sid]
+        reporter = self.reporters.get(sid)
+        if reporter is not None:
+            reporter.close_attempt(result, result.failure_kind)
+        waiting = self.tracker.waiting_on(sid)
+        state.status = (
+            common_pb2.SUB_TASK_STATUS_BLOCKED
+            if waiting and not self.committed.covers(waiting)
+            else common_pb2.SUB_TASK_STATUS_PENDING
+        )
+        state.status_reason = "dispatched again: a dependency finished with another commit"
+        run.emit_update(state)
+        run.writer.save_subtask(state)
+        if state.status == common_pb2.SUB_TASK_STATUS_PENDING:
+            self.ready.push(sid)
+
+    def _make_ready(self, sid: str) -> None:
+        assert self.ready is not None
+        run = self.run
+        waiting = run.states[sid]
+        if waiting.status == common_pb2.SUB_TASK_STATUS_BLOCKED:
+            waiting.status = common_pb2.SUB_TASK_STATUS_PENDING
+            run.emit_update(waiting)
+            run.writer.save_subtask(waiting)
+        self.ready.push(sid)
+
     def _launch(self, sid: str) -> None:
         run = self.run
         config = run.config
+        assert self.tracker is not None
+        self.committed.launched(sid, self.tracker.waiting_on(sid))
         reporter = AttemptReporter(run, sid)
         # A resumed subtask continues its attempt count within its retry budget.
         first_attempt, retries_used = resumed_first_attempt(
@@ -187,6 +268,9 @@ class SubtaskScheduler:
             span.set_attribute("swarmd.steps", result.steps)
             if not result.success:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, result.error[:500]))
+            if self.committed.take_restart(sid):
+                self._requeue(sid, result)
+                return
             # The span ends when the swarm does, with this end time, so the
             # critical-path attribute can still be set on it.
             self._span_end_ns[sid] = time.time_ns()
@@ -295,17 +379,24 @@ class SubtaskScheduler:
         outcome = self.tracker.resolve(
             sid, state.status == common_pb2.SUB_TASK_STATUS_COMPLETED, finished
         )
+        self.committed.forget(sid)
         for ready in outcome.ready:
-            waiting = run.states[ready]
-            if waiting.status == common_pb2.SUB_TASK_STATUS_BLOCKED:
-                waiting.status = common_pb2.SUB_TASK_STATUS_PENDING
-                run.emit_update(waiting)
-                run.writer.save_subtask(waiting)
-            self.ready.push(ready)
+            if ready in self.tasks:  # started early, from sid's commit
+                dispatch = self.dispatches.get(ready)
+                if dispatch is not None and self.committed.started_on_another(
+                    ready, sid, state.result.merge.commit
+                ):
+                    self.committed.restart(ready)
+                    dispatch.cancel(f"dependency {sid} finished with another commit; dispatched again")
+                continue
+            self._make_ready(ready)
         word = common_pb2.SubTaskStatus.Name(state.status).removeprefix("SUB_TASK_STATUS_").lower()
         for skipped in outcome.skip:
             if self.is_terminal(skipped):
                 continue
+            dispatch = self.dispatches.get(skipped)
+            if dispatch is not None:  # started early from sid's commit, which did not land
+                dispatch.cancel(f"dependency {sid} {word}")
             self.finish(
                 skipped,
                 _result(

@@ -53,11 +53,14 @@ async def test_plan_runs_end_to_end(tmp_path: Path, calc_repo: Path, demo_plan: 
     kinds = [e.WhichOneof("kind") for e in events]
     assert kinds[0] in ("started", "decomposed") and kinds[-1] == "complete"
     assert kinds.count("agent_started") == 5 and kinds.count("merge_completed") == 4
-    # cli started only after both of its dependencies completed.
+    # cli started only once both of its dependencies had committed their work
+    # (not necessarily merged it), and merged only after both had merged.
+    kinds_seen = ("agent_started", "work_committed", "merge_completed")
     seq = {(e.WhichOneof("kind"), getattr(e, e.WhichOneof("kind")).subtask_id): e.sequence
-           for e in events if e.WhichOneof("kind") in ("agent_started", "agent_complete")}
-    assert seq[("agent_started", "cli")] > seq[("agent_complete", "ops")]
-    assert seq[("agent_started", "cli")] > seq[("agent_complete", "parser")]
+           for e in events if e.WhichOneof("kind") in kinds_seen}
+    for dep in ("ops", "parser"):
+        assert seq[("agent_started", "cli")] > seq[("work_committed", dep)]
+        assert seq[("merge_completed", "cli")] > seq[("merge_completed", dep)]
 
     stats = swarm.stats
     assert stats.subagents_completed == 5 and stats.subagents_failed == 0

@@ -25,7 +25,10 @@ permits            ``true``: AcquirePermit/ReportOutcome around each step
 rpc_error          ``unavailable``, ``deadline`` or ``invalid``: the executor
                    call itself fails with that status (for ``fail_attempts``
                    attempts, or always)
-commit             commit reported in ``result.merge.commit``
+commit             commit reported in ``result.merge.commit`` (``{attempt}``
+                   becomes the attempt number)
+committed          commit reported at once in a ``WorkCommitted`` event, as a
+                   mutating sub-agent does before its merge (``{attempt}`` too)
 =================  =========================================================
 
 Every attempt is written to :data:`JOURNAL` (start, end, requests) so tests
@@ -216,6 +219,16 @@ class FakeScriptedExecutor(Executor):
                     executor=self.name,
                 ),
             )
+            if "committed" in script:
+                yield _event(
+                    request.swarm_id,
+                    work_committed=common_pb2.WorkCommitted(
+                        subtask_id=sub.id,
+                        commit=script["committed"].replace("{attempt}", str(request.attempt)),
+                        output=script.get("output", f"output of {sub.name}"),
+                        attempt=request.attempt,
+                    ),
+                )
             if script.get("reserve") == "true" or script.get("permits") == "true":
                 channel = grpc.aio.insecure_channel(request.orchestrator_address)
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel) if channel else None
@@ -337,7 +350,7 @@ class FakeScriptedExecutor(Executor):
                 result.status = common_pb2.SUB_TASK_STATUS_COMPLETED
                 result.result = script.get("output", f"output of {sub.name}")
                 if "commit" in script:
-                    result.merge.commit = script["commit"]
+                    result.merge.commit = script["commit"].replace("{attempt}", str(request.attempt))
                 record.outcome = "success"
             yield executor_pb2.ExecuteSubTaskResponse(result=result)
         finally:

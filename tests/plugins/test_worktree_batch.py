@@ -12,6 +12,7 @@ import pytest
 from helpers import git
 
 from swarmd.plugins.runtime.worktree import Worktree, WorktreeManager
+from swarmd.plugins.runtime.worktree.fastmerge import changes_between
 from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
 
 
@@ -172,7 +173,8 @@ async def test_the_result_does_not_depend_on_finishing_order(tmp_path: Path) -> 
     assert len(trees) == 1
 
 
-async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path) -> None:
+@pytest.mark.parametrize("patch_first", [False, True], ids=["files-from-diff-tree", "files-from-the-patch"])
+async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path, patch_first: bool) -> None:
     (git_repo / "old.txt").write_text("old\n")
     (git_repo / "tool.sh").write_text("#!/bin/sh\n")
     git(git_repo, "add", "-A")
@@ -188,6 +190,15 @@ async def test_the_one_process_path_builds_what_merge_tree_builds(git_repo: Path
     (b.path / "tool.sh").chmod(0o755)
     (b.path / "link").symlink_to("tool.sh")
     a_sha, b_sha = await mgr.commit(a), await mgr.commit(b)
+    assert a_sha is not None and b_sha is not None
+    if patch_first:  # as the executor does: the patch's raw part lists the files for the merge
+        for wt, sha in ((a, a_sha), (b, b_sha)):
+            patch = await mgr.diff_against_base(wt, sha)
+            assert patch.startswith(b"diff --git ")
+            listed = mgr._changes[(wt.base_commit, sha)]
+            mgr._changes.clear()
+            assert listed == await changes_between(mgr, wt.base_commit, sha)
+            mgr._changes[(wt.base_commit, sha)] = listed
     # What git's own merges give, computed aside.
     expected = git(git_repo, "merge-tree", "--write-tree", a_sha, b_sha).split()[0]
     reports = await asyncio.gather(mgr.merge(a, a_sha), mgr.merge(b, b_sha))
@@ -208,3 +219,34 @@ async def test_a_file_where_another_merge_made_a_folder_conflicts(git_repo: Path
     assert sorted(r.outcome for r in reports) == ["conflicted", "merged"]
     loser = next(r for r in reports if r.outcome == "conflicted")
     assert git(git_repo, "rev-parse", loser.branch).strip() == loser.commit
+
+
+async def test_commit_and_merge_cost_few_git_processes_per_sub_agent(git_repo: Path) -> None:
+    """Counted, not timed: six git processes a sub-agent to commit, two to merge, plus a few a batch."""
+    from swarmd.plugins.runtime.worktree.git import SPAWNED
+
+    mgr = WorktreeManager(git_repo)
+    made = [await mgr.create("s", f"c{i:02d}") for i in range(20)]
+    for i, wt in enumerate(made):
+        (wt.path / f"c{i}.txt").write_text(f"{i}\n")
+    SPAWNED.clear()
+
+    async def commit(wt: Worktree) -> str:
+        sha = await mgr.commit(wt, "work")
+        assert sha is not None
+        assert f"{wt.subtask_id}.txt".replace("c0", "c", 1).encode() in await mgr.diff_against_base(wt, sha)
+        return sha
+
+    shas = await asyncio.gather(*(commit(wt) for wt in made))
+    # add, rev-parse, write-tree, commit-tree, update-ref; the patch's diff-tree.
+    assert sum(SPAWNED.values()) <= 6 * 20, dict(SPAWNED)
+    SPAWNED.clear()
+    reports = await asyncio.gather(*(mgr.merge(wt, sha) for wt, sha in zip(made, shas, strict=True)))
+    assert [r.outcome for r in reports] == ["merged"] * 20
+    batches = [m for m in git(git_repo, "reflog", "--format=%gs", "main").splitlines() if "swarmd: merge" in m]
+    # Per sub-agent: the status check before its worktree goes (the patch listed its
+    # files, commit() left its tip); per batch: planning, moving the checkout and
+    # branch, and one transaction deleting the batch's refs.
+    assert sum(SPAWNED.values()) <= 1 * 20 + 16 * len(batches), (dict(SPAWNED), len(batches))
+    assert not git(git_repo, "for-each-ref", "refs/heads/swarmd/", "refs/swarmd/bases/").strip()
+    assert not any((git_repo / ".swarmd" / "worktrees" / "s").glob("c*"))

@@ -50,6 +50,9 @@ async def merge_pod_work(
         for ref in refs.split():
             await git(repo, "update-ref", "-d", ref)
     patch = await manager.diff_against_base(worktree, commit)
+    pending = [d.commit for d in request.dependencies if d.merge_pending and d.commit]
+    if pending and request.workspace.auto_merge:
+        await manager.wait_landed(pending)  # never merged ahead of its dependencies
     report = await manager.merge(worktree, commit, auto_merge=request.workspace.auto_merge)
     path = report.worktree_path
     return report.to_proto(), patch, str(path) if path else ""

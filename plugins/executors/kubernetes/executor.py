@@ -208,6 +208,10 @@ class KubernetesExecutor(Executor):
                     outcome = outcomes.unscheduled(settings.schedule_timeout_secs)
                     break
                 if kind == "event":
+                    if value.WhichOneof("kind") == "work_committed":
+                        # The pod's commit is not in the user's repository until
+                        # it is brought back: no dependent may start from it yet.
+                        continue
                     yield executor_pb2.ExecuteSubTaskResponse(event=value)
                 elif kind == "cancel":
                     cancel_reason = value

@@ -14,6 +14,8 @@ The package, by concern:
 ``manager``    :class:`WorktreeManager`: create, commit, patch, merge, remove
 ``carryover``  continuing in the worktree of an interrupted attempt
 ``integrate``  merging in memory, a batch at a time, onto the user's branch
+``tidy``       removing merged worktrees and their refs without losing work
+``landed``     waiting until a dependency's commit is on the user's branch
 ``checkout``   whether and how the user's checkout may be moved
 ``inventory``  listing and pruning what swarmd left behind
 ``lazy``       lazy worktrees: when, creating one, writing it whole

@@ -30,8 +30,10 @@ _IN_PROGRESS = {
 
 async def not_mergeable_now(repo: RepoBase, top: Path) -> str:
     """Why nothing can be merged into the checkout now ("" when it can); ``{branch}`` to fill."""
-    args = [a for name in _IN_PROGRESS for a in ("--git-path", name)]
-    paths = (await repo._git("rev-parse", *args, cwd=top)).text.splitlines()
+    paths = repo._in_progress_paths
+    if paths is None:  # where git keeps them does not change: asked once
+        args = [a for name in _IN_PROGRESS for a in ("--git-path", name)]
+        paths = repo._in_progress_paths = (await repo._git("rev-parse", *args, cwd=top)).text.splitlines()
     for name, rel in zip(_IN_PROGRESS, paths, strict=True):
         if await asyncio.to_thread(os.path.lexists, top / rel):
             return (

@@ -26,7 +26,7 @@ from pathlib import Path
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 from swarmd.plugins.runtime.worktree.repo import RepoBase
 
-__all__ = ["Change", "Claims", "build_chain", "changes_between"]
+__all__ = ["Change", "Claims", "build_chain", "changes_between", "raw_and_patch", "split_raw"]
 
 _SCRATCH_REF = "refs/swarmd/integrate/"
 
@@ -42,17 +42,53 @@ class Change:
 
 
 async def changes_between(repo: RepoBase, a: str, b: str) -> builtins.list[Change]:
-    """Files changed from ``a`` to ``b`` with their new blobs (no rename detection)."""
+    """Files changed from ``a`` to ``b`` with their new blobs (no rename detection).
+
+    Known without a git call when :func:`raw_and_patch` listed them already.
+    """
+    known = repo._changes.get((a, b))
+    if known is not None:
+        return known
     run = await repo._git("diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
-    fields = run.out.split(b"\0")
+    return split_raw(run.out)[0]
+
+
+def split_raw(data: bytes) -> tuple[builtins.list[Change], bytes]:
+    """``diff-tree -z --raw`` output (optionally followed by a patch): changes, and the patch."""
     out: list[Change] = []
-    for i in range(0, len(fields) - 1, 2):
-        meta = fields[i].decode()
-        if not meta.startswith(":"):
-            break
-        _old_mode, new_mode, _old, new, status = meta[1:].split()
-        out.append(Change(os.fsdecode(fields[i + 1]), new_mode, new, status.startswith("D")))
-    return out
+    pos = 0
+    while data[pos : pos + 1] == b":":
+        meta_end = data.index(b"\0", pos)
+        path_end = data.index(b"\0", meta_end + 1)
+        _old_mode, new_mode, _old, new, status = data[pos + 1 : meta_end].decode().split()
+        path = os.fsdecode(data[meta_end + 1 : path_end])
+        out.append(Change(path, new_mode, new, status.startswith("D")))
+        pos = path_end + 1
+    if data[pos : pos + 1] == b"\0":  # between the raw records and the patch
+        pos += 1
+    return out, data[pos:]
+
+
+async def raw_and_patch(repo: RepoBase, a: str, b: str) -> bytes:
+    """The binary patch from ``a`` to ``b``; its list of changes is kept for the merge (one git call)."""
+    run = await repo._git(
+        "diff-tree",
+        "-r",
+        "-z",
+        "--patch-with-raw",
+        "--binary",
+        "--full-index",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        a,
+        b,
+    )
+    changes, patch = split_raw(run.out)
+    if len(repo._changes) > 1000:
+        repo._changes.clear()
+    repo._changes[(a, b)] = changes
+    return patch
 
 
 class Claims:

@@ -10,6 +10,7 @@ the results. Also here: the small text helpers the other modules share.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import re
@@ -46,6 +47,9 @@ _REPO_ENV = (
 )
 _LOCK_REASON = re.compile(r"swarmd: in use by pid (\d+) on (\S+)")
 _T = TypeVar("_T")
+
+#: git processes started by this process, per subcommand (profiling; never reset here).
+SPAWNED: collections.Counter[str] = collections.Counter()
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ async def run_git(
     env: dict[str, str] | None = None,
 ) -> GitRun:
     """Run one git command; raise :class:`WorktreeError` on failure when ``check``."""
+    SPAWNED[next((a for a in args if not a.startswith("-")), "")] += 1
     try:
         proc = await asyncio.create_subprocess_exec(
             "git",

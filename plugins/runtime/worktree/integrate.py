@@ -31,8 +31,9 @@ When step 2 refuses a batch of several, each of its merges is landed on its
 own, so only the sub-agents whose files overlap the user's edits fail, each
 with the overlapping files named. Once taken into a batch, a merge runs to
 completion even when its caller is cancelled (the cancellation is re-raised
-afterwards). After landing, each worktree is removed and its branch deleted
-in parallel, outside the lock.
+afterwards). After landing, the worktrees are removed in parallel and the
+batch's branches deleted in one transaction, outside the lock
+(:mod:`.tidy`).
 
 :func:`merge_back` is the one entry point.
 """
@@ -51,9 +52,8 @@ from swarmd.plugins.runtime.worktree import ledger
 from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
 from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
 from swarmd.plugins.runtime.worktree.git import names, truncate
+from swarmd.plugins.runtime.worktree.landed import notify_landed
 from swarmd.plugins.runtime.worktree.model import (
-    BASE_REF_PREFIX,
-    BRANCH_PREFIX,
     Conflict,
     MergeOutcome,
     MergeReport,
@@ -61,6 +61,7 @@ from swarmd.plugins.runtime.worktree.model import (
     WorktreeError,
 )
 from swarmd.plugins.runtime.worktree.repo import RepoBase
+from swarmd.plugins.runtime.worktree.tidy import delete_merged_refs, remove_merged_tree, tidy
 from swarmd.plugins.runtime.worktree.timing import record
 
 __all__ = ["merge_back"]
@@ -86,17 +87,19 @@ async def merge_back(
     request: _Request | None = None
     try:
         await repo.toplevel()
-        target, _, tip, changed = await asyncio.gather(
-            repo.current_branch(),
-            repo._git("worktree", "unlock", str(wt.path), check=False),
-            repo._ref(f"refs/heads/{wt.branch}"),
+        # The branch tip commit() left is known in this process: not asked again.
+        known_tip = commit is not None and repo._tips.get(wt.branch) == commit
+        _, tip, changed = await asyncio.gather(
+            repo._unlock_quick(wt.path),
+            asyncio.sleep(0, commit) if known_tip else repo._ref(f"refs/heads/{wt.branch}"),
             changes_between(repo, wt.base_commit, commit) if commit else asyncio.sleep(0, []),
         )
-        report.target_branch = target or ""
+        if commit is None or not auto_merge:
+            report.target_branch = await repo.current_branch() or ""
         if commit is None:
             report.summary = f"subtask {wt.subtask_id} changed nothing"
             async with repo._exclusive():
-                await _tidy(repo, wt, report, "it has uncommitted changes")
+                await tidy(repo, wt, report, "it has uncommitted changes")
             return report
         if tip is None or (tip != commit and not await repo._is_ancestor(commit, tip)):
             report.outcome = MergeOutcome.FAILED
@@ -110,7 +113,7 @@ async def merge_back(
                 f"branch {wt.branch} ({commit[:12]})"
             )
             async with repo._exclusive():
-                await _tidy(
+                await tidy(
                     repo, wt, report, "it has changes made after the commit", keep_branch=True
                 )
             return report
@@ -220,22 +223,30 @@ class _Integrator:
                 for request in batch:
                     request.future.cancel()
                 raise
-            for request in batch:
-                task = asyncio.get_running_loop().create_task(self._finish(request))
-                self._finishing.add(task)
-                task.add_done_callback(self._finishing.discard)
+            notify_landed(self.repo)
+            task = asyncio.get_running_loop().create_task(self._finish(batch))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
-    async def _finish(self, request: _Request) -> None:
-        """Tidy a landed merge's worktree and branch, then hand the report back."""
+    async def _finish(self, batch: builtins.list[_Request]) -> None:
+        """Tidy the landed merges' worktrees (in parallel) and refs (one transaction), then report."""
         try:
-            if request.merged_as:  # keep its branch unless its commit is on the target
-                async with self.repo._exclusive():
-                    await _tidy(self.repo, request.wt, request.report, "it has changes made after the commit")
-            elif request.report.outcome is MergeOutcome.MERGED:
-                await _tidy_merged(self.repo, request)
+            for request in batch:
+                if request.merged_as:  # keep its branch unless its commit is on the target
+                    async with self.repo._exclusive():
+                        await tidy(self.repo, request.wt, request.report, "it has changes made after the commit")
+            merged = [r for r in batch if r.report.outcome is MergeOutcome.MERGED and not r.merged_as]
+            removed = await asyncio.gather(
+                *(remove_merged_tree(self.repo, r.wt, r.report) for r in merged),
+                return_exceptions=True,
+            )
+            gone = [(r.wt, r.commit) for r, ok in zip(merged, removed, strict=True) if ok is True]
+            if gone:
+                await delete_merged_refs(self.repo, gone)
         finally:
-            if not request.future.done():
-                request.future.set_result(request.report)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_result(request.report)
 
     async def _land(self, batch: builtins.list[_Request]) -> None:
         """Merge ``batch`` onto the user's branch; every request gets its outcome."""
@@ -243,7 +254,9 @@ class _Integrator:
         top = await repo.toplevel()
         batch.sort(key=lambda r: (r.wt.swarm_id, r.wt.subtask_id, r.wt.attempt, r.commit))
         for _ in range(_MAX_RETRIES):
-            target = await repo.current_branch()
+            target, old = await _where(repo, top)
+            for r in batch:
+                r.report.target_branch = target or ""
             if not target:
                 for r in batch:
                     r.fail(
@@ -251,13 +264,12 @@ class _Integrator:
                         f"`git merge {r.wt.branch}`"
                     )
                 return
-            old = await _head(repo, top)
             final = await self._plan(top, target, old, batch)
             one_by_one = False
             async with repo._exclusive() as waited:
                 for r in batch:
                     r.lock_wait += waited
-                if await repo.current_branch() != target or await _head(repo, top) != old:
+                if await _where(repo, top) != (target, old):
                     continue  # the user committed (or switched) meanwhile: plan again
                 landing = [r for r in batch if r.report.outcome is MergeOutcome.NO_CHANGES]
                 why = await not_mergeable_now(repo, top)
@@ -309,7 +321,7 @@ class _Integrator:
             for r, merge in zip(fast, merges, strict=True):
                 r.merge = merge
             current = merges[-1]
-        current_tree = await repo.tree_hash(current)
+        current_tree = await repo.tree_hash(current) if slow else ""
         for r in slow:
             tree, conflicts, messages = await repo._merge_tree(current, r.commit, check=False)
             # An unchanged tree is the one case where ancestry needs asking.
@@ -396,8 +408,11 @@ def _settle(landed: builtins.list[_Request], target: str) -> None:
             r.report.summary = f"{r.wt.branch} was already merged into {target}"
 
 
-async def _head(repo: RepoBase, top: Path) -> str:
-    return (await repo._git("rev-parse", "--verify", "HEAD^{commit}", cwd=top)).text
+async def _where(repo: RepoBase, top: Path) -> tuple[str | None, str]:
+    """The user's branch (None when HEAD is detached) and HEAD's commit, in one git call."""
+    run = await repo._git("rev-parse", "HEAD^{commit}", "--symbolic-full-name", "HEAD", cwd=top)
+    head, ref = run.text.split()
+    return (ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None), head
 
 
 async def _report_conflicts(
@@ -460,38 +475,3 @@ async def _move_branch(
         else:
             r.fail(f"{target} moved while {r.wt.branch} was being merged; merge again")
     return False
-
-
-async def _tidy_merged(repo: RepoBase, r: _Request) -> None:
-    """After a merge landed: remove the worktree and delete its refs, a few git calls."""
-    wt, report = r.wt, r.report
-    gone = await repo._git("worktree", "remove", str(wt.path), check=False)
-    if gone.rc != 0:
-        async with repo._exclusive():  # missing or odd checkout: the careful path
-            await _tidy(repo, wt, report, "it has changes made after the commit")
-        return
-    report.worktree_path = None
-    with contextlib.suppress(OSError):
-        await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
-    base_ref = f"{BASE_REF_PREFIX}{wt.branch.removeprefix(BRANCH_PREFIX)}"
-    txn = f"delete refs/heads/{wt.branch} {r.commit}\ndelete {base_ref}\n"
-    deleted = await repo._git("update-ref", "--stdin", stdin=txn.encode(), check=False)
-    if deleted.rc != 0:  # the branch moved on after the commit: delete only what loses nothing
-        tip = await repo._ref(f"refs/heads/{wt.branch}")
-        if tip is not None and not await repo._has_unmerged_work(wt.branch, tip):
-            await repo._delete_branch(wt.branch)
-
-
-async def _tidy(
-    repo: RepoBase, wt: Worktree, report: MergeReport, why_kept: str, *, keep_branch: bool = False
-) -> None:
-    """Remove the worktree once its work is safe; a failure here only adds to the summary."""
-    try:
-        removed = await repo._remove_checkout(wt, keep_branch=keep_branch)
-    except WorktreeError as exc:
-        report.summary += f"; worktree {wt.path} kept: {exc}"
-        return
-    if removed:
-        report.worktree_path = None
-    else:
-        report.summary += f"; worktree {wt.path} kept: {why_kept}"

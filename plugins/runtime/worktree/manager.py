@@ -43,7 +43,8 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import carryover, integrate, inventory, lazy, ledger
+from swarmd.plugins.runtime.worktree import carryover, integrate, inventory, landed, lazy, ledger
+from swarmd.plugins.runtime.worktree.fastmerge import raw_and_patch
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -72,6 +73,10 @@ def _unregister(admin: Path, path: Path) -> None:
 _CLAIMED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[str]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+# (common git directory, base, dependency) -> the merged base commit: a function of its inputs.
+_BASES: dict[tuple[str, str, str], str] = {}
 
 
 class WorktreeManager(RepoBase):
@@ -218,9 +223,15 @@ class WorktreeManager(RepoBase):
     async def _merge_dependencies(self, base: str, deps: Sequence[str], subtask_id: str) -> str:
         current = base
         for dep in deps:
-            if await self._is_ancestor(dep, current):
+            known = _BASES.get((str(self._common), current, dep))
+            if known is not None:
+                current = known
                 continue
-            if await self._is_ancestor(current, dep):
+            # One merge-base answers both ancestry questions.
+            between = await self._git("merge-base", current, dep, check=False)
+            if between.rc == 0 and between.text == dep:
+                continue
+            if between.rc == 0 and between.text == current:
                 current = dep
                 continue
             tree, conflicts, messages = await self._merge_tree(current, dep)
@@ -237,7 +248,7 @@ class WorktreeManager(RepoBase):
                 "rev-list", "--no-walk", "--no-commit-header", "--format=%ct", current, dep
             )
             stamp = f"@{max(int(d) for d in dates.text.split())} +0000"
-            current = (
+            merged = (
                 await self._git(
                     "commit-tree",
                     "--no-gpg-sign",
@@ -251,6 +262,10 @@ class WorktreeManager(RepoBase):
                     env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
                 )
             ).text
+            if len(_BASES) > 10_000:
+                _BASES.clear()
+            _BASES[(str(self._common), current, dep)] = merged
+            current = merged
         return current
 
     async def _claim_slot(self, branch: str, path: Path) -> bool:
@@ -291,8 +306,10 @@ class WorktreeManager(RepoBase):
         """
         started = time.monotonic()
         await self._git("add", "-A", cwd=wt.path)
-        head, head_tree = (
-            await self._git("rev-parse", "HEAD", "HEAD^{tree}", cwd=wt.path)
+        head, head_tree, on = (
+            await self._git(
+                "rev-parse", "HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", cwd=wt.path
+            )
         ).text.split()
         tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
@@ -319,7 +336,10 @@ class WorktreeManager(RepoBase):
                 cwd=wt.path,
             )
             head = new
-        await self._sync_branch(wt, head)
+        if on != f"refs/heads/{wt.branch}":  # the agent left its branch
+            await self._sync_branch(wt, head)
+        self._tips[wt.branch] = head
+        self._known_commit(head)
         record("commit", wt.swarm_id, wt.subtask_id, time.monotonic() - started)
         return None if head == wt.base_commit else head
 
@@ -338,8 +358,6 @@ class WorktreeManager(RepoBase):
 
     # -- merge ---------------------------------------------------------------------
 
-    # -- merge ---------------------------------------------------------------------
-
     async def commit_and_merge(
         self, wt: Worktree, message: str = "", *, auto_merge: bool = True
     ) -> MergeReport:
@@ -355,6 +373,13 @@ class WorktreeManager(RepoBase):
         """
         return await integrate.merge_back(self, wt, commit, auto_merge=auto_merge, message=message)
 
+    async def wait_landed(self, commits: Sequence[str]) -> None:
+        """Wait until every commit of ``commits`` is on the user's branch.
+
+        See :func:`swarmd.plugins.runtime.worktree.landed.wait_landed`.
+        """
+        await landed.wait_landed(self, commits)
+
     # -- patches ---------------------------------------------------------------------
 
     async def diff_against_base(self, wt: Worktree, commit: str | None = None) -> bytes:
@@ -368,18 +393,7 @@ class WorktreeManager(RepoBase):
             head = await self._ref(f"refs/heads/{wt.branch}")
         if head is None:
             raise WorktreeError(f"branch {wt.branch} does not exist; pass the commit")
-        run = await self._git(
-            "diff-tree",
-            "-p",
-            "--binary",
-            "--full-index",
-            "--no-renames",
-            "--no-ext-diff",
-            "--no-textconv",
-            wt.base_commit,
-            head,
-        )
-        return run.out
+        return await raw_and_patch(self, wt.base_commit, head)
 
     async def apply_patch(self, wt: Worktree, patch: bytes) -> bool:
         """Apply a :meth:`diff_against_base` patch to the worktree's files.

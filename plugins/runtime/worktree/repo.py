@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from swarmd.plugins.runtime.worktree.git import (
     GitRun,
@@ -62,6 +63,12 @@ class RepoBase:
         self._top: Path | None = None
         self._common: Path | None = None
         self._excluded = False
+        #: Branch tips this object's commit() left (the merge need not ask again).
+        self._tips: dict[str, str] = {}
+        #: Where git marks a merge, rebase... in progress (``checkout.not_mergeable_now``).
+        self._in_progress_paths: builtins.list[str] | None = None
+        #: (base, commit) -> the files changed, when a patch already listed them.
+        self._changes: dict[tuple[str, str], builtins.list[Any]] = {}
 
     # -- basics ------------------------------------------------------------------
 
@@ -136,6 +143,13 @@ class RepoBase:
             known.clear()
         known.add(run.text)
         return run.text
+
+    def _known_commit(self, commit: str) -> None:
+        """Remember a full commit id made or seen here (no need to resolve it again)."""
+        known = _COMMITS.setdefault(str(self._common), set())
+        if len(known) > 10_000:
+            known.clear()
+        known.add(commit)
 
     async def _is_ancestor(self, a: str, b: str) -> bool:
         run = await self._git("merge-base", "--is-ancestor", a, b, check=False)
@@ -254,6 +268,42 @@ class RepoBase:
                     )
                 )
         return entries
+
+    def _admin_dir(self, path: Path) -> Path | None:
+        """The administrative folder of the worktree at ``path`` when it is where git puts it."""
+        try:
+            text = (path / ".git").read_text()
+        except OSError:
+            return None
+        if not text.startswith("gitdir: ") or self._common is None:
+            return None
+        admin = Path(text[len("gitdir: ") :].strip())
+        if admin.parent != self._common / "worktrees" or not admin.is_dir():
+            return None
+        return admin
+
+    async def _unlock_quick(self, path: Path) -> None:
+        """Unlock the worktree at ``path`` without a git process when its layout is plain.
+
+        ``git worktree unlock`` only deletes ``<admin>/locked``; the admin
+        folder is named by the worktree's ``.git`` file. Anything unusual
+        goes to git.
+        """
+
+        def unlink() -> bool:
+            admin = self._admin_dir(path)
+            if admin is None:
+                return False
+            try:
+                (admin / "locked").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+            return True
+
+        if not await asyncio.to_thread(unlink):
+            await self._git("worktree", "unlock", str(path), check=False)
 
     async def _unlock(self, path: Path) -> None:
         entry = next((e for e in await self._worktree_entries() if e.path == path), None)

@@ -721,6 +721,20 @@ class CacheLookup(_message.Message):
     key: str
     def __init__(self, subtask_id: _Optional[str] = ..., hit: _Optional[bool] = ..., key: _Optional[str] = ...) -> None: ...
 
+class WorkCommitted(_message.Message):
+    __slots__ = ("subtask_id", "commit", "branch", "output", "attempt")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    commit: str
+    branch: str
+    output: str
+    attempt: int
+    def __init__(self, subtask_id: _Optional[str] = ..., commit: _Optional[str] = ..., branch: _Optional[str] = ..., output: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
 class RateLimited(_message.Message):
     __slots__ = ("subtask_id", "key", "waited_ms", "http_status")
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -786,7 +800,7 @@ class StreamHeartbeat(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class SwarmEvent(_message.Message):
-    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited")
+    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited", "work_committed")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -809,6 +823,7 @@ class SwarmEvent(_message.Message):
     MERGE_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     CACHE_LOOKUP_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
+    WORK_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     sequence: int
     time: _timestamp_pb2.Timestamp
@@ -831,4 +846,5 @@ class SwarmEvent(_message.Message):
     merge_completed: MergeCompleted
     cache_lookup: CacheLookup
     rate_limited: RateLimited
-    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ...) -> None: ...
+    work_committed: WorkCommitted
+    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ..., work_committed: _Optional[_Union[WorkCommitted, _Mapping]] = ...) -> None: ...

@@ -8,20 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DependencyResult(_message.Message):
-    __slots__ = ("subtask_id", "name", "result", "success", "error", "commit")
+    __slots__ = ("subtask_id", "name", "result", "success", "error", "commit", "merge_pending")
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    MERGE_PENDING_FIELD_NUMBER: _ClassVar[int]
     subtask_id: str
     name: str
     result: str
     success: bool
     error: str
     commit: str
-    def __init__(self, subtask_id: _Optional[str] = ..., name: _Optional[str] = ..., result: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., commit: _Optional[str] = ...) -> None: ...
+    merge_pending: bool
+    def __init__(self, subtask_id: _Optional[str] = ..., name: _Optional[str] = ..., result: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., commit: _Optional[str] = ..., merge_pending: _Optional[bool] = ...) -> None: ...
 
 class Workspace(_message.Message):
     __slots__ = ("repo_path", "base_commit", "worktree", "auto_merge", "branch")
