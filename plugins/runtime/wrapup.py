@@ -3,6 +3,9 @@
 After the agent loop (or a cache hit), :func:`wrap_up` decides what happens
 to the worktree: a completed attempt is committed, its patch attached and
 merged back (a conflicted or failed merge makes the result unsuccessful); a
+completed one that changed no tracked file but wrote files git ignores is
+kept, with a warning naming them (or, with ``worktree.commit_ignored``, those
+files are committed and merged like any other work); a
 failed one is unlocked for a retry to reuse (kept when it holds work); a
 cancelled one is kept as it is. A cancel arriving during the merge of
 finished work does not undo it. :class:`Finish` collects the pieces of the
@@ -15,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from swarmd.plugins.runtime import ignored
 from swarmd.plugins.runtime.loop import LoopOutcome, OutcomeKind
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -55,6 +60,7 @@ class Finish:
     cache_key: str = ""
     base_tree: str = ""
     cached: bool = False
+    warnings: list[common_pb2.SwarmWarning] = field(default_factory=list)
 
 
 STATUS = {
@@ -85,8 +91,14 @@ async def wrap_up(
     worktree: Any,
     outcome: LoopOutcome,
     cancel: CancelToken,
+    *,
+    commit_ignored: bool = False,
 ) -> Finish:
-    """Bring the work back (success) or leave it safely in place (anything else)."""
+    """Bring the work back (success) or leave it safely in place (anything else).
+
+    ``commit_ignored``: commit files git ignores when they are all the
+    sub-agent wrote (otherwise they are kept in the worktree, with a warning).
+    """
     finish = Finish(outcome, status=STATUS[outcome.kind])
     if worktree is None:
         finish.merge = common_pb2.MergeResult(
@@ -101,7 +113,7 @@ async def wrap_up(
         if outcome.kind is OutcomeKind.COMPLETED:
             # The agent finished: a cancel arriving now does not undo the work,
             # so the merge is allowed to complete and its result reported.
-            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish))
+            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish, commit_ignored))
             try:
                 await asyncio.shield(merging)
             except asyncio.CancelledError:
@@ -135,7 +147,11 @@ async def wrap_up(
 
 
 async def merge_back(
-    request: executor_pb2.ExecuteSubTaskRequest, manager: Any, worktree: Any, finish: Finish
+    request: executor_pb2.ExecuteSubTaskRequest,
+    manager: Any,
+    worktree: Any,
+    finish: Finish,
+    commit_ignored: bool = False,
 ) -> None:
     subtask = request.subtask
     title = (subtask.instruction.strip().splitlines() or [""])[0]
@@ -143,6 +159,15 @@ async def merge_back(
         title = title[:72].rsplit(" ", 1)[0] + "..."
     message = f"{subtask.name or subtask.id}: {title}".strip()
     commit = await manager.commit(worktree, message)
+    if commit is None:
+        timeout = float(getattr(manager, "git_timeout", 60.0))
+        left = await ignored.ignored_paths(Path(worktree.path), timeout=timeout)
+        if left and commit_ignored:
+            await ignored.force_add(Path(worktree.path), left, timeout=timeout)
+            commit = await manager.commit(worktree, message)
+        elif left:
+            await _keep_ignored(request, worktree, finish, left, timeout)
+            return
     if commit:
         try:
             patch = await manager.diff_against_base(worktree, commit)
@@ -171,3 +196,17 @@ async def merge_back(
         finish.outcome.error = f"{what}: {report.summary}"
         finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
         finish.status = common_pb2.SUB_TASK_STATUS_FAILED
+
+
+async def _keep_ignored(
+    request: executor_pb2.ExecuteSubTaskRequest, worktree: Any, finish: Finish, paths: list[str], timeout: float
+) -> None:
+    """Nothing to commit but ignored files: keep the worktree and say so, merge nothing."""
+    path = Path(worktree.path)
+    text = ignored.describe(request.subtask.id, paths, path)
+    await ignored.keep_worktree(path, request.subtask.id, timeout=timeout)
+    finish.merge = common_pb2.MergeResult(
+        outcome=common_pb2.MERGE_OUTCOME_NO_CHANGES, branch=str(worktree.branch), summary=text
+    )
+    finish.worktree_path = str(path)
+    finish.warnings.append(common_pb2.SwarmWarning(code=ignored.IGNORED_CODE, message=text, subtask_id=request.subtask.id))
