@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.sdk.trace import SpanProcessor
 
 from swarmd.plugins.manager import Plugins, load_plugins
+from swarmd.services import memdebug
 from swarmd.services._host import ServiceHost, run_until_signalled
 from swarmd.services.config import Settings, TlsSettings
 from swarmd.services.telemetry import Telemetry
@@ -64,6 +65,7 @@ async def serve(kind: str, settings: Settings, plugins: Plugins | None = None) -
     """Run one service until SIGTERM/SIGINT, then shut it down gracefully."""
     host, _service = await build_service(kind, settings, plugins)
     await host.start()
+    memdebug.install_from_env(kind)
     print(f"swarmd {kind} listening on {host.address}", flush=True)
     await run_until_signalled([host])
 

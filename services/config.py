@@ -152,6 +152,15 @@ class OrchestratorSettings(ServerSettings):
         128, ge=1, description="Model calls a fresh rate governor lets through at once (halved on each 429)."
     )
     governor_max_concurrency: int = Field(256, ge=1, description="Most model calls one governor lets through at once.")
+    governor_max_idle_keys: int = Field(
+        256,
+        ge=0,
+        description=(
+            "Rate governors kept for keys nobody uses at the moment (no permit out, nobody waiting, no "
+            "pause, no live swarm); beyond that the least recently used are forgotten, so calls with "
+            "ever new keys cannot grow the orchestrator's memory without bound."
+        ),
+    )
     governor_pause_ceiling_secs: float = Field(
         60.0,
         gt=0,

@@ -142,6 +142,8 @@ async def run_attempt(
         span.set_attribute("swarmd.tool_calls", outcome.tool_calls)
         if not success:
             span.set_status(trace.Status(trace.StatusCode.ERROR, outcome.error[:200]))
+    for warning in finish.warnings:
+        events.warning(warning.code, warning.message)
     if finish.merge.outcome != common_pb2.MERGE_OUTCOME_UNSPECIFIED and finish.merge.outcome != (
         common_pb2.MERGE_OUTCOME_NOT_APPLICABLE
     ):
@@ -237,7 +239,7 @@ async def _attempt(
     key, base_tree, cached = await _cache_lookup(request, runtime, settings, repo, manager, worktree, events)
     if cached is not None:
         outcome = LoopOutcome(OutcomeKind.COMPLETED, output=cached.result)
-        finish = await wrap_up(request, manager, worktree, outcome, cancel, events)
+        finish = await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
         finish.cache_key, finish.base_tree, finish.cached = key, base_tree, finish.outcome.success
         return finish
 
@@ -253,10 +255,10 @@ async def _attempt(
         )
     except ProviderError as exc:
         outcome = _failed(str(exc))
-        return await wrap_up(request, manager, worktree, outcome, cancel, events)
+        return await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
     except Exception as exc:  # a provider's constructor rejecting its options
         outcome = _failed(f"cannot create model provider for {config.model!r}: {type(exc).__name__}: {exc}")
-        return await wrap_up(request, manager, worktree, outcome, cancel, events)
+        return await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
 
     try:
         if settings.sandbox.mode != "off":
@@ -279,7 +281,7 @@ async def _attempt(
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", config.model)
-    finish = await wrap_up(request, manager, worktree, outcome, cancel, events)
+    finish = await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
     finish.cache_key, finish.base_tree = key, base_tree
     return finish
 

@@ -31,6 +31,10 @@ lets swarms choose their network access adds ``bash.network`` to
     how new worktrees are checked out: ``worktree.checkout`` (``auto``,
     ``full`` or ``lazy``) and ``worktree.lazy_threshold`` (2000 files); see
     :mod:`swarmd.plugins.runtime.worktree.lazy`.
+    ``worktree.commit_ignored`` (false): when a sub-agent changed no tracked
+    file but wrote files git ignores, commit those (``git add -f``) and merge
+    them; when false they are kept in the sub-agent's worktree and the result
+    warns about them.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ _NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
 )
 _ZERO_OK = frozenset({"max_output_tokens", "temperature", "price_prompt_per_mtok", "price_completion_per_mtok"})
 
+_FLAGS = {"": False, "false": False, "0": False, "no": False, "true": True, "1": True, "yes": True}
+
 
 class SettingsError(ValueError):
     """An executor option has a bad value."""
@@ -82,6 +88,7 @@ class RuntimeSettings:
     rpc_timeout_secs: float = 30.0
     tool_timeout_secs: float = DEFAULT_TOOL_TIMEOUT_SECS
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+    commit_ignored: bool = False
 
     @classmethod
     def resolve(cls, service: Mapping[str, str], swarm: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -98,6 +105,10 @@ class RuntimeSettings:
         if swarm_url and swarm_url != service.get("provider.base_url"):
             out.provider_options["use_env_key"] = "false"
         out.record_path = merged.get("record") or merged.get("record_path") or None
+        flag = merged.get("worktree.commit_ignored", "").strip().lower()
+        if flag not in _FLAGS:
+            raise SettingsError(f"executor option worktree.commit_ignored={flag!r} is not true or false")
+        out.commit_ignored = _FLAGS[flag]
         for name, kind in _NUMBERS:
             raw = merged.get(name)
             if raw is None or raw == "":

@@ -5,7 +5,10 @@ to the worktree: a completed attempt is committed (announced at once with a
 ``WorkCommitted`` event, so dependents may start from the commit), its patch
 attached and merged back (a conflicted or failed merge makes the result
 unsuccessful); a failed one is unlocked for a retry to reuse (kept when it
-holds work); a cancelled one is kept as it is. A subtask started from
+holds work); a completed one that changed no tracked file but wrote files git
+ignores is kept, with a warning naming them (or, with
+``worktree.commit_ignored``, those files are committed and merged like any
+other work); a cancelled one is kept as it is. A subtask started from
 dependencies whose merges had not landed (``merge_pending``) waits for them
 before merging; a cancel during that wait stops it with the work committed
 on its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
@@ -18,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from swarmd.plugins.runtime import ignored
 from swarmd.plugins.runtime.events import EventEmitter
 from swarmd.plugins.runtime.loop import LoopOutcome, OutcomeKind
 from swarmd.v1 import common_pb2, executor_pb2
@@ -59,6 +64,7 @@ class Finish:
     cache_key: str = ""
     base_tree: str = ""
     cached: bool = False
+    warnings: list[common_pb2.SwarmWarning] = field(default_factory=list)
 
 
 STATUS = {
@@ -90,8 +96,14 @@ async def wrap_up(
     outcome: LoopOutcome,
     cancel: CancelToken,
     events: EventEmitter | None = None,
+    *,
+    commit_ignored: bool = False,
 ) -> Finish:
-    """Bring the work back (success) or leave it safely in place (anything else)."""
+    """Bring the work back (success) or leave it safely in place (anything else).
+
+    ``commit_ignored``: commit files git ignores when they are all the
+    sub-agent wrote (otherwise they are kept in the worktree, with a warning).
+    """
     finish = Finish(outcome, status=STATUS[outcome.kind])
     landing = _Landing()
     if worktree is None:
@@ -107,7 +119,7 @@ async def wrap_up(
         if outcome.kind is OutcomeKind.COMPLETED:
             # The agent finished: a cancel arriving now does not undo the work,
             # so the merge is allowed to complete and its result reported.
-            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish, events, landing))
+            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish, events, landing, commit_ignored))
             try:
                 await asyncio.shield(merging)
             except asyncio.CancelledError:
@@ -160,6 +172,7 @@ async def merge_back(
     finish: Finish,
     events: EventEmitter | None = None,
     landing: _Landing | None = None,
+    commit_ignored: bool = False,
 ) -> None:
     subtask = request.subtask
     title = (subtask.instruction.strip().splitlines() or [""])[0]
@@ -167,6 +180,15 @@ async def merge_back(
         title = title[:72].rsplit(" ", 1)[0] + "..."
     message = f"{subtask.name or subtask.id}: {title}".strip()
     commit = await manager.commit(worktree, message)
+    if commit is None:
+        timeout = float(getattr(manager, "git_timeout", 60.0))
+        left = await ignored.ignored_paths(Path(worktree.path), timeout=timeout)
+        if left and commit_ignored:
+            await ignored.force_add(Path(worktree.path), left, timeout=timeout)
+            commit = await manager.commit(worktree, message)
+        elif left:
+            await _keep_ignored(request, worktree, finish, left, timeout)
+            return
     if events is not None:
         # Dependents may start from this commit now, before the merge lands.
         events.work_committed(
@@ -210,3 +232,17 @@ async def merge_back(
         finish.outcome.error = f"{what}: {report.summary}"
         finish.outcome.failure_kind = common_pb2.FAILURE_KIND_PERMANENT
         finish.status = common_pb2.SUB_TASK_STATUS_FAILED
+
+
+async def _keep_ignored(
+    request: executor_pb2.ExecuteSubTaskRequest, worktree: Any, finish: Finish, paths: list[str], timeout: float
+) -> None:
+    """Nothing to commit but ignored files: keep the worktree and say so, merge nothing."""
+    path = Path(worktree.path)
+    text = ignored.describe(request.subtask.id, paths, path)
+    await ignored.keep_worktree(path, request.subtask.id, timeout=timeout)
+    finish.merge = common_pb2.MergeResult(
+        outcome=common_pb2.MERGE_OUTCOME_NO_CHANGES, branch=str(worktree.branch), summary=text
+    )
+    finish.worktree_path = str(path)
+    finish.warnings.append(common_pb2.SwarmWarning(code=ignored.IGNORED_CODE, message=text, subtask_id=request.subtask.id))

@@ -104,6 +104,12 @@ class GovernorRegistry:
     only its own governors and a key's warnings reach the swarms that use it.
     ``on_warning(key, code, message)`` hears when a response makes a key's
     callers wait beyond ``pause_ceiling_s``.
+
+    Keys come from clients, so their number is not ours to bound: at most
+    ``max_idle_keys`` governors are kept beyond those in use (a permit out,
+    a caller waiting, a pause running, or a key of a swarm not forgotten);
+    past that, the least recently used idle governors are dropped. A key
+    used again later starts afresh, as a new key does.
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class GovernorRegistry:
         max_pause_s: float = 900.0,
         pause_ceiling_s: float = 60.0,
         on_warning: WarningSink | None = None,
+        max_idle_keys: int = 256,
     ) -> None:
         self.settings = GovernorSettings(
             initial_concurrency=initial_concurrency,
@@ -143,12 +150,16 @@ class GovernorRegistry:
         self._wall_clock = wall_clock
         self._on_warning = on_warning
         self._governors: dict[GovernorKey, RateGovernor] = {}
+        self._used: dict[GovernorKey, None] = {}  # least recently used first
         self._swarm_keys: dict[str, dict[GovernorKey, None]] = {}
+        self.max_idle_keys = max(0, max_idle_keys)
         self._closed = False
 
     def governor(self, key: GovernorKey) -> RateGovernor:
         """The governor of ``key``, created on first use."""
         gov = self._governors.get(key)
+        self._used.pop(key, None)
+        self._used[key] = None
         if gov is None:
             if self._closed:
                 raise GovernorClosed("rate governors are closed")
@@ -162,7 +173,26 @@ class GovernorRegistry:
                 on_warning=self._on_warning,
             )
             self._governors[key] = gov
+            self._forget_idle(keep=key)
         return gov
+
+    def _forget_idle(self, keep: GovernorKey) -> None:
+        """Drop the least recently used idle governors beyond ``max_idle_keys``."""
+        if len(self._governors) <= self.max_idle_keys + 1:
+            return
+        claimed = {k for keys in self._swarm_keys.values() for k in keys}
+        idle = [
+            k
+            for k in self._used
+            if k != keep
+            and k not in claimed
+            and not self._governors[k].waiting
+            and not self._governors[k].in_flight
+            and not self._governors[k].pause_remaining()
+        ]
+        for k in idle[: max(0, len(idle) - self.max_idle_keys)]:
+            del self._governors[k]
+            del self._used[k]
 
     def _note_swarm(self, swarm_id: str, key: GovernorKey) -> None:
         if swarm_id:

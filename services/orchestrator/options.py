@@ -37,6 +37,7 @@ CLIENT_OPTIONS = frozenset(
         "provider.timeout",
         "provider.max_tokens_param",
         "provider.tool_choice",
+        "worktree.commit_ignored",
     }
 )
 #: The recording options (confined to the repository's ``.swarmd/``).

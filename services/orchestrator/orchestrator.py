@@ -92,6 +92,7 @@ class Orchestrator:
                     settings.governor_initial_concurrency, settings.governor_max_concurrency
                 ),
                 max_concurrency=settings.governor_max_concurrency,
+                max_idle_keys=settings.governor_max_idle_keys,
                 pause_ceiling_s=settings.governor_pause_ceiling_secs,
                 max_pause_s=settings.governor_max_pause_secs,
                 on_warning=self._rate_limit_warning,
@@ -253,7 +254,10 @@ class Orchestrator:
                 or state == common_pb2.SWARM_STATE_UNSPECIFIED
             ):
                 raise InvalidArgument(f"states: {state} is not a swarm state")
-        stored = await self.store.list_swarms(states, limit=size + 1, offset=offset)
+        # One more than the page tells whether another follows; the store's own
+        # limit is the same 1000, so a full-size page asks for exactly 1000 and
+        # offers a next page whenever it came back full.
+        stored = await self.store.list_swarms(states, limit=min(size + 1, _MAX_PAGE), offset=offset)
         response = orchestrator_pb2.ListSwarmsResponse()
         for swarm in stored[:size]:
             run = self._runs.get(swarm.id)
@@ -262,7 +266,7 @@ class Orchestrator:
             if states and swarm.state not in states:
                 continue
             response.swarms.append(self._summary(swarm))
-        if len(stored) > size:
+        if len(stored) > size or len(stored) == size == _MAX_PAGE:
             response.next_page_token = str(offset + size)
         return response
 

@@ -105,17 +105,18 @@ class SpendDesk:
         )
         usage = request.usage
         tokens = usage.total_tokens or (usage.prompt_tokens + usage.completion_tokens)
+        # Usage is recorded even for a swarm that is finishing: it was spent.
+        # Only a live swarm's key is noted: any other id is the caller's word.
+        run = self._live(request.swarm_id) if request.swarm_id else None
         retry_after_ms = self.governor.report(
             request.permit_id,
             key,
             request.outcome,
             request.http_status,
             dict(request.headers),
-            swarm_id=request.swarm_id,
+            swarm_id=request.swarm_id if run is not None else "",
             tokens_used=tokens,
         )
-        # Usage is recorded even for a swarm that is finishing: it was spent.
-        run = self._live(request.swarm_id) if request.swarm_id else None
         if run is not None:
             cost = request.cost_usd
             if not cost and key is not None:

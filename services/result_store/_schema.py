@@ -139,6 +139,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "persist the cache's hit, miss, eviction and expiry counters (they lived in memory and "
+        "were lost with each store process, so an embedded `swarmd cache stats` always saw 0)",
+        (
+            """
+            CREATE TABLE cache_counters (
+                id              INTEGER PRIMARY KEY CHECK (id = 1),  -- exactly one row
+                hits            INTEGER NOT NULL DEFAULT 0,
+                misses          INTEGER NOT NULL DEFAULT 0,
+                evictions       INTEGER NOT NULL DEFAULT 0,
+                expired_removed INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "INSERT INTO cache_counters (id) VALUES (1)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

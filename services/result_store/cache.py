@@ -6,8 +6,11 @@ the entry) and honours both a maximum entry count and a maximum byte size.
 
 Recency is an integer tick (``MAX(lru_tick) + 1``) rather than a timestamp,
 so entries touched within the same clock tick still have a strict order.
-Hit/miss/eviction counters are kept in memory since the store started; the
-sizes come from the table.
+Hit/miss/eviction/expiry counters live in the database (``cache_counters``,
+one row, updated in the same transaction as the lookup or removal it counts),
+so they add up over every process that used the file: an embedded
+``swarmd cache stats`` sees the lookups of the runs before it. Clearing the
+cache removes entries, not the counters. The sizes come from the table.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from swarmd.services.result_store._validate import check_ttl, preview
 from swarmd.v1 import common_pb2
 from swarmd.v1.result_store_pb2 import CacheEntry
 
-__all__ = ["CacheCounters", "ResultCache"]
+__all__ = ["CacheCounters", "ResultCache", "read_counters"]
 
 _KEY = re.compile(r"[0-9a-fA-F]{1,128}")
 _COLUMNS = (
@@ -38,12 +41,35 @@ _NEXT_TICK = "(SELECT COALESCE(MAX(lru_tick), 0) + 1 FROM cache_entries)"
 
 @dataclass
 class CacheCounters:
-    """What happened to lookups and entries since the store started."""
+    """What happened to lookups and entries since the database was created."""
 
     hits: int = 0
     misses: int = 0
     evictions: int = 0
     expired_removed: int = 0
+
+
+_COUNTERS = ("hits", "misses", "evictions", "expired_removed")
+
+
+async def _count(conn: aiosqlite.Connection, **add: int) -> None:
+    """Add to the persisted counters (inside the caller's write transaction)."""
+    add = {name: n for name, n in add.items() if n}
+    if not add:
+        return
+    unknown = set(add) - set(_COUNTERS)
+    if unknown:
+        raise ValueError(f"no such cache counter: {', '.join(sorted(unknown))}")
+    assignments = ", ".join(f"{name} = {name} + ?" for name in add)  # names from _COUNTERS only
+    await conn.execute(f"UPDATE cache_counters SET {assignments} WHERE id = 1", tuple(add.values()))
+
+
+async def read_counters(conn: aiosqlite.Connection) -> CacheCounters:
+    """The persisted counters."""
+    rows = list(await conn.execute_fetchall(f"SELECT {', '.join(_COUNTERS)} FROM cache_counters WHERE id = 1"))
+    if not rows:
+        return CacheCounters()
+    return CacheCounters(*(int(v) for v in rows[0]))
 
 
 def _check_cache_key(key: str) -> str:
@@ -98,7 +124,6 @@ class ResultCache:
         self.default_ttl_secs = default_ttl_secs
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.counters = CacheCounters()
 
     def _now_us(self) -> int:
         return int(self._clock() * 1_000_000)
@@ -118,10 +143,13 @@ class ResultCache:
                 )
             )
             if not rows:
+                await _count(conn, misses=1)
                 return None, False
             if rows[0]["expires_at_us"] <= now:
                 await conn.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
+                await _count(conn, misses=1, expired_removed=1)
                 return None, True
+            await _count(conn, hits=1)
             await conn.execute(
                 f"UPDATE cache_entries SET last_access_at_us = ?, lru_tick = {_NEXT_TICK} WHERE key = ?",
                 (now, key),
@@ -131,12 +159,7 @@ class ResultCache:
             return entry, False
 
         entry, expired = await self._db.run(work, write=True)
-        if entry is None:
-            self.counters.misses += 1
-        else:
-            self.counters.hits += 1
         if expired:
-            self.counters.expired_removed += 1
             await self._db.vacuum()
         return entry
 
@@ -189,11 +212,11 @@ class ResultCache:
                 """,
                 row,
             )
-            return expired, await self._evict(conn, keep=key)
+            evicted = await self._evict(conn, keep=key)
+            await _count(conn, expired_removed=expired, evictions=evicted)
+            return expired, evicted
 
         expired, evicted = await self._db.run(work, write=True)
-        self.counters.expired_removed += expired
-        self.counters.evictions += evicted
         if expired or evicted:
             await self._db.vacuum()
         return evicted
@@ -221,16 +244,15 @@ class ResultCache:
         return len(victims)
 
     async def stats(self) -> common_pb2.CacheStats:
-        async def work(conn: aiosqlite.Connection) -> tuple[int, int]:
+        async def work(conn: aiosqlite.Connection) -> tuple[int, int, CacheCounters]:
             rows = list(
                 await conn.execute_fetchall(
                     "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM cache_entries"
                 )
             )
-            return int(rows[0][0]), int(rows[0][1])
+            return int(rows[0][0]), int(rows[0][1]), await read_counters(conn)
 
-        entries, total = await self._db.run(work)
-        c = self.counters
+        entries, total, c = await self._db.run(work)
         lookups = c.hits + c.misses
         return common_pb2.CacheStats(
             hits=c.hits,
@@ -258,10 +280,12 @@ class ResultCache:
         now = self._now_us()
 
         async def work(conn: aiosqlite.Connection) -> int:
-            return (
-                await conn.execute("DELETE FROM cache_entries WHERE expires_at_us <= ?", (now,))
-            ).rowcount
+            removed = int(
+                (
+                    await conn.execute("DELETE FROM cache_entries WHERE expires_at_us <= ?", (now,))
+                ).rowcount
+            )
+            await _count(conn, expired_removed=removed)
+            return removed
 
-        removed = await self._db.run(work, write=True)
-        self.counters.expired_removed += removed
-        return removed
+        return await self._db.run(work, write=True)

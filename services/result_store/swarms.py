@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 import aiosqlite
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from swarmd.services.errors import InvalidArgument, NotFound
 from swarmd.services.result_store._db import Database
@@ -25,12 +26,18 @@ from swarmd.services.result_store._validate import (
     check_non_negative,
     check_times,
 )
-from swarmd.v1.common_pb2 import SubTaskState, Swarm
+from swarmd.v1.common_pb2 import SubTaskState, SubTaskStatus, Swarm, SwarmState
 
 __all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "SwarmStates"]
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
+
+
+def _check_known(field: str, value: int, enum: EnumTypeWrapper) -> None:
+    """Refuse an enum number this version does not define (it could never be listed by state)."""
+    if value not in enum.values():
+        raise InvalidArgument(f"{field}: {value} is not a {enum.DESCRIPTOR.name} value")
 
 
 def _merge(blob: bytes, overrides: Sequence[bytes]) -> Swarm:
@@ -79,9 +86,11 @@ class SwarmStates:
     async def save(self, swarm: Swarm) -> None:
         """Store ``swarm``, replacing the stored copy and its subtask updates."""
         check_id("swarm.id", swarm.id)
+        _check_known("swarm.state", swarm.state, SwarmState)
         for i, state in enumerate(swarm.subtasks):
             if not state.subtask.id:
                 raise InvalidArgument(f"swarm.subtasks[{i}].subtask.id: must not be empty")
+            _check_known(f"swarm.subtasks[{i}].status", state.status, SubTaskStatus)
         check_times("swarm", swarm)
         now = self._now_us()
         # The list order follows created_at; a swarm saved without one keeps
@@ -118,6 +127,7 @@ class SwarmStates:
         """Store one subtask's latest state; NotFound when the swarm is not stored."""
         check_id("swarm_id", swarm_id)
         check_id("state.subtask.id", state.subtask.id)
+        _check_known("state.status", state.status, SubTaskStatus)
         check_times("state", state)
         blob = state.SerializeToString(deterministic=True)
         now = self._now_us()

@@ -57,6 +57,24 @@ def test_run_status_list_watch_cancel(
     assert code == 2
 
 
+def test_cache_stats_count_the_hits_of_earlier_embedded_runs(
+    capsys: pytest.CaptureFixture[str], calc_repo: Path, demo_plan: Path, demo_model: str
+) -> None:
+    start = git(calc_repo, "rev-parse", "HEAD").strip()
+    run = ("run", "--plan", str(demo_plan), "--model", demo_model, "--repo", str(calc_repo), "--plain",
+           "--request-delay-ms", "0")
+    code, _, err = run_cli(capsys, *run)
+    assert code == 0, err
+    git(calc_repo, "reset", "-q", "--hard", start)
+    code, out, err = run_cli(capsys, *run)
+    assert code == 0, err
+    assert "Cache: 5 hits, 0 misses" in out
+
+    # Each run's services have ended; the counters are read from the repository's database.
+    code, out, _ = run_cli(capsys, "cache", "stats", "--repo", str(calc_repo))
+    assert code == 0 and "entries 5," in out and "hits 5, misses 5," in out and "hit rate 50%" in out
+
+
 def test_dry_run_prints_plan_and_changes_nothing(
     capsys: pytest.CaptureFixture[str], calc_repo: Path, demo_plan: Path, demo_model: str
 ) -> None:

@@ -108,6 +108,9 @@ async def test_list_swarms_newest_first_with_paging_and_filters(services) -> Non
         orchestrator_pb2.ListSwarmsRequest(states=[common_pb2.SWARM_STATE_SUCCEEDED]), timeout=10
     )
     assert [s.id for s in done.swarms] == ids[::-1]
+    # The largest page the API allows is one the store can serve.
+    largest = await services.stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(page_size=1000), timeout=10)
+    assert len(largest.swarms) == 4 and largest.next_page_token == ""
     for bad in (
         orchestrator_pb2.ListSwarmsRequest(page_size=-1),
         orchestrator_pb2.ListSwarmsRequest(page_token="x"),

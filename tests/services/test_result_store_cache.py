@@ -212,3 +212,22 @@ async def test_bad_get_key_is_invalid_argument(stub: ResultStoreServiceStub) -> 
     error = await failure(stub.CacheGet(pb.CacheGetRequest(key="../etc"), timeout=T))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith("key:")
+
+
+async def test_counters_survive_a_restart_of_the_store(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "restarted.db"
+    async with serve_result_store(db, clock=clock, cache_ttl_secs=100) as first, grpc.aio.insecure_channel(
+        first.address
+    ) as channel:
+        stub = ResultStoreServiceStub(channel)
+        await put(stub, entry("a"))
+        assert (await get(stub, "a")).hit
+        assert not (await get(stub, "absent")).hit
+    async with serve_result_store(db, clock=clock, cache_ttl_secs=100) as second, grpc.aio.insecure_channel(
+        second.address
+    ) as channel:
+        stub = ResultStoreServiceStub(channel)
+        assert (await get(stub, "a")).hit
+        s = await stats(stub)
+    assert (s.hits, s.misses, s.current_entries) == (2, 1, 1)
+    assert s.hit_rate == pytest.approx(2 / 3)

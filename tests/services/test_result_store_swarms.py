@@ -110,6 +110,20 @@ async def test_resaving_without_created_at_keeps_the_list_position(
     assert response.swarms[1].state == c.SWARM_STATE_SUCCEEDED
 
 
+async def test_unknown_states_are_refused(stub: ResultStoreServiceStub) -> None:
+    error = await failure(stub.SaveSwarmState(pb.SaveSwarmStateRequest(swarm=swarm("odd", state=77)), timeout=T))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "swarm.state: 77" in error.details()
+    bad = swarm("odd", subtasks=("a",))
+    bad.subtasks[0].status = 42
+    error = await failure(stub.SaveSwarmState(pb.SaveSwarmStateRequest(swarm=bad), timeout=T))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "swarm.subtasks[0].status: 42" in error.details()
+    await save(stub, swarm("odd", subtasks=("a",)))
+    error = await failure(
+        stub.SaveSubTaskState(pb.SaveSubTaskStateRequest(swarm_id="odd", state=subtask("a", 42)), timeout=T)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_unknown_swarm_is_not_found(stub: ResultStoreServiceStub) -> None:
     error = await failure(
         stub.LoadSwarmState(pb.LoadSwarmStateRequest(swarm_id="ghost"), timeout=T)
