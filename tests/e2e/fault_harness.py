@@ -21,11 +21,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import pytest
 from helpers import git
 
 from benchmarks.fake_model_server import directive
@@ -42,18 +40,6 @@ SWARMD = str(Path(sys.executable).with_name("swarmd"))
 SEED = int(os.environ.get("SWARMD_FAULT_SEED", "1"))
 TRIALS = int(os.environ.get("SWARMD_FAULT_TRIALS", "1"))
 LAYERS = (10, 10, 10)
-
-
-@pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelProcess]:
-    fake = FakeModelProcess().start()
-    pipe = fake.proc.stdout if fake.proc is not None else None
-    try:
-        yield fake
-    finally:
-        fake.stop()
-        if pipe is not None:
-            pipe.close()
 
 
 def free_port() -> int:

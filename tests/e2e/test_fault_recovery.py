@@ -20,12 +20,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fault_harness import LAYERS, SEED, TRIALS, Swarm, check, fake_model, finished, user_work
+from fault_harness import LAYERS, SEED, TRIALS, Swarm, check, finished, user_work
 
 from benchmarks.processes import FakeModelProcess
 from swarmd.v1 import common_pb2, result_store_pb2, result_store_pb2_grpc
-
-__all__ = ["fake_model"]  # the module-scoped fixture, used by the tests below
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 

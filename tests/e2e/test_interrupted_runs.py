@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,18 +25,6 @@ from benchmarks.processes import FakeModelProcess
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 SWARMD = str(Path(sys.executable).with_name("swarmd"))
-
-
-@pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelProcess]:
-    fake = FakeModelProcess().start()
-    pipe = fake.proc.stdout if fake.proc is not None else None
-    try:
-        yield fake
-    finally:
-        fake.stop()
-        if pipe is not None:
-            pipe.close()
 
 
 def env(fake: FakeModelProcess) -> dict[str, str]:
