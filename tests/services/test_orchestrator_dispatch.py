@@ -54,7 +54,7 @@ async def test_wide_dag_has_no_stage_barrier(services) -> None:  # type: ignore[
     next_ = [subtask(f"g{i}", f"f{i}", duration_ms=20) for i in range(6)]
     swarm = await run(
         services,
-        subtask("slow", duration_ms=500),
+        subtask("slow", duration_ms=1500),
         *fast,
         *next_,
         subtask("h", "slow", duration_ms=10),
@@ -63,8 +63,10 @@ async def test_wide_dag_has_no_stage_barrier(services) -> None:  # type: ignore[
     assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED
     for i in range(6):
         assert JOURNAL.first_start(f"g{i}") >= JOURNAL.last_end(f"f{i}")
-        assert JOURNAL.last_end(f"g{i}") < JOURNAL.last_end("slow")
+        # g_i waits for f_i alone, not for the whole first stage (slow).
+        assert JOURNAL.first_start(f"g{i}") < JOURNAL.last_end("slow")
     assert JOURNAL.first_start("h") >= JOURNAL.last_end("slow")
+    assert all(len(JOURNAL.for_subtask(s.subtask.id)) == 1 for s in swarm.subtasks), "each ran once"
 
 
 async def test_concurrency_cap_holds_with_fifty_subtasks(services) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +94,9 @@ async def test_start_stagger_keeps_a_minimum_gap(services) -> None:  # type: ign
     assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED
     starts = sorted(a.start for a in JOURNAL.attempts)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.05, gaps
+    # Starts are 60 ms apart when dispatched; the trip to the executor adds a
+    # little jitter to each, which can shorten one gap but not the span.
+    assert starts[-1] - starts[0] >= 3 * 0.06 - 0.01 and min(gaps) >= 0.03, gaps
 
 
 async def test_ready_subtasks_go_critical_path_first_then_priority(services) -> None:  # type: ignore[no-untyped-def]
