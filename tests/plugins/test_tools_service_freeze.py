@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,15 +158,24 @@ async def poll_health(channel: grpc.aio.Channel, health: Health) -> None:
 
 
 async def hold_and_probe(
-    address: str, hold: executor_pb2.ExecuteSubTaskRequest, probe: executor_pb2.ExecuteSubTaskRequest, *, cancel: bool
+    address: str,
+    hold: executor_pb2.ExecuteSubTaskRequest,
+    probe: executor_pb2.ExecuteSubTaskRequest,
+    *,
+    cancel: bool,
+    ready: Callable[[], bool] | None = None,
 ) -> tuple[Run, Run, Health]:
-    """Start ``hold``; once its tool call runs, watch health and run ``probe``
-    to completion; then cancel ``hold`` (when ``cancel``) and collect it."""
+    """Start ``hold``; once its tool call runs (and ``ready()`` holds, when
+    given: the call has got as far as the test needs), watch health and run
+    ``probe`` to completion; then cancel ``hold`` (when ``cancel``) and
+    collect it."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = executor_pb2_grpc.ExecutorServiceStub(channel)
         held = Run()
         holding = asyncio.create_task(follow(stub, hold, held))
         await asyncio.wait_for(held.tool_started.wait(), 60)
+        if ready is not None:
+            await asyncio.wait_for(until(ready), 60)
         health = Health()
         poller = asyncio.create_task(poll_health(channel, health))
         try:
@@ -184,6 +193,11 @@ async def hold_and_probe(
             poller.cancel()
             holding.cancel()
     return held, probed, health
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
 
 
 def assert_service_stayed_alive(hold_end: float, probed: Run, health: Health, *, whole_probe: bool = True) -> None:
@@ -247,11 +261,21 @@ async def test_catastrophic_regex(executor: str, tmp_path: Path, repo: Path) -> 
 async def test_bash_that_ignores_sigterm_and_forks(executor: str, tmp_path: Path, repo: Path) -> None:
     command = "trap '' TERM; (trap '' TERM; sleep 300.1) & echo $! > pids; sleep 300.2 & echo $! >> pids; wait"
     hold = request(tmp_path / "hold.jsonl", repo, "bash", [tool("bash", command=command, timeout=600)], "never")
-    held, probed, health = await hold_and_probe(executor, hold, probe_request(tmp_path, repo), cancel=True)
+    pids = repo / "pids"
+
+    def both_children_started() -> bool:
+        # The tool-call event comes before bash has run its first line; under
+        # load the probe could finish first, and the cancel would find no
+        # children to kill.
+        return pids.exists() and len(pids.read_text().split()) == 2
+
+    held, probed, health = await hold_and_probe(
+        executor, hold, probe_request(tmp_path, repo), cancel=True, ready=both_children_started
+    )
     assert_service_stayed_alive(held.finished_at, probed, health)
     assert held.result is not None and held.result.status == common_pb2.SUB_TASK_STATUS_CANCELLED
     assert "probe done" in held.result.error
-    assert len((repo / "pids").read_text().split()) == 2
+    assert len(pids.read_text().split()) == 2
     assert not command_running("sleep 300.1") and not command_running("sleep 300.2")
 
 
