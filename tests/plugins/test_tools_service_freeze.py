@@ -196,7 +196,10 @@ async def hold_and_probe(
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    while not condition():
+    # Polled: the condition is a file another process writes.
+    while True:
+        if condition():
+            return
         await asyncio.sleep(0.05)
 
 
