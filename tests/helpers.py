@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 GIT_ENV = {
@@ -19,7 +22,9 @@ GIT_ENV = {
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` and return stdout (raises on failure)."""
     env = {**os.environ, **GIT_ENV}
-    out = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout
 
 
@@ -47,7 +52,10 @@ def command_running(cmdline: str) -> bool:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if raw.replace(b"\0", b" ").strip().decode(errors="replace") == cmdline and state not in "ZX":
+        if (
+            raw.replace(b"\0", b" ").strip().decode(errors="replace") == cmdline
+            and state not in "ZX"
+        ):
             return True
     return False
 
@@ -64,3 +72,14 @@ def relock(repo: Path, path: Path, pid: int) -> None:
     git(repo, "worktree", "unlock", str(path))
     reason = f"swarmd: in use by pid {pid} on {socket.gethostname()}"
     git(repo, "worktree", "lock", "--reason", reason, str(path))
+
+
+async def until(
+    condition: Callable[[], object], timeout: float = 2.0, interval: float = 0.005
+) -> None:
+    """Wait for ``condition()`` to hold, polling every ``interval`` seconds;
+    fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(interval)

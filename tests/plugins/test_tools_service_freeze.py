@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import command_running
+from helpers import command_running, until
 
 from swarmd.services.result_store.testing import serve_result_store
 from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
@@ -88,7 +88,12 @@ def repo(tmp_path: Path) -> Path:
 
 
 def request(
-    cassette: Path, repo: Path, subtask_id: str, *steps: list[dict[str, Any]] | str, store: str = "", **options: str
+    cassette: Path,
+    repo: Path,
+    subtask_id: str,
+    *steps: list[dict[str, Any]] | str,
+    store: str = "",
+    **options: str,
 ) -> executor_pb2.ExecuteSubTaskRequest:
     """A sub-agent whose replayed model makes these tool calls, step by step, then answers."""
     with cassette.open("a") as f:
@@ -99,7 +104,10 @@ def request(
         swarm_id="freeze",
         subtask=common_pb2.SubTask(id=subtask_id, name=subtask_id, instruction="go"),
         config=common_pb2.SwarmConfig(
-            model=f"replay/{cassette}", executor="local", executor_options=options, subagent_timeout_secs=600
+            model=f"replay/{cassette}",
+            executor="local",
+            executor_options=options,
+            subagent_timeout_secs=600,
         ),
         attempt=1,
         workspace=executor_pb2.Workspace(repo_path=str(repo)),
@@ -121,7 +129,11 @@ class Run:
     tool_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def details(self) -> list[tuple[float, common_pb2.AgentToolCallDetail]]:
-        return [(t, e.agent_tool_call_detail) for t, e in self.events if e.HasField("agent_tool_call_detail")]
+        return [
+            (t, e.agent_tool_call_detail)
+            for t, e in self.events
+            if e.HasField("agent_tool_call_detail")
+        ]
 
 
 async def follow(stub: Any, req: executor_pb2.ExecuteSubTaskRequest, run: Run) -> Run:
@@ -175,7 +187,7 @@ async def hold_and_probe(
         holding = asyncio.create_task(follow(stub, hold, held))
         await asyncio.wait_for(held.tool_started.wait(), 60)
         if ready is not None:
-            await asyncio.wait_for(until(ready), 60)
+            await until(ready, timeout=60, interval=0.05)
         health = Health()
         poller = asyncio.create_task(poll_health(channel, health))
         try:
@@ -195,15 +207,9 @@ async def hold_and_probe(
     return held, probed, health
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    # Polled: the condition is a file another process writes.
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-
-
-def assert_service_stayed_alive(hold_end: float, probed: Run, health: Health, *, whole_probe: bool = True) -> None:
+def assert_service_stayed_alive(
+    hold_end: float, probed: Run, health: Health, *, whole_probe: bool = True
+) -> None:
     """Health checks were answered, and the probe ran (to its end, with
     ``whole_probe``; else its events at least began to arrive), before the
     pathological call ended at ``hold_end``."""
@@ -212,7 +218,9 @@ def assert_service_stayed_alive(hold_end: float, probed: Run, health: Health, *,
     ran = probed.finished_at if whole_probe else probed.events[0][0]
     assert ran < hold_end, "the other sub-agent had to wait for the pathological call"
     assert not health.failures, health.failures
-    assert [t for t in health.answers if t < hold_end], "no health check was answered during the call"
+    assert [t for t in health.answers if t < hold_end], (
+        "no health check was answered during the call"
+    )
 
 
 def probe_request(tmp_path: Path, repo: Path) -> executor_pb2.ExecuteSubTaskRequest:
@@ -255,15 +263,21 @@ async def test_catastrophic_regex(executor: str, tmp_path: Path, repo: Path) -> 
     (_, answered), (_, stopped) = first.details()
     assert answered.success and "No matches for '(a+)+$'" in answered.output_preview
     assert not stopped.success
-    assert stopped.output_preview.startswith("Error: the grep call did not finish within 4s and was stopped.")
+    assert stopped.output_preview.startswith(
+        "Error: the grep call did not finish within 4s and was stopped."
+    )
     assert first.result is not None and first.result.success and first.result.result == "gave up"
     # The call is bounded (4 s), so only the probe's first events need to come within it.
     assert_service_stayed_alive(first.details()[1][0], probed, health, whole_probe=False)
 
 
-async def test_bash_that_ignores_sigterm_and_forks(executor: str, tmp_path: Path, repo: Path) -> None:
+async def test_bash_that_ignores_sigterm_and_forks(
+    executor: str, tmp_path: Path, repo: Path
+) -> None:
     command = "trap '' TERM; (trap '' TERM; sleep 300.1) & echo $! > pids; sleep 300.2 & echo $! >> pids; wait"
-    hold = request(tmp_path / "hold.jsonl", repo, "bash", [tool("bash", command=command, timeout=600)], "never")
+    hold = request(
+        tmp_path / "hold.jsonl", repo, "bash", [tool("bash", command=command, timeout=600)], "never"
+    )
     pids = repo / "pids"
 
     def both_children_started() -> bool:
@@ -284,11 +298,21 @@ async def test_bash_that_ignores_sigterm_and_forks(executor: str, tmp_path: Path
 
 async def test_bash_timeout_reaches_the_model(executor: str, tmp_path: Path, repo: Path) -> None:
     command = "trap '' TERM; sleep 300.3 & echo $! > pids; wait"
-    hold = request(tmp_path / "hold.jsonl", repo, "bash-t", [tool("bash", command=command, timeout=2)], "went on")
+    hold = request(
+        tmp_path / "hold.jsonl",
+        repo,
+        "bash-t",
+        [tool("bash", command=command, timeout=2)],
+        "went on",
+    )
     async with grpc.aio.insecure_channel(executor) as channel:
         run = await follow(executor_pb2_grpc.ExecutorServiceStub(channel), hold, Run())
     ((_, detail),) = run.details()
-    assert not detail.success and "[timed out after 2s; the command and its child processes were killed]" in detail.output_preview
+    assert (
+        not detail.success
+        and "[timed out after 2s; the command and its child processes were killed]"
+        in detail.output_preview
+    )
     assert run.result is not None and run.result.success and run.result.result == "went on"
     assert not command_running("sleep 300.3")
 
@@ -303,14 +327,20 @@ async def test_swarm_share_wait_nobody_answers(executor: str, tmp_path: Path, re
             "never",
             store=store.address,
         )
-        held, probed, health = await hold_and_probe(executor, hold, probe_request(tmp_path, repo), cancel=True)
+        held, probed, health = await hold_and_probe(
+            executor, hold, probe_request(tmp_path, repo), cancel=True
+        )
     assert_service_stayed_alive(held.finished_at, probed, health)
     assert held.result is not None and held.result.status == common_pb2.SUB_TASK_STATUS_CANCELLED
 
 
-async def test_calls_that_must_not_hold_answer_at_once(executor: str, tmp_path: Path, repo: Path) -> None:
+async def test_calls_that_must_not_hold_answer_at_once(
+    executor: str, tmp_path: Path, repo: Path
+) -> None:
     os.mkfifo(repo / "pipe")
-    (repo / "huge.log").write_text("first line\n" + "text\n" * 2000)  # more text than is sniffed for NULs
+    (repo / "huge.log").write_text(
+        "first line\n" + "text\n" * 2000
+    )  # more text than is sniffed for NULs
     os.truncate(repo / "huge.log", 64 * 1024**3)  # sparse: nothing of it is on disk
     calls = [
         [tool("read", path="pipe")],
@@ -324,7 +354,9 @@ async def test_calls_that_must_not_hold_answer_at_once(executor: str, tmp_path: 
         health = Health()
         poller = asyncio.create_task(poll_health(channel, health))
         try:
-            run = await asyncio.wait_for(follow(executor_pb2_grpc.ExecutorServiceStub(channel), req, Run()), 60)
+            run = await asyncio.wait_for(
+                follow(executor_pb2_grpc.ExecutorServiceStub(channel), req, Run()), 60
+            )
         finally:
             poller.cancel()
     outputs = [d.output_preview for _, d in run.details()]
@@ -342,10 +374,18 @@ async def test_sigterm_stops_the_service_during_a_call(tmp_path: Path, repo: Pat
     proc, address = start_executor(tmp_path, SWARMD_EXECUTOR__GRACE_PERIOD_SECS="1")
     try:
         command = "trap '' TERM; sleep 300.4 & echo $! > pids; wait"
-        hold = request(tmp_path / "hold.jsonl", repo, "term", [tool("bash", command=command, timeout=600)], "never")
+        hold = request(
+            tmp_path / "hold.jsonl",
+            repo,
+            "term",
+            [tool("bash", command=command, timeout=600)],
+            "never",
+        )
         async with grpc.aio.insecure_channel(address) as channel:
             held = Run()
-            holding = asyncio.create_task(follow(executor_pb2_grpc.ExecutorServiceStub(channel), hold, held))
+            holding = asyncio.create_task(
+                follow(executor_pb2_grpc.ExecutorServiceStub(channel), hold, held)
+            )
             await asyncio.wait_for(held.tool_started.wait(), 60)
             for _ in range(3000):
                 if (repo / "pids").exists() and (repo / "pids").read_text().strip():

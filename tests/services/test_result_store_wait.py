@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
+from helpers import until
 
 from swarmd.services.config import ResultStoreSettings
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, Unavailable
@@ -41,14 +42,6 @@ async def publish(stub: ResultStoreServiceStub, key: str, obj: Any, scope: str =
 
 async def drain(call: Any) -> list[pb.WaitForResultResponse]:
     return [message async for message in call]
-
-
-async def until(condition: Any, timeout: float = 2.0) -> None:
-    """Wait (briefly) for ``condition()`` to hold."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.005)
 
 
 async def test_returns_at_once_when_the_key_exists(stub: ResultStoreServiceStub) -> None:
