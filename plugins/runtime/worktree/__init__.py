@@ -11,6 +11,7 @@ The package, by concern:
 ``model``      ids, outcomes, reports and errors (plain data, no git)
 ``git``        running git: one isolated subprocess per call; text helpers
 ``repo``       one repository: queries, worktree bookkeeping, the lock
+``refbatch``   refs read by one long-lived git, written in combined transactions
 ``manager``    :class:`WorktreeManager`: create, commit, patch, merge, remove
 ``carryover``  continuing in the worktree of an interrupted attempt
 ``integrate``  merging in memory, a batch at a time, onto the user's branch

@@ -177,6 +177,6 @@ async def build_chain(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(marks)
-        await repo._git("update-ref", "-d", ref, check=False)
+        await repo._update_refs(f"delete {ref}")
     ids = dict(line.split() for line in text.splitlines() if line.startswith(":"))
     return [ids[f":{n}"] for n in range(1, len(merges) + 1)]

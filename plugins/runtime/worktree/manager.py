@@ -148,7 +148,9 @@ class WorktreeManager(RepoBase):
                 await self._check_out(branch, path, start)
             finally:
                 claimed.discard(branch)
-        await self._git("update-ref", f"{BASE_REF_PREFIX}{swarm_id}/{slot}", start)
+        based = await self._update_refs(f"update {BASE_REF_PREFIX}{swarm_id}/{slot} {start}")
+        if based.rc != 0:
+            raise WorktreeError(f"cannot record the base of {branch}: {based.error}")
         record("create", swarm_id, subtask_id, time.monotonic() - started, lock_wait=waited)
         return Worktree(swarm_id, subtask_id, path, branch, start, attempt)
 
@@ -163,12 +165,7 @@ class WorktreeManager(RepoBase):
         ``read-tree -u`` writes the index and the files; or, for a lazy
         worktree (:attr:`checkout_policy`), the index alone (see :mod:`.lazy`).
         """
-        created = await self._git(
-            "update-ref",
-            "--stdin",
-            stdin=f"create refs/heads/{branch} {start}\n".encode(),
-            check=False,
-        )
+        created = await self._update_refs(f"create refs/heads/{branch} {start}")
         if created.rc != 0:
             if check:
                 raise WorktreeError(f"cannot create branch {branch}: {created.error}")
@@ -179,13 +176,13 @@ class WorktreeManager(RepoBase):
             if admin is None:
                 if check:
                     raise WorktreeError(f"{path} already exists")
-                await self._git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
+                await self._update_refs(f"delete refs/heads/{branch} {start}")
                 return False
             await lazy.populate(self, path, admin, start, self.checkout_policy)
         except BaseException:
             if admin is not None:
                 await asyncio.to_thread(_unregister, admin, path)
-            await self._git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
+            await self._update_refs(f"delete refs/heads/{branch} {start}")
             raise
         return True
 
@@ -306,11 +303,7 @@ class WorktreeManager(RepoBase):
         """
         started = time.monotonic()
         await self._git("add", "-A", cwd=wt.path)
-        head, head_tree, on = (
-            await self._git(
-                "rev-parse", "HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", cwd=wt.path
-            )
-        ).text.split()
+        head, head_tree, on = await self._worktree_head(wt.path)
         tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
             body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
@@ -326,15 +319,20 @@ class WorktreeManager(RepoBase):
                     cwd=wt.path,
                 )
             ).text
-            await self._git(
-                "update-ref",
-                "-m",
-                f"swarmd: commit subtask {wt.subtask_id}",
-                "HEAD",
-                new,
-                head,
-                cwd=wt.path,
-            )
+            if on == f"refs/heads/{wt.branch}":
+                moved = await self._update_refs(f"update {on} {new} {head}")
+                if moved.rc != 0:
+                    raise WorktreeError(f"cannot commit to {wt.branch}: {moved.error}")
+            else:
+                await self._git(
+                    "update-ref",
+                    "-m",
+                    f"swarmd: commit subtask {wt.subtask_id}",
+                    "HEAD",
+                    new,
+                    head,
+                    cwd=wt.path,
+                )
             head = new
         if on != f"refs/heads/{wt.branch}":  # the agent left its branch
             await self._sync_branch(wt, head)
@@ -349,7 +347,9 @@ class WorktreeManager(RepoBase):
         if tip == head:
             return
         if tip is not None and await self._is_ancestor(tip, head):
-            await self._git("update-ref", f"refs/heads/{wt.branch}", head, tip)
+            moved = await self._update_refs(f"update refs/heads/{wt.branch} {head} {tip}")
+            if moved.rc != 0:
+                raise WorktreeError(f"cannot move {wt.branch} to {head[:12]}: {moved.error}")
             return
         raise WorktreeError(
             f"the worktree {wt.path} is no longer on branch {wt.branch} and its HEAD "

@@ -40,6 +40,7 @@ from swarmd.plugins.runtime.worktree.model import (
     Worktree,
     WorktreeError,
 )
+from swarmd.plugins.runtime.worktree.refbatch import Unavailable, reader_for, writer_for
 
 __all__ = ["RepoBase"]
 
@@ -110,19 +111,17 @@ class RepoBase:
     async def head_commit(self) -> str:
         """The commit HEAD points at; the swarm's base when a swarm starts."""
         top = await self.toplevel()
-        run = await self._git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=top, check=False)
-        if run.rc != 0:
+        head = await self._ref("HEAD")
+        if head is None:
             raise NotAGitRepository(f"{top} has no commit yet; make an initial commit first")
-        return run.text
+        return head
 
     async def tree_hash(self, commit: str) -> str:
         """The git tree id of ``commit`` (the cache keys on the base's tree)."""
-        run = await self._git(
-            "rev-parse", "--verify", "-q", "--end-of-options", f"{commit}^{{tree}}", check=False
-        )
-        if run.rc != 0:
+        tree = await self._rev(f"{commit}^{{tree}}")
+        if tree is None:
             raise WorktreeError(f"{commit!r} is not a commit in {self.repo}")
-        return run.text
+        return tree
 
     async def current_branch(self) -> str | None:
         """The branch checked out in the user's checkout, None when HEAD is detached."""
@@ -134,15 +133,13 @@ class RepoBase:
         known = _COMMITS.setdefault(str(self._common), set())
         if rev in known:
             return rev
-        run = await self._git(
-            "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}", check=False
-        )
-        if run.rc != 0:
+        commit = await self._rev(f"{rev}^{{commit}}")
+        if commit is None:
             raise WorktreeError(f"{what} {rev!r} is not a commit in {self.repo}")
         if len(known) > 10_000:
             known.clear()
-        known.add(run.text)
-        return run.text
+        known.add(commit)
+        return commit
 
     def _known_commit(self, commit: str) -> None:
         """Remember a full commit id made or seen here (no need to resolve it again)."""
@@ -199,8 +196,34 @@ class RepoBase:
         )
 
     async def _ref(self, ref: str) -> str | None:
-        run = await self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        """The commit ``ref`` (a full ref name or ``HEAD``) points at; None when it does not."""
+        return await self._rev(f"{ref}^{{commit}}", trust_missing=True)
+
+    async def _rev(self, rev: str, *, trust_missing: bool = False) -> str | None:
+        """The object id ``rev`` names, None when git knows none (see :mod:`.refbatch`).
+
+        The long-lived reader answers first; ``git rev-parse`` answers when the
+        reader cannot, and when it reports ``rev`` missing unless
+        ``trust_missing`` (a ref, read from disk on every question).
+        """
+        await self.toplevel()
+        assert self._common is not None and self._top is not None
+        try:
+            found = await reader_for(self._top).resolve(rev, self.git_timeout)
+            if found is not None:
+                return found.oid
+            if trust_missing:
+                return None
+        except Unavailable:
+            pass
+        run = await self._git("rev-parse", "--verify", "-q", "--end-of-options", rev, check=False)
         return run.text if run.rc == 0 else None
+
+    async def _update_refs(self, lines: str) -> GitRun:
+        """Apply ``update-ref --stdin`` lines all or nothing, combined with concurrent ones."""
+        await self.toplevel()
+        assert self._common is not None and self._top is not None
+        return await writer_for(self._common, self._top, self.git_timeout).apply(lines)
 
     async def _changed_files(self, a: str, b: str) -> builtins.list[str]:
         return split_z(
@@ -282,6 +305,36 @@ class RepoBase:
             return None
         return admin
 
+    async def _worktree_head(self, path: Path) -> tuple[str, str, str]:
+        """The worktree's HEAD commit, its tree, and the ref HEAD is on (``HEAD`` if detached).
+
+        Read from the worktree's own ``HEAD`` file and the reader; ``git
+        rev-parse`` in the worktree when its layout is not the plain one.
+        """
+
+        def read_head() -> str | None:
+            admin = self._admin_dir(path)
+            try:
+                return None if admin is None else (admin / "HEAD").read_text().strip()
+            except OSError:
+                return None
+
+        text = await asyncio.to_thread(read_head)
+        head = on = None
+        if text is not None and text.startswith("ref: refs/"):
+            on = text.removeprefix("ref: ")
+            head = await self._ref(on)
+        elif text is not None and len(text) in (40, 64):
+            on, head = "HEAD", text
+        tree = None if head is None else await self._rev(f"{head}^{{tree}}")
+        if head is not None and tree is not None and on is not None:
+            return head, tree, on
+        run = await self._git(
+            "rev-parse", "HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", cwd=path
+        )
+        head, tree, on = run.text.split()
+        return head, tree, on
+
     async def _unlock_quick(self, path: Path) -> None:
         """Unlock the worktree at ``path`` without a git process when its layout is plain.
 
@@ -318,7 +371,9 @@ class RepoBase:
         if entry.prunable or not entry.path.exists():
             await self._git("worktree", "prune")
             return True
-        run = await self._git("worktree", "remove", *(["--force"] if force else []), str(entry.path), check=False)
+        run = await self._git(
+            "worktree", "remove", *(["--force"] if force else []), str(entry.path), check=False
+        )
         if run.rc != 0:
             return False
         with contextlib.suppress(OSError):

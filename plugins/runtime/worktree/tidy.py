@@ -5,8 +5,9 @@ uncommitted in it, as ``git worktree remove`` does but with one git process
 instead of two (anything unusual goes to ``git worktree remove``, which
 refuses a worktree with changes made after the commit; those go the careful
 way, under the lock); the branches and base refs of a whole batch are then
-deleted in one ``update-ref`` transaction, each guarded by the merged
-commit, so a branch that moved on is never deleted with work on it.
+deleted together (combined into ``update-ref`` transactions), each guarded
+by the merged commit, so a branch that moved on is never deleted with work
+on it.
 """
 
 from __future__ import annotations
@@ -77,20 +78,16 @@ def _ref_deletions(wt: Worktree, commit: str) -> str:
 
 
 async def delete_merged_refs(repo: RepoBase, landed: builtins.list[tuple[Worktree, str]]) -> None:
-    """Delete the branches and base refs of merged work: one transaction for the batch.
+    """Delete the branches and base refs of merged work, in as few transactions as hold.
 
-    Each branch is deleted only while it still points at the merged commit;
-    if one moved on, the transaction changes nothing and each is then
-    deleted on its own, keeping whatever would lose work.
+    Each branch is deleted only while it still points at the merged commit
+    (:class:`.refbatch.RefWriter` combines the deletions and isolates a
+    refusal); one that moved on is then deleted only if that loses nothing.
     """
-    txn = "".join(_ref_deletions(wt, commit) for wt, commit in landed)
-    deleted = await repo._git("update-ref", "--stdin", stdin=txn.encode(), check=False)
-    if deleted.rc == 0:
-        return
-    for wt, commit in landed:
-        one = await repo._git(
-            "update-ref", "--stdin", stdin=_ref_deletions(wt, commit).encode(), check=False
-        )
+    results = await asyncio.gather(
+        *(repo._update_refs(_ref_deletions(wt, commit)) for wt, commit in landed)
+    )
+    for (wt, _commit), one in zip(landed, results, strict=True):
         if one.rc != 0:  # the branch moved on after the commit: delete only what loses nothing
             tip = await repo._ref(f"refs/heads/{wt.branch}")
             if tip is not None and not await repo._has_unmerged_work(wt.branch, tip):
