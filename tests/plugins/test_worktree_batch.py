@@ -250,3 +250,31 @@ async def test_commit_and_merge_cost_few_git_processes_per_sub_agent(git_repo: P
     assert sum(SPAWNED.values()) <= 1 * 20 + 16 * len(batches), (dict(SPAWNED), len(batches))
     assert not git(git_repo, "for-each-ref", "refs/heads/swarmd/", "refs/swarmd/bases/").strip()
     assert not any((git_repo / ".swarmd" / "worktrees" / "s").glob("c*"))
+
+
+async def test_a_worktree_is_made_while_git_removes_the_emptied_worktrees_folder(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dependent starts while its parent's worktree is removed: git then deletes the
+    emptied ``.git/worktrees`` between our making it and renaming the new entry in."""
+    import swarmd.plugins.runtime.worktree.manager as manager
+
+    mgr = WorktreeManager(git_repo)
+    first, first_sha = await work(mgr, "parent", {"p.txt": "p\n"})
+    assert (await mgr.merge(first, first_sha)).outcome == "merged"
+    real_mkdtemp = manager.tempfile.mkdtemp
+    removed: list[Path] = []
+
+    def mkdtemp_while_git_prunes(*args: object, **kwargs: object) -> str:
+        root = git_repo / ".git" / "worktrees"
+        if not removed and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # what `git worktree remove` does to an emptied folder
+            removed.append(root)
+        return real_mkdtemp(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manager.tempfile, "mkdtemp", mkdtemp_while_git_prunes)
+    wt, sha = await work(mgr, "child", {"c.txt": "c\n"})
+    assert removed, "the folder was removed under the creation"
+    assert wt.path.name == "child"
+    assert (await mgr.merge(wt, sha)).outcome == "merged"
+    assert (git_repo / "c.txt").read_text() == "c\n"

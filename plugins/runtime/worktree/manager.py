@@ -198,10 +198,12 @@ class WorktreeManager(RepoBase):
         scratch = self._common / "swarmd-new"
         root.mkdir(exist_ok=True)
         scratch.mkdir(exist_ok=True)
-        for n in range(1000):
+        n = vanished = 0
+        while n < 1000:
             name = path.name if n == 0 else f"{path.name}{n}"
             admin = root / name
             if os.path.lexists(admin):
+                n += 1
                 continue
             (path / ".git").write_text(f"gitdir: {admin}\n")
             tmp = Path(tempfile.mkdtemp(dir=scratch))
@@ -211,8 +213,18 @@ class WorktreeManager(RepoBase):
             (tmp / "locked").write_text(lock_reason())
             try:
                 os.rename(tmp, admin)
+            except FileNotFoundError:
+                # git removes an emptied worktrees/ folder (worktree remove, prune)
+                # while another worktree of the repository is being made: make it again.
+                shutil.rmtree(tmp, ignore_errors=True)
+                vanished += 1
+                if vanished > 100:
+                    raise WorktreeError(f"{root} keeps disappearing") from None
+                root.mkdir(exist_ok=True)
+                continue
             except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
+                n += 1
                 continue
             return admin
         raise WorktreeError(f"no free worktree name for {path} in {root}")
