@@ -12,7 +12,8 @@ DEADLINE_EXCEEDED, anything else         whether retrying helps)
 
 The A2A error's message keeps the gRPC status and swarmd's stable reason,
 ``swarmd INVALID_ARGUMENT (INVALID_PLAN): ...``, and its data carries them
-as ``grpc_status`` and ``reason``.
+as ``grpc_status`` and ``reason`` (strings, as
+``google.rpc.ErrorInfo`` metadata must be).
 """
 
 from __future__ import annotations
@@ -39,15 +40,15 @@ def a2a_error(exc: SwarmdClientError) -> A2AError:
     """The A2A error for a failed orchestrator call."""
     reason = f" ({exc.reason})" if exc.reason and exc.reason != exc.code.name else ""
     message = f"swarmd {exc.code.name}{reason}: {exc.message}"
-    data: dict[str, object] = {"grpc_status": exc.code.name, "reason": exc.reason or exc.code.name}
+    data: dict[str, str] = {"grpc_status": exc.code.name, "reason": exc.reason or exc.code.name}
     if exc.field_violations:
-        data["field_violations"] = [{"field": f, "description": d} for f, d in exc.field_violations]
+        data["fields"] = ", ".join(f for f, _ in exc.field_violations)
     if exc.code == grpc.StatusCode.NOT_FOUND:
         return TaskNotFoundError(message, data=data)
     if exc.code in _INVALID:
         return InvalidParamsError(message, data=data)
     if exc.code in _RETRYABLE:
-        data["retryable"] = True
+        data["retryable"] = "true"
         if exc.retry_delay is not None:
-            data["retry_delay_secs"] = exc.retry_delay
+            data["retry_delay_secs"] = f"{exc.retry_delay:g}"
     return InternalError(message, data=data)

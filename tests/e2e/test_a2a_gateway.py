@@ -1,0 +1,258 @@
+"""swarmd as an A2A agent: the SDK's own client against ``A2AGateway`` on an
+ephemeral port, with the three real services (embedded, real gRPC) behind it.
+
+The demo plan runs on the replay cassette; the runs that must stay in
+flight (resubscription, cancellation) use the fake OpenAI-compatible server
+with slow answers, the only stand-in (for a model that cannot run here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from a2a.client import A2ACardResolver, ClientConfig, create_client
+from a2a.types import a2a_pb2
+from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
+from fakes.fake_openai_server import FakeOpenAIServer, reply_text
+from google.protobuf import json_format, struct_pb2
+
+from swarmd.clients.client import SwarmdClient
+from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.services.a2a.events import progress_line
+from swarmd.services.a2a.repositories import Repositories, Repository
+from swarmd.services.a2a.server import A2AGateway, GatewaySettings
+from swarmd.services.config import Settings
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
+FAKE_MODEL = "openai/fake-model"
+
+
+def message(*parts: a2a_pb2.Part, **metadata: Any) -> a2a_pb2.SendMessageRequest:
+    msg = a2a_pb2.Message(message_id=str(uuid.uuid4()), role=a2a_pb2.ROLE_USER, parts=list(parts))
+    msg.metadata.update(metadata)
+    return a2a_pb2.SendMessageRequest(message=msg)
+
+
+def data_part(value: Any) -> a2a_pb2.Part:
+    return a2a_pb2.Part(data=json_format.ParseDict(value, struct_pb2.Value()), media_type="application/json")
+
+
+def payload(response: a2a_pb2.StreamResponse) -> tuple[str, Any]:
+    kind = response.WhichOneof("payload")
+    return kind, getattr(response, kind)
+
+
+@contextlib.asynccontextmanager
+async def services(tmp_path: Path, model_url: str = "") -> AsyncIterator[EmbeddedSwarmd]:
+    settings = Settings()
+    if model_url:
+        settings.executor.options = {"provider.base_url": model_url, "provider.api_key": "test-key"}
+    async with EmbeddedSwarmd(settings, db_path=tmp_path / "swarmd.db") as embedded:
+        yield embedded
+
+
+@contextlib.asynccontextmanager
+async def gateway(embedded: EmbeddedSwarmd, repo: Path, **kw: Any) -> AsyncIterator[A2AGateway]:
+    settings = GatewaySettings(
+        orchestrator=embedded.orchestrator_address, repositories=Repositories([Repository("calc", repo)]), **kw
+    )
+    async with A2AGateway(settings) as gw:
+        yield gw
+
+
+@contextlib.asynccontextmanager
+async def sdk_client(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
+        client = await create_client(url, ClientConfig(httpx_client=http))
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+def demo_request(**metadata: Any) -> a2a_pb2.SendMessageRequest:
+    plan = yaml.safe_load((EXAMPLES / "plan.yaml").read_text())
+    model = f"replay/{EXAMPLES / 'cassette.jsonl'}"
+    return message(data_part({"plan": plan}), repository="calc", model=model, **metadata)
+
+
+def slow_plan(*ids: str) -> dict[str, Any]:
+    """Subtasks in a chain, each read-only and answering after one slow model call."""
+    subtasks = []
+    for index, sid in enumerate(ids):
+        subtasks.append({
+            "id": sid, "instruction": f"Report on part {sid}.", "read_only": True,
+            "dependencies": [ids[index - 1]] if index else [],
+        })
+    return {"task": "Report on the parts", "subtasks": subtasks}
+
+
+async def test_a_plan_streams_to_completion_with_artifacts(tmp_path: Path, calc_repo: Path) -> None:
+    async with services(tmp_path) as embedded, gateway(embedded, calc_repo) as gw, sdk_client(gw.url) as client:
+        stream = [payload(r) async for r in client.send_message(demo_request())]
+        kinds = [k for k, _ in stream]
+        assert kinds[0] == "task" and kinds[-1] == "status_update"
+        task_id = stream[0][1].id
+        statuses = [body for kind, body in stream if kind == "status_update"]
+        assert all(s.task_id == task_id for s in statuses)
+        assert {s.status.state for s in statuses[:-1]} == {a2a_pb2.TASK_STATE_WORKING}
+        assert statuses[-1].status.state == a2a_pb2.TASK_STATE_COMPLETED
+        sequences = [int(s.metadata["swarmd.sequence"]) for s in statuses]
+        assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+        assert any(s.status.message.parts[0].text.startswith("[swarm] subtask id=ops tool=") for s in statuses)
+
+        artifacts = {body.artifact.artifact_id: body.artifact for kind, body in stream if kind == "artifact_update"}
+        assert set(artifacts) == {f"subtask-{s}" for s in ("ops", "parser", "cli", "review", "docs")} | {"swarm-result"}
+        assert kinds.index("artifact_update") < len(kinds) - 2, "subtask artifacts come as subtasks finish"
+        ops = artifacts["subtask-ops"]
+        text, patch, data = ops.parts
+        assert text.text
+        assert patch.media_type == "text/x-diff" and patch.filename == "ops.patch"
+        assert b"+++ b/src/calc/ops.py" in patch.raw
+        result = json_format.MessageToDict(data.data)
+        assert result["status"] == "completed" and result["merge"]["outcome"] == "MERGE_OUTCOME_MERGED"
+        assert result["tool_calls"] >= 1
+        review_parts = artifacts["subtask-review"].parts
+        assert not any(p.WhichOneof("content") == "raw" for p in review_parts), "a read-only subtask has no patch"
+        final_text, stats = artifacts["swarm-result"].parts
+        assert "=== Subtask" in final_text.text
+        assert json_format.MessageToDict(stats.data)["stats"]["subagents_completed"] == 5
+        assert (calc_repo / "src" / "calc" / "ops.py").exists()
+
+        got = await client.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+        assert got.status.state == a2a_pb2.TASK_STATE_COMPLETED
+        assert {a.artifact_id for a in got.artifacts} == set(artifacts)
+        context_id = got.context_id
+        assert context_id and stream[0][1].context_id == context_id
+
+    # A new gateway (the old one is gone) serves the same task: it lives in the orchestrator.
+    async with services(tmp_path) as embedded, gateway(embedded, calc_repo) as gw, sdk_client(gw.url) as client:
+        again = await client.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+        assert again.context_id == context_id and again.status.state == a2a_pb2.TASK_STATE_COMPLETED
+        assert {a.artifact_id for a in again.artifacts} == set(artifacts)
+
+
+async def test_resubscribing_after_a_disconnect_loses_and_repeats_nothing(tmp_path: Path, calc_repo: Path) -> None:
+    async with FakeOpenAIServer() as model:
+        model.fallback = lambda request: reply_text("part reported", delay=0.3)
+        async with services(tmp_path, model.base_url) as embedded, gateway(embedded, calc_repo) as gw:
+            request = message(data_part(slow_plan("a", "b", "c", "d")), repository="calc", model=FAKE_MODEL)
+            first: list[tuple[str, Any]] = []
+            async with sdk_client(gw.url) as client:
+                stream = client.send_message(request)
+                async with contextlib.aclosing(stream):
+                    async for response in stream:
+                        first.append(payload(response))
+                        if first[-1][0] == "artifact_update":
+                            break  # the first subtask has finished: drop the connection
+            task_id = first[0][1].id
+            assert first[-1][1].artifact.artifact_id == "subtask-a"
+
+            async with sdk_client(gw.url) as client:
+                second = [payload(r) async for r in client.subscribe(a2a_pb2.SubscribeToTaskRequest(id=task_id))]
+            kind, snapshot = second[0]
+            assert kind == "task" and snapshot.id == task_id
+            after = int(snapshot.metadata["swarmd.last_sequence"])
+            assert second[-1][1].status.state == a2a_pb2.TASK_STATE_COMPLETED
+
+            # Every artifact exactly once: in the snapshot or as an update after it.
+            seen = [a.artifact_id for a in snapshot.artifacts]
+            seen += [body.artifact.artifact_id for kind, body in second[1:] if kind == "artifact_update"]
+            assert sorted(seen) == sorted(["subtask-a", "subtask-b", "subtask-c", "subtask-d", "swarm-result"])
+
+            # Every forwarded event after the snapshot exactly once, in order.
+            async with SwarmdClient(embedded.orchestrator_address) as swarmd:
+                history = [e async for e in swarmd.watch(task_id, history_only=True)]
+            expected = [e.sequence for e in history if e.sequence > after and progress_line(e) is not None]
+            got = [int(body.metadata["swarmd.sequence"]) for kind, body in second[1:] if kind == "status_update"]
+            assert got == expected and expected, (got, expected)
+            # The first stream ended before the snapshot; nothing it saw comes again.
+            first_seqs = {int(b.metadata["swarmd.sequence"]) for k, b in first if k == "status_update"}
+            assert first_seqs and max(first_seqs) <= after
+
+
+async def test_cancelling_mid_run(tmp_path: Path, calc_repo: Path) -> None:
+    async with FakeOpenAIServer() as model:
+        model.fallback = lambda request: reply_text("too late", delay=60)
+        async with services(tmp_path, model.base_url) as embedded, gateway(embedded, calc_repo) as gw, \
+                sdk_client(gw.url) as client:
+            request = message(data_part(slow_plan("slow")), repository="calc", model=FAKE_MODEL)
+            updates: list[tuple[str, Any]] = []
+            task_id = ""
+            async for response in client.send_message(request):
+                updates.append(payload(response))
+                kind, body = updates[-1]
+                if kind == "task":
+                    task_id = body.id
+                if kind == "status_update" and "agent=" in body.status.message.parts[0].text:
+                    cancelled = await client.cancel_task(a2a_pb2.CancelTaskRequest(id=task_id))
+                    assert cancelled.status.state == a2a_pb2.TASK_STATE_CANCELED
+            assert updates[-1][0] == "status_update"
+            assert updates[-1][1].status.state == a2a_pb2.TASK_STATE_CANCELED
+            got = await client.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+            assert got.status.state == a2a_pb2.TASK_STATE_CANCELED
+
+
+async def test_bad_requests_get_the_right_a2a_errors(tmp_path: Path, calc_repo: Path) -> None:
+    async with services(tmp_path) as embedded, gateway(embedded, calc_repo) as gw, sdk_client(gw.url) as client:
+        async def send(request: a2a_pb2.SendMessageRequest) -> None:
+            async for _ in client.send_message(request):
+                pass
+
+        with pytest.raises(InvalidParamsError, match="no task"):
+            await send(message(repository="calc"))
+        with pytest.raises(InvalidParamsError, match="url part is not accepted"):
+            await send(message(a2a_pb2.Part(url="https://example.invalid/x"), repository="calc"))
+        with pytest.raises(InvalidParamsError, match="unknown repository 'elsewhere' \\(configured: calc\\)"):
+            await send(message(a2a_pb2.Part(text="Fix it"), repository="elsewhere"))
+        with pytest.raises(InvalidParamsError, match="names no repository"):
+            await send(message(a2a_pb2.Part(text="Fix it")))
+        with pytest.raises(InvalidParamsError, match="unknown decomposition strategy"):
+            await send(message(a2a_pb2.Part(text="Fix it"), repository="calc", strategy="sideways"))
+        # The orchestrator's refusal, its gRPC status and reason kept in the message.
+        cycle = {"subtasks": [{"id": "a", "instruction": "x", "dependencies": ["b"]},
+                              {"id": "b", "instruction": "y", "dependencies": ["a"]}]}
+        with pytest.raises(InvalidParamsError, match=r"swarmd INVALID_ARGUMENT \(INVALID_PLAN\): .*circular dependency"):
+            await send(message(data_part(cycle), repository="calc", model=FAKE_MODEL))
+        with pytest.raises(TaskNotFoundError, match="swarmd NOT_FOUND"):
+            await client.get_task(a2a_pb2.GetTaskRequest(id="no-such-swarm"))
+        with pytest.raises(TaskNotFoundError):
+            await client.cancel_task(a2a_pb2.CancelTaskRequest(id="no-such-swarm"))
+
+
+async def test_the_agent_card_validates_and_bearer_tokens_are_enforced(tmp_path: Path, calc_repo: Path) -> None:
+    async with services(tmp_path) as embedded:
+        async with gateway(embedded, calc_repo) as gw, httpx.AsyncClient() as http:
+            raw = (await http.get(gw.url + "/.well-known/agent-card.json")).json()
+            card = json_format.ParseDict(raw, a2a_pb2.AgentCard())  # strict: unknown fields fail
+            resolved = await A2ACardResolver(http, gw.url).get_agent_card()
+        assert resolved == card
+        assert {s.id for s in card.skills} == {"coding-task", "coding-plan"}
+        assert list(card.default_input_modes) == ["text/plain", "application/json"]
+        assert card.capabilities.streaming and not card.capabilities.push_notifications
+        assert {i.protocol_binding for i in card.supported_interfaces} == {"JSONRPC", "HTTP+JSON"}
+        assert not card.security_schemes
+        assert "calc" in card.skills[0].description
+
+        async with gateway(embedded, calc_repo, tokens=["s3cret"]) as gw:
+            async with httpx.AsyncClient() as http:
+                card = json_format.ParseDict(
+                    (await http.get(gw.url + "/.well-known/agent-card.json")).json(), a2a_pb2.AgentCard()
+                )
+                refused = await http.post(gw.url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "GetTask",
+                                                              "params": {"id": "x"}})
+            assert card.security_schemes["bearer"].http_auth_security_scheme.scheme == "Bearer"
+            assert "bearer" in card.security_requirements[0].schemes
+            assert refused.status_code == 401
+            async with sdk_client(gw.url, {"Authorization": "Bearer s3cret"}) as client:
+                with pytest.raises(TaskNotFoundError):
+                    await client.get_task(a2a_pb2.GetTaskRequest(id="no-such-swarm"))
