@@ -8,7 +8,9 @@ with slow answers, the only stand-in (for a model that cannot run here).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,12 +18,20 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import yaml
 from a2a.client import A2ACardResolver, ClientConfig, create_client
+from a2a.helpers.proto_helpers import new_task_from_user_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import a2a_pb2
-from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
+from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
 from fakes.fake_openai_server import FakeOpenAIServer, reply_text
 from google.protobuf import json_format, struct_pb2
+from starlette.applications import Starlette
 
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.launcher import EmbeddedSwarmd
@@ -256,3 +266,80 @@ async def test_the_agent_card_validates_and_bearer_tokens_are_enforced(tmp_path:
             async with sdk_client(gw.url, {"Authorization": "Bearer s3cret"}) as client:
                 with pytest.raises(TaskNotFoundError):
                     await client.get_task(a2a_pb2.GetTaskRequest(id="no-such-swarm"))
+
+
+class PlanningAgent(AgentExecutor):
+    """A second A2A agent, built with the SDK: it hands the coding work to
+    swarmd over A2A and answers with the files swarmd's patches changed."""
+
+    def __init__(self, swarmd_url: str) -> None:
+        self.swarmd_url = swarmd_url
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None and context.task_id and context.context_id
+        await event_queue.enqueue_event(new_task_from_user_message(context.message))
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        patches: list[bytes] = []
+        answer = ""
+        async with sdk_client(self.swarmd_url) as swarmd:
+            async for response in swarmd.send_message(demo_request()):
+                kind, body = payload(response)
+                if kind == "artifact_update":
+                    patches += [p.raw for p in body.artifact.parts if p.media_type == "text/x-diff"]
+                    if body.artifact.artifact_id == "swarm-result":
+                        answer = body.artifact.parts[0].text
+        changed = sorted({
+            line.removeprefix("+++ b/") for patch in patches for line in patch.decode().splitlines()
+            if line.startswith("+++ b/")
+        })
+        await updater.add_artifact(
+            [a2a_pb2.Part(text="swarmd changed: " + ", ".join(changed)),
+             a2a_pb2.Part(text=answer.splitlines()[0] if answer else "")],
+            name="delegation",
+        )
+        await updater.complete()
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise UnsupportedOperationError("this test agent cannot cancel")
+
+
+@contextlib.asynccontextmanager
+async def planning_agent(swarmd_url: str) -> AsyncIterator[str]:
+    """The planning agent on 127.0.0.1:0 (the SDK's default handler and routes, uvicorn)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    card = a2a_pb2.AgentCard(
+        name="planner", description="delegates coding to swarmd", version="1",
+        supported_interfaces=[a2a_pb2.AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")],
+        capabilities=a2a_pb2.AgentCapabilities(streaming=True),
+        default_input_modes=["text/plain"], default_output_modes=["text/plain"],
+        skills=[a2a_pb2.AgentSkill(id="build", name="build", description="build it", tags=["coding"])],
+    )
+    handler = DefaultRequestHandler(PlanningAgent(swarmd_url), InMemoryTaskStore(), card)
+    app = Starlette(routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, rpc_url="/")])
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    loop = asyncio.create_task(server.main_loop())
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        await loop
+        await server.shutdown(sockets=[sock])
+
+
+async def test_another_sdk_agent_delegates_to_swarmd_and_uses_the_artifact(tmp_path: Path, calc_repo: Path) -> None:
+    async with services(tmp_path) as embedded, gateway(embedded, calc_repo) as gw, \
+            planning_agent(gw.url) as planner_url, sdk_client(planner_url) as client:
+        stream = [payload(r) async for r in client.send_message(message(a2a_pb2.Part(text="Build a calculator")))]
+    artifacts = [body.artifact for kind, body in stream if kind == "artifact_update"]
+    assert [a.name for a in artifacts] == ["delegation"]
+    changed, first_line = (p.text for p in artifacts[0].parts)
+    assert changed == "swarmd changed: README.md, src/calc/cli.py, src/calc/ops.py, src/calc/parser.py"
+    assert first_line.startswith("=== Subtask")
+    assert stream[-1][1].status.state == a2a_pb2.TASK_STATE_COMPLETED
