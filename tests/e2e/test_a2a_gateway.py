@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -343,3 +345,39 @@ async def test_another_sdk_agent_delegates_to_swarmd_and_uses_the_artifact(tmp_p
     assert changed == "swarmd changed: README.md, src/calc/cli.py, src/calc/ops.py, src/calc/parser.py"
     assert first_line.startswith("=== Subtask")
     assert stream[-1][1].status.state == a2a_pb2.TASK_STATE_COMPLETED
+
+
+async def test_swarmd_serve_a2a_clones_a_git_url_and_serves_the_card(tmp_path: Path, calc_repo: Path) -> None:
+    swarmd = str(Path(sys.executable).with_name("swarmd"))
+    missing = await asyncio.create_subprocess_exec(
+        swarmd, "serve", "a2a", "--listen", "127.0.0.1:0", stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await asyncio.wait_for(missing.communicate(), 60)
+    assert missing.returncode == 2 and b"serve a2a needs --orchestrator" in err
+
+    async with services(tmp_path) as embedded:
+        proc = await asyncio.create_subprocess_exec(
+            swarmd, "serve", "a2a", "--listen", "127.0.0.1:0", "--orchestrator", embedded.orchestrator_address,
+            "--repository", f"calc={calc_repo}", "--repository", f"mirror=file://{calc_repo}",
+            "--workspace", str(tmp_path / "clones"), "--token", "t0ken",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None
+            banner = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert "swarmd a2a listening on " in banner, banner
+            url = "http://" + banner.split()[-1]
+            async with httpx.AsyncClient() as http:
+                card = json_format.ParseDict(
+                    (await http.get(url + "/.well-known/agent-card.json")).json(), a2a_pb2.AgentCard()
+                )
+            assert "calc, mirror" in card.skills[0].description and "bearer" in card.security_schemes
+            assert (tmp_path / "clones" / "mirror" / "src" / "calc" / "__init__.py").exists()
+            async with sdk_client(url, {"Authorization": "Bearer t0ken"}) as client:
+                with pytest.raises(InvalidParamsError, match="unknown repository 'other'"):
+                    async for _ in client.send_message(message(a2a_pb2.Part(text="x"), repository="other")):
+                        pass
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+        assert proc.returncode == 0
