@@ -49,7 +49,7 @@ class Repositories:
         for spec in specs:
             name, sep, target = spec.partition("=")
             name, target = name.strip(), target.strip()
-            if not sep or not target:
+            if not sep or not name or not target:
                 raise RepositoryError(f"repository {spec!r}: expected NAME=PATH or NAME=GIT_URL")
             if not _NAME.match(name):
                 raise RepositoryError(f"repository name {name!r}: letters, digits, '.', '_' and '-' only")

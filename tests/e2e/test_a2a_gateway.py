@@ -381,3 +381,26 @@ async def test_swarmd_serve_a2a_clones_a_git_url_and_serves_the_card(tmp_path: P
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 30)
         assert proc.returncode == 0
+
+
+async def test_the_http_json_binding_serves_the_same_tasks(tmp_path: Path, calc_repo: Path) -> None:
+    async with FakeOpenAIServer() as model:
+        model.fallback = lambda request: reply_text("part reported")
+        async with services(tmp_path, model.base_url) as embedded, gateway(embedded, calc_repo) as gw, \
+                httpx.AsyncClient(timeout=60) as http:
+            client = await create_client(
+                gw.url, ClientConfig(httpx_client=http, supported_protocol_bindings=["HTTP+JSON"])
+            )
+            try:
+                request = message(data_part(slow_plan("a", "b")), repository="calc", model=FAKE_MODEL)
+                stream = [payload(r) async for r in client.send_message(request)]
+                assert stream[-1][1].status.state == a2a_pb2.TASK_STATE_COMPLETED
+                got = await client.get_task(a2a_pb2.GetTaskRequest(id=stream[0][1].id))
+                assert {a.artifact_id for a in got.artifacts} == {"subtask-a", "subtask-b", "swarm-result"}
+                with pytest.raises(TaskNotFoundError, match="swarmd NOT_FOUND"):
+                    await client.get_task(a2a_pb2.GetTaskRequest(id="no-such-swarm"))
+            finally:
+                await client.close()
+            # The same task read from the HTTP+JSON route directly.
+            rest = await http.get(f"{gw.url}/rest/tasks/{stream[0][1].id}", headers={"A2A-Version": "1.0"})
+            assert rest.status_code == 200 and rest.json()["status"]["state"] == "TASK_STATE_COMPLETED"
