@@ -404,3 +404,29 @@ async def test_the_http_json_binding_serves_the_same_tasks(tmp_path: Path, calc_
             # The same task read from the HTTP+JSON route directly.
             rest = await http.get(f"{gw.url}/rest/tasks/{stream[0][1].id}", headers={"A2A-Version": "1.0"})
             assert rest.status_code == 200 and rest.json()["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_a_blocking_send_returns_the_finished_task_and_a_resend_the_same_one(
+    tmp_path: Path, calc_repo: Path
+) -> None:
+    async with FakeOpenAIServer() as model:
+        model.fallback = lambda request: reply_text("part reported")
+        async with services(tmp_path, model.base_url) as embedded, gateway(embedded, calc_repo) as gw, \
+                httpx.AsyncClient(timeout=60) as http:
+            blocking = await create_client(gw.url, ClientConfig(httpx_client=http, streaming=False))
+            polling = await create_client(gw.url, ClientConfig(httpx_client=http, streaming=False, polling=True))
+            try:
+                request = message(data_part(slow_plan("a")), repository="calc", model=FAKE_MODEL)
+                [(kind, task)] = [payload(r) async for r in blocking.send_message(request)]
+                assert kind == "task" and task.status.state == a2a_pb2.TASK_STATE_COMPLETED
+                assert {a.artifact_id for a in task.artifacts} == {"subtask-a", "swarm-result"}
+                # The message id is the idempotency key: the same message is the same task.
+                [(_, again)] = [payload(r) async for r in blocking.send_message(request)]
+                assert again.id == task.id
+                fresh = message(data_part(slow_plan("b")), repository="calc", model=FAKE_MODEL)
+                [(_, started)] = [payload(r) async for r in polling.send_message(fresh)]
+                assert started.id != task.id
+                assert started.status.state in (a2a_pb2.TASK_STATE_SUBMITTED, a2a_pb2.TASK_STATE_WORKING)
+            finally:
+                await blocking.close()
+                await polling.close()
