@@ -43,6 +43,7 @@ __all__ = [
     "status_update",
     "subtask_artifact",
     "subtask_artifact_id",
+    "swarm_states",
     "swarm_task",
     "task_state",
 ]
@@ -68,6 +69,11 @@ _STATES = {
 def task_state(state: int) -> int:
     """The A2A task state of a swarm state."""
     return _STATES.get(state, a2a_pb2.TASK_STATE_SUBMITTED)
+
+
+def swarm_states(state: int) -> list[int]:
+    """The swarm states shown as the A2A task state ``state``."""
+    return [swarm for swarm, task in _STATES.items() if task == state]
 
 
 def _status_name(status: int) -> str:

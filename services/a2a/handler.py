@@ -8,6 +8,7 @@ message/send, message/stream           SubmitSwarm (message id = request_id), th
                                        WatchSwarm from the swarm's last sequence
 tasks/get                              GetSwarm
 tasks/cancel                           CancelSwarm, then GetSwarm
+tasks/list                             ListSwarms, then GetSwarm for each
 tasks/resubscribe (SubscribeToTask)    GetSwarm (the task as it is now, first
                                        event of the stream), then WatchSwarm
                                        after its ``last_sequence``
@@ -32,12 +33,12 @@ from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import Event
 from a2a.server.request_handlers.request_handler import RequestHandler
 from a2a.types import a2a_pb2
+from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE, MAX_LIST_TASKS_PAGE_SIZE
 from a2a.utils.errors import (
     ExtendedAgentCardNotConfiguredError,
     InvalidParamsError,
     PushNotificationNotSupportedError,
     TaskNotCancelableError,
-    UnsupportedOperationError,
 )
 
 from swarmd.clients.client import TERMINAL_STATES, SwarmdClient
@@ -205,7 +206,22 @@ class SwarmdRequestHandler(RequestHandler):
     async def on_list_tasks(
         self, params: a2a_pb2.ListTasksRequest, context: ServerCallContext
     ) -> a2a_pb2.ListTasksResponse:
-        raise UnsupportedOperationError("tasks/list is not offered: read a task by its id with tasks/get")
+        """ListSwarms, newest first; ``context_id`` filters within each page
+        (a page may hold fewer tasks than asked for, the token goes on)."""
+        size = params.page_size or DEFAULT_LIST_TASKS_PAGE_SIZE
+        if not 1 <= size <= MAX_LIST_TASKS_PAGE_SIZE:
+            raise InvalidParamsError(f"page_size must be between 1 and {MAX_LIST_TASKS_PAGE_SIZE}")
+        states = mapping.swarm_states(params.status) if params.status else []
+        if params.status and not states:
+            return a2a_pb2.ListTasksResponse(page_size=size)
+        with _orchestrator_errors():
+            page = await self.client.list(page_size=size, page_token=params.page_token, states=states)
+            swarms = [await self.client.get(summary.id) for summary in page.swarms]
+        tasks = [
+            mapping.swarm_task(swarm) for swarm in swarms
+            if not params.context_id or swarm.labels.get(CONTEXT_LABEL) == params.context_id
+        ]
+        return a2a_pb2.ListTasksResponse(tasks=tasks, next_page_token=page.next_page_token, page_size=size)
 
     async def on_create_task_push_notification_config(
         self, params: a2a_pb2.TaskPushNotificationConfig, context: ServerCallContext

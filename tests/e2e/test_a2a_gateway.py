@@ -406,7 +406,7 @@ async def test_the_http_json_binding_serves_the_same_tasks(tmp_path: Path, calc_
             assert rest.status_code == 200 and rest.json()["status"]["state"] == "TASK_STATE_COMPLETED"
 
 
-async def test_a_blocking_send_returns_the_finished_task_and_a_resend_the_same_one(
+async def test_a_blocking_send_returns_the_finished_task_a_resend_the_same_one_and_list_shows_them(
     tmp_path: Path, calc_repo: Path
 ) -> None:
     async with FakeOpenAIServer() as model:
@@ -427,6 +427,17 @@ async def test_a_blocking_send_returns_the_finished_task_and_a_resend_the_same_o
                 [(_, started)] = [payload(r) async for r in polling.send_message(fresh)]
                 assert started.id != task.id
                 assert started.status.state in (a2a_pb2.TASK_STATE_SUBMITTED, a2a_pb2.TASK_STATE_WORKING)
+
+                # tasks/list: ListSwarms, newest first, filtered by context and state.
+                listed = await blocking.list_tasks(a2a_pb2.ListTasksRequest(include_artifacts=True))
+                assert [t.id for t in listed.tasks] == [started.id, task.id]
+                assert {a.artifact_id for a in listed.tasks[1].artifacts} == {"subtask-a", "swarm-result"}
+                mine = await blocking.list_tasks(a2a_pb2.ListTasksRequest(context_id=task.context_id))
+                assert [t.id for t in mine.tasks] == [task.id]
+                done = await blocking.list_tasks(a2a_pb2.ListTasksRequest(status=a2a_pb2.TASK_STATE_CANCELED))
+                assert list(done.tasks) == []
+                with pytest.raises(InvalidParamsError):
+                    await blocking.list_tasks(a2a_pb2.ListTasksRequest(page_size=1000))
             finally:
                 await blocking.close()
                 await polling.close()
