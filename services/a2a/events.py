@@ -4,7 +4,7 @@
 swarmd                                   A2A
 =======================================  =================================================
 swarm id                                 task id
-label ``a2a.context_id``                 context id
+label ``a2a.context_id``                 context id (else the swarm id)
 PLANNING / RUNNING / INTERRUPTED         ``submitted`` / ``working`` / ``working``
 SUCCEEDED / FAILED / CANCELLED           ``completed`` / ``failed`` / ``canceled``
 progress events (started, decomposed,    TaskStatusUpdateEvent ``working`` whose message
@@ -36,6 +36,7 @@ from swarmd.v1 import common_pb2
 
 __all__ = [
     "FINAL_SUBTASK_STATUSES",
+    "context_of",
     "final_status_text",
     "RESULT_ARTIFACT_ID",
     "progress_line",
@@ -56,7 +57,7 @@ FINAL_SUBTASK_STATUSES = frozenset({
     common_pb2.SUB_TASK_STATUS_TIMED_OUT,
     common_pb2.SUB_TASK_STATUS_SKIPPED,
 })
-_STATES = {
+_STATES: dict[int, a2a_pb2.TaskState] = {
     common_pb2.SWARM_STATE_PLANNING: a2a_pb2.TASK_STATE_SUBMITTED,
     common_pb2.SWARM_STATE_RUNNING: a2a_pb2.TASK_STATE_WORKING,
     common_pb2.SWARM_STATE_INTERRUPTED: a2a_pb2.TASK_STATE_WORKING,
@@ -66,12 +67,18 @@ _STATES = {
 }
 
 
-def task_state(state: int) -> int:
+def task_state(state: int) -> a2a_pb2.TaskState:
     """The A2A task state of a swarm state."""
     return _STATES.get(state, a2a_pb2.TASK_STATE_SUBMITTED)
 
 
-def swarm_states(state: int) -> list[int]:
+def context_of(swarm: common_pb2.Swarm) -> str:
+    """A swarm's A2A context id: the one its message had, else (a swarm
+    started some other way) its own id."""
+    return swarm.labels.get(CONTEXT_LABEL) or swarm.id
+
+
+def swarm_states(state: a2a_pb2.TaskState) -> list[int]:
     """The swarm states shown as the A2A task state ``state``."""
     return [swarm for swarm, task in _STATES.items() if task == state]
 
@@ -128,7 +135,10 @@ def progress_line(event: common_pb2.SwarmEvent) -> str | None:
 
 
 def status_update(
-    event: common_pb2.SwarmEvent, text: str, context_id: str, state: int = a2a_pb2.TASK_STATE_WORKING
+    event: common_pb2.SwarmEvent,
+    text: str,
+    context_id: str,
+    state: a2a_pb2.TaskState = a2a_pb2.TASK_STATE_WORKING,
 ) -> a2a_pb2.TaskStatusUpdateEvent:
     """A status update carrying ``text``, tagged with the event's sequence."""
     task_id = event.swarm_id
@@ -216,7 +226,7 @@ def final_status_text(swarm: common_pb2.Swarm) -> str:
 def swarm_task(swarm: common_pb2.Swarm) -> a2a_pb2.Task:
     """A swarm as an A2A task, with the artifacts of every finished subtask
     (and the result, once the swarm is finished)."""
-    context_id = swarm.labels.get(CONTEXT_LABEL, "")
+    context_id = context_of(swarm)
     state = task_state(swarm.state)
     terminal = state in (a2a_pb2.TASK_STATE_COMPLETED, a2a_pb2.TASK_STATE_FAILED, a2a_pb2.TASK_STATE_CANCELED)
     text = final_status_text(swarm) if terminal else (

@@ -46,7 +46,7 @@ from swarmd.clients.errors import SwarmdClientError
 from swarmd.services.a2a import events as mapping
 from swarmd.services.a2a.errors import a2a_error
 from swarmd.services.a2a.repositories import Repositories, RepositoryError
-from swarmd.services.a2a.requests import CONTEXT_LABEL, RequestError, parse_send
+from swarmd.services.a2a.requests import RequestError, parse_send
 from swarmd.v1 import common_pb2
 
 __all__ = ["SwarmdRequestHandler"]
@@ -140,7 +140,7 @@ class SwarmdRequestHandler(RequestHandler):
         yield task
         if swarm.state in TERMINAL_STATES:
             return
-        context_id = swarm.labels.get(CONTEXT_LABEL, "")
+        context_id = mapping.context_of(swarm)
         sent = {a.artifact_id for a in task.artifacts}
         finished = False
         with _orchestrator_errors():
@@ -219,7 +219,7 @@ class SwarmdRequestHandler(RequestHandler):
             swarms = [await self.client.get(summary.id) for summary in page.swarms]
         tasks = [
             mapping.swarm_task(swarm) for swarm in swarms
-            if not params.context_id or swarm.labels.get(CONTEXT_LABEL) == params.context_id
+            if not params.context_id or mapping.context_of(swarm) == params.context_id
         ]
         return a2a_pb2.ListTasksResponse(tasks=tasks, next_page_token=page.next_page_token, page_size=size)
 
