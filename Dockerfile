@@ -17,7 +17,7 @@ COPY protos ./protos
 COPY services ./services
 COPY plugins ./plugins
 COPY clients ./clients
-RUN pip install --no-cache-dir . grpcio-health-checking
+RUN pip install --no-cache-dir '.[a2a]' grpcio-health-checking
 
 RUN useradd --create-home --uid 10001 swarmd && mkdir -p /data /workspace && chown swarmd /data /workspace
 

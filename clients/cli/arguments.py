@@ -97,7 +97,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     _connection_args(lst)
 
     srv = sub.add_parser("serve", help="run one service alone")
-    srv.add_argument("kind", choices=SERVICE_KINDS)
+    srv.add_argument("kind", choices=(*SERVICE_KINDS, "a2a"))
     srv.add_argument("--listen", metavar="HOST:PORT")
     srv.add_argument("--result-store", metavar="HOST:PORT", help="(orchestrator) the result store")
     srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
@@ -106,6 +106,15 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     srv.add_argument("--journal", help="(orchestrator) write-ahead journal path (default .swarmd/orchestrator-journal.db)")
     srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
     srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
+    a2a = srv.add_argument_group("A2A gateway (serve a2a)")
+    a2a.add_argument("--orchestrator", metavar="HOST:PORT", help="the orchestrator the gateway fronts")
+    a2a.add_argument("--repository", action="append", default=[], metavar="NAME=PATH|GIT_URL",
+                     help="a repository requests may name (repeatable); a git URL is cloned into --workspace")
+    a2a.add_argument("--workspace", metavar="DIR", help="where git-URL repositories are cloned (default .swarmd/a2a-repositories)")
+    a2a.add_argument("--token", action="append", default=[], metavar="TOKEN",
+                     help="bearer token a caller must send (repeatable, or $SWARMD_A2A_TOKENS comma-separated)")
+    a2a.add_argument("--model", help="model when a request names none (default $SWARMD_DEFAULT_MODEL)")
+    a2a.add_argument("--public-url", metavar="URL", help="base URL the Agent Card advertises (default http://LISTEN)")
     stls = srv.add_argument_group("TLS (the service's tls settings; also for its channels to peers)")
     stls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: listen with TLS only")
     stls.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")

@@ -310,6 +310,22 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
+    if args.kind == "a2a":
+        from swarmd.services.a2a import serve_gateway
+
+        if not args.orchestrator:
+            raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, "serve a2a needs --orchestrator HOST:PORT")
+        env_tokens = [t.strip() for t in os.environ.get("SWARMD_A2A_TOKENS", "").split(",") if t.strip()]
+        await serve_gateway(
+            listen=args.listen or "0.0.0.0:8080",
+            orchestrator=args.orchestrator,
+            repositories=args.repository,
+            workspace=args.workspace,
+            tokens=args.token + env_tokens,
+            default_model=_model(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
+            public_url=args.public_url or "",
+        )
+        return 0
     settings = _settings(args)
     section = {"orchestrator": settings.orchestrator, "executor": settings.executor, "result-store": settings.result_store}[
         args.kind

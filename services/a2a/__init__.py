@@ -1,0 +1,82 @@
+"""swarmd as an Agent2Agent (A2A) agent: a thin gateway in front of the
+orchestrator's public gRPC API, built on the official ``a2a-sdk``.
+
+    swarmd serve a2a --listen 0.0.0.0:8080 --orchestrator orchestrator:50051 \\
+        --repository calc=/srv/repos/calc --repository web=https://git.example/web.git
+
+Modules, in the order a request meets them:
+
+* :mod:`.server` — the HTTP server (the SDK's JSON-RPC and HTTP+JSON routes,
+  the card, bearer tokens) and :class:`A2AGateway`;
+* :mod:`.card` — the Agent Card;
+* :mod:`.handler` — each A2A method as orchestrator calls;
+* :mod:`.requests` — a message as a swarm submission (task, plan, settings);
+* :mod:`.events` — swarms and their events as tasks, status and artifact updates;
+* :mod:`.errors` — gRPC failures as A2A errors;
+* :mod:`.repositories` — the repositories the gateway may work on.
+
+The SDK is the optional extra ``swarmd[a2a]``; :func:`serve_gateway` says so
+when it is missing. The gateway keeps nothing itself: a task is a swarm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import grpc
+
+from swarmd.clients.errors import SwarmdClientError
+
+__all__ = ["require_sdk", "serve_gateway"]
+
+
+def require_sdk() -> None:
+    """Fail with FAILED_PRECONDITION when the A2A SDK or its HTTP server is missing."""
+    missing = [m for m in ("a2a", "starlette", "sse_starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SwarmdClientError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"the A2A gateway needs the a2a extra (missing: {', '.join(missing)}): pip install 'swarmd[a2a]'",
+        )
+
+
+async def serve_gateway(
+    *,
+    listen: str,
+    orchestrator: str,
+    repositories: list[str],
+    workspace: str | None = None,
+    tokens: list[str] | None = None,
+    default_model: str = "",
+    public_url: str = "",
+) -> None:
+    """Run the gateway until SIGTERM/SIGINT (what ``swarmd serve a2a`` does)."""
+    require_sdk()
+    import asyncio
+    import signal
+
+    from swarmd.clients.tls import ClientTls
+    from swarmd.services.a2a.repositories import Repositories, RepositoryError
+    from swarmd.services.a2a.server import A2AGateway, GatewaySettings, workspace_default
+
+    try:
+        repos = Repositories.parse(repositories, Path(workspace) if workspace else workspace_default())
+        gateway = A2AGateway(GatewaySettings(
+            orchestrator=orchestrator, repositories=repos, listen=listen, tokens=list(tokens or []),
+            default_model=default_model, public_url=public_url, tls=ClientTls.from_env(),
+        ))
+        await gateway.start()
+    except (RepositoryError, ValueError) as exc:
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+    print(f"swarmd a2a listening on {gateway.address}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
