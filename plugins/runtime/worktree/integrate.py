@@ -409,9 +409,8 @@ def _settle(landed: builtins.list[_Request], target: str) -> None:
 
 
 async def _where(repo: RepoBase, top: Path) -> tuple[str | None, str]:
-    """The user's branch (None when HEAD is detached) and HEAD's commit, in one git call."""
-    run = await repo._git("rev-parse", "HEAD^{commit}", "--symbolic-full-name", "HEAD", cwd=top)
-    head, ref = run.text.split()
+    """The user's branch (None when HEAD is detached) and HEAD's commit."""
+    head, _tree, ref = await repo._worktree_head(top)
     return (ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None), head
 
 

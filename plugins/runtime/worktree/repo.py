@@ -306,16 +306,18 @@ class RepoBase:
         return admin
 
     async def _worktree_head(self, path: Path) -> tuple[str, str, str]:
-        """The worktree's HEAD commit, its tree, and the ref HEAD is on (``HEAD`` if detached).
+        """A working tree's HEAD commit, its tree, and the ref HEAD is on (``HEAD`` if detached).
 
         Read from the worktree's own ``HEAD`` file and the reader; ``git
         rev-parse`` in the worktree when its layout is not the plain one.
         """
 
         def read_head() -> str | None:
-            admin = self._admin_dir(path)
+            gitdir = self._admin_dir(path)
+            if gitdir is None and path == self._top and (path / ".git").is_dir():
+                gitdir = path / ".git"  # the main working tree
             try:
-                return None if admin is None else (admin / "HEAD").read_text().strip()
+                return None if gitdir is None else (gitdir / "HEAD").read_text().strip()
             except OSError:
                 return None
 
