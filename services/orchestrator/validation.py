@@ -56,7 +56,8 @@ def validate_id(value: str, what: str) -> None:
     """Raise :class:`InvalidArgument` unless ``value`` is a valid swarmd id."""
     if not ID_PATTERN.match(value):
         raise InvalidArgument(
-            f"{what} {value!r} is not a valid id (1-128 characters of [A-Za-z0-9._-])"
+            f"{what} {value!r} is not a valid id (1-128 characters of [A-Za-z0-9._-])",
+            field=what,
         )
 
 

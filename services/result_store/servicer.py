@@ -14,7 +14,9 @@ from typing import TypeAlias
 import grpc
 
 from swarmd.services.errors import InvalidArgument, grpc_errors
+from swarmd.services.result_store._validate import check_id, check_non_negative
 from swarmd.services.result_store.store import ResultStore
+from swarmd.services.result_store.swarms import SwarmQuery
 from swarmd.v1 import result_store_pb2 as pb
 from swarmd.v1 import result_store_pb2_grpc
 
@@ -144,7 +146,21 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
     async def ListSwarmStates(
         self, request: pb.ListSwarmStatesRequest, context: Context
     ) -> pb.ListSwarmStatesResponse:
-        swarms = await self.store.swarms.list(list(request.states), request.limit, request.offset)
+        for name in ("created_after_us", "created_before_us", "after_created_at_us"):
+            check_non_negative(name, getattr(request, name))
+        if request.after_id:
+            check_id("after_id", request.after_id)
+        query = SwarmQuery(
+            labels=dict(request.labels),
+            created_after_us=request.created_after_us,
+            created_before_us=request.created_before_us,
+            oldest_first=request.oldest_first,
+            after_id=request.after_id,
+            after_created_at_us=request.after_created_at_us,
+        )
+        swarms = await self.store.swarms.list(
+            list(request.states), request.limit, request.offset, query=query
+        )
         return pb.ListSwarmStatesResponse(swarms=swarms)
 
     # -- event log ------------------------------------------------------

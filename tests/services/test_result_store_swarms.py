@@ -168,6 +168,30 @@ async def test_list_newest_first_with_state_filter_limit_and_offset(
     assert listed.swarms[0].subtasks[0].status == c.SUB_TASK_STATUS_FAILED  # merged here too
 
 
+async def test_list_with_labels_time_range_order_and_cursor(stub: ResultStoreServiceStub) -> None:
+    base = 1_700_000_000
+    for i in range(9):
+        s = swarm(f"sw-{i}", created=base + i)
+        s.labels["parity"] = "even" if i % 2 == 0 else "odd"
+        await save(stub, s)
+
+    async def ids(**kw: Any) -> list[str]:
+        response = await stub.ListSwarmStates(pb.ListSwarmStatesRequest(**kw), timeout=T)
+        return [s.id for s in response.swarms]
+
+    # The label matches are spread out: the page fills past the first batch of rows.
+    assert await ids(labels={"parity": "odd"}, limit=3) == ["sw-7", "sw-5", "sw-3"]
+    assert await ids(labels={"parity": "odd"}, limit=3, after_id="sw-3",
+                     after_created_at_us=(base + 3) * 10**6) == ["sw-1"]
+    assert await ids(labels={"parity": "even", "team": "core"}, oldest_first=True, limit=2) == ["sw-0", "sw-2"]
+    assert await ids(oldest_first=True, limit=2, after_id="sw-2", after_created_at_us=(base + 2) * 10**6) == [
+        "sw-3", "sw-4"
+    ]
+    assert await ids(created_after_us=(base + 6) * 10**6, created_before_us=(base + 8) * 10**6) == ["sw-7", "sw-6"]
+    assert await ids(labels={"parity": "none"}) == []
+    await failure(stub.ListSwarmStates(pb.ListSwarmStatesRequest(offset=1, after_id="sw-1"), timeout=T))
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
