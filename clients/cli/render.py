@@ -206,7 +206,9 @@ class Progress:
 
 
 def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | None = None) -> str:
-    lines = [f"Plan for swarm {swarm.id}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
+    # A dry run stores nothing, so its swarm has no id.
+    title = f"Plan for swarm {swarm.id}" if swarm.id else "Plan (dry run)"
+    lines = [f"{title}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
     by_stage: dict[int, list[common_pb2.SubTask]] = {}
     for st in swarm.subtasks:
         by_stage.setdefault(st.subtask.stage, []).append(st.subtask)

@@ -41,7 +41,11 @@ from swarmd.services.orchestrator.queries import SwarmQueries, event_filter
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
 from swarmd.services.orchestrator.spending import SpendDesk
-from swarmd.services.orchestrator.submission import SubmissionDeps, prepare_submission
+from swarmd.services.orchestrator.submission import (
+    SubmissionDeps,
+    check_same_request,
+    prepare_submission,
+)
 from swarmd.services.orchestrator.validation import validate_id
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
@@ -167,11 +171,14 @@ class Orchestrator:
                 if not request.dry_run:
                     run = self._runs.get(swarm_id)
                     if run is not None:
+                        snapshot = run.snapshot()
+                        check_same_request(request, snapshot)
                         return orchestrator_pb2.SubmitSwarmResponse(
-                            swarm=run.snapshot(), preflight=run.preflight
+                            swarm=snapshot, preflight=run.preflight
                         )
                     with contextlib.suppress(NotFound):
                         stored = await self.store.load_swarm(swarm_id)
+                        check_same_request(request, stored)
                         return orchestrator_pb2.SubmitSwarmResponse(swarm=stored)
                 return await self._submit_new(request, swarm_id)
         finally:

@@ -107,6 +107,7 @@ def test_dry_run_prints_plan_and_changes_nothing(
     )
     assert code == 0, err
     assert "stage 0:" in out and "stage 2:" in out and "Pre-flight: valid" in out
+    assert "Plan (dry run): 5 subtasks" in out
     assert "cli" in out and "<- ops, parser" in out
     assert git(calc_repo, "rev-parse", "HEAD") == head
     assert git(calc_repo, "status", "--porcelain") == ""
