@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF=${BUF:-.venv/bin/buf}
 baseline=$(grep -v '^[[:space:]]*#' protos/BREAKING_BASELINE | tr -d '[:space:]')
+if [[ $baseline == pending ]]; then
+  # The commit that makes an intended breaking change says so; the next one
+  # records that commit's id as the new baseline.
+  echo "buf breaking skipped: protos/BREAKING_BASELINE is 'pending' (an intended breaking change);" >&2
+  echo "commit, then set it to that commit's full id" >&2
+  exit 0
+fi
 if ! [[ $baseline =~ ^[0-9a-f]{40}$ ]]; then
   echo "protos/BREAKING_BASELINE must hold one full commit id, not '$baseline'" >&2
   exit 1

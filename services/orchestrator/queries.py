@@ -109,16 +109,14 @@ def _store_request(
             "filter.created_before must be later than filter.created_after",
             field="filter.created_before",
         )
-    return result_store_pb2.ListSwarmStatesRequest(
-        states=sorted(set(flt.states)),
-        labels=flt.labels,
-        # The store takes 0 as "no bound". Every swarm is created after 1970,
-        # so a lower bound at or before the epoch bounds nothing, and an upper
-        # bound there (clamped to 1 microsecond) keeps nothing.
-        created_after_us=max(after, 0),
-        created_before_us=max(before, 1) if flt.HasField("created_before") else 0,
-        oldest_first=_ORDERS[order],
+    query = result_store_pb2.ListSwarmStatesRequest(
+        states=sorted(set(flt.states)), labels=flt.labels, oldest_first=_ORDERS[order]
     )
+    if flt.HasField("created_after"):
+        query.created_after.CopyFrom(flt.created_after)
+    if flt.HasField("created_before"):
+        query.created_before.CopyFrom(flt.created_before)
+    return query
 
 
 #: The kinds of event a watch may ask for: SwarmEvent's ``kind`` oneof fields.
@@ -192,12 +190,14 @@ class SwarmQueries:
             if (
                 len(position) != 2
                 or not isinstance(position[0], int)
+                or not _MIN_TS_SECS * 10**6 <= position[0] <= _MAX_TS_SECS * 10**6
                 or not isinstance(position[1], str)
                 or not position[1]
             ):
                 raise InvalidArgument("page_token is not a page token of ListSwarms", field="page_token")
             validate_id(position[1], "page_token")
-            query.after_created_at_us, query.after_id = position
+            query.after_created_at.FromMicroseconds(position[0])
+            query.after_id = position[1]
         # One more than the page tells whether another follows (the store's own
         # maximum is the same 1000: a full 1000-item page offers a next page).
         query.limit = min(size + 1, MAX_PAGE)

@@ -251,7 +251,7 @@ class Recovery:
             if len(page) < _PAGE:
                 return pending
             request.after_id = page[-1].id
-            request.after_created_at_us = page[-1].created_at.ToMicroseconds()
+            request.after_created_at.CopyFrom(page[-1].created_at)
 
     async def startup(self) -> list[str]:
         """Resume or mark interrupted what previous orchestrators left (see the

@@ -232,10 +232,10 @@ class SwarmQuery:
 
     #: Labels a swarm must all carry with these values.
     labels: Mapping[str, str] = field(default_factory=dict)
-    #: Inclusive lower bound of ``created_at``, microseconds; 0 = none.
-    created_after_us: int = 0
-    #: Exclusive upper bound of ``created_at``, microseconds; 0 = none.
-    created_before_us: int = 0
+    #: Inclusive lower bound of ``created_at``, microseconds; None = none.
+    created_after_us: int | None = None
+    #: Exclusive upper bound of ``created_at``, microseconds; None = none.
+    created_before_us: int | None = None
     #: Oldest first instead of newest first.
     oldest_first: bool = False
     #: Keyset cursor: only swarms after this one in the listing order.
@@ -250,10 +250,10 @@ def _conditions(states: Sequence[int], query: SwarmQuery) -> tuple[str, list[obj
     if states:
         clauses.append(f"state IN ({', '.join('?' for _ in states)})")
         params.extend(states)
-    if query.created_after_us:
+    if query.created_after_us is not None:
         clauses.append("created_at_us >= ?")
         params.append(query.created_after_us)
-    if query.created_before_us:
+    if query.created_before_us is not None:
         clauses.append("created_at_us < ?")
         params.append(query.created_before_us)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
