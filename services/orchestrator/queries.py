@@ -189,7 +189,7 @@ class SwarmQueries:
             position = decode_token(request.page_token, "ListSwarms", digest)
             if (
                 len(position) != 2
-                or not isinstance(position[0], int)
+                or type(position[0]) is not int
                 or not _MIN_TS_SECS * 10**6 <= position[0] <= _MAX_TS_SECS * 10**6
                 or not isinstance(position[1], str)
                 or not position[1]
@@ -248,7 +248,7 @@ class SwarmQueries:
         start = 0
         if request.page_token:
             position = decode_token(request.page_token, "ListSubTasks", digest)
-            if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
+            if len(position) != 1 or type(position[0]) is not int or position[0] < 0:
                 raise InvalidArgument("page_token is not a page token of ListSubTasks", field="page_token")
             start = position[0]
         swarm = await self.swarm(request.swarm_id)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 
 from swarmd.services.errors import status_details
+from swarmd.services.orchestrator.paging import encode_token, request_digest
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
 pytestmark = pytest.mark.timeout(120)
@@ -233,6 +234,11 @@ async def test_list_swarms_filters_and_orders(services) -> None:  # type: ignore
     )
     assert [s.id for s in rest.swarms] == [b, a]
     for token in ("x", "9" * 40, "-1", "\u0661", "eyJsIjoiTGlzdFN3YXJtcyJ9"):
+        await rejected(stub.ListSwarms, orchestrator_pb2.ListSwarmsRequest(page_token=token), "page_token")
+    # Well-formed tokens of this very request whose position is nonsense.
+    plain = orchestrator_pb2.ListSwarmsRequest()
+    for position in ([10**20, a], [0, "not an id"], [1], [True, a], "x"):
+        token = encode_token("ListSwarms", request_digest(plain), position)  # type: ignore[arg-type]
         await rejected(stub.ListSwarms, orchestrator_pb2.ListSwarmsRequest(page_token=token), "page_token")
 
 
