@@ -120,9 +120,10 @@ class Submission:
                 await provider.aclose()
 
 
-#: The SubmitSwarmRequest fields a request_id binds: reusing the key with any
-#: of them different is refused.
-_IDEMPOTENT_FIELDS = ("task", "plan", "config", "labels")
+#: The SubmitSwarmRequest fields a request_id binds, what the swarm does:
+#: reusing the key with any of them different is refused. Labels are
+#: bookkeeping and may differ on a retry (the first swarm's are kept).
+_IDEMPOTENT_FIELDS = ("task", "plan", "config")
 
 
 def request_digests(request: orchestrator_pb2.SubmitSwarmRequest) -> dict[str, str]:
@@ -130,9 +131,7 @@ def request_digests(request: orchestrator_pb2.SubmitSwarmRequest) -> dict[str, s
     digests = {}
     for name in _IDEMPOTENT_FIELDS:
         part = orchestrator_pb2.SubmitSwarmRequest()
-        if name == "labels":
-            part.labels.update(request.labels)
-        elif name == "task":
+        if name == "task":
             part.task = request.task
         else:
             getattr(part, name).CopyFrom(getattr(request, name))
