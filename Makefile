@@ -8,7 +8,7 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kube-binaries llama-server sandbox demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+.PHONY: help venv kube-binaries llama-server sandbox demo test lint protos protos-check protos-lint protos-breaking compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
@@ -16,7 +16,7 @@ help:
 	@echo "make kube-binaries build kube-apiserver & co. into ~/.cache/swarmd (once, ~9 min)"
 	@echo "make llama-server  build llama-cpp-python's server and a small model into ~/.cache/swarmd"
 	@echo "make sandbox       install bubblewrap, which confines the bash tool (STRICT=1: required)"
-	@echo "make lint          ruff + buf lint"
+	@echo "make lint          ruff + buf lint + buf breaking (against protos/BREAKING_BASELINE)"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
 	@echo "make compose-check validate compose.yaml against the compose spec"
@@ -64,11 +64,15 @@ test: $(STAMP) $(NODE_STAMP) kube-binaries llama-server sandbox
 	SWARMD_LLAMA_SERVER_DIR="$$(cat $(LLAMA_DIR_FILE))" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 
-lint: $(STAMP) protos-lint
+lint: $(STAMP) protos-lint protos-breaking
 	$(BIN)/ruff check .
 
 protos-lint: $(STAMP)
 	cd protos && ../$(BIN)/buf lint
+
+# buf breaking against the baseline commit in protos/BREAKING_BASELINE.
+protos-breaking: $(STAMP)
+	BUF=$(BIN)/buf scripts/check_breaking.sh
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py protos

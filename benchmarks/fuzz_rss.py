@@ -407,7 +407,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print("replies: " + ", ".join(f"{code} {n}" for code, n in fuzzer.codes.most_common()))
             live = await fuzzer.orch.ListSwarms(
                 orchestrator_pb2.ListSwarmsRequest(
-                    page_size=500, states=[common_pb2.SWARM_STATE_PLANNING, common_pb2.SWARM_STATE_RUNNING]
+                    page_size=500,
+                    filter=orchestrator_pb2.SwarmFilter(
+                        states=[common_pb2.SWARM_STATE_PLANNING, common_pb2.SWARM_STATE_RUNNING]
+                    ),
                 ),
                 timeout=RPC_TIMEOUT,
             )

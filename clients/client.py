@@ -83,11 +83,37 @@ class SwarmdClient:
         return reply.swarm
 
     async def list(
-        self, *, page_size: int = 50, page_token: str = "", states: Sequence[int] = ()
+        self,
+        *,
+        page_size: int = 50,
+        page_token: str = "",
+        states: Sequence[int] = (),
+        filter: orchestrator_pb2.SwarmFilter | None = None,
+        order_by: str = "",
     ) -> orchestrator_pb2.ListSwarmsResponse:
+        """One page of swarms; ``states`` is a shorthand for ``filter.states``.
+        ``order_by``: "created_at desc" (newest first, the default) or "created_at asc"."""
+        request = orchestrator_pb2.ListSwarmsRequest(page_size=page_size, page_token=page_token, order_by=order_by)
+        if filter is not None:
+            request.filter.CopyFrom(filter)
+        request.filter.states.extend(states)
+        return await self._call(self._stub.ListSwarms, request)
+
+    async def get_subtask(self, swarm_id: str, subtask_id: str) -> orchestrator_pb2.GetSubTaskResponse:
+        """One subtask (status, result, diff, commit) without the rest of the swarm."""
         return await self._call(
-            self._stub.ListSwarms,
-            orchestrator_pb2.ListSwarmsRequest(page_size=page_size, page_token=page_token, states=list(states)),
+            self._stub.GetSubTask, orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id)
+        )
+
+    async def list_subtasks(
+        self, swarm_id: str, *, page_size: int = 50, page_token: str = "", statuses: Sequence[int] = ()
+    ) -> orchestrator_pb2.ListSubTasksResponse:
+        """One page of a swarm's subtasks in plan order."""
+        return await self._call(
+            self._stub.ListSubTasks,
+            orchestrator_pb2.ListSubTasksRequest(
+                swarm_id=swarm_id, page_size=page_size, page_token=page_token, statuses=list(statuses)
+            ),
         )
 
     async def cancel(self, swarm_id: str, reason: str = "") -> orchestrator_pb2.CancelSwarmResponse:
@@ -115,11 +141,14 @@ class SwarmdClient:
         history_only: bool = False,
         max_reconnects: int = 20,
         heartbeat_secs: float = 0.0,
+        subtask_ids: Sequence[str] = (),
+        event_kinds: Sequence[str] = (),
     ) -> AsyncIterator[common_pb2.SwarmEvent]:
         """Yield the swarm's events; reconnects and resumes after the last one seen.
 
         The stream's heartbeats (sent after ``heartbeat_secs`` without an event;
-        0 = the orchestrator's setting) are not events and are not yielded."""
+        0 = the orchestrator's setting) are not events and are not yielded. ``subtask_ids``
+        and ``event_kinds`` filter the events (see WatchSwarmRequest)."""
         last = after_sequence
         failures = 0
         while True:
@@ -129,6 +158,8 @@ class SwarmdClient:
                     after_sequence=last,
                     history_only=history_only,
                     heartbeat_interval_ms=int(heartbeat_secs * 1000),
+                    subtask_ids=list(subtask_ids),
+                    event_kinds=list(event_kinds),
                 )
             )
             try:
@@ -200,6 +231,12 @@ class SyncSwarmdClient:
 
     def list(self, **kwargs: Any) -> orchestrator_pb2.ListSwarmsResponse:
         return self._loop.run_until_complete(self._client.list(**kwargs))
+
+    def get_subtask(self, swarm_id: str, subtask_id: str) -> orchestrator_pb2.GetSubTaskResponse:
+        return self._loop.run_until_complete(self._client.get_subtask(swarm_id, subtask_id))
+
+    def list_subtasks(self, swarm_id: str, **kwargs: Any) -> orchestrator_pb2.ListSubTasksResponse:
+        return self._loop.run_until_complete(self._client.list_subtasks(swarm_id, **kwargs))
 
     def cancel(self, swarm_id: str, reason: str = "") -> orchestrator_pb2.CancelSwarmResponse:
         return self._loop.run_until_complete(self._client.cancel(swarm_id, reason))

@@ -1,6 +1,7 @@
 """One grpc.aio server with what every swarmd service needs.
 
-:class:`ServiceHost` adds gRPC health checking and server reflection for the
+:class:`ServiceHost` adds gRPC health checking and server reflection (v1 and
+v1alpha, :mod:`.reflection`) for the
 services registered on it, tracing interceptors, message-size limits, and a
 graceful shutdown: health flips to NOT_SERVING first, the server stops
 accepting new RPCs, in-flight RPCs get ``grace_period_secs`` to finish, then
@@ -17,10 +18,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from swarmd.services.config import ServerSettings, TelemetrySettings
 from swarmd.services.errors import InvalidArgument
+from swarmd.services.reflection import enable_reflection
 from swarmd.services.request_guard import MalformedRequestGuard
 from swarmd.services.telemetry import Telemetry
 from swarmd.services.tls import (
@@ -154,9 +155,8 @@ class ServiceHost:
         return ch
 
     async def start(self) -> int:
-        reflection.enable_server_reflection(
-            [*self._service_names, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
-            self._server,
+        enable_reflection(
+            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], self._server
         )
         try:
             secure = server_credentials(self.settings.tls)

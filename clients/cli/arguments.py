@@ -7,6 +7,7 @@ import argparse
 
 from swarmd.clients.cli.agent import add_agent_arguments
 from swarmd.clients.cli.commands import ADDRESS_ENV
+from swarmd.clients.cli.listing import add_list_arguments
 from swarmd.clients.launcher import SERVICE_KINDS
 from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.v1 import common_pb2
@@ -71,12 +72,20 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     _connection_args(run)
 
-    for name, text in (("status", "show a swarm"), ("watch", "stream a swarm's events")):
+    for name, text in (("status", "show a swarm, or one of its subtasks"), ("watch", "stream a swarm's events")):
         p = sub.add_parser(name, help=text)
         p.add_argument("swarm_id")
+        if name == "status":
+            p.add_argument("subtask_id", nargs="?",
+                           help="show only this subtask: status, result, commit and diff")
         p.add_argument("--json", action="store_true")
         if name == "watch":
             p.add_argument("--after", type=_positive, default=0, help="resume after this sequence number")
+            p.add_argument("--subtask", dest="subtask_ids", action="append", default=[], metavar="ID",
+                           help="only events about this subtask (repeatable), plus those of the whole swarm")
+            p.add_argument("--kind", dest="event_kinds", action="append", default=[], metavar="KIND",
+                           help="only events of this kind (repeatable): subtask_update, agent_tool_call, "
+                           "merge_completed, complete, ...")
         _connection_args(p)
 
     resume = sub.add_parser("resume", help="continue an interrupted swarm (its orchestrator is gone)")
@@ -91,8 +100,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     cancel.add_argument("--reason", default="cancelled by the user")
     _connection_args(cancel)
 
-    lst = sub.add_parser("list", help="list swarms")
-    lst.add_argument("--limit", type=_positive, default=50)
+    lst = sub.add_parser("list", help="list swarms (newest first; filter by state, label and time)")
+    add_list_arguments(lst)
     lst.add_argument("--json", action="store_true")
     _connection_args(lst)
 

@@ -15,7 +15,16 @@ from typing import Any
 import grpc
 
 from swarmd.clients.cli.agent import cmd_agent
-from swarmd.clients.cli.render import Progress, format_plan, format_summary, state_name, swarm_json
+from swarmd.clients.cli.listing import list_request
+from swarmd.clients.cli.render import (
+    Progress,
+    format_plan,
+    format_subtask,
+    format_summary,
+    format_time,
+    state_name,
+    swarm_json,
+)
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
@@ -24,7 +33,7 @@ from swarmd.clients.tls import ClientTls
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
 from swarmd.services.orchestrator.options import check_client_options
-from swarmd.v1 import common_pb2
+from swarmd.v1 import common_pb2, orchestrator_pb2
 
 __all__ = ["ADDRESS_ENV", "COMMANDS", "build_config"]
 
@@ -225,6 +234,10 @@ async def cmd_resume(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     async with _connect(args) as (client, _):
+        if args.subtask_id:
+            reply = await client.get_subtask(args.swarm_id, args.subtask_id)
+            print(_json(reply) if args.json else format_subtask(reply.subtask, reply.swarm_state))
+            return 0
         swarm = await client.get(args.swarm_id)
     if args.json:
         print(swarm_json(swarm))
@@ -242,7 +255,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_watch(args: argparse.Namespace) -> int:
     async with _connect(args) as (client, _):
         progress = Progress(live=False)
-        async for event in client.watch(args.swarm_id, after_sequence=args.after):
+        async for event in client.watch(
+            args.swarm_id, after_sequence=args.after, subtask_ids=args.subtask_ids, event_kinds=args.event_kinds
+        ):
             if args.json:
                 from google.protobuf import json_format
 
@@ -290,22 +305,39 @@ _FINISHED_SUBTASK = frozenset(
 )
 
 
-async def cmd_list(args: argparse.Namespace) -> int:
-    async with _connect(args) as (client, _):
-        reply = await client.list(page_size=args.limit)
-    if args.json:
-        from google.protobuf import json_format
+def _json(message: Any) -> str:
+    from google.protobuf import json_format
 
-        print(json_format.MessageToJson(reply, preserving_proto_field_name=True, indent=2))
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2)
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    request = list_request(args)
+    pages = []
+    async with _connect(args) as (client, _):
+        while True:
+            reply = await client.list(
+                page_size=request.page_size, page_token=request.page_token,
+                filter=request.filter, order_by=request.order_by,
+            )
+            pages.append(reply)
+            if not args.all or not reply.next_page_token:
+                break
+            request.page_token = reply.next_page_token
+    swarms = [s for page in pages for s in page.swarms]
+    if args.json:
+        print(_json(orchestrator_pb2.ListSwarmsResponse(swarms=swarms, next_page_token=pages[-1].next_page_token)))
         return 0
-    if not reply.swarms:
+    if not swarms:
         print("no swarms")
-    for s in reply.swarms:
+    for s in swarms:
         print(
             f"{s.id}  {state_name(s.state):<10} {s.completed}/{s.subtask_count} ok  {s.failed} failed  "
             + "".join(f"{n} {w}  " for n, w in ((s.cancelled, "cancelled"), (s.skipped, "skipped")) if n)
-            + f"{s.execution_time_ms / 1000:7.1f}s  {s.created_at}  {s.task[:60]!r}"
+            + f"{s.execution_time_ms / 1000:7.1f}s  {format_time(s.created_at)}  {s.task[:60]!r}"
         )
+    if pages[-1].next_page_token:
+        print(f"more: swarmd list ... --page-token {pages[-1].next_page_token} (or --all)")
     return 0
 
 

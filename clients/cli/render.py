@@ -8,11 +8,19 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 
 from swarmd.v1 import common_pb2
 
-__all__ = ["Progress", "format_plan", "format_summary", "status_name", "swarm_json"]
+__all__ = [
+    "Progress",
+    "format_plan",
+    "format_subtask",
+    "format_summary",
+    "format_time",
+    "status_name",
+    "swarm_json",
+]
 
 
 def status_name(value: int) -> str:
@@ -21,6 +29,41 @@ def status_name(value: int) -> str:
 
 def state_name(value: int) -> str:
     return common_pb2.SwarmState.Name(value).removeprefix("SWARM_STATE_").lower()
+
+
+def format_time(ts: timestamp_pb2.Timestamp) -> str:
+    """A Timestamp as RFC 3339 in UTC to the second, ``-`` when unset."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    return ts.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_subtask(state: common_pb2.SubTaskState, swarm_state: int) -> str:
+    """One subtask in full: status, timing, result, commit and diff."""
+    result = state.result
+    lines = [
+        f"Subtask: {state.subtask.id} ({state.subtask.name or state.subtask.id})",
+        f"Swarm state: {state_name(swarm_state)}",
+        f"Status: {status_name(state.status)}" + (f" - {state.status_reason}" if state.status_reason else ""),
+        f"Attempt: {state.attempt}, steps {state.steps}, tool calls {state.tool_calls}",
+        f"Started: {format_time(state.started_at)}, finished: {format_time(state.finished_at)}",
+    ]
+    merge = result.merge
+    if merge.commit or merge.merge_commit or merge.branch:
+        outcome = common_pb2.MergeOutcome.Name(merge.outcome).removeprefix("MERGE_OUTCOME_").lower()
+        lines.append(
+            f"Commit: {merge.commit or '-'} on {merge.branch or '-'} ({outcome}"
+            + (f", merged as {merge.merge_commit}" if merge.merge_commit else "")
+            + ")"
+        )
+    if result.error:
+        lines.append(f"Error: {result.error}")
+    if result.result:
+        lines += ["", "--- result ---", result.result.rstrip()]
+    patch = b"".join(a.content for a in result.artifacts if a.artifact_type == "patch")
+    if patch:
+        lines += ["", "--- diff ---", patch.decode("utf-8", "replace").rstrip()]
+    return "\n".join(lines)
 
 
 def swarm_json(swarm: common_pb2.Swarm) -> str:
@@ -163,7 +206,9 @@ class Progress:
 
 
 def format_plan(swarm: common_pb2.Swarm, report: common_pb2.PreflightReport | None = None) -> str:
-    lines = [f"Plan for swarm {swarm.id}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
+    # A dry run stores nothing, so its swarm has no id.
+    title = f"Plan for swarm {swarm.id}" if swarm.id else "Plan (dry run)"
+    lines = [f"{title}: {len(swarm.subtasks)} subtasks, {swarm.stage_count} stage(s)"]
     by_stage: dict[int, list[common_pb2.SubTask]] = {}
     for st in swarm.subtasks:
         by_stage.setdefault(st.subtask.stage, []).append(st.subtask)

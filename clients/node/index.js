@@ -25,6 +25,13 @@ function loadApi() {
 
 const api = loadApi();
 
+// A google.protobuf.Timestamp as loaded here ({ seconds: '<int64 as string>', nanos })
+// as a Date (millisecond precision); null when the field is unset.
+function timestampToDate(ts) {
+  if (!ts) return null;
+  return new Date(Number(BigInt(ts.seconds || '0') * 1000n) + Math.floor((ts.nanos || 0) / 1e6));
+}
+
 function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
@@ -81,8 +88,22 @@ class SwarmdClient {
     return this._unary('GetSwarm', { swarm_id: swarmId }).then((r) => r.swarm);
   }
 
+  // One page of swarms. request: { page_size, page_token, order_by ('created_at desc',
+  // the default, or 'created_at asc'), filter: { states, labels, created_after,
+  // created_before } } (times as Timestamps; dateToTimestamp converts a Date).
   list(request = {}) {
     return this._unary('ListSwarms', request);
+  }
+
+  // One subtask of a swarm: { subtask (SubTaskState: status, result with the
+  // "patch" artifact and merge.commit), swarm_state }.
+  getSubTask(swarmId, subtaskId) {
+    return this._unary('GetSubTask', { swarm_id: swarmId, subtask_id: subtaskId });
+  }
+
+  // One page of a swarm's subtasks in plan order: { subtasks, next_page_token, swarm_state }.
+  listSubTasks(swarmId, { pageSize = 0, pageToken = '', statuses = [] } = {}) {
+    return this._unary('ListSubTasks', { swarm_id: swarmId, page_size: pageSize, page_token: pageToken, statuses });
   }
 
   cancel(swarmId, reason = '') {
@@ -92,7 +113,11 @@ class SwarmdClient {
   // Resolves with every event once the swarm is terminal (or the history, with historyOnly).
   // The stream's heartbeats (sent after heartbeatIntervalMs without an event; 0 = the
   // orchestrator's setting) are not events: they go to onHeartbeat, if given.
-  watch(swarmId, { afterSequence = 0, historyOnly = false, heartbeatIntervalMs = 0, onEvent, onHeartbeat } = {}) {
+  // subtaskIds and eventKinds (names of SwarmEvent's kind fields) filter the events.
+  watch(
+    swarmId,
+    { afterSequence = 0, historyOnly = false, heartbeatIntervalMs = 0, subtaskIds = [], eventKinds = [], onEvent, onHeartbeat } = {},
+  ) {
     return new Promise((resolve, reject) => {
       const events = [];
       const call = this.stub.WatchSwarm({
@@ -100,6 +125,8 @@ class SwarmdClient {
         after_sequence: String(afterSequence),
         history_only: historyOnly,
         heartbeat_interval_ms: String(heartbeatIntervalMs),
+        subtask_ids: subtaskIds,
+        event_kinds: eventKinds,
       });
       call.on('data', (reply) => {
         if (!reply.event) {
@@ -119,4 +146,11 @@ class SwarmdClient {
   }
 }
 
-module.exports = { api, grpc, SwarmdClient };
+// A Date as a google.protobuf.Timestamp for requests (e.g. ListSwarms' filter).
+function dateToTimestamp(date) {
+  const ms = date.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return { seconds: String(seconds), nanos: (ms - seconds * 1000) * 1e6 };
+}
+
+module.exports = { api, grpc, SwarmdClient, dateToTimestamp, timestampToDate };

@@ -37,11 +37,15 @@ from swarmd.services.orchestrator.events import read_stored_events
 from swarmd.services.orchestrator.governor import GovernorKey, GovernorRegistry
 from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
+from swarmd.services.orchestrator.queries import SwarmQueries, event_filter
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
 from swarmd.services.orchestrator.spending import SpendDesk
-from swarmd.services.orchestrator.stats import count_outcomes
-from swarmd.services.orchestrator.submission import SubmissionDeps, prepare_submission
+from swarmd.services.orchestrator.submission import (
+    SubmissionDeps,
+    check_same_request,
+    prepare_submission,
+)
 from swarmd.services.orchestrator.validation import validate_id
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
@@ -53,8 +57,6 @@ log = logging.getLogger(__name__)
 _REQUEST_NAMESPACE = uuid.UUID("5d0c3f5e-9a43-4d55-8a57-1c3c1d6f2a10")
 _MAX_REASON_CHARS = 1000
 _MAX_REQUEST_ID_CHARS = 128
-_DEFAULT_PAGE = 50
-_MAX_PAGE = 1000
 _CANCEL_WAIT_SECS = 10.0
 _REPLAY_WAIT_SECS = 5.0
 
@@ -118,6 +120,7 @@ class Orchestrator:
         self._on_close = on_close
         self._closed = False
         self._owner = new_owner(orchestrator_address, embedded=embedded)
+        self.queries = SwarmQueries(self._runs, store, self._load)
         self.recovery = Recovery(
             self.ctx, plugins, self._runs, self._adopt, self.owner, embedded=embedded
         )
@@ -168,11 +171,14 @@ class Orchestrator:
                 if not request.dry_run:
                     run = self._runs.get(swarm_id)
                     if run is not None:
+                        snapshot = run.snapshot()
+                        check_same_request(request, snapshot)
                         return orchestrator_pb2.SubmitSwarmResponse(
-                            swarm=run.snapshot(), preflight=run.preflight
+                            swarm=snapshot, preflight=run.preflight
                         )
                     with contextlib.suppress(NotFound):
                         stored = await self.store.load_swarm(swarm_id)
+                        check_same_request(request, stored)
                         return orchestrator_pb2.SubmitSwarmResponse(swarm=stored)
                 return await self._submit_new(request, swarm_id)
         finally:
@@ -228,64 +234,7 @@ class Orchestrator:
     # -- reading ----------------------------------------------------------------
 
     async def get(self, swarm_id: str) -> common_pb2.Swarm:
-        validate_id(swarm_id, "swarm_id")
-        run = self._runs.get(swarm_id)
-        if run is not None:
-            return run.snapshot()
-        return await self._load(swarm_id)
-
-    async def list_swarms(
-        self, request: orchestrator_pb2.ListSwarmsRequest
-    ) -> orchestrator_pb2.ListSwarmsResponse:
-        if request.page_size < 0 or request.page_size > _MAX_PAGE:
-            raise InvalidArgument(
-                f"page_size must be between 0 and {_MAX_PAGE} (0 = {_DEFAULT_PAGE})"
-            )
-        size = request.page_size or _DEFAULT_PAGE
-        token = request.page_token
-        # A token is the offset ListSwarms returned: ASCII digits, within int64.
-        if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
-            raise InvalidArgument(f"page_token {token[:40]!r} is not a token from ListSwarms")
-        offset = int(token) if token else 0
-        states = list(request.states)
-        for state in states:
-            if (
-                state not in common_pb2.SwarmState.values()
-                or state == common_pb2.SWARM_STATE_UNSPECIFIED
-            ):
-                raise InvalidArgument(f"states: {state} is not a swarm state")
-        # One more than the page tells whether another follows; the store's own
-        # limit is the same 1000, so a full-size page asks for exactly 1000 and
-        # offers a next page whenever it came back full.
-        stored = await self.store.list_swarms(states, limit=min(size + 1, _MAX_PAGE), offset=offset)
-        response = orchestrator_pb2.ListSwarmsResponse()
-        for swarm in stored[:size]:
-            run = self._runs.get(swarm.id)
-            if run is not None:
-                swarm = run.snapshot()
-            if states and swarm.state not in states:
-                continue
-            response.swarms.append(self._summary(swarm))
-        if len(stored) > size or len(stored) == size == _MAX_PAGE:
-            response.next_page_token = str(offset + size)
-        return response
-
-    @staticmethod
-    def _summary(swarm: common_pb2.Swarm) -> orchestrator_pb2.SwarmSummary:
-        counts = count_outcomes(swarm.subtasks)
-        created = swarm.created_at.ToJsonString() if swarm.HasField("created_at") else ""
-        return orchestrator_pb2.SwarmSummary(
-            id=swarm.id,
-            task=swarm.task[:200],
-            state=swarm.state,
-            subtask_count=len(swarm.subtasks),
-            completed=counts.completed,
-            failed=counts.failed,
-            cancelled=counts.cancelled,
-            skipped=counts.skipped,
-            created_at=created,
-            execution_time_ms=swarm.stats.execution_time_ms,
-        )
+        return await self.queries.swarm(swarm_id)
 
     async def watch(
         self, request: orchestrator_pb2.WatchSwarmRequest
@@ -293,16 +242,16 @@ class Orchestrator:
         validate_id(request.swarm_id, "swarm_id")
         if request.after_sequence < 0:
             raise InvalidArgument("after_sequence must not be negative")
+        keep = event_filter(request)
         run = self._runs.get(request.swarm_id)
         if run is not None:
-            async for event in run.log.watch(
-                request.after_sequence, history_only=request.history_only
-            ):
+            events = run.log.watch(request.after_sequence, history_only=request.history_only)
+        else:
+            await self._load(request.swarm_id)
+            events = read_stored_events(self.store, request.swarm_id, request.after_sequence)
+        async for event in events:
+            if keep is None or keep(event):
                 yield event
-            return
-        await self._load(request.swarm_id)
-        async for event in read_stored_events(self.store, request.swarm_id, request.after_sequence):
-            yield event
 
     # -- cancellation -------------------------------------------------------------
 

@@ -60,13 +60,11 @@ class StoreClient:
         return response.swarm
 
     async def list_swarms(
-        self, states: Sequence[common_pb2.SwarmState.ValueType], limit: int, offset: int
+        self, request: result_store_pb2.ListSwarmStatesRequest
     ) -> list[common_pb2.Swarm]:
+        """One page of stored swarms (filters, order and cursor as ``request`` says)."""
         try:
-            response = await self._stub.ListSwarmStates(
-                result_store_pb2.ListSwarmStatesRequest(states=states, limit=limit, offset=offset),
-                timeout=self.timeout,
-            )
+            response = await self._stub.ListSwarmStates(request, timeout=self.timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         return list(response.swarms)

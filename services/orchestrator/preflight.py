@@ -128,10 +128,13 @@ class PreflightBuilder:
         self.report.uncommitted_changes = git.uncommitted_changes
         if not git.is_repo:
             if worktree_enabled:
-                self.warning(
+                # Nothing a sub-agent does could be committed or merged back.
+                self.error(
                     "workspace",
-                    f"{repo_path} is not in a git repository. Worktree isolation will be disabled.",
-                    "Run `git init` and commit, or set worktree_enabled: false to silence this",
+                    f"{repo_path} is not in a git repository, so sub-agents' work cannot be "
+                    "committed or merged",
+                    "Run `git init` and commit, or set worktree_enabled: false to work in the "
+                    "directory itself",
                 )
             return
         if not git.head:

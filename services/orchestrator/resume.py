@@ -54,7 +54,7 @@ from swarmd.services.orchestrator.reconcile import (
 )
 from swarmd.services.orchestrator.run import SwarmRun, mark_interrupted
 from swarmd.services.tls import channel_credentials, channel_tls_options
-from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, result_store_pb2
 
 __all__ = [
     "Recovery",
@@ -244,13 +244,14 @@ class Recovery:
 
     async def _unfinished(self) -> list[common_pb2.Swarm]:
         pending: list[common_pb2.Swarm] = []
-        offset = 0
+        request = result_store_pb2.ListSwarmStatesRequest(states=list(_UNFINISHED), limit=_PAGE)
         while True:
-            page = await self.ctx.store.list_swarms(list(_UNFINISHED), limit=_PAGE, offset=offset)
+            page = await self.ctx.store.list_swarms(request)
             pending.extend(page)
             if len(page) < _PAGE:
                 return pending
-            offset += _PAGE
+            request.after_id = page[-1].id
+            request.after_created_at.CopyFrom(page[-1].created_at)
 
     async def startup(self) -> list[str]:
         """Resume or mark interrupted what previous orchestrators left (see the

@@ -43,7 +43,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def ListSwarms(
         self, request: orchestrator_pb2.ListSwarmsRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ListSwarmsResponse:
-        return await self.orchestrator.list_swarms(request)
+        return await self.orchestrator.queries.list_swarms(request)
+
+    @grpc_errors
+    async def GetSubTask(
+        self, request: orchestrator_pb2.GetSubTaskRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.GetSubTaskResponse:
+        return await self.orchestrator.queries.get_subtask(request)
+
+    @grpc_errors
+    async def ListSubTasks(
+        self, request: orchestrator_pb2.ListSubTasksRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListSubTasksResponse:
+        return await self.orchestrator.queries.list_subtasks(request)
 
     @grpc_errors
     async def WatchSwarm(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,7 +27,13 @@ from dataclasses import dataclass, field
 from swarmd.plugins import ModelProvider, model_spec_problem, parse_model_string
 from swarmd.plugins.manager import Plugins
 from swarmd.services.config import OrchestratorSettings
-from swarmd.services.errors import DeadlineExceeded, InvalidArgument, SwarmdError, Unavailable
+from swarmd.services.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    InvalidArgument,
+    SwarmdError,
+    Unavailable,
+)
 from swarmd.services.orchestrator.budgets import find_price
 from swarmd.services.orchestrator.decomposer import (
     create_decomposition_provider,
@@ -54,7 +61,13 @@ from swarmd.services.orchestrator.validation import (
 )
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
-__all__ = ["Submission", "SubmissionDeps", "prepare_submission"]
+__all__ = [
+    "Submission",
+    "SubmissionDeps",
+    "check_same_request",
+    "prepare_submission",
+    "request_digests",
+]
 
 _DESCRIBE_TIMEOUT_SECS = 5.0
 
@@ -85,8 +98,10 @@ class Submission:
     warnings: list[PlanWarning] = field(default_factory=list)
 
     def dry_run_swarm(self) -> common_pb2.Swarm:
-        """The swarm as a dry run shows it: planned, nothing running."""
+        """The swarm as a dry run shows it: planned, nothing running, and no
+        id, since nothing is stored that GetSwarm could find."""
         swarm = self.swarm
+        swarm.id = ""
         swarm.plan_source = self.source
         swarm.stage_count = self.stage_count
         for sub in self.subtasks or []:
@@ -105,11 +120,50 @@ class Submission:
                 await provider.aclose()
 
 
+#: The SubmitSwarmRequest fields a request_id binds, what the swarm does:
+#: reusing the key with any of them different is refused. Labels are
+#: bookkeeping and may differ on a retry (the first swarm's are kept).
+_IDEMPOTENT_FIELDS = ("task", "plan", "config")
+
+
+def request_digests(request: orchestrator_pb2.SubmitSwarmRequest) -> dict[str, str]:
+    """Hex SHA-256 of each field a request_id binds (see Swarm.request_digests)."""
+    digests = {}
+    for name in _IDEMPOTENT_FIELDS:
+        part = orchestrator_pb2.SubmitSwarmRequest()
+        if name == "task":
+            part.task = request.task
+        else:
+            getattr(part, name).CopyFrom(getattr(request, name))
+        digests[name] = hashlib.sha256(part.SerializeToString(deterministic=True)).hexdigest()
+    return digests
+
+
+def check_same_request(
+    request: orchestrator_pb2.SubmitSwarmRequest, existing: common_pb2.Swarm
+) -> None:
+    """AlreadyExists when ``existing`` was created under the same request_id by a
+    request that differs from ``request`` (swarms stored without digests pass)."""
+    if not existing.request_digests:
+        return
+    mine = request_digests(request)
+    differ = [n for n in _IDEMPOTENT_FIELDS if existing.request_digests.get(n, mine[n]) != mine[n]]
+    if differ:
+        raise AlreadyExists(
+            f"request_id {request.request_id!r} was first used for swarm {existing.id} with a "
+            f"different {', '.join(differ)}; use a new request_id for a different request",
+            field="request_id",
+            metadata={"swarm_id": existing.id, "fields": ",".join(differ)},
+        )
+
+
 def check_labels(labels: Mapping[str, str], what: str) -> None:
     """Refuse too many, empty or oversized labels."""
     if len(labels) > MAX_LABELS:
         raise InvalidArgument(f"{what}: at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():
+        if "\x00" in key or "\x00" in value:
+            raise InvalidArgument(f"{what}: label {key[:40]!r} contains a NUL byte", field=what)
         if not key or len(key) > MAX_LABEL_KEY_CHARS:
             raise InvalidArgument(
                 f"{what}: label key {key[:40]!r} must be 1-{MAX_LABEL_KEY_CHARS} characters"
@@ -215,6 +269,8 @@ async def prepare_submission(
     task = request.task
     if len(task) > MAX_TASK_CHARS:
         raise InvalidArgument(f"task is {len(task)} characters (max {MAX_TASK_CHARS})")
+    if "\x00" in task:
+        raise InvalidArgument("task contains a NUL byte", field="task")
     check_labels(request.labels, "labels")
     has_plan = len(request.plan.subtasks) > 0
     if not has_plan and not task.strip():
@@ -226,6 +282,8 @@ async def prepare_submission(
         id=swarm_id, state=common_pb2.SWARM_STATE_PLANNING, labels=dict(request.labels)
     )
     swarm.created_at.GetCurrentTime()
+    if request.request_id:
+        swarm.request_digests.update(request_digests(request))
     sub = Submission(
         swarm, common_pb2.PreflightReport(), None, 0, common_pb2.PLAN_SOURCE_UNSPECIFIED, None
     )
@@ -262,13 +320,15 @@ async def _check(
     sub.swarm.base_commit = git.head
     if config.worktree_enabled and not (git.is_repo and git.head):
         config.worktree_enabled = False
-        why = "is not in a git repository" if not git.is_repo else "has no commits yet"
-        sub.warnings.append(
-            PlanWarning(
-                "worktrees_disabled",
-                f"{config.repo_path} {why}; worktree isolation is disabled and every sub-agent works in that directory",
+        # Outside git the pre-flight report holds an error instead: the swarm is refused.
+        if git.is_repo:
+            sub.warnings.append(
+                PlanWarning(
+                    "worktrees_disabled",
+                    f"{config.repo_path} has no commits yet; worktree isolation is disabled and "
+                    "every sub-agent works in that directory",
+                )
             )
-        )
     builder.configuration(config)
     unreachable = await _check_executor(deps, config, builder)
     if not unreachable:

@@ -10,7 +10,9 @@ service's own ``default_executor``, which only that service knows.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.v1 import common_pb2
@@ -78,6 +80,16 @@ def effective_config(
     values beyond :data:`LIMITS`, a model string with spaces, ...).
     """
     problems: list[str] = []
+    for name in ("max_cost_usd", "max_cost_per_subtask_usd"):
+        # NaN compares false with everything and infinity never runs out:
+        # either would silently switch the budget off.
+        if not math.isfinite(getattr(config, name)):
+            problems.append(f"config.{name} must be a finite number (got {getattr(config, name)})")
+    if config.repo_path and not os.path.isabs(config.repo_path):
+        problems.append(
+            f"config.repo_path {config.repo_path[:200]!r} must be an absolute path "
+            "(it is a path on the executor's host; empty means the orchestrator's working directory)"
+        )
     for name in _NON_NEGATIVE:
         if getattr(config, name) < 0:
             problems.append(f"config.{name} must not be negative (got {getattr(config, name)})")
@@ -100,7 +112,11 @@ def effective_config(
             f"config.dependency_failure_policy {config.dependency_failure_policy} is not a known policy"
         )
     if problems:
-        raise InvalidArgument("invalid config: " + "; ".join(problems))
+        # The field of the first problem goes into BadRequest.
+        first = re.match(r"config\.[a-z_]+", problems[0])
+        raise InvalidArgument(
+            "invalid config: " + "; ".join(problems), field=first.group(0) if first else ""
+        )
 
     out = common_pb2.SwarmConfig()
     out.CopyFrom(config)

@@ -56,7 +56,8 @@ def validate_id(value: str, what: str) -> None:
     """Raise :class:`InvalidArgument` unless ``value`` is a valid swarmd id."""
     if not ID_PATTERN.match(value):
         raise InvalidArgument(
-            f"{what} {value!r} is not a valid id (1-128 characters of [A-Za-z0-9._-])"
+            f"{what} {value!r} is not a valid id (1-128 characters of [A-Za-z0-9._-])",
+            field=what,
         )
 
 
@@ -175,9 +176,15 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
         )
     if sub.max_steps < 0:
         problems.append(f"{where} max_steps must not be negative (got {sub.max_steps})")
+    # A NUL byte cannot go into a commit message or a prompt file: refuse it here.
+    for field in ("instruction", "name", "specialty"):
+        if "\x00" in getattr(sub, field):
+            problems.append(f"{where} {field} contains a NUL byte")
     if len(sub.labels) > MAX_LABELS:
         problems.append(f"{where} has {len(sub.labels)} labels (max {MAX_LABELS})")
     for key, value in sub.labels.items():
+        if "\x00" in key or "\x00" in value:
+            problems.append(f"{where} label {key[:40]!r} contains a NUL byte")
         if not key or len(key) > MAX_LABEL_KEY_CHARS or len(value) > MAX_LABEL_VALUE_CHARS:
             problems.append(
                 f"{where} label {key[:40]!r} is empty or too long (keys up to {MAX_LABEL_KEY_CHARS}, "

@@ -14,7 +14,9 @@ from typing import TypeAlias
 import grpc
 
 from swarmd.services.errors import InvalidArgument, grpc_errors
+from swarmd.services.result_store._validate import check_id, check_timestamp
 from swarmd.services.result_store.store import ResultStore
+from swarmd.services.result_store.swarms import SwarmQuery
 from swarmd.v1 import result_store_pb2 as pb
 from swarmd.v1 import result_store_pb2_grpc
 
@@ -144,7 +146,28 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
     async def ListSwarmStates(
         self, request: pb.ListSwarmStatesRequest, context: Context
     ) -> pb.ListSwarmStatesResponse:
-        swarms = await self.store.swarms.list(list(request.states), request.limit, request.offset)
+        times: dict[str, int | None] = {}
+        for name in ("created_after", "created_before", "after_created_at"):
+            if request.HasField(name):
+                check_timestamp(name, getattr(request, name))
+                times[name] = getattr(request, name).ToMicroseconds()
+            else:
+                times[name] = None
+        if request.after_id:
+            check_id("after_id", request.after_id)
+            if times["after_created_at"] is None:
+                raise InvalidArgument("after_created_at: required with after_id")
+        query = SwarmQuery(
+            labels=dict(request.labels),
+            created_after_us=times["created_after"],
+            created_before_us=times["created_before"],
+            oldest_first=request.oldest_first,
+            after_id=request.after_id,
+            after_created_at_us=times["after_created_at"] or 0,
+        )
+        swarms = await self.store.swarms.list(
+            list(request.states), request.limit, request.offset, query=query
+        )
         return pb.ListSwarmStatesResponse(swarms=swarms)
 
     # -- event log ------------------------------------------------------

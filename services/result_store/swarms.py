@@ -13,7 +13,8 @@ This is what lets an orchestrator restart and resume a swarm.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import aiosqlite
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -28,7 +29,7 @@ from swarmd.services.result_store._validate import (
 )
 from swarmd.v1.common_pb2 import SubTaskState, SubTaskStatus, Swarm, SwarmState
 
-__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "SwarmStates"]
+__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "SwarmQuery", "SwarmStates"]
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
@@ -166,23 +167,105 @@ class SwarmStates:
         return await self._db.run(work)
 
     async def list(
-        self, states: Sequence[int] = (), limit: int = 0, offset: int = 0
+        self,
+        states: Sequence[int] = (),
+        limit: int = 0,
+        offset: int = 0,
+        *,
+        query: SwarmQuery | None = None,
     ) -> list[Swarm]:
-        """Stored swarms, newest first, optionally only those in ``states``."""
+        """Stored swarms, newest first (oldest first with ``query.oldest_first``),
+        optionally only those in ``states`` and matching ``query``.
+
+        Every swarm returned has ``created_at`` set: its sort key, the time it
+        was first stored when it was saved without one.
+        """
         limit = check_limit("limit", limit, default=DEFAULT_LIST_LIMIT, maximum=MAX_LIST_LIMIT)
         check_non_negative("offset", offset)
+        query = query or SwarmQuery()
+        if offset and query.after_id:
+            raise InvalidArgument("offset: cannot be combined with after_id")
         wanted = sorted({int(s) for s in states})
-        where = f"WHERE state IN ({', '.join('?' for _ in wanted)})" if wanted else ""
+        where, params = _conditions(wanted, query)
+        direction = "ASC" if query.oldest_first else "DESC"
+        order = f"ORDER BY created_at_us {direction}, id {direction} LIMIT ? OFFSET ?"
+        labels = dict(query.labels)
 
         async def work(conn: aiosqlite.Connection) -> list[Swarm]:
-            rows: list[sqlite3.Row] = list(
-                await conn.execute_fetchall(
-                    f"SELECT id, swarm FROM swarms {where} "
-                    "ORDER BY created_at_us DESC, id DESC LIMIT ? OFFSET ?",
-                    (*wanted, limit, offset),
+            found: list[tuple[sqlite3.Row, Swarm]] = []
+            skip = offset
+            cursor = (query.after_created_at_us, query.after_id) if query.after_id else None
+            # Labels live in the blob: read a batch, keep the matches, read on
+            # from the last row seen until the page is full or the rows end.
+            while True:
+                batch_where, batch_params = _after(where, params, cursor, query.oldest_first)
+                rows: list[sqlite3.Row] = list(
+                    await conn.execute_fetchall(
+                        f"SELECT id, created_at_us, swarm FROM swarms {batch_where} {order}",
+                        (*batch_params, limit, skip),
+                    )
                 )
-            )
-            overrides = await _overrides(conn, [row["id"] for row in rows])
-            return [_merge(row["swarm"], overrides[row["id"]]) for row in rows]
+                skip = 0
+                for row in rows:
+                    swarm = Swarm.FromString(row["swarm"])
+                    if all(swarm.labels.get(k) == v for k, v in labels.items()):
+                        found.append((row, swarm))
+                if not labels or len(rows) < limit or len(found) >= limit:
+                    break
+                cursor = (rows[-1]["created_at_us"], rows[-1]["id"])
+            found = found[:limit]
+            overrides = await _overrides(conn, [row["id"] for row, _ in found])
+            swarms = []
+            for row, _ in found:
+                swarm = _merge(row["swarm"], overrides[row["id"]])
+                if not swarm.HasField("created_at"):
+                    swarm.created_at.FromMicroseconds(row["created_at_us"])
+                swarms.append(swarm)
+            return swarms
 
         return await self._db.run(work)
+
+
+@dataclass(frozen=True)
+class SwarmQuery:
+    """What a listing keeps beyond states, and where a keyset page starts."""
+
+    #: Labels a swarm must all carry with these values.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Inclusive lower bound of ``created_at``, microseconds; None = none.
+    created_after_us: int | None = None
+    #: Exclusive upper bound of ``created_at``, microseconds; None = none.
+    created_before_us: int | None = None
+    #: Oldest first instead of newest first.
+    oldest_first: bool = False
+    #: Keyset cursor: only swarms after this one in the listing order.
+    after_id: str = ""
+    #: ``created_at`` (microseconds) of the swarm named by ``after_id``.
+    after_created_at_us: int = 0
+
+
+def _conditions(states: Sequence[int], query: SwarmQuery) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if states:
+        clauses.append(f"state IN ({', '.join('?' for _ in states)})")
+        params.extend(states)
+    if query.created_after_us is not None:
+        clauses.append("created_at_us >= ?")
+        params.append(query.created_after_us)
+    if query.created_before_us is not None:
+        clauses.append("created_at_us < ?")
+        params.append(query.created_before_us)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _after(
+    where: str, params: list[object], cursor: tuple[int, str] | None, oldest_first: bool
+) -> tuple[str, list[object]]:
+    """``where`` narrowed to the rows after ``cursor`` in the listing order."""
+    if cursor is None:
+        return where, params
+    op = ">" if oldest_first else "<"
+    clause = f"(created_at_us {op} ? OR (created_at_us = ? AND id {op} ?))"
+    narrowed = f"{where} AND {clause}" if where else f"WHERE {clause}"
+    return narrowed, [*params, cursor[0], cursor[0], cursor[1]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -37,6 +38,28 @@ def test_run_status_list_watch_cancel(
 
     code, out, _ = run_cli(capsys, "list", "--repo", str(calc_repo))
     assert code == 0 and swarm_id in out and "succeeded" in out
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out)  # created_at, RFC 3339
+    for flags, listed in (
+        (["--state", "succeeded", "--oldest-first"], True),
+        (["--state", "failed", "--state", "cancelled"], False),
+        (["--since", "1h"], True),
+        (["--until", "2000-01-01"], False),
+        (["--label", "team=nobody"], False),
+    ):
+        code, out, err = run_cli(capsys, "list", *flags, "--repo", str(calc_repo))
+        assert code == 0, err
+        assert (swarm_id in out) is listed and (listed or "no swarms" in out), (flags, out)
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "list", "--state", "bogus", "--repo", str(calc_repo))
+    assert "not a swarm state" in capsys.readouterr().err
+
+    code, out, err = run_cli(capsys, "status", swarm_id, "ops", "--repo", str(calc_repo))
+    assert code == 0, err
+    assert "Status: completed" in out and "Commit: " in out and "--- diff ---" in out and "+++ b/" in out
+    code, out, _ = run_cli(capsys, "status", swarm_id, "ops", "--json", "--repo", str(calc_repo))
+    assert json.loads(out)["subtask"]["subtask"]["id"] == "ops"
+    code, _, err = run_cli(capsys, "status", swarm_id, "ghost", "--repo", str(calc_repo))
+    assert code == 2 and "NOT_FOUND" in err
 
     code, out, _ = run_cli(capsys, "status", swarm_id, "--repo", str(calc_repo))
     assert code == 0 and "SUCCESS" in out and "docs" in out
@@ -84,6 +107,7 @@ def test_dry_run_prints_plan_and_changes_nothing(
     )
     assert code == 0, err
     assert "stage 0:" in out and "stage 2:" in out and "Pre-flight: valid" in out
+    assert "Plan (dry run): 5 subtasks" in out
     assert "cli" in out and "<- ops, parser" in out
     assert git(calc_repo, "rev-parse", "HEAD") == head
     assert git(calc_repo, "status", "--porcelain") == ""

@@ -84,6 +84,8 @@ async def test_malformed_requests_are_invalid_argument(tmp_path: Path, payload: 
             (emb.orchestrator_address, "/swarmd.v1.OrchestratorService/GetSwarm", False),
             (emb.orchestrator_address, "/swarmd.v1.OrchestratorService/SubmitSwarm", False),
             (emb.orchestrator_address, "/swarmd.v1.OrchestratorService/WatchSwarm", True),
+            (emb.orchestrator_address, "/swarmd.v1.OrchestratorService/GetSubTask", False),
+            (emb.orchestrator_address, "/swarmd.v1.OrchestratorService/ListSubTasks", False),
             (emb.result_store_address, "/swarmd.v1.ResultStoreService/AppendEvents", False),
             (emb.executor_address, "/swarmd.v1.ExecutorService/ExecuteSubTask", True),
         ]

@@ -105,7 +105,10 @@ async def test_list_swarms_newest_first_with_paging_and_filters(services) -> Non
     )
     assert [s.id for s in second.swarms] == [ids[1], ids[0]] and second.next_page_token == ""
     done = await services.stub.ListSwarms(
-        orchestrator_pb2.ListSwarmsRequest(states=[common_pb2.SWARM_STATE_SUCCEEDED]), timeout=10
+        orchestrator_pb2.ListSwarmsRequest(
+            filter=orchestrator_pb2.SwarmFilter(states=[common_pb2.SWARM_STATE_SUCCEEDED])
+        ),
+        timeout=10,
     )
     assert [s.id for s in done.swarms] == ids[::-1]
     # The largest page the API allows is one the store can serve.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import grpc
@@ -16,8 +17,10 @@ from fakes.fake_executor import (
     subtask,
     wait_terminal,
 )
+from google.rpc import error_details_pb2
 
 from swarmd.plugins import PermanentProviderError, TransientProviderError
+from swarmd.services.errors import status_details
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
 
@@ -121,13 +124,15 @@ async def test_dry_run_returns_the_plan_and_report_without_running(
         common_pb2.SUB_TASK_STATUS_BLOCKED,
     ]
     report = reply.preflight
-    assert report.is_valid and not report.is_git_repo
+    # Worktrees asked for outside git: the report says the swarm could not run.
+    assert not report.is_valid and not report.is_git_repo
     assert report.estimated_prompt_tokens == 500 + 3 * (len("do a") // 4)
-    assert any("not in a git repository" in i.message for i in report.issues)
-    # Nothing ran and nothing was stored.
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await services.get(swarm.id)
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    (issue,) = [i for i in report.issues if "not in a git repository" in i.message]
+    assert issue.severity == common_pb2.PREFLIGHT_SEVERITY_ERROR
+    # Nothing ran and nothing was stored: the dry-run swarm has no id to look up.
+    assert swarm.id == ""
+    listed = await services.stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(), timeout=10)
+    assert list(listed.swarms) == []
 
 
 async def test_dry_run_decomposes_with_the_model(services) -> None:  # type: ignore[no-untyped-def]
@@ -165,27 +170,45 @@ async def test_git_repository_pre_flight(services, git_repo: Path) -> None:  # t
     assert reply.swarm.config.worktree_enabled
 
 
-async def test_worktrees_are_disabled_with_a_warning_outside_git(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_directory_outside_git_needs_worktrees_off(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    unset = fast_config(repo_path=str(tmp_path))
+    unset.ClearField("worktree_enabled")  # the default is on
+    for config in (fast_config(repo_path=str(tmp_path), worktree_enabled=True), unset):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await services.submit(plan=plan(subtask("a")), config=config)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not in a git repository" in info.value.details()
+    # Working in the directory itself is a choice the client can make.
     reply = await services.submit(
-        plan=plan(subtask("a")), config=fast_config(repo_path=str(tmp_path), worktree_enabled=True)
+        plan=plan(subtask("a")), config=fast_config(repo_path=str(tmp_path), worktree_enabled=False)
     )
     swarm = await wait_terminal(services, reply.swarm.id)
-    assert not swarm.config.worktree_enabled
-    events = await services.events(swarm.id)
-    warnings = [e.warning for e in events if e.HasField("warning")]
-    assert [w.code for w in warnings] == ["worktrees_disabled"]
-    assert "not in a git repository" in warnings[0].message
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED
 
 
 async def test_request_id_makes_submit_idempotent(services) -> None:  # type: ignore[no-untyped-def]
     first = await services.submit(plan=plan(subtask("a")), config=fast_config(), request_id="job-1")
-    again = await services.submit(
-        plan=plan(subtask("zzz")), config=fast_config(), request_id="job-1"
-    )
+    again = await services.submit(plan=plan(subtask("a")), config=fast_config(), request_id="job-1")
     assert again.swarm.id == first.swarm.id
     await wait_terminal(services, first.swarm.id)
-    later = await services.submit(plan=plan(subtask("b")), config=fast_config(), request_id="job-1")
+    later = await services.submit(plan=plan(subtask("a")), config=fast_config(), request_id="job-1")
     assert later.swarm.id == first.swarm.id and later.swarm.subtasks[0].subtask.id == "a"
+    # The same key with a different request, live or stored: ALREADY_EXISTS naming what differs.
+    for changed, named in (
+        ({"plan": plan(subtask("zzz"))}, "plan"),
+        ({"config": fast_config(max_retries=1)}, "config"),
+        ({"task": "other", "config": fast_config(max_retries=1)}, "task, config"),
+    ):
+        request = {"plan": plan(subtask("a")), "config": fast_config(), "request_id": "job-1", **changed}
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await services.submit(**request)
+        assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert f"different {named};" in info.value.details() and first.swarm.id in info.value.details()
+    # Labels are bookkeeping: a retry that differs only in them gets the first swarm.
+    relabelled = await services.submit(
+        plan=plan(subtask("a")), config=fast_config(), request_id="job-1", labels={"try": "2"}
+    )
+    assert relabelled.swarm.id == first.swarm.id and "try" not in relabelled.swarm.labels
     other = await services.submit(plan=plan(subtask("a")), config=fast_config(), request_id="job-2")
     assert other.swarm.id != first.swarm.id
 
@@ -334,3 +357,37 @@ async def test_bad_decomposition_options_are_invalid_argument(services) -> None:
     # Refused as an operator setting before any provider is made.
     assert "'provider.api_key' is an operator setting" in error.details()
     assert "executor service's executor.options" in error.details()
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field", "words"),
+    [
+        ({"plan": plan(subtask("a", instruction="make\x00it"))}, "plan", "instruction contains a NUL byte"),
+        ({"plan": plan(subtask("a", name="bad\x00name"))}, "plan", "name contains a NUL byte"),
+        ({"task": "do\x00it", "plan": None}, "task", "NUL byte"),
+        ({"labels": {"team": "q\x00a"}}, "labels", "NUL byte"),
+        ({"config": fast_config(max_cost_usd=math.nan)}, "config.max_cost_usd", "finite"),
+        ({"config": fast_config(max_cost_usd=math.inf)}, "config.max_cost_usd", "finite"),
+        ({"config": fast_config(max_cost_per_subtask_usd=-math.inf)}, "config.max_cost_per_subtask_usd", "finite"),
+        ({"config": fast_config(repo_path="relative/dir")}, "config.repo_path", "absolute path"),
+    ],
+)
+async def test_input_the_swarm_could_not_honour_is_refused(services, request_fields, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    request = {"plan": plan(subtask("a")), "config": fast_config(), **request_fields}
+    if request["plan"] is None:
+        del request["plan"]
+    for dry_run in (False, True):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await services.submit(**request, dry_run=dry_run)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert words in info.value.details()
+        status = status_details(info.value)
+        assert status is not None
+        violations = []
+        for packed in status.details:
+            bad = error_details_pb2.BadRequest()
+            if packed.Unpack(bad):
+                violations.extend(v.field for v in bad.field_violations)
+        assert violations == [field]
+    listed = await services.stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(), timeout=10)
+    assert list(listed.swarms) == []

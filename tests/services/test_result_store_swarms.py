@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmd.services.result_store.testing import ManualClock, ServedResultStore
 from swarmd.v1 import common_pb2 as c
@@ -166,6 +167,37 @@ async def test_list_newest_first_with_state_filter_limit_and_offset(
     assert await ids(offset=10) == []
     listed = await stub.ListSwarmStates(pb.ListSwarmStatesRequest(limit=1), timeout=T)
     assert listed.swarms[0].subtasks[0].status == c.SUB_TASK_STATUS_FAILED  # merged here too
+
+
+async def test_list_with_labels_time_range_order_and_cursor(stub: ResultStoreServiceStub) -> None:
+    base = 1_700_000_000
+
+    def at(i: int) -> Timestamp:
+        return Timestamp(seconds=base + i)
+
+    for i in range(9):
+        s = swarm(f"sw-{i}", created=base + i)
+        s.labels["parity"] = "even" if i % 2 == 0 else "odd"
+        await save(stub, s)
+
+    async def ids(**kw: Any) -> list[str]:
+        response = await stub.ListSwarmStates(pb.ListSwarmStatesRequest(**kw), timeout=T)
+        return [s.id for s in response.swarms]
+
+    # The label matches are spread out: the page fills past the first batch of rows.
+    assert await ids(labels={"parity": "odd"}, limit=3) == ["sw-7", "sw-5", "sw-3"]
+    assert await ids(labels={"parity": "odd"}, limit=3, after_id="sw-3", after_created_at=at(3)) == ["sw-1"]
+    assert await ids(labels={"parity": "even", "team": "core"}, oldest_first=True, limit=2) == ["sw-0", "sw-2"]
+    assert await ids(oldest_first=True, limit=2, after_id="sw-2", after_created_at=at(2)) == [
+        "sw-3", "sw-4"
+    ]
+    assert await ids(created_after=at(6), created_before=at(8)) == ["sw-7", "sw-6"]
+    assert await ids(created_before=at(0)) == []
+    assert await ids(created_after=Timestamp(seconds=0)) == [f"sw-{i}" for i in range(8, -1, -1)]
+    assert await ids(labels={"parity": "none"}) == []
+    await failure(stub.ListSwarmStates(pb.ListSwarmStatesRequest(offset=1, after_id="sw-1", after_created_at=at(1)), timeout=T))
+    await failure(stub.ListSwarmStates(pb.ListSwarmStatesRequest(after_id="sw-1"), timeout=T))
+    await failure(stub.ListSwarmStates(pb.ListSwarmStatesRequest(created_after=Timestamp(seconds=10**12)), timeout=T))
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { SwarmdClient, api, grpc } = require('../index.js');
+const { SwarmdClient, api, grpc, dateToTimestamp, timestampToDate } = require('../index.js');
 
 const address = process.env.SWARMD_ADDRESS;
 const repo = process.env.SWARMD_TEST_REPO;
@@ -42,7 +42,45 @@ test('a plan runs and its events stream in order', { skip: !address && 'SWARMD_A
     assert.equal(swarm.state, 'SWARM_STATE_SUCCEEDED');
     assert.deepEqual(swarm.subtasks.map((s) => s.status), ['SUB_TASK_STATUS_COMPLETED', 'SUB_TASK_STATUS_COMPLETED']);
     const listed = await client.list({});
-    assert.ok(listed.swarms.some((s) => s.id === swarmId));
+    const entry = listed.swarms.find((s) => s.id === swarmId);
+    assert.ok(entry);
+    const created = timestampToDate(entry.created_at);
+    assert.ok(created instanceof Date && Math.abs(created - Date.now()) < 3600e3, String(created));
+
+    // One subtask without the rest of the swarm: status, result, commit, diff.
+    const { subtask, swarm_state: swarmState } = await client.getSubTask(swarmId, 'parser');
+    assert.equal(swarmState, 'SWARM_STATE_SUCCEEDED');
+    assert.equal(subtask.status, 'SUB_TASK_STATUS_COMPLETED');
+    assert.equal(subtask.result.result, 'wrote the parser');
+    assert.match(subtask.result.merge.commit, /^[0-9a-f]{40}$/);
+    const patch = subtask.result.artifacts.find((a) => a.artifact_type === 'patch');
+    assert.match(Buffer.from(patch.content).toString(), /\+X = 1/);
+    await assert.rejects(client.getSubTask(swarmId, 'ghost'), (err) => err.code === grpc.status.NOT_FOUND);
+    await assert.rejects(client.getSubTask('not a valid id', 'parser'), (err) => err.code === grpc.status.INVALID_ARGUMENT);
+
+    // Subtasks page by page, in plan order.
+    const first = await client.listSubTasks(swarmId, { pageSize: 1 });
+    assert.deepEqual(first.subtasks.map((s) => s.subtask.id), ['parser']);
+    const second = await client.listSubTasks(swarmId, { pageSize: 1, pageToken: first.next_page_token });
+    assert.deepEqual(second.subtasks.map((s) => s.subtask.id), ['review']);
+    assert.equal(second.next_page_token, '');
+
+    // ListSwarms filtered by state and time, oldest first; an unknown order is refused.
+    const filtered = await client.list({
+      order_by: 'created_at asc',
+      filter: { states: ['SWARM_STATE_SUCCEEDED'], created_after: dateToTimestamp(new Date(created - 1000)) },
+    });
+    assert.ok(filtered.swarms.some((s) => s.id === swarmId));
+    const none = await client.list({ filter: { created_before: dateToTimestamp(new Date(created - 1000)) } });
+    assert.equal(none.swarms.length, 0);
+    await assert.rejects(client.list({ order_by: 'task' }), (err) => err.code === grpc.status.INVALID_ARGUMENT);
+
+    // A watch filtered by subtask and kind keeps the real sequence numbers.
+    const updates = await client.watch(swarmId, { subtaskIds: ['review'], eventKinds: ['subtask_update'] });
+    assert.ok(updates.length > 0);
+    assert.ok(updates.every((e) => e.kind === 'subtask_update' && e.subtask_update.subtask_id === 'review'));
+    const all = new Map(events.map((e) => [e.sequence, e]));
+    assert.ok(updates.every((e) => all.get(e.sequence).kind === 'subtask_update'));
   } finally {
     client.close();
   }

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from swarmd.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -65,38 +68,68 @@ class GetSwarmResponse(_message.Message):
     def __init__(self, swarm: _Optional[_Union[_common_pb2.Swarm, _Mapping]] = ...) -> None: ...
 
 class ListSwarmsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "states")
+    __slots__ = ("page_size", "page_token", "filter", "order_by")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    STATES_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
+    filter: SwarmFilter
+    order_by: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[SwarmFilter, _Mapping]] = ..., order_by: _Optional[str] = ...) -> None: ...
+
+class SwarmFilter(_message.Message):
+    __slots__ = ("states", "labels", "created_after", "created_before")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[_common_pb2.SwarmState]
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_common_pb2.SwarmState, str]]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, states: _Optional[_Iterable[_Union[_common_pb2.SwarmState, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SwarmSummary(_message.Message):
-    __slots__ = ("id", "task", "state", "subtask_count", "completed", "failed", "created_at", "execution_time_ms", "cancelled", "skipped")
+    __slots__ = ("id", "task", "state", "subtask_count", "completed", "failed", "execution_time_ms", "cancelled", "skipped", "created_at", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_COUNT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     task: str
     state: _common_pb2.SwarmState
     subtask_count: int
     completed: int
     failed: int
-    created_at: str
     execution_time_ms: int
     cancelled: int
     skipped: int
-    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.SwarmState, str]] = ..., subtask_count: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[str] = ..., execution_time_ms: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
+    created_at: _timestamp_pb2.Timestamp
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.SwarmState, str]] = ..., subtask_count: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListSwarmsResponse(_message.Message):
     __slots__ = ("swarms", "next_page_token")
@@ -106,17 +139,59 @@ class ListSwarmsResponse(_message.Message):
     next_page_token: str
     def __init__(self, swarms: _Optional[_Iterable[_Union[SwarmSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetSubTaskRequest(_message.Message):
+    __slots__ = ("swarm_id", "subtask_id")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    subtask_id: str
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ...) -> None: ...
+
+class GetSubTaskResponse(_message.Message):
+    __slots__ = ("subtask", "swarm_state")
+    SUBTASK_FIELD_NUMBER: _ClassVar[int]
+    SWARM_STATE_FIELD_NUMBER: _ClassVar[int]
+    subtask: _common_pb2.SubTaskState
+    swarm_state: _common_pb2.SwarmState
+    def __init__(self, subtask: _Optional[_Union[_common_pb2.SubTaskState, _Mapping]] = ..., swarm_state: _Optional[_Union[_common_pb2.SwarmState, str]] = ...) -> None: ...
+
+class ListSubTasksRequest(_message.Message):
+    __slots__ = ("swarm_id", "page_size", "page_token", "statuses")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    page_size: int
+    page_token: str
+    statuses: _containers.RepeatedScalarFieldContainer[_common_pb2.SubTaskStatus]
+    def __init__(self, swarm_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.SubTaskStatus, str]]] = ...) -> None: ...
+
+class ListSubTasksResponse(_message.Message):
+    __slots__ = ("subtasks", "next_page_token", "swarm_state")
+    SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SWARM_STATE_FIELD_NUMBER: _ClassVar[int]
+    subtasks: _containers.RepeatedCompositeFieldContainer[_common_pb2.SubTaskState]
+    next_page_token: str
+    swarm_state: _common_pb2.SwarmState
+    def __init__(self, subtasks: _Optional[_Iterable[_Union[_common_pb2.SubTaskState, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., swarm_state: _Optional[_Union[_common_pb2.SwarmState, str]] = ...) -> None: ...
+
 class WatchSwarmRequest(_message.Message):
-    __slots__ = ("swarm_id", "after_sequence", "history_only", "heartbeat_interval_ms")
+    __slots__ = ("swarm_id", "after_sequence", "history_only", "heartbeat_interval_ms", "subtask_ids", "event_kinds")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_ONLY_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_KINDS_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     after_sequence: int
     history_only: bool
     heartbeat_interval_ms: int
-    def __init__(self, swarm_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., history_only: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    subtask_ids: _containers.RepeatedScalarFieldContainer[str]
+    event_kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, swarm_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., history_only: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., subtask_ids: _Optional[_Iterable[str]] = ..., event_kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchSwarmResponse(_message.Message):
     __slots__ = ("event", "heartbeat")

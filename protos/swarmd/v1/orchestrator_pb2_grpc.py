@@ -75,6 +75,16 @@ class OrchestratorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsResponse.FromString,
                 _registered_method=True)
+        self.GetSubTask = channel.unary_unary(
+                '/swarmd.v1.OrchestratorService/GetSubTask',
+                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskResponse.FromString,
+                _registered_method=True)
+        self.ListSubTasks = channel.unary_unary(
+                '/swarmd.v1.OrchestratorService/ListSubTasks',
+                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksResponse.FromString,
+                _registered_method=True)
         self.WatchSwarm = channel.unary_stream(
                 '/swarmd.v1.OrchestratorService/WatchSwarm',
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.WatchSwarmRequest.SerializeToString,
@@ -159,7 +169,24 @@ class OrchestratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSwarms(self, request, context):
-        """Lists swarms, newest first.
+        """Lists swarms matching `filter`, newest first unless `order_by` says
+        otherwise, a page at a time. Page tokens are keyset cursors: swarms
+        submitted between two page requests neither repeat nor hide an item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubTask(self, request, context):
+        """Returns one subtask of a swarm (status, result, diff, commit) without
+        the rest of the swarm. NOT_FOUND for an unknown swarm or subtask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubTasks(self, request, context):
+        """Lists a swarm's subtasks in plan order, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,6 +196,7 @@ class OrchestratorServiceServicer:
         """Streams a swarm's events: first every logged event after after_sequence,
         then live events until the swarm is terminal (or history_only is set).
         A watcher that reconnects with the last sequence it saw misses nothing.
+        Events may be filtered by subtask and kind; they keep their sequence.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,6 +271,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ListSwarms,
                     request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsResponse.SerializeToString,
+            ),
+            'GetSubTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubTask,
+                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskResponse.SerializeToString,
+            ),
+            'ListSubTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubTasks,
+                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksResponse.SerializeToString,
             ),
             'WatchSwarm': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchSwarm,
@@ -387,6 +425,60 @@ class OrchestratorService:
             '/swarmd.v1.OrchestratorService/ListSwarms',
             swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsRequest.SerializeToString,
             swarmd_dot_v1_dot_orchestrator__pb2.ListSwarmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.OrchestratorService/GetSubTask',
+            swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskRequest.SerializeToString,
+            swarmd_dot_v1_dot_orchestrator__pb2.GetSubTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.OrchestratorService/ListSubTasks',
+            swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksRequest.SerializeToString,
+            swarmd_dot_v1_dot_orchestrator__pb2.ListSubTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,
