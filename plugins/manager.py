@@ -18,7 +18,6 @@ import importlib
 import importlib.metadata as md
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
@@ -27,6 +26,8 @@ from swarmd.plugins import hookspecs
 from swarmd.plugins.registry import (
     ExecutorRegistry,
     HealthCheckRegistry,
+    LoadedPlugin,
+    Plugins,
     ProviderRegistry,
     Registry,
     ToolRegistry,
@@ -51,29 +52,35 @@ BUILTIN_DISTRIBUTION = "swarmd"
 
 
 class PluginLoadError(RuntimeError):
-    """A plugin could not be imported or registered."""
+    """A plugin could not be imported or registered, or one of its hooks raised.
+
+    The message starts with ``plugin error:`` and names the plugin (its
+    entry-point or module name), its module and its distribution, so the
+    user knows whom to blame; the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, plugin: str = "", distribution: str = "") -> None:
+        super().__init__(message)
+        #: The plugin's name (entry-point name, module path, or pluggy's name).
+        self.plugin = plugin
+        #: "name version" of the distribution, "" for plugins registered from code.
+        self.distribution = distribution
 
 
-@dataclass(frozen=True)
-class LoadedPlugin:
-    """One plugin the manager registered."""
+def _origin(plugin: object) -> str:
+    """A plugin's module name, or the qualified name of its class for an instance."""
+    name = getattr(plugin, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return f"{type(plugin).__module__}.{type(plugin).__qualname__}"
 
-    name: str
-    module: str
-    distribution: str  # "name version", or "" for plugins registered from code
 
-
-@dataclass
-class Plugins:
-    """The plugin manager plus the registries its hooks filled."""
-
-    manager: pluggy.PluginManager
-    executors: ExecutorRegistry
-    providers: ProviderRegistry
-    tools: ToolRegistry
-    health_checks: HealthCheckRegistry
-    loaded: list[LoadedPlugin] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
+def _culprit(plugin: str, module: str, distribution: str) -> str:
+    if plugin.isdigit() and module:  # pluggy names an unnamed instance by its id()
+        plugin = module
+    where = f"module {module}" if module and module != plugin else ""
+    dist = f"distribution {distribution}" if distribution else "registered from code"
+    return f"plugin {plugin!r} ({', '.join(p for p in (where, dist) if p)})"
 
 
 def _truthy(value: str | None) -> bool:
@@ -130,27 +137,54 @@ def load_plugins(
         try:
             plugin = ep.load()
         except Exception as exc:
-            raise PluginLoadError(f"cannot load swarmd plugin {ep.name!r} ({ep.value}): {exc}") from exc
-        pm.register(plugin, name=ep.name)
+            raise PluginLoadError(
+                f"plugin error: cannot import {_culprit(ep.name, ep.value, _dist_label(ep))}: "
+                f"{type(exc).__name__}: {exc}",
+                plugin=ep.name,
+                distribution=_dist_label(ep),
+            ) from exc
+        entry = LoadedPlugin(ep.name, getattr(plugin, "__name__", repr(plugin)), _dist_label(ep))
+        _register(pm, plugin, entry)
         seen_names.add(ep.name)
-        loaded.append(LoadedPlugin(ep.name, getattr(plugin, "__name__", repr(plugin)), _dist_label(ep)))
+        loaded.append(entry)
 
     for module_name in _split(env.get(ENV_PLUGINS)):
         if pm.is_blocked(module_name) or pm.has_plugin(module_name):
             continue
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PluginLoadError(f"cannot import plugin module {module_name!r} from {ENV_PLUGINS}: {exc}") from exc
-        pm.register(module, name=module_name)
-        loaded.append(LoadedPlugin(module_name, module_name, ""))
+        except Exception as exc:
+            raise PluginLoadError(
+                f"plugin error: cannot import plugin module {module_name!r} named in {ENV_PLUGINS}: "
+                f"{type(exc).__name__}: {exc}",
+                plugin=module_name,
+            ) from exc
+        if pm.is_registered(module):
+            continue  # an entry point already loaded it
+        entry = LoadedPlugin(module_name, module_name, "")
+        _register(pm, module, entry)
+        loaded.append(entry)
 
     for plugin in extra:
-        name = pm.register(plugin)
+        if pm.is_registered(plugin):
+            continue
+        module = _origin(plugin)
+        name = _register(pm, plugin, LoadedPlugin("", module, ""))
         if name is not None:
-            loaded.append(LoadedPlugin(name, getattr(plugin, "__name__", type(plugin).__name__), ""))
+            loaded.append(LoadedPlugin(name, module, ""))
 
-    pm.check_pending()
+    dist_of = {p.name: p for p in loaded}
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or ""
+        entry = dist_of.get(name, LoadedPlugin(name, getattr(exc.plugin, "__name__", ""), ""))
+        raise PluginLoadError(
+            f"plugin error: {_culprit(entry.name, entry.module, entry.distribution)} "
+            f"implements a hook swarmd does not define: {exc}",
+            plugin=entry.name,
+            distribution=entry.distribution,
+        ) from exc
 
     dist_by_plugin = {p.name: p.distribution for p in loaded}
     plugins = Plugins(
@@ -169,6 +203,20 @@ def load_plugins(
     return plugins
 
 
+def _register(pm: pluggy.PluginManager, plugin: object, entry: LoadedPlugin) -> str | None:
+    """``pm.register`` whose validation errors (a hook with a misnamed
+    argument, ...) name the plugin, its module and distribution."""
+    try:
+        return pm.register(plugin, name=entry.name or None)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        name = entry.name or entry.module
+        raise PluginLoadError(
+            f"plugin error: cannot register {_culprit(name, entry.module, entry.distribution)}: {exc}",
+            plugin=name,
+            distribution=entry.distribution,
+        ) from exc
+
+
 def _base(name: str) -> type[Any]:
     import swarmd.plugins as api
 
@@ -184,6 +232,11 @@ def _fill(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any], dis
         try:
             impl.function(registry=registry)
         except Exception as exc:
-            raise PluginLoadError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
+            culprit = _culprit(impl.plugin_name, _origin(impl.plugin), registry._current_distribution)
+            raise PluginLoadError(
+                f"plugin error: {culprit} failed in {hook_name}: {type(exc).__name__}: {exc}",
+                plugin=impl.plugin_name,
+                distribution=registry._current_distribution,
+            ) from exc
         finally:
             registry._current_plugin = registry._current_distribution = ""
