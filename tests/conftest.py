@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from helpers import git
 
+# The conformance kit swarmd ships for plugin authors (its fixtures are prefixed swarmd_).
+pytest_plugins = ["swarmd.plugins.testing"]
+
 # Plugins installed in the developer's environment must not change test results.
 os.environ.setdefault("SWARMD_DISABLE_PLUGIN_AUTOLOAD", "1")
 
