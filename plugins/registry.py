@@ -76,6 +76,7 @@ class Registry(Generic[T]):
         self._items[key] = Registered(key, cls, self._current_plugin, self._current_distribution)
 
     def get(self, name: str) -> type[T]:
+        """The class registered as ``name``; :class:`UnknownPlugin` lists the known names."""
         try:
             return self._items[name].cls
         except KeyError:
@@ -83,10 +84,12 @@ class Registry(Generic[T]):
             raise UnknownPlugin(f"unknown {self.kind} {name!r} (available: {known})") from None
 
     def entry(self, name: str) -> Registered[T]:
+        """The class registered as ``name`` with the plugin and distribution that registered it."""
         self.get(name)
         return self._items[name]
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
