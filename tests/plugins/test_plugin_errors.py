@@ -145,3 +145,19 @@ def test_the_executor_context_resolves_its_types_at_runtime() -> None:
     from swarmd.plugins import ExecutorContext, Plugins
 
     assert typing.get_type_hints(ExecutorContext)["plugins"] is Plugins
+
+
+def test_plugins_installed_in_the_environment_do_not_reach_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import tempfile
+
+    outside = Path(tempfile.mkdtemp(prefix="swarmd-env-site-"))  # not under pytest's temporary directory
+    try:
+        install_fake_distribution(outside, "swarmd-installed-raiser", "swarmd_installed_raiser", RAISING_HOOK, "installed-raiser")
+        monkeypatch.syspath_prepend(str(outside))
+        importlib.invalidate_caches()
+        plugins = load_plugins(env={})
+        assert "installed-raiser" not in [p.name for p in plugins.loaded]
+    finally:
+        sys.modules.pop("swarmd_installed_raiser", None)
+        shutil.rmtree(outside)
