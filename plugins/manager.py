@@ -7,7 +7,10 @@ built-ins are registered through the same group. Switches:
     load only swarmd's built-in entry points, plus the modules named in
     ``SWARMD_PLUGINS`` (comma-separated import paths).
 ``SWARMD_BLOCK_PLUGINS=name,name``
-    never load these plugins (entry-point names), built-ins included.
+    never load these plugins, built-ins included. A name matches an entry
+    point's name, a distribution's name (all its entry points) or the name
+    of a registered executor, provider, tool or health check;
+    :attr:`Plugins.blocked_found` says what each matched.
 
 After loading, ``check_pending()`` makes a misspelled hook fail loudly.
 """
@@ -126,11 +129,17 @@ def load_plugins(
         pm.set_blocked(name)
 
     loaded: list[LoadedPlugin] = []
+    found: list[str] = []
     seen_names: set[str] = set()
+    wanted = {_normal(name): name for name in blocked}
     for ep in _entry_points():
-        if ep.name in seen_names or pm.is_blocked(ep.name):
+        if ep.name in seen_names:
             continue
         dist = getattr(ep, "dist", None)
+        if pm.is_blocked(ep.name) or (dist is not None and _normal(dist.metadata["Name"]) in wanted):
+            why = ep.name if pm.is_blocked(ep.name) else wanted[_normal(dist.metadata["Name"])]  # type: ignore[union-attr]
+            found.append(f"{why}: entry point {ep.name!r} of {_dist_label(ep) or 'no distribution'}")
+            continue
         is_builtin = dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
         if not (autoload or is_builtin):
             continue
@@ -195,12 +204,24 @@ def load_plugins(
         health_checks=HealthCheckRegistry(_base("HealthCheck")),
         loaded=loaded,
         blocked=blocked,
+        blocked_found=found,
     )
     _fill(pm, "swarmd_register_executors", plugins.executors, dist_by_plugin)
     _fill(pm, "swarmd_register_providers", plugins.providers, dist_by_plugin)
     _fill(pm, "swarmd_register_tools", plugins.tools, dist_by_plugin)
     _fill(pm, "swarmd_register_health_checks", plugins.health_checks, dist_by_plugin)
+    for registry in (plugins.executors, plugins.providers, plugins.tools, plugins.health_checks):
+        for name in blocked:
+            entry = registry.discard(name)
+            if entry is not None:
+                origin = f" of {entry.distribution}" if entry.distribution else ""
+                found.append(f"{name}: {registry.kind} registered by plugin {entry.plugin!r}{origin}")
     return plugins
+
+
+def _normal(name: str) -> str:
+    """A distribution name as packaging compares them (case, ``-``/``_``/``.`` alike)."""
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, entry: LoadedPlugin) -> str | None:

@@ -88,6 +88,10 @@ class Registry(Generic[T]):
         self.get(name)
         return self._items[name]
 
+    def discard(self, name: str) -> Registered[T] | None:
+        """Remove the class registered as ``name`` (a blocked plugin name); the entry, or None."""
+        return self._items.pop(name, None)
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._items)
@@ -178,3 +182,5 @@ class Plugins:
     health_checks: HealthCheckRegistry
     loaded: list[LoadedPlugin] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    #: What ``blocked`` matched, one line each ("echo: entry point of swarmd-echo 1.0").
+    blocked_found: list[str] = field(default_factory=list)

@@ -350,6 +350,7 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
     rows: dict[str, Any] = {
         "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution} for p in plugins.loaded],
         "blocked": plugins.blocked,
+        "blocked_found": plugins.blocked_found,
     }
     for kind in ("executors", "providers", "tools", "health_checks"):
         rows[kind] = [
@@ -364,6 +365,8 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}")
     if rows["blocked"]:
         print(f"blocked: {', '.join(rows['blocked'])}")
+        for line in plugins.blocked_found or ["(matched nothing)"]:
+            print(f"  {line}")
     for kind in ("executors", "providers", "tools", "health_checks"):
         print(f"{kind.replace('_', ' ')}:")
         for r in rows[kind]:

@@ -161,3 +161,19 @@ def test_plugins_installed_in_the_environment_do_not_reach_the_suite(monkeypatch
     finally:
         sys.modules.pop("swarmd_installed_raiser", None)
         shutil.rmtree(outside)
+
+
+def test_blocking_matches_distributions_and_registered_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cleanup_modules: None
+) -> None:
+    source = "from swarmd.plugins import hookimpl\n\n@hookimpl\ndef swarmd_register_tools(registry):\n    pass\n"
+    _install(tmp_path, monkeypatch, "swarmd-blockme", source)
+    plugins = load_plugins(env={"SWARMD_BLOCK_PLUGINS": "swarmd_blockme,replay-nothing,grep,local"})
+    assert "blockme" not in [p.name for p in plugins.loaded]
+    assert "grep" not in plugins.tools and "read" in plugins.tools
+    assert "local" not in plugins.executors
+    found = "\n".join(plugins.blocked_found)
+    assert "swarmd_blockme: entry point 'blockme' of swarmd-blockme 1.2.3" in found
+    assert "grep: tool registered by plugin 'builtin-tools' of swarmd " in found
+    assert "local: entry point 'local' of swarmd " in found
+    assert "replay-nothing" not in found
