@@ -9,7 +9,8 @@ built-ins are registered through the same group. Switches:
 ``SWARMD_BLOCK_PLUGINS=name,name``
     never load these plugins, built-ins included. A name matches an entry
     point's name, a distribution's name (all its entry points) or the name
-    of a registered executor, provider, tool or health check;
+    of an executor, provider, tool or health check registered by a loaded
+    plugin (not by the ``extra`` plugins handed over in code);
     :attr:`Plugins.blocked_found` says what each matched.
 
 After loading, ``check_pending()`` makes a misspelled hook fail loudly.
@@ -130,6 +131,7 @@ def load_plugins(
 
     loaded: list[LoadedPlugin] = []
     found: list[str] = []
+    from_code: set[str] = set()  # plugins handed over in `extra`: never blocked by registered name
     seen_names: set[str] = set()
     wanted = {_normal(name): name for name in blocked}
     for ep in _entry_points():
@@ -181,6 +183,7 @@ def load_plugins(
         name = _register(pm, plugin, LoadedPlugin("", module, ""))
         if name is not None:
             loaded.append(LoadedPlugin(name, module, ""))
+            from_code.add(name)
 
     dist_of = {p.name: p for p in loaded}
     try:
@@ -212,6 +215,8 @@ def load_plugins(
     _fill(pm, "swarmd_register_health_checks", plugins.health_checks, dist_by_plugin)
     for registry in (plugins.executors, plugins.providers, plugins.tools, plugins.health_checks):
         for name in blocked:
+            if name not in registry or registry.entry(name).plugin in from_code:
+                continue
             entry = registry.discard(name)
             if entry is not None:
                 origin = f" of {entry.distribution}" if entry.distribution else ""
