@@ -30,6 +30,13 @@ module lists its rules. Fixtures (all function-scoped):
     (:func:`subtask_request`).
 ``swarmd_tool_context``
     a :class:`~swarmd.plugins.ToolContext` whose worktree is ``swarmd_repo``.
+``swarmd_services``
+    the three services (result store, executor, orchestrator) running in
+    this process on ephemeral loopback ports with ``swarmd_plugins``, a
+    :class:`swarmd.clients.launcher.EmbeddedSwarmd` (its
+    ``orchestrator_address`` is what a ``SwarmdClient`` connects to); the
+    executor service's default executor is ``swarmd_default_executor``
+    (override it; ``"local"``).
 
 The checks need pytest only for these fixtures; they are plain coroutines.
 """
@@ -37,7 +44,7 @@ The checks need pytest only for these fixtures; they are plain coroutines.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +160,26 @@ def swarmd_request(swarmd_repo: Path) -> Callable[..., executor_pb2.ExecuteSubTa
         return subtask_request(swarmd_repo, **kw)
 
     return build
+
+
+@pytest.fixture
+def swarmd_default_executor() -> str:
+    """The default executor of ``swarmd_services`` (override it with yours)."""
+    return "local"
+
+
+@pytest.fixture
+async def swarmd_services(
+    swarmd_plugins: Plugins, swarmd_default_executor: str, tmp_path: Path
+) -> AsyncIterator[Any]:
+    """The three services on ephemeral loopback ports (see the module docstring)."""
+    from swarmd.clients.launcher import EmbeddedSwarmd
+    from swarmd.services.config import Settings
+
+    settings = Settings()
+    settings.executor.default_executor = swarmd_default_executor
+    async with EmbeddedSwarmd(settings, db_path=tmp_path / "swarmd.db", plugins=swarmd_plugins) as services:
+        yield services
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ the conformance kit."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -76,3 +78,32 @@ async def test_the_example_health_check(examples: Plugins, swarmd_repo: Path) ->
     check = examples.health_checks.get("has-file")
     assert (await check().run(swarmd_repo)).ok
     assert not (await check({"path": "nope.txt"}).run(swarmd_repo)).ok
+
+
+@pytest.fixture
+def swarmd_extra_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    modules = [importlib.import_module(name) for name in MODULES]
+    yield modules
+    for name in MODULES:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def swarmd_default_executor() -> str:
+    return "quota"
+
+
+async def test_a_swarm_runs_on_the_example_executor_and_provider(swarmd_services: Any, swarmd_repo: Path) -> None:
+    from swarmd.clients.client import SwarmdClient
+    from swarmd.v1 import common_pb2
+
+    async with SwarmdClient(swarmd_services.orchestrator_address) as client:
+        submitted = await client.submit(
+            task="say hello", config=common_pb2.SwarmConfig(model="echo/any", repo_path=str(swarmd_repo))
+        )
+        swarm = await asyncio.wait_for(client.wait(submitted.swarm.id), 60)
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, swarm
+    (state,) = swarm.subtasks
+    assert state.subtask.id == "echo" and state.result.success, state
+    assert "echo: " in state.result.result
