@@ -143,6 +143,10 @@ async def _connect(
     journal = settings.orchestrator.journal_path
     if journal is not None and not journal.is_absolute():
         settings.orchestrator.journal_path = repo / journal
+    if config is not None and config.executor:
+        # One process, one run: the executor it names is the embedded service's
+        # default, so a blocked or absent `local` does not stop it starting.
+        settings.executor.default_executor = config.executor
     if config is not None:
         operator = _operator_options(config)
         settings.executor.options.update(operator)
