@@ -35,6 +35,7 @@ from swarmd.plugins.model import (
     model_spec_problem,
     parse_model_string,
 )
+from swarmd.plugins.registry import Plugins
 from swarmd.plugins.tool import PathEscapeError, Tool, ToolContext, ToolError, ToolResult
 
 #: Marker for hook implementations in plugins.
@@ -51,6 +52,7 @@ __all__ = [
     "ModelProvider",
     "PathEscapeError",
     "PermanentProviderError",
+    "Plugins",
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",

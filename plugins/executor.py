@@ -20,16 +20,13 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+import grpc
 from opentelemetry import trace
 
+from swarmd.plugins.registry import Plugins
 from swarmd.v1 import common_pb2, executor_pb2
-
-if TYPE_CHECKING:
-    import grpc
-
-    from swarmd.plugins.manager import Plugins
 
 __all__ = ["Executor", "ExecutorContext", "unfinished_result"]
 

@@ -30,7 +30,13 @@ if TYPE_CHECKING:
         ToolRegistry,
     )
 
-__all__ = ["hookspec"]
+__all__ = [
+    "hookspec",
+    "swarmd_register_executors",
+    "swarmd_register_providers",
+    "swarmd_register_tools",
+    "swarmd_register_health_checks",
+]
 
 #: Marker for hook specifications (used only in this module).
 hookspec = pluggy.HookspecMarker("swarmd")
@@ -67,18 +73,22 @@ def swarmd_register_tools(registry: ToolRegistry) -> None:
     :param registry: call ``registry.add(ToolClass)`` for each
         :class:`swarmd.plugins.Tool` subclass. Tools whose ``read_only`` is
         true are also offered to read-only subtasks. A tool's ``name`` must be
-        unique across all plugins.
+        unique across all plugins. Its ``parameters`` schema is checked here:
+        one that is not a valid JSON Schema of an object fails loading with a
+        :class:`~swarmd.plugins.manager.PluginLoadError` naming the tool and
+        the plugin.
     :return: nothing; the return value is ignored.
     """
 
 
 @hookspec
 def swarmd_register_health_checks(registry: HealthCheckRegistry) -> None:
-    """Register branch health checks used by the collapse controller.
+    """Register branch health checks (a worktree builds, its tests pass...).
 
     :param registry: call ``registry.add(HealthCheckClass)`` for each
         :class:`swarmd.plugins.HealthCheck` subclass (e.g. one that runs
-        ``pytest -x -q`` in a worktree). Users select one by name in the
-        swarm configuration.
+        ``pytest -x -q`` in a worktree). Registered checks are listed by
+        ``swarmd plugins``; no part of a swarm runs them yet, so a check is
+        for a plugin's own executor or for tools that call it.
     :return: nothing; the return value is ignored.
     """

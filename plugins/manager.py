@@ -7,7 +7,11 @@ built-ins are registered through the same group. Switches:
     load only swarmd's built-in entry points, plus the modules named in
     ``SWARMD_PLUGINS`` (comma-separated import paths).
 ``SWARMD_BLOCK_PLUGINS=name,name``
-    never load these plugins (entry-point names), built-ins included.
+    never load these plugins, built-ins included. A name matches an entry
+    point's name, a distribution's name (all its entry points) or the name
+    of an executor, provider, tool or health check registered by a loaded
+    plugin (not by the ``extra`` plugins handed over in code);
+    :attr:`Plugins.blocked_found` says what each matched.
 
 After loading, ``check_pending()`` makes a misspelled hook fail loudly.
 """
@@ -18,7 +22,6 @@ import importlib
 import importlib.metadata as md
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
@@ -27,6 +30,8 @@ from swarmd.plugins import hookspecs
 from swarmd.plugins.registry import (
     ExecutorRegistry,
     HealthCheckRegistry,
+    LoadedPlugin,
+    Plugins,
     ProviderRegistry,
     Registry,
     ToolRegistry,
@@ -51,29 +56,35 @@ BUILTIN_DISTRIBUTION = "swarmd"
 
 
 class PluginLoadError(RuntimeError):
-    """A plugin could not be imported or registered."""
+    """A plugin could not be imported or registered, or one of its hooks raised.
+
+    The message starts with ``plugin error:`` and names the plugin (its
+    entry-point or module name), its module and its distribution, so the
+    user knows whom to blame; the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, plugin: str = "", distribution: str = "") -> None:
+        super().__init__(message)
+        #: The plugin's name (entry-point name, module path, or pluggy's name).
+        self.plugin = plugin
+        #: "name version" of the distribution, "" for plugins registered from code.
+        self.distribution = distribution
 
 
-@dataclass(frozen=True)
-class LoadedPlugin:
-    """One plugin the manager registered."""
+def _origin(plugin: object) -> str:
+    """A plugin's module name, or the qualified name of its class for an instance."""
+    name = getattr(plugin, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return f"{type(plugin).__module__}.{type(plugin).__qualname__}"
 
-    name: str
-    module: str
-    distribution: str  # "name version", or "" for plugins registered from code
 
-
-@dataclass
-class Plugins:
-    """The plugin manager plus the registries its hooks filled."""
-
-    manager: pluggy.PluginManager
-    executors: ExecutorRegistry
-    providers: ProviderRegistry
-    tools: ToolRegistry
-    health_checks: HealthCheckRegistry
-    loaded: list[LoadedPlugin] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
+def _culprit(plugin: str, module: str, distribution: str) -> str:
+    if plugin.isdigit() and module:  # pluggy names an unnamed instance by its id()
+        plugin = module
+    where = f"module {module}" if module and module != plugin else ""
+    dist = f"distribution {distribution}" if distribution else "registered from code"
+    return f"plugin {plugin!r} ({', '.join(p for p in (where, dist) if p)})"
 
 
 def _truthy(value: str | None) -> bool:
@@ -119,38 +130,73 @@ def load_plugins(
         pm.set_blocked(name)
 
     loaded: list[LoadedPlugin] = []
+    found: list[str] = []
+    from_code: set[str] = set()  # plugins handed over in `extra`: never blocked by registered name
     seen_names: set[str] = set()
+    wanted = {_normal(name): name for name in blocked}
     for ep in _entry_points():
-        if ep.name in seen_names or pm.is_blocked(ep.name):
+        if ep.name in seen_names:
             continue
         dist = getattr(ep, "dist", None)
+        if pm.is_blocked(ep.name) or (dist is not None and _normal(dist.metadata["Name"]) in wanted):
+            why = ep.name if pm.is_blocked(ep.name) else wanted[_normal(dist.metadata["Name"])]  # type: ignore[union-attr]
+            found.append(f"{why}: entry point {ep.name!r} of {_dist_label(ep) or 'no distribution'}")
+            continue
         is_builtin = dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
         if not (autoload or is_builtin):
             continue
         try:
             plugin = ep.load()
         except Exception as exc:
-            raise PluginLoadError(f"cannot load swarmd plugin {ep.name!r} ({ep.value}): {exc}") from exc
-        pm.register(plugin, name=ep.name)
+            raise PluginLoadError(
+                f"plugin error: cannot import {_culprit(ep.name, ep.value, _dist_label(ep))}: "
+                f"{type(exc).__name__}: {exc}",
+                plugin=ep.name,
+                distribution=_dist_label(ep),
+            ) from exc
+        entry = LoadedPlugin(ep.name, getattr(plugin, "__name__", repr(plugin)), _dist_label(ep))
+        _register(pm, plugin, entry)
         seen_names.add(ep.name)
-        loaded.append(LoadedPlugin(ep.name, getattr(plugin, "__name__", repr(plugin)), _dist_label(ep)))
+        loaded.append(entry)
 
     for module_name in _split(env.get(ENV_PLUGINS)):
         if pm.is_blocked(module_name) or pm.has_plugin(module_name):
             continue
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PluginLoadError(f"cannot import plugin module {module_name!r} from {ENV_PLUGINS}: {exc}") from exc
-        pm.register(module, name=module_name)
-        loaded.append(LoadedPlugin(module_name, module_name, ""))
+        except Exception as exc:
+            raise PluginLoadError(
+                f"plugin error: cannot import plugin module {module_name!r} named in {ENV_PLUGINS}: "
+                f"{type(exc).__name__}: {exc}",
+                plugin=module_name,
+            ) from exc
+        if pm.is_registered(module):
+            continue  # an entry point already loaded it
+        entry = LoadedPlugin(module_name, module_name, "")
+        _register(pm, module, entry)
+        loaded.append(entry)
 
     for plugin in extra:
-        name = pm.register(plugin)
+        if pm.is_registered(plugin):
+            continue
+        module = _origin(plugin)
+        name = _register(pm, plugin, LoadedPlugin("", module, ""))
         if name is not None:
-            loaded.append(LoadedPlugin(name, getattr(plugin, "__name__", type(plugin).__name__), ""))
+            loaded.append(LoadedPlugin(name, module, ""))
+            from_code.add(name)
 
-    pm.check_pending()
+    dist_of = {p.name: p for p in loaded}
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or ""
+        entry = dist_of.get(name, LoadedPlugin(name, getattr(exc.plugin, "__name__", ""), ""))
+        raise PluginLoadError(
+            f"plugin error: {_culprit(entry.name, entry.module, entry.distribution)} "
+            f"implements a hook swarmd does not define: {exc}",
+            plugin=entry.name,
+            distribution=entry.distribution,
+        ) from exc
 
     dist_by_plugin = {p.name: p.distribution for p in loaded}
     plugins = Plugins(
@@ -161,12 +207,40 @@ def load_plugins(
         health_checks=HealthCheckRegistry(_base("HealthCheck")),
         loaded=loaded,
         blocked=blocked,
+        blocked_found=found,
     )
     _fill(pm, "swarmd_register_executors", plugins.executors, dist_by_plugin)
     _fill(pm, "swarmd_register_providers", plugins.providers, dist_by_plugin)
     _fill(pm, "swarmd_register_tools", plugins.tools, dist_by_plugin)
     _fill(pm, "swarmd_register_health_checks", plugins.health_checks, dist_by_plugin)
+    for registry in (plugins.executors, plugins.providers, plugins.tools, plugins.health_checks):
+        for name in blocked:
+            if name not in registry or registry.entry(name).plugin in from_code:
+                continue
+            entry = registry.discard(name)
+            if entry is not None:
+                origin = f" of {entry.distribution}" if entry.distribution else ""
+                found.append(f"{name}: {registry.kind} registered by plugin {entry.plugin!r}{origin}")
     return plugins
+
+
+def _normal(name: str) -> str:
+    """A distribution name as packaging compares them (case, ``-``/``_``/``.`` alike)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, entry: LoadedPlugin) -> str | None:
+    """``pm.register`` whose validation errors (a hook with a misnamed
+    argument, ...) name the plugin, its module and distribution."""
+    try:
+        return pm.register(plugin, name=entry.name or None)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        name = entry.name or entry.module
+        raise PluginLoadError(
+            f"plugin error: cannot register {_culprit(name, entry.module, entry.distribution)}: {exc}",
+            plugin=name,
+            distribution=entry.distribution,
+        ) from exc
 
 
 def _base(name: str) -> type[Any]:
@@ -184,6 +258,11 @@ def _fill(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any], dis
         try:
             impl.function(registry=registry)
         except Exception as exc:
-            raise PluginLoadError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
+            culprit = _culprit(impl.plugin_name, _origin(impl.plugin), registry._current_distribution)
+            raise PluginLoadError(
+                f"plugin error: {culprit} failed in {hook_name}: {type(exc).__name__}: {exc}",
+                plugin=impl.plugin_name,
+                distribution=registry._current_distribution,
+            ) from exc
         finally:
             registry._current_plugin = registry._current_distribution = ""

@@ -1,15 +1,21 @@
-"""Registries that plugins fill with classes (see :mod:`swarmd.plugins.hookspecs`)."""
+"""Registries that plugins fill with classes (see :mod:`swarmd.plugins.hookspecs`),
+and :class:`Plugins`, the loaded plugin manager with its registries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+import pluggy
 
 __all__ = [
     "ExecutorRegistry",
     "HealthCheckRegistry",
+    "InvalidToolSchema",
+    "LoadedPlugin",
     "PluginConflict",
+    "Plugins",
     "ProviderRegistry",
     "Registered",
     "Registry",
@@ -26,6 +32,10 @@ class PluginConflict(ValueError):
 
 class UnknownPlugin(LookupError):
     """No plugin registered that name."""
+
+
+class InvalidToolSchema(ValueError):
+    """A tool's ``parameters`` is not a valid JSON Schema of an object."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class Registry(Generic[T]):
         self._items[key] = Registered(key, cls, self._current_plugin, self._current_distribution)
 
     def get(self, name: str) -> type[T]:
+        """The class registered as ``name``; :class:`UnknownPlugin` lists the known names."""
         try:
             return self._items[name].cls
         except KeyError:
@@ -73,10 +84,16 @@ class Registry(Generic[T]):
             raise UnknownPlugin(f"unknown {self.kind} {name!r} (available: {known})") from None
 
     def entry(self, name: str) -> Registered[T]:
+        """The class registered as ``name`` with the plugin and distribution that registered it."""
         self.get(name)
         return self._items[name]
 
+    def discard(self, name: str) -> Registered[T] | None:
+        """Remove the class registered as ``name`` (a blocked plugin name); the entry, or None."""
+        return self._items.pop(name, None)
+
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
@@ -101,6 +118,69 @@ class ProviderRegistry(Registry[Any]):
 class ToolRegistry(Registry[Any]):
     kind = "tool"
 
+    def add(self, cls: type[Any], *, name: str | None = None) -> None:
+        """Register a tool class once its ``parameters`` schema is checked.
+
+        :raises InvalidToolSchema: ``parameters`` is missing, not an object
+            schema, or not valid JSON Schema; the message names the tool and
+            the plugin that registered it.
+        """
+        if isinstance(cls, type) and issubclass(cls, self._base):
+            problem = tool_schema_problem(getattr(cls, "parameters", None))
+            if problem:
+                tool = name or getattr(cls, "name", "") or cls.__qualname__
+                by = self._current_plugin or cls.__module__
+                raise InvalidToolSchema(f"tool {tool!r} of plugin {by!r} has an invalid parameters schema: {problem}")
+        super().add(cls, name=name)
+
+
+def tool_schema_problem(schema: object) -> str:
+    """Why ``schema`` cannot be a tool's ``parameters``; ``""`` when it can.
+
+    It must be a mapping, valid JSON Schema (checked against the metaschema
+    it names, by default the newest ``jsonschema`` knows) and describe an
+    object (``"type": "object"``): the model sends a tool's arguments as one
+    JSON object.
+    """
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, Mapping):
+        return f"it must be a mapping (a JSON Schema), got {type(schema).__name__}"
+    if schema.get("type") != "object":
+        return f'it must describe an object ("type": "object"), got type {schema.get("type")!r}'
+    try:
+        jsonschema.validators.validator_for(dict(schema)).check_schema(dict(schema))
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{where}: {exc.message}" if where else exc.message
+    return ""
+
 
 class HealthCheckRegistry(Registry[Any]):
     kind = "health check"
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """One plugin the manager registered."""
+
+    name: str
+    module: str
+    distribution: str  # "name version", or "" for plugins registered from code
+
+
+@dataclass
+class Plugins:
+    """The plugin manager plus the registries its hooks filled
+    (made by :func:`swarmd.plugins.manager.load_plugins`)."""
+
+    manager: pluggy.PluginManager
+    executors: ExecutorRegistry
+    providers: ProviderRegistry
+    tools: ToolRegistry
+    health_checks: HealthCheckRegistry
+    loaded: list[LoadedPlugin] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    #: What ``blocked`` matched, one line each ("echo: entry point of swarmd-echo 1.0").
+    blocked_found: list[str] = field(default_factory=list)

@@ -248,6 +248,7 @@ class CallStop:
         self._event = threading.Event()
 
     def set(self) -> None:
+        """Mark the call as given up (done by :func:`run_blocking` on cancellation)."""
         self._event.set()
 
     @property
@@ -257,9 +258,11 @@ class CallStop:
 
     @property
     def expired(self) -> bool:
+        """The call's deadline has passed."""
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def is_set(self) -> bool:
+        """Cancelled or expired: the work should stop."""
         return self.cancelled or self.expired
 
     def remaining(self, cap: float | None = None) -> float | None:

@@ -5,12 +5,39 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import git
 
+# The conformance kit swarmd ships for plugin authors (its fixtures are prefixed swarmd_).
+pytest_plugins = ["swarmd.plugins.testing"]
+
 # Plugins installed in the developer's environment must not change test results.
 os.environ.setdefault("SWARMD_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Entry points of swarmd itself and of distributions tests install under
+    their temporary directories only: plugins installed in the environment
+    must not change results, even for tests that turn autoload on."""
+    import swarmd.plugins.manager as manager
+
+    base = str(tmp_path_factory.getbasetemp().resolve())
+    every = manager._entry_points
+
+    def ours() -> list[Any]:
+        kept = []
+        for ep in every():
+            dist = getattr(ep, "dist", None)
+            if dist is None or dist.metadata["Name"] == manager.BUILTIN_DISTRIBUTION:
+                kept.append(ep)
+            elif str(Path(str(dist.locate_file(""))).resolve()).startswith(base):
+                kept.append(ep)
+        return kept
+
+    monkeypatch.setattr(manager, "_entry_points", ours)
 
 
 @pytest.fixture

@@ -152,6 +152,10 @@ async def _connect(
     journal = settings.orchestrator.journal_path
     if journal is not None and not journal.is_absolute():
         settings.orchestrator.journal_path = repo / journal
+    if config is not None and config.executor:
+        # One process, one run: the executor it names is the embedded service's
+        # default, so a blocked or absent `local` does not stop it starting.
+        settings.executor.default_executor = config.executor
     if config is not None:
         operator = _operator_options(config)
         settings.executor.options.update(operator)
@@ -398,6 +402,7 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
     rows: dict[str, Any] = {
         "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution} for p in plugins.loaded],
         "blocked": plugins.blocked,
+        "blocked_found": plugins.blocked_found,
     }
     for kind in ("executors", "providers", "tools", "health_checks"):
         rows[kind] = [
@@ -412,6 +417,8 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}")
     if rows["blocked"]:
         print(f"blocked: {', '.join(rows['blocked'])}")
+        for line in plugins.blocked_found or ["(matched nothing)"]:
+            print(f"  {line}")
     for kind in ("executors", "providers", "tools", "health_checks"):
         print(f"{kind.replace('_', ' ')}:")
         for r in rows[kind]:

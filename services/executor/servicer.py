@@ -14,9 +14,15 @@ from swarmd.plugins.manager import Plugins
 from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings
-from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, grpc_errors
+from swarmd.services.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    grpc_errors,
+)
 from swarmd.services.executor.model_check import check_model
-from swarmd.services.executor.streams import AttemptStreams
+from swarmd.services.executor.streams import AttemptStreams, plugin_label
 from swarmd.services.telemetry import swarmd_version
 from swarmd.v1 import executor_pb2, executor_pb2_grpc
 
@@ -73,11 +79,23 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         async with self._lock:
             if name not in self._executors:
                 try:
-                    cls = self.plugins.executors.get(name)
+                    entry = self.plugins.executors.entry(name)
                 except UnknownPlugin as exc:
                     raise InvalidArgument(str(exc)) from None
-                self._executors[name] = cls(self._context)
+                try:
+                    self._executors[name] = entry.cls(self._context)
+                except Exception as exc:
+                    log.exception("executor plugin %r could not be created", name)
+                    origin = entry.distribution or entry.cls.__module__
+                    raise FailedPrecondition(
+                        f"executor plugin {name!r} ({origin}) could not be created: {type(exc).__name__}: {exc}"
+                    ) from exc
             return self._executors[name]
+
+    def _plugin_label(self, executor: Executor) -> str:
+        name = getattr(executor, "name", "")
+        entry = self.plugins.executors.entry(name) if name in self.plugins.executors else None
+        return plugin_label(executor, entry.distribution if entry else "")
 
     def in_flight(self) -> int:
         return self._streams.running()
@@ -94,7 +112,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         cap = self._settings.capacity
         if cap and self.in_flight() >= cap:
             raise ResourceExhausted(f"executor service is at capacity ({cap} sub-agents running)")
-        record = await self._streams.start(request, executor, window_secs=request.reattach_window_ms / 1000)
+        record = await self._streams.start(
+            request, executor, window_secs=request.reattach_window_ms / 1000, plugin=self._plugin_label(executor)
+        )
         async for message in self._streams.follow(record, 0, self._heartbeat_secs(request.heartbeat_interval_ms)):
             yield message
 

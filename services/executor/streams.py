@@ -50,8 +50,24 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+def plugin_label(executor: Executor, distribution: str = "") -> str:
+    """How failures name the executor plugin: its name and where it comes from."""
+    name = getattr(executor, "name", "") or type(executor).__qualname__
+    origin = f"distribution {distribution}" if distribution else f"module {type(executor).__module__}"
+    return f"executor plugin {name!r} ({origin})"
+
+
 def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
     return unfinished_result(request, error, kind=kind)
+
+
+def _malformed(message: object) -> str:
+    """What is wrong with one message of a plugin's stream; ``""`` when nothing."""
+    if not isinstance(message, executor_pb2.ExecuteSubTaskResponse):
+        return f"yielded a {type(message).__name__}, not an ExecuteSubTaskResponse"
+    if message.WhichOneof("payload") is None:
+        return "yielded an ExecuteSubTaskResponse with no event, result or heartbeat"
+    return ""
 
 
 class AttemptRecord:
@@ -64,9 +80,12 @@ class AttemptRecord:
         *,
         window_secs: float,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        plugin: str = "",
     ) -> None:
         self.request = request
         self.executor = executor
+        #: Who runs it, as failures name it: "executor plugin 'x' (distribution ...)".
+        self.plugin = plugin or plugin_label(executor)
         self.key: Key = (request.swarm_id, request.subtask.id)
         self.attempt = request.attempt
         self.window_secs = window_secs
@@ -156,7 +175,12 @@ class AttemptStreams:
         return self._records.get((swarm_id, subtask_id))
 
     async def start(
-        self, request: executor_pb2.ExecuteSubTaskRequest, executor: Executor, *, window_secs: float
+        self,
+        request: executor_pb2.ExecuteSubTaskRequest,
+        executor: Executor,
+        *,
+        window_secs: float,
+        plugin: str = "",
     ) -> AttemptRecord:
         """Start an attempt; the running attempt of the subtask when there is one.
 
@@ -182,7 +206,9 @@ class AttemptStreams:
                 existing.attempts.add(request.attempt)
                 return existing
             await self._stop(existing)
-        record = AttemptRecord(request, executor, window_secs=window_secs, buffer_bytes=self._buffer_bytes)
+        record = AttemptRecord(
+            request, executor, window_secs=window_secs, buffer_bytes=self._buffer_bytes, plugin=plugin
+        )
         self._records[key] = record
         record.task = asyncio.get_running_loop().create_task(
             self._run(record), name=f"swarmd-attempt-{request.subtask.id}-{request.attempt}"
@@ -191,17 +217,33 @@ class AttemptStreams:
 
     async def _run(self, record: AttemptRecord) -> None:
         request = record.request
-        stream = record.executor.submit(request)
+        stream: AsyncIterator[executor_pb2.ExecuteSubTaskResponse] | None = None
         try:
+            stream = record.executor.submit(request)
             async for message in stream:
+                garbage = _malformed(message)
+                if garbage:
+                    log.error("%s %s while running %s", record.plugin, garbage, request.subtask.id)
+                    record.append(
+                        _failure(
+                            request,
+                            f"{record.plugin} broke the executor contract: it {garbage}",
+                            common_pb2.FAILURE_KIND_PERMANENT,
+                        )
+                    )
+                    break
                 if message.HasField("heartbeat"):
                     continue  # this service sends its own
                 record.append(message)
                 if record.finished:
-                    break
+                    break  # the first result is final; the stream is closed unread
             if not record.finished:
                 record.append(
-                    _failure(request, "the executor plugin ended the stream without a result", common_pb2.FAILURE_KIND_TRANSIENT)
+                    _failure(
+                        request,
+                        f"{record.plugin} ended the stream without a result",
+                        common_pb2.FAILURE_KIND_TRANSIENT,
+                    )
                 )
         except asyncio.CancelledError:
             raise
@@ -209,18 +251,22 @@ class AttemptStreams:
             # The plugin refused or lost the attempt with a status (a peer it
             # forwards to is unreachable, ...): a failed result of that kind.
             transient = exc.code in _TRANSIENT_CODES
-            log.warning("executor plugin failed running %s: %s: %s", request.subtask.id, exc.code.name, exc.message)
+            log.warning("%s failed running %s: %s: %s", record.plugin, request.subtask.id, exc.code.name, exc.message)
             record.append(
                 _failure(
                     request,
-                    f"executor call failed: {exc.code.name}: {exc.message}",
+                    f"executor call failed: {exc.code.name}: {exc.message} (from {record.plugin})",
                     common_pb2.FAILURE_KIND_TRANSIENT if transient else common_pb2.FAILURE_KIND_PERMANENT,
                 )
             )
         except Exception as exc:
-            log.exception("executor plugin failed running %s", request.subtask.id)
+            log.exception("%s failed running %s", record.plugin, request.subtask.id)
             record.append(
-                _failure(request, f"executor error: {type(exc).__name__}: {exc}", common_pb2.FAILURE_KIND_PERMANENT)
+                _failure(
+                    request,
+                    f"executor error: {record.plugin} raised {type(exc).__name__}: {exc}",
+                    common_pb2.FAILURE_KIND_PERMANENT,
+                )
             )
         finally:
             aclose = getattr(stream, "aclose", None)
