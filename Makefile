@@ -8,7 +8,7 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kube-binaries llama-server sandbox demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
+.PHONY: FORCE help venv kube-binaries llama-server sandbox demo test lint protos protos-check protos-lint compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
@@ -22,10 +22,25 @@ help:
 	@echo "make compose-check validate compose.yaml against the compose spec"
 	@echo "make bench         quick benchmark profile (bench-full: the long one)"
 
-$(STAMP): pyproject.toml setup.py
+# swarmd is installed in setuptools' strict editable mode: a tree of links under
+# build/__editable__.swarmd-*/swarmd/ mirrors the folders under their import names
+# and sits on sys.path, so mypy, pyright and editors resolve every `swarmd.` import
+# from a checkout (no import hook). The link tree holds one link per file: adding
+# or removing a module changes $(MODULE_LIST), which re-links on the next make target.
+MODULE_LIST := $(VENV)/.swarmd-modules
+EDITABLE := --config-settings editable_mode=strict
+
+$(MODULE_LIST): FORCE
+	@mkdir -p $(VENV)
+	@find protos/swarmd services plugins clients -path clients/node -prune -o -name __pycache__ -prune \
+	  -o -type f \( -name '*.py' -o -name '*.pyi' -o -name py.typed -o -name '*.proto' -o -name '*.json' -o -name '*.jsonl' \) \
+	  -print | LC_ALL=C sort > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+$(STAMP): pyproject.toml setup.py $(MODULE_LIST)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet $(EDITABLE) -e '.[dev,bench]'
 	@touch $(STAMP)
 
 # The Node.js client (clients/node) and its tests need its npm dependencies.
