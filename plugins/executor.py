@@ -29,7 +29,7 @@ from swarmd.v1 import common_pb2, executor_pb2
 if TYPE_CHECKING:
     import grpc
 
-    from swarmd.plugins.manager import Plugins
+    from swarmd.plugins.loaded import Plugins
 
 __all__ = ["Executor", "ExecutorContext", "unfinished_result"]
 

@@ -18,12 +18,12 @@ import importlib
 import importlib.metadata as md
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from swarmd.plugins import hookspecs
+from swarmd.plugins.loaded import LoadedPlugin, Plugins
 from swarmd.plugins.registry import (
     ExecutorRegistry,
     HealthCheckRegistry,
@@ -52,28 +52,6 @@ BUILTIN_DISTRIBUTION = "swarmd"
 
 class PluginLoadError(RuntimeError):
     """A plugin could not be imported or registered."""
-
-
-@dataclass(frozen=True)
-class LoadedPlugin:
-    """One plugin the manager registered."""
-
-    name: str
-    module: str
-    distribution: str  # "name version", or "" for plugins registered from code
-
-
-@dataclass
-class Plugins:
-    """The plugin manager plus the registries its hooks filled."""
-
-    manager: pluggy.PluginManager
-    executors: ExecutorRegistry
-    providers: ProviderRegistry
-    tools: ToolRegistry
-    health_checks: HealthCheckRegistry
-    loaded: list[LoadedPlugin] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
 
 
 def _truthy(value: str | None) -> bool:

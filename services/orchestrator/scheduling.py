@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
@@ -40,14 +39,12 @@ from swarmd.services.orchestrator.attempts import AttemptReporter
 from swarmd.services.orchestrator.committed import CommittedWork, EarlyCommit
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
+from swarmd.services.orchestrator.live_run import LiveRun
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
 from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
 from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.v1 import common_pb2
-
-if TYPE_CHECKING:
-    from swarmd.services.orchestrator.run import SwarmRun
 
 __all__ = ["SubtaskScheduler"]
 
@@ -61,7 +58,7 @@ def _result(status: int, kind: int, error: str) -> common_pb2.SubTaskResult:
 class SubtaskScheduler:
     """The running side of one swarm: ready queue, in-flight tasks, spans."""
 
-    def __init__(self, run: SwarmRun) -> None:
+    def __init__(self, run: LiveRun) -> None:
         self.run = run
         self.tracker: DependencyTracker | None = None
         self.ready: ReadyQueue | None = None
