@@ -17,7 +17,8 @@ COPY protos ./protos
 COPY services ./services
 COPY plugins ./plugins
 COPY clients ./clients
-RUN pip install --no-cache-dir . grpcio-health-checking
+# The services image runs the kubernetes executor too, so it carries that extra.
+RUN pip install --no-cache-dir '.[kubernetes]'
 
 RUN useradd --create-home --uid 10001 swarmd && mkdir -p /data /workspace && chown swarmd /data /workspace
 

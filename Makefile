@@ -37,11 +37,21 @@ $(MODULE_LIST): FORCE
 	  -print | LC_ALL=C sort > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
+# Two installs: RUN_STAMP is what running swarmd needs (make demo); STAMP adds the
+# extras the tests, linters and benchmarks need (dev: test tools, the kubernetes
+# extra, mypy, ruff, buf, grpcio-tools; bench: psutil, matplotlib).
+RUN_STAMP := $(VENV)/.swarmd-installed-run
+
+$(RUN_STAMP): pyproject.toml setup.py $(MODULE_LIST)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(EDITABLE) -e .
+	@touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml setup.py $(MODULE_LIST)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(EDITABLE) -e '.[dev,bench]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
 # The Node.js client (clients/node) and its tests need its npm dependencies.
 $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
@@ -50,7 +60,7 @@ $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 
 venv: $(STAMP) $(NODE_STAMP)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py
 
 # The Kubernetes executor's tests run against a real kube-apiserver built from

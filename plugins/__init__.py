@@ -18,6 +18,7 @@ from __future__ import annotations
 import pluggy
 
 from swarmd.plugins.executor import Executor, ExecutorContext
+from swarmd.plugins.extras import MissingExtra, require_extra
 from swarmd.plugins.health import HealthCheck, HealthResult
 from swarmd.plugins.model import (
     CompletionRequest,
@@ -48,6 +49,7 @@ __all__ = [
     "HealthCheck",
     "HealthResult",
     "Message",
+    "MissingExtra",
     "ModelProvider",
     "PathEscapeError",
     "PermanentProviderError",
@@ -65,4 +67,5 @@ __all__ = [
     "hookimpl",
     "model_spec_problem",
     "parse_model_string",
+    "require_extra",
 ]

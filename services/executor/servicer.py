@@ -9,12 +9,18 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swarmd.plugins import Executor, ExecutorContext
+from swarmd.plugins import Executor, ExecutorContext, MissingExtra
 from swarmd.plugins.manager import Plugins
 from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings
-from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, grpc_errors
+from swarmd.services.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    grpc_errors,
+)
 from swarmd.services.executor.model_check import check_model
 from swarmd.services.executor.streams import AttemptStreams
 from swarmd.services.telemetry import swarmd_version
@@ -76,7 +82,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
                     cls = self.plugins.executors.get(name)
                 except UnknownPlugin as exc:
                     raise InvalidArgument(str(exc)) from None
-                self._executors[name] = cls(self._context)
+                try:
+                    self._executors[name] = cls(self._context)
+                except MissingExtra as exc:
+                    raise FailedPrecondition(str(exc)) from None
             return self._executors[name]
 
     def in_flight(self) -> int:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from swarmd.plugins import Executor, ExecutorContext
+from swarmd.plugins import Executor, ExecutorContext, require_extra
 from swarmd.plugins.executors.kubernetes import outcomes
 from swarmd.plugins.executors.kubernetes.bringback import merge_pod_work, ship_base
 from swarmd.plugins.executors.kubernetes.budget import PodBudget
@@ -65,6 +65,7 @@ class KubernetesExecutor(Executor):
 
     def __init__(self, context: ExecutorContext) -> None:
         super().__init__(context)
+        require_extra("kubernetes", plugin="kubernetes executor", extra="kubernetes")
         try:
             self.settings = KubeSettings.from_options(context.options)
         except KubeSettingsError as exc:

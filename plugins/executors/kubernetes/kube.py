@@ -21,10 +21,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
-from kubernetes.client.rest import ApiException
+try:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes import watch as k8s_watch
+    from kubernetes.client.rest import ApiException
+except ModuleNotFoundError as exc:  # swarmd's `kubernetes` extra is not installed
+    if exc.name != "kubernetes":
+        raise
+    # The plugin still loads; KubernetesExecutor refuses to start, naming the extra
+    # (swarmd.plugins.extras), before anything below could use the client.
+    k8s = k8s_config = k8s_watch = ApiException = None
 
 from swarmd.plugins.executors.kubernetes.settings import KubeSettings
 from swarmd.v1 import common_pb2
