@@ -16,7 +16,7 @@ help:
 	@echo "make kube-binaries build kube-apiserver & co. into ~/.cache/swarmd (once, ~9 min)"
 	@echo "make llama-server  build llama-cpp-python's server and a small model into ~/.cache/swarmd"
 	@echo "make sandbox       install bubblewrap, which confines the bash tool (STRICT=1: required)"
-	@echo "make lint          ruff, buf lint, import-cycle and module-size checks"
+	@echo "make lint          ruff, mypy, buf lint, import-cycle and module-size checks"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
 	@echo "make compose-check validate compose.yaml against the compose spec"
@@ -91,6 +91,7 @@ test: $(STAMP) $(NODE_STAMP) kube-binaries llama-server sandbox
 
 lint: $(STAMP) protos-lint
 	$(BIN)/ruff check .
+	$(BIN)/mypy -p swarmd.plugins -p swarmd.clients -p swarmd.services
 	$(BIN)/python scripts/check_import_cycles.py
 	$(BIN)/python scripts/check_module_size.py
 

@@ -13,8 +13,8 @@ sequence it delivered when the connection drops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import Any, cast
 
 import grpc
 
@@ -76,36 +76,49 @@ class SwarmdClient:
             task=task, plan=plan, config=config, dry_run=dry_run, request_id=request_id, labels=labels or {}
         )
         # Decomposition calls a model: give it more time than a plain lookup.
-        return await self._call(self._stub.SubmitSwarm, request, timeout or max(self.timeout, 300.0))
+        reply: orchestrator_pb2.SubmitSwarmResponse = await self._call(
+            self._stub.SubmitSwarm, request, timeout or max(self.timeout, 300.0)
+        )
+        return reply
 
     async def get(self, swarm_id: str) -> common_pb2.Swarm:
-        reply = await self._call(self._stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id))
+        reply: orchestrator_pb2.GetSwarmResponse = await self._call(
+            self._stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id)
+        )
         return reply.swarm
 
     async def list(
         self, *, page_size: int = 50, page_token: str = "", states: Sequence[int] = ()
     ) -> orchestrator_pb2.ListSwarmsResponse:
-        return await self._call(
+        # The states are SwarmState values; plain ints are accepted as the wire carries them.
+        wanted = cast("list[common_pb2.SwarmState]", list(states))
+        reply: orchestrator_pb2.ListSwarmsResponse = await self._call(
             self._stub.ListSwarms,
-            orchestrator_pb2.ListSwarmsRequest(page_size=page_size, page_token=page_token, states=list(states)),
+            orchestrator_pb2.ListSwarmsRequest(page_size=page_size, page_token=page_token, states=wanted),
         )
+        return reply
 
     async def cancel(self, swarm_id: str, reason: str = "") -> orchestrator_pb2.CancelSwarmResponse:
-        return await self._call(
+        reply: orchestrator_pb2.CancelSwarmResponse = await self._call(
             self._stub.CancelSwarm, orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id, reason=reason)
         )
+        return reply
 
     async def resume(self, swarm_id: str) -> orchestrator_pb2.ResumeSwarmResponse:
         """Resume an INTERRUPTED swarm (its orchestrator is gone) on this orchestrator."""
-        return await self._call(self._stub.ResumeSwarm, orchestrator_pb2.ResumeSwarmRequest(swarm_id=swarm_id))
+        reply: orchestrator_pb2.ResumeSwarmResponse = await self._call(
+            self._stub.ResumeSwarm, orchestrator_pb2.ResumeSwarmRequest(swarm_id=swarm_id)
+        )
+        return reply
 
     async def cancel_subtask(
         self, swarm_id: str, subtask_id: str, reason: str = ""
     ) -> orchestrator_pb2.CancelSubTaskResponse:
-        return await self._call(
+        reply: orchestrator_pb2.CancelSubTaskResponse = await self._call(
             self._stub.CancelSubTask,
             orchestrator_pb2.CancelSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id, reason=reason),
         )
+        return reply
 
     async def watch(
         self,
@@ -115,7 +128,7 @@ class SwarmdClient:
         history_only: bool = False,
         max_reconnects: int = 20,
         heartbeat_secs: float = 0.0,
-    ) -> AsyncIterator[common_pb2.SwarmEvent]:
+    ) -> AsyncGenerator[common_pb2.SwarmEvent, None]:
         """Yield the swarm's events; reconnects and resumes after the last one seen.
 
         The stream's heartbeats (sent after ``heartbeat_secs`` without an event;
@@ -161,7 +174,9 @@ class SwarmdClient:
         return result_store_pb2_grpc.ResultStoreServiceStub(self._store_channel)
 
     async def cache_stats(self) -> common_pb2.CacheStats:
-        reply = await self._call(self._store().GetCacheStats, result_store_pb2.GetCacheStatsRequest())
+        reply: result_store_pb2.GetCacheStatsResponse = await self._call(
+            self._store().GetCacheStats, result_store_pb2.GetCacheStatsRequest()
+        )
         return reply.stats
 
     async def cache_clear(self) -> int:

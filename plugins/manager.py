@@ -124,9 +124,9 @@ def load_plugins(
         loaded.append(LoadedPlugin(module_name, module_name, ""))
 
     for plugin in extra:
-        name = pm.register(plugin)
-        if name is not None:
-            loaded.append(LoadedPlugin(name, getattr(plugin, "__name__", type(plugin).__name__), ""))
+        registered = pm.register(plugin)
+        if registered is not None:
+            loaded.append(LoadedPlugin(registered, getattr(plugin, "__name__", type(plugin).__name__), ""))
 
     pm.check_pending()
 

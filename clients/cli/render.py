@@ -16,15 +16,15 @@ __all__ = ["Progress", "format_plan", "format_summary", "status_name", "swarm_js
 
 
 def status_name(value: int) -> str:
-    return common_pb2.SubTaskStatus.Name(value).removeprefix("SUB_TASK_STATUS_").lower()
+    return str(common_pb2.SubTaskStatus.Name(value)).removeprefix("SUB_TASK_STATUS_").lower()
 
 
 def state_name(value: int) -> str:
-    return common_pb2.SwarmState.Name(value).removeprefix("SWARM_STATE_").lower()
+    return str(common_pb2.SwarmState.Name(value)).removeprefix("SWARM_STATE_").lower()
 
 
 def swarm_json(swarm: common_pb2.Swarm) -> str:
-    return json_format.MessageToJson(swarm, preserving_proto_field_name=True, indent=2)
+    return str(json_format.MessageToJson(swarm, preserving_proto_field_name=True, indent=2))
 
 
 @dataclass

@@ -50,7 +50,7 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
+def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: common_pb2.FailureKind) -> executor_pb2.ExecuteSubTaskResponse:
     return unfinished_result(request, error, kind=kind)
 
 

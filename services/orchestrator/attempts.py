@@ -178,11 +178,11 @@ class AttemptReporter:
         if kind == "work_committed":
             self.run.scheduler.work_committed(self.sid, event.work_committed)
 
-    def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: int) -> None:
+    def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: common_pb2.FailureKind) -> None:
         self.close_attempt(result, kind, attempt_steps=result.steps)
 
     def close_attempt(
-        self, result: common_pb2.SubTaskResult, kind: int, *, attempt_steps: int | None = None
+        self, result: common_pb2.SubTaskResult, kind: common_pb2.FailureKind, *, attempt_steps: int | None = None
     ) -> None:
         """Emit the end of the open attempt: its output, its error, its completion."""
         if not self.attempt_open:

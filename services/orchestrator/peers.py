@@ -60,7 +60,7 @@ class StoreClient:
         return response.swarm
 
     async def list_swarms(
-        self, states: Sequence[common_pb2.SwarmState.ValueType], limit: int, offset: int
+        self, states: Sequence[common_pb2.SwarmState], limit: int, offset: int
     ) -> list[common_pb2.Swarm]:
         try:
             response = await self._stub.ListSwarmStates(

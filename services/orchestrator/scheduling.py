@@ -51,8 +51,8 @@ __all__ = ["SubtaskScheduler"]
 log = logging.getLogger(__name__)
 
 
-def _result(status: int, kind: int, error: str) -> common_pb2.SubTaskResult:
-    return common_pb2.SubTaskResult(success=False, status=status, failure_kind=kind, error=error)  # type: ignore[arg-type]
+def _result(status: common_pb2.SubTaskStatus, kind: common_pb2.FailureKind, error: str) -> common_pb2.SubTaskResult:
+    return common_pb2.SubTaskResult(success=False, status=status, failure_kind=kind, error=error)
 
 
 class SubtaskScheduler:
@@ -418,7 +418,9 @@ class SubtaskScheduler:
                 self.cancel_waiting(sid, reason, resolve=False)
         self._wake.set()
 
-    def cancel_one(self, sid: str, reason: str) -> tuple[int, bool, SubtaskDispatch | None]:
+    def cancel_one(
+        self, sid: str, reason: str
+    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
         """Cancel one subtask; returns (status, already_finished, its running dispatch)."""
         run = self.run
         state = run.states.get(sid)
@@ -461,7 +463,7 @@ class SubtaskScheduler:
             run.writer.save_subtask(state)
             self._stage_done(state.subtask.stage)
 
-    async def wait_subtask(self, sid: str, timeout: float) -> int:
+    async def wait_subtask(self, sid: str, timeout: float) -> common_pb2.SubTaskStatus:
         """Wait (up to ``timeout``) for a subtask's task to end; return its status."""
         task = self.tasks.get(sid)
         if task is not None:

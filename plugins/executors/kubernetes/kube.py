@@ -31,7 +31,6 @@ except ModuleNotFoundError as exc:  # swarmd's `kubernetes` extra is not install
         raise
     # The plugin still loads; KubernetesExecutor refuses to start, naming the extra
     # (swarmd.plugins.extras), before anything below could use the client.
-    k8s = k8s_config = k8s_watch = ApiException = None
 
 from swarmd.plugins.executors.kubernetes.settings import KubeSettings
 from swarmd.v1 import common_pb2
@@ -47,7 +46,7 @@ _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 class ApiFailure(Exception):
     """A Kubernetes API call failed; ``failure_kind`` says whether retrying can help."""
 
-    def __init__(self, message: str, failure_kind: int, status: int = 0) -> None:
+    def __init__(self, message: str, failure_kind: common_pb2.FailureKind, status: int = 0) -> None:
         super().__init__(message)
         self.failure_kind = failure_kind
         self.status = status
