@@ -17,7 +17,8 @@ COPY protos ./protos
 COPY services ./services
 COPY plugins ./plugins
 COPY clients ./clients
-RUN pip install --no-cache-dir '.[a2a]' grpcio-health-checking
+# The services image runs the kubernetes executor and the A2A gateway too, so it carries those extras.
+RUN pip install --no-cache-dir '.[kubernetes,a2a]' grpcio-health-checking
 
 RUN useradd --create-home --uid 10001 swarmd && mkdir -p /data /workspace && chown swarmd /data /workspace
 

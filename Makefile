@@ -8,7 +8,7 @@ NODE_STAMP := clients/node/node_modules/.swarmd-installed
 PROTO_SRC := $(wildcard protos/swarmd/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kube-binaries llama-server sandbox demo test lint plugin-docs protos protos-check protos-lint protos-breaking compose-check ci bench bench-full clean
+.PHONY: FORCE help venv kube-binaries llama-server sandbox demo test lint plugin-docs protos protos-check protos-lint protos-breaking compose-check ci bench bench-full clean
 
 help:
 	@echo "make demo          run a demo swarm end to end (throwaway git repo, replayed model)"
@@ -16,18 +16,44 @@ help:
 	@echo "make kube-binaries build kube-apiserver & co. into ~/.cache/swarmd (once, ~9 min)"
 	@echo "make llama-server  build llama-cpp-python's server and a small model into ~/.cache/swarmd"
 	@echo "make sandbox       install bubblewrap, which confines the bash tool (STRICT=1: required)"
-	@echo "make lint          ruff + buf lint + buf breaking (against protos/BREAKING_BASELINE) + docs/plugin-reference.md up to date"
+	@echo "make lint          ruff, mypy, buf lint, buf breaking (protos/BREAKING_BASELINE), import-cycle"
+	@echo "                   and module-size checks, docs/plugin-reference.md up to date"
 	@echo "make plugin-docs   regenerate docs/plugin-reference.md from the docstrings"
 	@echo "make protos        regenerate the gRPC/protobuf code from protos/"
 	@echo "make protos-check  fail when the committed generated code is stale"
 	@echo "make compose-check validate compose.yaml against the compose spec"
 	@echo "make bench         quick benchmark profile (bench-full: the long one)"
 
-$(STAMP): pyproject.toml setup.py
+# swarmd is installed in setuptools' strict editable mode: a tree of links under
+# build/__editable__.swarmd-*/swarmd/ mirrors the folders under their import names
+# and sits on sys.path, so mypy, pyright and editors resolve every `swarmd.` import
+# from a checkout (no import hook). The link tree holds one link per file: adding
+# or removing a module changes $(MODULE_LIST), which re-links on the next make target.
+MODULE_LIST := $(VENV)/.swarmd-modules
+EDITABLE := --config-settings editable_mode=strict
+
+$(MODULE_LIST): FORCE
+	@mkdir -p $(VENV)
+	@find protos/swarmd services plugins clients -path clients/node -prune -o -name __pycache__ -prune \
+	  -o -type f \( -name '*.py' -o -name '*.pyi' -o -name py.typed -o -name '*.proto' -o -name '*.json' -o -name '*.jsonl' \) \
+	  -print | LC_ALL=C sort > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+# Two installs: RUN_STAMP is what running swarmd needs (make demo); STAMP adds the
+# extras the tests, linters and benchmarks need (dev: test tools, the kubernetes
+# extra, mypy, ruff, buf, grpcio-tools; bench: psutil, matplotlib).
+RUN_STAMP := $(VENV)/.swarmd-installed-run
+
+$(RUN_STAMP): pyproject.toml setup.py $(MODULE_LIST)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(EDITABLE) -e .
+	@touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml setup.py $(MODULE_LIST)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet $(EDITABLE) -e '.[dev,bench]'
+	@touch $(STAMP) $(RUN_STAMP)
 
 # The Node.js client (clients/node) and its tests need its npm dependencies.
 $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
@@ -36,7 +62,7 @@ $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 
 venv: $(STAMP) $(NODE_STAMP)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py
 
 # The Kubernetes executor's tests run against a real kube-apiserver built from
@@ -67,6 +93,9 @@ test: $(STAMP) $(NODE_STAMP) kube-binaries llama-server sandbox
 
 lint: $(STAMP) protos-lint protos-breaking
 	$(BIN)/ruff check .
+	$(BIN)/mypy -p swarmd.plugins -p swarmd.clients -p swarmd.services
+	$(BIN)/python scripts/check_import_cycles.py
+	$(BIN)/python scripts/check_module_size.py
 	$(BIN)/python scripts/gen_plugin_reference.py --check
 
 plugin-docs: $(STAMP)

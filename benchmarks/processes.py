@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.fake_model_server import ServerConfig
+from benchmarks.fake_model_behaviour import ServerConfig
 
 __all__ = ["FakeModelProcess", "ResourceSampler", "ServiceProcesses", "repo_root"]
 

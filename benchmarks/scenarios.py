@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.fake_model_server import LatencyModel, RateLimit, ServerConfig
+from benchmarks.fake_model_behaviour import LatencyModel, RateLimit, ServerConfig
 from benchmarks.profiles import Profile
 from benchmarks.repos import (
     LARGE_FILES,

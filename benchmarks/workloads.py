@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from benchmarks.fake_model_server import directive
+from benchmarks.fake_model_behaviour import directive
 from swarmd.v1 import common_pb2
 
 __all__ = [

@@ -13,8 +13,8 @@ sequence it delivered when the connection drops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import Any, cast
 
 import grpc
 
@@ -76,10 +76,15 @@ class SwarmdClient:
             task=task, plan=plan, config=config, dry_run=dry_run, request_id=request_id, labels=labels or {}
         )
         # Decomposition calls a model: give it more time than a plain lookup.
-        return await self._call(self._stub.SubmitSwarm, request, timeout or max(self.timeout, 300.0))
+        reply: orchestrator_pb2.SubmitSwarmResponse = await self._call(
+            self._stub.SubmitSwarm, request, timeout or max(self.timeout, 300.0)
+        )
+        return reply
 
     async def get(self, swarm_id: str) -> common_pb2.Swarm:
-        reply = await self._call(self._stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id))
+        reply: orchestrator_pb2.GetSwarmResponse = await self._call(
+            self._stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id)
+        )
         return reply.swarm
 
     async def list(
@@ -93,45 +98,60 @@ class SwarmdClient:
     ) -> orchestrator_pb2.ListSwarmsResponse:
         """One page of swarms; ``states`` is a shorthand for ``filter.states``.
         ``order_by``: "created_at desc" (newest first, the default) or "created_at asc"."""
-        request = orchestrator_pb2.ListSwarmsRequest(page_size=page_size, page_token=page_token, order_by=order_by)
+        request = orchestrator_pb2.ListSwarmsRequest(
+            page_size=page_size, page_token=page_token, order_by=order_by
+        )
         if filter is not None:
             request.filter.CopyFrom(filter)
-        request.filter.states.extend(states)
-        return await self._call(self._stub.ListSwarms, request)
+        # The states are SwarmState values; plain ints are accepted as the wire carries them.
+        request.filter.states.extend(cast("list[common_pb2.SwarmState]", list(states)))
+        reply: orchestrator_pb2.ListSwarmsResponse = await self._call(self._stub.ListSwarms, request)
+        return reply
 
     async def get_subtask(self, swarm_id: str, subtask_id: str) -> orchestrator_pb2.GetSubTaskResponse:
         """One subtask (status, result, diff, commit) without the rest of the swarm."""
-        return await self._call(
-            self._stub.GetSubTask, orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id)
+        reply: orchestrator_pb2.GetSubTaskResponse = await self._call(
+            self._stub.GetSubTask,
+            orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id),
         )
+        return reply
 
     async def list_subtasks(
         self, swarm_id: str, *, page_size: int = 50, page_token: str = "", statuses: Sequence[int] = ()
     ) -> orchestrator_pb2.ListSubTasksResponse:
         """One page of a swarm's subtasks in plan order."""
-        return await self._call(
+        reply: orchestrator_pb2.ListSubTasksResponse = await self._call(
             self._stub.ListSubTasks,
             orchestrator_pb2.ListSubTasksRequest(
-                swarm_id=swarm_id, page_size=page_size, page_token=page_token, statuses=list(statuses)
+                swarm_id=swarm_id,
+                page_size=page_size,
+                page_token=page_token,
+                statuses=cast("list[common_pb2.SubTaskStatus]", list(statuses)),
             ),
         )
+        return reply
 
     async def cancel(self, swarm_id: str, reason: str = "") -> orchestrator_pb2.CancelSwarmResponse:
-        return await self._call(
+        reply: orchestrator_pb2.CancelSwarmResponse = await self._call(
             self._stub.CancelSwarm, orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id, reason=reason)
         )
+        return reply
 
     async def resume(self, swarm_id: str) -> orchestrator_pb2.ResumeSwarmResponse:
         """Resume an INTERRUPTED swarm (its orchestrator is gone) on this orchestrator."""
-        return await self._call(self._stub.ResumeSwarm, orchestrator_pb2.ResumeSwarmRequest(swarm_id=swarm_id))
+        reply: orchestrator_pb2.ResumeSwarmResponse = await self._call(
+            self._stub.ResumeSwarm, orchestrator_pb2.ResumeSwarmRequest(swarm_id=swarm_id)
+        )
+        return reply
 
     async def cancel_subtask(
         self, swarm_id: str, subtask_id: str, reason: str = ""
     ) -> orchestrator_pb2.CancelSubTaskResponse:
-        return await self._call(
+        reply: orchestrator_pb2.CancelSubTaskResponse = await self._call(
             self._stub.CancelSubTask,
             orchestrator_pb2.CancelSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id, reason=reason),
         )
+        return reply
 
     async def watch(
         self,
@@ -143,7 +163,7 @@ class SwarmdClient:
         heartbeat_secs: float = 0.0,
         subtask_ids: Sequence[str] = (),
         event_kinds: Sequence[str] = (),
-    ) -> AsyncIterator[common_pb2.SwarmEvent]:
+    ) -> AsyncGenerator[common_pb2.SwarmEvent, None]:
         """Yield the swarm's events; reconnects and resumes after the last one seen.
 
         The stream's heartbeats (sent after ``heartbeat_secs`` without an event;
@@ -192,7 +212,9 @@ class SwarmdClient:
         return result_store_pb2_grpc.ResultStoreServiceStub(self._store_channel)
 
     async def cache_stats(self) -> common_pb2.CacheStats:
-        reply = await self._call(self._store().GetCacheStats, result_store_pb2.GetCacheStatsRequest())
+        reply: result_store_pb2.GetCacheStatsResponse = await self._call(
+            self._store().GetCacheStats, result_store_pb2.GetCacheStatsRequest()
+        )
         return reply.stats
 
     async def cache_clear(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pluggy
 
 from swarmd.plugins.executor import Executor, ExecutorContext
+from swarmd.plugins.extras import MissingExtra, require_extra
 from swarmd.plugins.health import HealthCheck, HealthResult
 from swarmd.plugins.model import (
     CompletionRequest,
@@ -49,6 +50,7 @@ __all__ = [
     "HealthCheck",
     "HealthResult",
     "Message",
+    "MissingExtra",
     "ModelProvider",
     "PathEscapeError",
     "PermanentProviderError",
@@ -67,4 +69,5 @@ __all__ = [
     "hookimpl",
     "model_spec_problem",
     "parse_model_string",
+    "require_extra",
 ]

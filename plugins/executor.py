@@ -95,8 +95,8 @@ def unfinished_result(
     request: executor_pb2.ExecuteSubTaskRequest,
     error: str,
     *,
-    kind: int,
-    status: int = common_pb2.SUB_TASK_STATUS_FAILED,
+    kind: common_pb2.FailureKind,
+    status: common_pb2.SubTaskStatus = common_pb2.SUB_TASK_STATUS_FAILED,
     execution_time_ms: int = 0,
 ) -> executor_pb2.ExecuteSubTaskResponse:
     """The final message for an attempt that never got to (or never finished)

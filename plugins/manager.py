@@ -179,11 +179,11 @@ def load_plugins(
     for plugin in extra:
         if pm.is_registered(plugin):
             continue
-        module = _origin(plugin)
-        name = _register(pm, plugin, LoadedPlugin("", module, ""))
-        if name is not None:
-            loaded.append(LoadedPlugin(name, module, ""))
-            from_code.add(name)
+        origin = _origin(plugin)
+        registered = _register(pm, plugin, LoadedPlugin("", origin, ""))
+        if registered is not None:
+            loaded.append(LoadedPlugin(registered, origin, ""))
+            from_code.add(registered)
 
     dist_of = {p.name: p for p in loaded}
     try:
@@ -217,10 +217,10 @@ def load_plugins(
         for name in blocked:
             if name not in registry or registry.entry(name).plugin in from_code:
                 continue
-            entry = registry.discard(name)
-            if entry is not None:
-                origin = f" of {entry.distribution}" if entry.distribution else ""
-                found.append(f"{name}: {registry.kind} registered by plugin {entry.plugin!r}{origin}")
+            dropped = registry.discard(name)
+            if dropped is not None:
+                where = f" of {dropped.distribution}" if dropped.distribution else ""
+                found.append(f"{name}: {registry.kind} registered by plugin {dropped.plugin!r}{where}")
     return plugins
 
 

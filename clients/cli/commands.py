@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +312,7 @@ _FINISHED_SUBTASK = frozenset(
 def _json(message: Any) -> str:
     from google.protobuf import json_format
 
-    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2)
+    return str(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -472,7 +472,7 @@ async def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-Command = Callable[[argparse.Namespace], Awaitable[int]]
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "status": cmd_status,

@@ -106,8 +106,8 @@ def run_guarded(coro: Coroutine[Any, Any, int]) -> int:
     (:class:`Terminated`) and stdout/stderr that survive their reader."""
     received: list[int] = []
     streams = (sys.stdout, sys.stderr)
-    sys.stdout = SafeOutput(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = SafeOutput(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = SafeOutput(sys.stdout)
+    sys.stderr = SafeOutput(sys.stderr)
     try:
         return asyncio.run(_guarded(coro, received))
     except asyncio.CancelledError:

@@ -24,18 +24,18 @@ __all__ = [
 
 
 def status_name(value: int) -> str:
-    return common_pb2.SubTaskStatus.Name(value).removeprefix("SUB_TASK_STATUS_").lower()
+    return str(common_pb2.SubTaskStatus.Name(value)).removeprefix("SUB_TASK_STATUS_").lower()
 
 
 def state_name(value: int) -> str:
-    return common_pb2.SwarmState.Name(value).removeprefix("SWARM_STATE_").lower()
+    return str(common_pb2.SwarmState.Name(value)).removeprefix("SWARM_STATE_").lower()
 
 
 def format_time(ts: timestamp_pb2.Timestamp) -> str:
     """A Timestamp as RFC 3339 in UTC to the second, ``-`` when unset."""
     if not ts.seconds and not ts.nanos:
         return "-"
-    return ts.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(ts.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def format_subtask(state: common_pb2.SubTaskState, swarm_state: int) -> str:
@@ -67,7 +67,7 @@ def format_subtask(state: common_pb2.SubTaskState, swarm_state: int) -> str:
 
 
 def swarm_json(swarm: common_pb2.Swarm) -> str:
-    return json_format.MessageToJson(swarm, preserving_proto_field_name=True, indent=2)
+    return str(json_format.MessageToJson(swarm, preserving_proto_field_name=True, indent=2))
 
 
 @dataclass

@@ -102,7 +102,7 @@ class _Silent(Exception):
     """No message, not even a heartbeat, for the policy's silence."""
 
 
-def _failed(error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
+def _failed(error: str, kind: common_pb2.FailureKind) -> executor_pb2.ExecuteSubTaskResponse:
     return executor_pb2.ExecuteSubTaskResponse(
         result=common_pb2.SubTaskResult(
             success=False, status=common_pb2.SUB_TASK_STATUS_FAILED, failure_kind=kind, error=error
@@ -110,7 +110,7 @@ def _failed(error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
     )
 
 
-def _refusal_kind(code: grpc.StatusCode) -> int:
+def _refusal_kind(code: grpc.StatusCode) -> common_pb2.FailureKind:
     if code in _TRANSIENT_REFUSALS:
         return common_pb2.FAILURE_KIND_TRANSIENT
     return common_pb2.FAILURE_KIND_PERMANENT

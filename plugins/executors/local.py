@@ -58,7 +58,7 @@ class _Run:
 
 
 def _final(
-    request: executor_pb2.ExecuteSubTaskRequest, status: int, kind: int, error: str
+    request: executor_pb2.ExecuteSubTaskRequest, status: common_pb2.SubTaskStatus, kind: common_pb2.FailureKind, error: str
 ) -> executor_pb2.ExecuteSubTaskResponse:
     """A result for an attempt that never got to (or never finished) running."""
     return unfinished_result(request, error, kind=kind, status=status)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -121,5 +122,5 @@ def _failure(
 
 
 @hookimpl
-def swarmd_register_executors(registry) -> None:  # type: ignore[no-untyped-def]
+def swarmd_register_executors(registry: Any) -> None:
     registry.add(RemoteExecutor)

@@ -103,7 +103,7 @@ def _worktree_files(worktree: Any) -> Any:
     return files_for(worktree.path) if is_lazy(worktree.path) else None
 
 
-def _failed(error: str, kind: int = common_pb2.FAILURE_KIND_PERMANENT) -> LoopOutcome:
+def _failed(error: str, kind: common_pb2.FailureKind = common_pb2.FAILURE_KIND_PERMANENT) -> LoopOutcome:
     return LoopOutcome(OutcomeKind.FAILED, error=error, failure_kind=kind)
 
 
@@ -318,7 +318,7 @@ async def _cache_lookup(
     client = CacheClient(runtime.channels.get(request.result_store_address), rpc_timeout=settings.rpc_timeout_secs)
     entry = await client.get_entry(key)
     hit = entry is not None
-    if hit and worktree is not None and entry.patch and not await manager.apply_patch(worktree, entry.patch):
+    if entry is not None and worktree is not None and entry.patch and not await manager.apply_patch(worktree, entry.patch):
         log.info("cache entry %s for %s no longer applies: a miss", key[:12], request.subtask.id)
         hit = False
     events.cache_lookup(hit=hit, key=key)

@@ -7,6 +7,7 @@ them. Previews are cut on UTF-8 byte counts without splitting a character.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -44,7 +45,7 @@ class EventEmitter:
         self.subtask_id = subtask_id
         self._sink = sink
 
-    def _emit(self, **kind: object) -> None:
+    def _emit(self, **kind: Any) -> None:
         if self._sink is None:
             return
         now = timestamp_pb2.Timestamp()
@@ -132,7 +133,7 @@ class EventEmitter:
     def agent_output(self, output: str) -> None:
         self._emit(agent_output=common_pb2.AgentOutput(subtask_id=self.subtask_id, output=output))
 
-    def agent_error(self, error: str, failure_kind: int) -> None:
+    def agent_error(self, error: str, failure_kind: common_pb2.FailureKind) -> None:
         self._emit(
             agent_error=common_pb2.AgentError(
                 subtask_id=self.subtask_id,

@@ -148,7 +148,7 @@ class LoopOutcome:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     error: str = ""
-    failure_kind: int = common_pb2.FAILURE_KIND_UNSPECIFIED
+    failure_kind: common_pb2.FailureKind = common_pb2.FAILURE_KIND_UNSPECIFIED
 
     @property
     def success(self) -> bool:
@@ -230,7 +230,7 @@ class AgentLoop:
     def output(self) -> str:
         return "\n".join(self._output)
 
-    def outcome(self, kind: OutcomeKind, error: str = "", failure_kind: int | None = None) -> LoopOutcome:
+    def outcome(self, kind: OutcomeKind, error: str = "", failure_kind: common_pb2.FailureKind | None = None) -> LoopOutcome:
         """An outcome carrying everything done so far."""
         if failure_kind is None:
             failure_kind = {

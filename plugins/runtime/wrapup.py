@@ -57,7 +57,7 @@ class Finish:
     """The pieces of a result assembled as the attempt goes."""
 
     outcome: LoopOutcome
-    status: int = common_pb2.SUB_TASK_STATUS_FAILED
+    status: common_pb2.SubTaskStatus = common_pb2.SUB_TASK_STATUS_FAILED
     merge: common_pb2.MergeResult = field(default_factory=common_pb2.MergeResult)
     worktree_path: str = ""
     artifacts: list[common_pb2.SwarmArtifact] = field(default_factory=list)

@@ -167,7 +167,7 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
     stream = executor.submit(request)
     try:
         async with asyncio.timeout(timeout):
-            first = await anext(stream)  # type: ignore[call-overload]
+            first = await anext(stream)
     except StopAsyncIteration:
         raise ContractViolation(executor, "one-result", "the slow request's stream ended at once, without a result") from None
     except TimeoutError:

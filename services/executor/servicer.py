@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swarmd.plugins import Executor, ExecutorContext
+from swarmd.plugins import Executor, ExecutorContext, MissingExtra
 from swarmd.plugins.manager import Plugins
 from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
@@ -84,6 +84,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
                     raise InvalidArgument(str(exc)) from None
                 try:
                     self._executors[name] = entry.cls(self._context)
+                except MissingExtra as exc:
+                    raise FailedPrecondition(str(exc)) from None
                 except Exception as exc:
                     log.exception("executor plugin %r could not be created", name)
                     origin = entry.distribution or entry.cls.__module__

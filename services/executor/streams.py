@@ -57,7 +57,9 @@ def plugin_label(executor: Executor, distribution: str = "") -> str:
     return f"executor plugin {name!r} ({origin})"
 
 
-def _failure(request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: int) -> executor_pb2.ExecuteSubTaskResponse:
+def _failure(
+    request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: common_pb2.FailureKind
+) -> executor_pb2.ExecuteSubTaskResponse:
     return unfinished_result(request, error, kind=kind)
 
 

@@ -20,12 +20,9 @@ executor sends one and synthesised when it does not.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
+from swarmd.services.orchestrator.live_run import LiveRun
 from swarmd.v1 import common_pb2, executor_pb2
-
-if TYPE_CHECKING:
-    from swarmd.services.orchestrator.run import SwarmRun
 
 __all__ = ["OWNED_KINDS", "AttemptReporter", "branch_name", "build_request"]
 
@@ -58,7 +55,7 @@ def branch_name(swarm_id: str, subtask_id: str) -> str:
     return f"swarmd/{part(swarm_id)}/{part(subtask_id)}"
 
 
-def build_request(run: SwarmRun, sid: str, attempt: int) -> executor_pb2.ExecuteSubTaskRequest:
+def build_request(run: LiveRun, sid: str, attempt: int) -> executor_pb2.ExecuteSubTaskRequest:
     """The ExecuteSubTask request of one attempt."""
     config = run.config
     state = run.states[sid]
@@ -113,7 +110,7 @@ def build_request(run: SwarmRun, sid: str, attempt: int) -> executor_pb2.Execute
 class AttemptReporter:
     """:class:`~.dispatch.DispatchHooks` of one subtask, bound to its run."""
 
-    def __init__(self, run: SwarmRun, subtask_id: str) -> None:
+    def __init__(self, run: LiveRun, subtask_id: str) -> None:
         self.run = run
         self.sid = subtask_id
         self.attempt_open = False
@@ -181,11 +178,11 @@ class AttemptReporter:
         if kind == "work_committed":
             self.run.scheduler.work_committed(self.sid, event.work_committed)
 
-    def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: int) -> None:
+    def attempt_failed(self, attempt: int, result: common_pb2.SubTaskResult, kind: common_pb2.FailureKind) -> None:
         self.close_attempt(result, kind, attempt_steps=result.steps)
 
     def close_attempt(
-        self, result: common_pb2.SubTaskResult, kind: int, *, attempt_steps: int | None = None
+        self, result: common_pb2.SubTaskResult, kind: common_pb2.FailureKind, *, attempt_steps: int | None = None
     ) -> None:
         """Emit the end of the open attempt: its output, its error, its completion."""
         if not self.attempt_open:

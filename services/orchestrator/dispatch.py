@@ -40,7 +40,7 @@ from swarmd.v1 import common_pb2, executor_pb2
 
 __all__ = ["DispatchHooks", "DispatchLimits", "SubtaskDispatch"]
 
-FailureKind: TypeAlias = common_pb2.FailureKind.ValueType
+FailureKind: TypeAlias = common_pb2.FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class DispatchLimits:
     rpc_timeout_secs: float = 10.0
 
 
-def _failure(status: int, kind: FailureKind, error: str) -> common_pb2.SubTaskResult:
+def _failure(status: common_pb2.SubTaskStatus, kind: FailureKind, error: str) -> common_pb2.SubTaskResult:
     return common_pb2.SubTaskResult(success=False, status=status, failure_kind=kind, error=error)
 
 

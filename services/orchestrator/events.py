@@ -237,7 +237,7 @@ class SwarmEventLog:
                 continue
             batch = self._next_batch()
             try:
-                stored = await self._store.append_events(self.swarm_id, batch)
+                stored: int | None = await self._store.append_events(self.swarm_id, batch)
             except FailedPrecondition:
                 stored = await self._stored_last()
             except (InvalidArgument, ResourceExhausted) as exc:

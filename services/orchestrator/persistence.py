@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, SwarmdError
 from swarmd.services.orchestrator.journal import Journal
@@ -105,9 +106,9 @@ class StateWriter:
             kind = key[0]
             try:
                 if kind == "swarm":
-                    await self._store.save_swarm(payload)
+                    await self._store.save_swarm(cast(common_pb2.Swarm, payload))
                 else:
-                    await self._store.save_subtask(self._swarm_id, payload)
+                    await self._store.save_subtask(self._swarm_id, cast(common_pb2.SubTaskState, payload))
             except NotFound:
                 if kind == "subtask":
                     # The stored swarm is missing: save the whole swarm again.

@@ -36,7 +36,7 @@ __all__ = [
     "subtask_slug",
 ]
 
-Strategy: TypeAlias = common_pb2.DecompositionStrategy.ValueType
+Strategy: TypeAlias = common_pb2.DecompositionStrategy
 
 MAIN_TASK_NAME = "Main Task"
 #: Id of the single subtask (strategy none, or the fallback): the slug of its name.
@@ -210,7 +210,7 @@ class DraftPlan:
     """Subtasks read from the model, before graph repairs."""
 
     subtasks: list[common_pb2.SubTask]
-    source: common_pb2.PlanSource.ValueType
+    source: common_pb2.PlanSource
     warnings: list[PlanWarning] = field(default_factory=list)
 
 

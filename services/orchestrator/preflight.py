@@ -29,7 +29,7 @@ __all__ = [
 DEFAULT_CONTEXT_WINDOW = 128_000
 _GIT_TIMEOUT = 15.0
 
-Severity: TypeAlias = common_pb2.PreflightSeverity.ValueType
+Severity: TypeAlias = common_pb2.PreflightSeverity
 
 
 @dataclass

@@ -85,7 +85,7 @@ def is_transient_error(message: str) -> bool:
     return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
-def classify_failure(result: common_pb2.SubTaskResult) -> common_pb2.FailureKind.ValueType:
+def classify_failure(result: common_pb2.SubTaskResult) -> common_pb2.FailureKind:
     """The failure kind of an unsuccessful result, filling in an unspecified one.
 
     An executor that does not classify its failures gets the seed's text
@@ -103,7 +103,7 @@ def classify_failure(result: common_pb2.SubTaskResult) -> common_pb2.FailureKind
     return common_pb2.FAILURE_KIND_PERMANENT
 
 
-def is_transient_kind(kind: common_pb2.FailureKind.ValueType) -> bool:
+def is_transient_kind(kind: common_pb2.FailureKind) -> bool:
     """Only transient failures are retried."""
     return kind == common_pb2.FAILURE_KIND_TRANSIENT
 

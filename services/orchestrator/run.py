@@ -299,7 +299,7 @@ class SwarmRun:
         self,
         subtasks: list[common_pb2.SubTask],
         stage_count: int,
-        source: common_pb2.PlanSource.ValueType,
+        source: common_pb2.PlanSource,
     ) -> None:
         """Put the final plan into the swarm (subtasks pending or blocked)."""
         del self.swarm.subtasks[:]
@@ -350,7 +350,7 @@ class SwarmRun:
 
     # -- cancellation ---------------------------------------------------------
 
-    def cancel(self, reason: str) -> tuple[int, bool]:
+    def cancel(self, reason: str) -> tuple[common_pb2.SwarmState, bool]:
         """Cancel the whole swarm; returns (state, already_finished). Idempotent."""
         if self.terminal:
             return self.swarm.state, True
@@ -360,11 +360,13 @@ class SwarmRun:
             self.scheduler.cancel_all(self._cancel_reason)
         return common_pb2.SWARM_STATE_CANCELLED, False
 
-    def cancel_subtask(self, sid: str, reason: str) -> tuple[int, bool, SubtaskDispatch | None]:
+    def cancel_subtask(
+        self, sid: str, reason: str
+    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
         """Cancel one subtask; returns (status, already_finished, running dispatch)."""
         return self.scheduler.cancel_one(sid, reason or "cancelled by user")
 
-    async def wait_subtask(self, sid: str, timeout: float) -> int:
+    async def wait_subtask(self, sid: str, timeout: float) -> common_pb2.SubTaskStatus:
         return await self.scheduler.wait_subtask(sid, timeout)
 
     # -- the end --------------------------------------------------------------

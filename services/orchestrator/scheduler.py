@@ -83,7 +83,7 @@ class DependencyTracker:
     def __init__(
         self,
         subtasks: Sequence[common_pb2.SubTask],
-        policy: common_pb2.DependencyFailurePolicy.ValueType,
+        policy: common_pb2.DependencyFailurePolicy,
     ) -> None:
         self.run_anyway = policy == common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
         self._waiting: dict[str, set[str]] = {s.id: set(s.dependencies) for s in subtasks}
@@ -132,7 +132,7 @@ class DependencyTracker:
     def restore(
         cls,
         subtasks: Sequence[common_pb2.SubTask],
-        policy: common_pb2.DependencyFailurePolicy.ValueType,
+        policy: common_pb2.DependencyFailurePolicy,
         terminal: Mapping[str, bool],
     ) -> DependencyTracker:
         """A tracker for a resumed swarm: ``terminal`` maps finished subtask ids

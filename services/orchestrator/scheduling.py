@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
@@ -40,28 +39,26 @@ from swarmd.services.orchestrator.attempts import AttemptReporter
 from swarmd.services.orchestrator.committed import CommittedWork, EarlyCommit
 from swarmd.services.orchestrator.context import TERMINAL
 from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
+from swarmd.services.orchestrator.live_run import LiveRun
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
 from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
 from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.v1 import common_pb2
 
-if TYPE_CHECKING:
-    from swarmd.services.orchestrator.run import SwarmRun
-
 __all__ = ["SubtaskScheduler"]
 
 log = logging.getLogger(__name__)
 
 
-def _result(status: int, kind: int, error: str) -> common_pb2.SubTaskResult:
-    return common_pb2.SubTaskResult(success=False, status=status, failure_kind=kind, error=error)  # type: ignore[arg-type]
+def _result(status: common_pb2.SubTaskStatus, kind: common_pb2.FailureKind, error: str) -> common_pb2.SubTaskResult:
+    return common_pb2.SubTaskResult(success=False, status=status, failure_kind=kind, error=error)
 
 
 class SubtaskScheduler:
     """The running side of one swarm: ready queue, in-flight tasks, spans."""
 
-    def __init__(self, run: SwarmRun) -> None:
+    def __init__(self, run: LiveRun) -> None:
         self.run = run
         self.tracker: DependencyTracker | None = None
         self.ready: ReadyQueue | None = None
@@ -421,7 +418,9 @@ class SubtaskScheduler:
                 self.cancel_waiting(sid, reason, resolve=False)
         self._wake.set()
 
-    def cancel_one(self, sid: str, reason: str) -> tuple[int, bool, SubtaskDispatch | None]:
+    def cancel_one(
+        self, sid: str, reason: str
+    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
         """Cancel one subtask; returns (status, already_finished, its running dispatch)."""
         run = self.run
         state = run.states.get(sid)
@@ -464,7 +463,7 @@ class SubtaskScheduler:
             run.writer.save_subtask(state)
             self._stage_done(state.subtask.stage)
 
-    async def wait_subtask(self, sid: str, timeout: float) -> int:
+    async def wait_subtask(self, sid: str, timeout: float) -> common_pb2.SubTaskStatus:
         """Wait (up to ``timeout``) for a subtask's task to end; return its status."""
         task = self.tasks.get(sid)
         if task is not None:

@@ -92,7 +92,7 @@ class Submission:
     report: common_pb2.PreflightReport
     subtasks: list[common_pb2.SubTask] | None
     stage_count: int
-    source: common_pb2.PlanSource.ValueType
+    source: common_pb2.PlanSource
     #: The provider that will decompose (task text, not yet planned).
     provider: ModelProvider | None
     warnings: list[PlanWarning] = field(default_factory=list)

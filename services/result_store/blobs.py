@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
 
 from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted
@@ -106,7 +106,7 @@ class BlobStore:
             raise
         return pb.BlobInfo(blob_id=sha, size=size, sha256=sha, media_type=header.media_type)
 
-    async def get(self, blob_id: str) -> AsyncIterator[pb.GetBlobResponse]:
+    async def get(self, blob_id: str) -> AsyncGenerator[pb.GetBlobResponse, None]:
         """The header, then the chunks of a stored blob."""
         path = self._path(blob_id)
         try:

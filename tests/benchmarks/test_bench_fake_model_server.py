@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.fake_model_server import (  # noqa: E402
-    FakeModelServer,
+from benchmarks.fake_model_behaviour import (  # noqa: E402
     LatencyModel,
     RateLimit,
     ServerConfig,
@@ -25,6 +24,7 @@ from benchmarks.fake_model_server import (  # noqa: E402
     go_duration,
     parse_directive,
 )
+from benchmarks.fake_model_server import FakeModelServer  # noqa: E402
 from swarmd.plugins.model import CompletionRequest, Message, RateLimitError  # noqa: E402
 from swarmd.plugins.providers.openai import OpenAIProvider  # noqa: E402
 from swarmd.services.orchestrator.ratelimit_headers import parse_duration, parse_headers  # noqa: E402

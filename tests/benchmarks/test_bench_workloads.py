@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.fake_model_server import parse_directive  # noqa: E402
+from benchmarks.fake_model_behaviour import parse_directive  # noqa: E402
 from benchmarks.measures import overheads, percentile, server_view  # noqa: E402
 from benchmarks.workloads import (  # noqa: E402
     SubtaskSpec,

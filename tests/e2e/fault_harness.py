@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 from helpers import git
 
-from benchmarks.fake_model_server import directive
+from benchmarks.fake_model_behaviour import directive
 from benchmarks.processes import FakeModelProcess
 from swarmd.v1 import (
     common_pb2,

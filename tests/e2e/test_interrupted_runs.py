@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helpers import git
 
-from benchmarks.fake_model_server import directive
+from benchmarks.fake_model_behaviour import directive
 from benchmarks.processes import FakeModelProcess
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]

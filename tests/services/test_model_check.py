@@ -8,7 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import JOURNAL, fast_config, plan, serve_swarm_services, subtask
+from fakes.fake_scripted_executor import JOURNAL
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask
 
 from swarmd.plugins import model_spec_problem
 from swarmd.plugins.manager import load_plugins

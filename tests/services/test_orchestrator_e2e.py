@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakes.fake_executor import serve_swarm_services, wait_terminal
+from fakes.swarm_services import serve_swarm_services, wait_terminal
 from helpers import git
 
 from swarmd.v1 import common_pb2

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import grpc
-from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ResultStoreSettings, TelemetrySettings

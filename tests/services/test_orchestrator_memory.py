@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import serve_swarm_services
+from fakes.swarm_services import serve_swarm_services
 
 from swarmd.v1 import common_pb2, orchestrator_pb2
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
 from swarmd.services.orchestrator.retry import resumed_first_attempt
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 

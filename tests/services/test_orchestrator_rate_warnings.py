@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
 from swarmd.v1 import common_pb2, orchestrator_pb2
 

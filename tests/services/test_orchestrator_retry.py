@@ -6,14 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from fakes.fake_executor import (
-    JOURNAL,
-    fast_config,
-    plan,
-    serve_swarm_services,
-    subtask,
-    wait_terminal,
-)
+from fakes.fake_scripted_executor import JOURNAL
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
 from swarmd.v1 import common_pb2
 

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import (
-    JOURNAL,
-    fast_config,
-    plan,
-    serve_swarm_services,
-    subtask,
-    wait_terminal,
-)
+from fakes.fake_scripted_executor import JOURNAL
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
 from swarmd.services.orchestrator.peers import StoreClient
 from swarmd.services.result_store.testing import serve_result_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes.fake_executor import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 from google.protobuf import timestamp_pb2
 
 from swarmd.clients.cli.render import Progress, format_summary

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes.fake_executor import (
-    JOURNAL,
-    ScriptedProvider,
-    fast_config,
-    plan,
-    serve_swarm_services,
-    subtask,
-    wait_terminal,
-)
+from fakes.fake_scripted_executor import JOURNAL
+from fakes.fake_scripted_provider import ScriptedProvider
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 from google.rpc import error_details_pb2
 
 from swarmd.plugins import PermanentProviderError, TransientProviderError

@@ -22,9 +22,9 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from swarmd.plugins import Executor, ExecutorContext
+from swarmd.plugins import Executor, ExecutorContext, require_extra
 from swarmd.plugins.executors.kubernetes import outcomes
 from swarmd.plugins.executors.kubernetes.bringback import merge_pod_work, ship_base
 from swarmd.plugins.executors.kubernetes.budget import PodBudget
@@ -52,8 +52,8 @@ POD_REPO = f"{WORKSPACE}/repo"
 
 
 class _Failed(Exception):
-    def __init__(self, error: str, kind: int = common_pb2.FAILURE_KIND_PERMANENT,
-                 status: int = common_pb2.SUB_TASK_STATUS_FAILED) -> None:
+    def __init__(self, error: str, kind: common_pb2.FailureKind = common_pb2.FAILURE_KIND_PERMANENT,
+                 status: common_pb2.SubTaskStatus = common_pb2.SUB_TASK_STATUS_FAILED) -> None:
         super().__init__(error)
         self.kind = kind
         self.status = status
@@ -65,6 +65,7 @@ class KubernetesExecutor(Executor):
 
     def __init__(self, context: ExecutorContext) -> None:
         super().__init__(context)
+        require_extra("kubernetes", plugin="kubernetes executor", extra="kubernetes")
         try:
             self.settings = KubeSettings.from_options(context.options)
         except KubeSettingsError as exc:
@@ -307,7 +308,8 @@ class KubernetesExecutor(Executor):
             raise _Failed(f"pod {name} ended without publishing an outcome")
         sink.extend(await follower.rest(int(outcome.get("events", 0))))
         if outcome.get("error"):
-            raise _Failed(f"pod {name}: {outcome['error']}", int(outcome.get("failure_kind", common_pb2.FAILURE_KIND_PERMANENT)))
+            raise _Failed(f"pod {name}: {outcome['error']}",
+                          cast(common_pb2.FailureKind, int(outcome.get("failure_kind", common_pb2.FAILURE_KIND_PERMANENT))))
         with tempfile.TemporaryDirectory(prefix="swarmd-k8s-") as scratch:
             try:
                 path = Path(scratch) / "result.pb"
@@ -378,8 +380,8 @@ def _apply_merge(request: executor_pb2.ExecuteSubTaskRequest, result: common_pb2
 
 
 def _result(request: executor_pb2.ExecuteSubTaskRequest, started: float, *, error: str,
-            kind: int = common_pb2.FAILURE_KIND_PERMANENT,
-            status: int = common_pb2.SUB_TASK_STATUS_FAILED) -> executor_pb2.ExecuteSubTaskResponse:
+            kind: common_pb2.FailureKind = common_pb2.FAILURE_KIND_PERMANENT,
+            status: common_pb2.SubTaskStatus = common_pb2.SUB_TASK_STATUS_FAILED) -> executor_pb2.ExecuteSubTaskResponse:
     return executor_pb2.ExecuteSubTaskResponse(result=common_pb2.SubTaskResult(
         subtask_id=request.subtask.id, subagent_id=f"agent-{request.subtask.id}", success=False, error=error,
         status=status, failure_kind=kind, retry_count=max(0, (request.attempt or 1) - 1),

@@ -21,10 +21,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
-from kubernetes.client.rest import ApiException
+try:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes import watch as k8s_watch
+    from kubernetes.client.rest import ApiException
+except ModuleNotFoundError as exc:  # swarmd's `kubernetes` extra is not installed
+    if exc.name != "kubernetes":
+        raise
+    # The plugin still loads; KubernetesExecutor refuses to start, naming the extra
+    # (swarmd.plugins.extras), before anything below could use the client.
 
 from swarmd.plugins.executors.kubernetes.settings import KubeSettings
 from swarmd.v1 import common_pb2
@@ -40,7 +46,7 @@ _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 class ApiFailure(Exception):
     """A Kubernetes API call failed; ``failure_kind`` says whether retrying can help."""
 
-    def __init__(self, message: str, failure_kind: int, status: int = 0) -> None:
+    def __init__(self, message: str, failure_kind: common_pb2.FailureKind, status: int = 0) -> None:
         super().__init__(message)
         self.failure_kind = failure_kind
         self.status = status

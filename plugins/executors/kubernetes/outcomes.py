@@ -45,8 +45,8 @@ class PodOutcome:
     reason: str
     message: str = ""
     exit_code: int | None = None
-    status: int = common_pb2.SUB_TASK_STATUS_FAILED
-    failure_kind: int = PERMANENT
+    status: common_pb2.SubTaskStatus = common_pb2.SUB_TASK_STATUS_FAILED
+    failure_kind: common_pb2.FailureKind = PERMANENT
 
     def describe(self, pod: str) -> str:
         code = f", exit code {self.exit_code}" if self.exit_code is not None else ""

@@ -147,7 +147,7 @@ class PodFollower:
         result = await self._get(OUTCOME_KEY)
         if result is None:
             return None
-        return json_format.MessageToDict(result.value)  # type: ignore[no-any-return]
+        return json_format.MessageToDict(result.value)
 
     async def rest(self, total: int) -> list[common_pb2.SwarmEvent]:
         """Events ``seen+1..total`` not streamed yet (after the pod ended)."""

@@ -1,5 +1,8 @@
-"""Test doubles for orchestrator tests: a scripted executor plugin, a scripted
-model provider, and real services wired together on loopback.
+"""A scripted executor plugin for orchestrator tests (no model, no tools).
+
+It stands for real sub-agents, which need a model; :mod:`fake_scripted_provider`
+scripts the planner model and :mod:`swarm_services` wires both into real
+services on loopback.
 
 ``FakeScriptedExecutor`` (plugin name ``fake``) plays each subtask from a
 script read from the subtask's labels ``fake.<key>`` or from tokens
@@ -41,33 +44,17 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from swarmd.plugins import (
-    CompletionRequest,
-    CompletionResponse,
     Executor,
-    Message,
-    ModelProvider,
-    ProviderError,
-    Usage,
     hookimpl,
 )
-from swarmd.plugins.manager import Plugins, load_plugins
-from swarmd.services._host import ServiceHost
-from swarmd.services.config import ExecutorSettings, OrchestratorSettings, TelemetrySettings
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from swarmd.services.executor import build_executor
-from swarmd.services.orchestrator import Orchestrator, build_orchestrator
-from swarmd.services.result_store.testing import serve_result_store
-from swarmd.services.telemetry import Telemetry
 from swarmd.v1 import (
     common_pb2,
     executor_pb2,
@@ -75,17 +62,7 @@ from swarmd.v1 import (
     orchestrator_pb2_grpc,
 )
 
-__all__ = [
-    "JOURNAL",
-    "FakeScriptedExecutor",
-    "Journal",
-    "ScriptedProvider",
-    "SwarmServices",
-    "plan",
-    "serve_swarm_services",
-    "subtask",
-    "wait_terminal",
-]
+__all__ = ["JOURNAL", "Attempt", "FakeScriptedExecutor", "Journal"]
 
 _TOKEN = re.compile(r"fake\.([a-z_]+)=(\S+)")
 _KINDS = {
@@ -365,236 +342,3 @@ class FakeScriptedExecutor(Executor):
 @hookimpl
 def swarmd_register_executors(registry: Any) -> None:
     registry.add(FakeScriptedExecutor)
-
-
-# ---------------------------------------------------------------------------
-# A scripted model provider (decomposition)
-# ---------------------------------------------------------------------------
-
-
-class ScriptedProvider(ModelProvider):
-    """Plays :attr:`replies` in order: a string answers, an exception raises,
-    an async function is awaited for the reply (a slow model)."""
-
-    name = "scripted"
-    description = "scripted replies for tests"
-    replies: list[Any] = []
-    requests: list[CompletionRequest] = []
-    closed = 0
-
-    async def complete(self, request: CompletionRequest) -> CompletionResponse:
-        type(self).requests.append(request)
-        if not type(self).replies:
-            raise ProviderError("no scripted reply left")
-        reply = type(self).replies.pop(0)
-        if callable(reply):
-            reply = await reply()
-        if isinstance(reply, BaseException):
-            raise reply
-        return CompletionResponse(
-            message=Message("assistant", reply),
-            usage=Usage(prompt_tokens=100, completion_tokens=50, total_tokens=150),
-        )
-
-    async def aclose(self) -> None:
-        type(self).closed += 1
-
-    @classmethod
-    def script(cls, *replies: Any) -> None:
-        cls.replies = list(replies)
-        cls.requests = []
-        cls.closed = 0
-
-
-class ScriptedProviderPlugin:
-    @hookimpl
-    def swarmd_register_providers(self, registry: Any) -> None:
-        registry.add(ScriptedProvider)
-
-
-# ---------------------------------------------------------------------------
-# Real services on loopback
-# ---------------------------------------------------------------------------
-
-
-def test_plugins(extra: Iterable[object] = (), *, builtins: bool = False) -> Plugins:
-    """The fake executor and the scripted provider; with ``builtins``, also
-    the built-in local executor, providers and tools (not kubernetes/remote)."""
-    import sys
-
-    blocked = "kubernetes,remote" if builtins else "builtin-tools,local,kubernetes,remote"
-    return load_plugins(
-        [sys.modules[__name__], ScriptedProviderPlugin(), *extra],
-        env={"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1", "SWARMD_BLOCK_PLUGINS": blocked},
-    )
-
-
-test_plugins.__test__ = False  # type: ignore[attr-defined]
-
-
-@dataclass
-class SwarmServices:
-    """A result store, an executor service and an orchestrator, all real."""
-
-    orchestrator: Orchestrator
-    orchestrator_host: ServiceHost
-    executor_host: ServiceHost
-    store_address: str
-    stub: orchestrator_pb2_grpc.OrchestratorServiceStub
-    channel: grpc.aio.Channel
-    spans: InMemorySpanExporter
-    executor_spans: InMemorySpanExporter
-    db_path: Path
-    plugins: Plugins
-
-    async def submit(self, **request: Any) -> orchestrator_pb2.SubmitSwarmResponse:
-        return await self.stub.SubmitSwarm(
-            orchestrator_pb2.SubmitSwarmRequest(**request), timeout=20
-        )
-
-    async def get(self, swarm_id: str) -> common_pb2.Swarm:
-        return (
-            await self.stub.GetSwarm(
-                orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id), timeout=10
-            )
-        ).swarm
-
-    async def events(
-        self, swarm_id: str, after: int = 0, history_only: bool = False
-    ) -> list[common_pb2.SwarmEvent]:
-        call = self.stub.WatchSwarm(
-            orchestrator_pb2.WatchSwarmRequest(
-                swarm_id=swarm_id, after_sequence=after, history_only=history_only
-            ),
-            timeout=30,
-        )
-        return [reply.event async for reply in call]
-
-
-def plan(*subtasks: common_pb2.SubTask) -> common_pb2.Plan:
-    return common_pb2.Plan(subtasks=subtasks)
-
-
-def subtask(
-    sid: str, *deps: str, name: str = "", instruction: str = "", **script: Any
-) -> common_pb2.SubTask:
-    """A plan subtask scripted through ``fake.*`` labels."""
-    labels = {
-        f"fake.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in script.items()
-    }
-    return common_pb2.SubTask(
-        id=sid,
-        name=name or sid,
-        instruction=instruction or f"do {sid}",
-        dependencies=deps,
-        labels=labels,
-    )
-
-
-def fast_config(**overrides: Any) -> common_pb2.SwarmConfig:
-    """A config for quick tests: scripted model, no stagger, no worktrees."""
-    base: dict[str, Any] = {
-        "model": "scripted/planner",
-        "executor": "fake",
-        "request_delay_ms": 0,
-        "worktree_enabled": False,
-        "max_concurrent": 8,
-    }
-    base.update(overrides)
-    return common_pb2.SwarmConfig(**base)
-
-
-async def wait_terminal(
-    services: SwarmServices, swarm_id: str, timeout: float = 20
-) -> common_pb2.Swarm:
-    """Poll GetSwarm until the swarm is terminal."""
-    deadline = time.monotonic() + timeout
-    while True:
-        swarm = await services.get(swarm_id)
-        if swarm.state in (
-            common_pb2.SWARM_STATE_SUCCEEDED,
-            common_pb2.SWARM_STATE_FAILED,
-            common_pb2.SWARM_STATE_CANCELLED,
-        ):
-            return swarm
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"swarm {swarm_id} still {common_pb2.SwarmState.Name(swarm.state)}"
-            )
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def serve_swarm_services(
-    tmp_path: Path,
-    *,
-    extra_plugins: Sequence[object] = (),
-    sleep: Callable[[float], Any] | None = None,
-    rng: Any = None,
-    store_address: str | None = None,
-    orchestrator_settings: dict[str, Any] | None = None,
-    executor_capacity: int = 0,
-    resume: bool = True,
-    cancel_grace_secs: float = 2.0,
-    builtins: bool = False,
-) -> AsyncIterator[SwarmServices]:
-    """Serve store + executor (fake plugin) + orchestrator on 127.0.0.1:0."""
-    JOURNAL.reset()
-    plugins = test_plugins(extra_plugins, builtins=builtins)
-    db_path = tmp_path / "swarmd.db"
-    async with contextlib.AsyncExitStack() as stack:
-        if store_address is None:
-            served = await stack.enter_async_context(serve_result_store(db_path))
-            store_address = served.address
-        exec_settings = ExecutorSettings(
-            default_executor="fake", grace_period_secs=0, capacity=executor_capacity
-        )
-        executor_spans = InMemorySpanExporter()
-        exec_telemetry = Telemetry(
-            "swarmd-executor",
-            TelemetrySettings(enabled=True),
-            span_processors=[SimpleSpanProcessor(executor_spans)],
-        )
-        exec_host = ServiceHost("executor", exec_settings, telemetry=exec_telemetry)
-        await build_executor(exec_host, exec_settings, plugins)
-        await exec_host.start()
-        stack.push_async_callback(exec_host.stop, 0)
-        spans = InMemorySpanExporter()
-        orch_settings = OrchestratorSettings(
-            result_store_address=store_address,
-            executor_address=exec_host.address,
-            grace_period_secs=0,
-            rpc_timeout_secs=5,
-            **{"journal_path": tmp_path / "orchestrator-journal.db", **(orchestrator_settings or {})},
-        )
-        telemetry = Telemetry(
-            "swarmd-orchestrator",
-            TelemetrySettings(enabled=True),
-            span_processors=[SimpleSpanProcessor(spans)],
-        )
-        orch_host = ServiceHost("orchestrator", orch_settings, telemetry=telemetry)
-        kwargs: dict[str, Any] = {"resume": resume, "cancel_grace_secs": cancel_grace_secs}
-        if sleep is not None:
-            kwargs["sleep"] = sleep
-        if rng is not None:
-            kwargs["rng"] = rng
-        orchestrator = await build_orchestrator(orch_host, orch_settings, plugins, **kwargs)
-        # A config without repo_path means this directory, never the checkout
-        # the tests run from (its state is not the tests' business).
-        orchestrator._deps.cwd = str(tmp_path)
-        await orch_host.start()
-        stack.push_async_callback(orch_host.stop, 0)
-        channel = grpc.aio.insecure_channel(orch_host.address)
-        stack.push_async_callback(channel.close)
-        yield SwarmServices(
-            orchestrator=orchestrator,
-            orchestrator_host=orch_host,
-            executor_host=exec_host,
-            store_address=store_address,
-            stub=orchestrator_pb2_grpc.OrchestratorServiceStub(channel),
-            channel=channel,
-            spans=spans,
-            executor_spans=executor_spans,
-            db_path=db_path,
-            plugins=plugins,
-        )
