@@ -18,7 +18,7 @@ from __future__ import annotations
 import pluggy
 
 from swarmd.plugins.executor import Executor, ExecutorContext
-from swarmd.plugins.health import HealthCheck, HealthResult
+from swarmd.plugins.health import HealthCheck, HealthResult, HealthStatus
 from swarmd.plugins.model import (
     CompletionRequest,
     CompletionResponse,
@@ -47,6 +47,7 @@ __all__ = [
     "ExecutorContext",
     "HealthCheck",
     "HealthResult",
+    "HealthStatus",
     "Message",
     "ModelProvider",
     "PathEscapeError",
