@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from swarmd.plugins import hookimpl
 from swarmd.plugins.checks.diff import changed_paths, diff_stat
 from swarmd.plugins.health import HealthCheck, HealthResult, HealthStatus, run_in_group
+from swarmd.plugins.runtime.env import scrub_environment
 
 __all__ = [
     "BUILTIN_HEALTH_CHECKS",
@@ -52,8 +54,14 @@ sys.exit(1 if bad else 0)
 """
 
 
+#: The check runs while the sub-agent works in the same worktree, whose changes
+#: are committed as they are: Python and pytest are asked to leave no caches there.
+QUIET_CACHES = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ADDOPTS": "-p no:cacheprovider"}
+
+
 class CommandCheck(HealthCheck):
-    """Runs ``options["command"]`` with ``bash -c`` in the worktree."""
+    """Runs ``options["command"]`` with ``bash -c`` in the worktree (with
+    :data:`QUIET_CACHES` in its environment)."""
 
     name = "command"
     description = "Run a shell command in the worktree (option `command`); exit 0 passes."
@@ -62,7 +70,8 @@ class CommandCheck(HealthCheck):
         command = self.options.get("command", "").strip()
         if not command:
             return HealthResult(HealthStatus.UNKNOWN, "command: no `command` option given")
-        outcome = await run_in_group(["bash", "-c", command], worktree, timeout_secs=self.timeout_secs)
+        env = {**scrub_environment(os.environ), **QUIET_CACHES}
+        outcome = await run_in_group(["bash", "-c", command], worktree, timeout_secs=self.timeout_secs, env=env)
         if outcome.timed_out:
             return HealthResult(HealthStatus.UNKNOWN, f"`{command}` did not finish within {self.timeout_secs:g} s")
         status = HealthStatus.PASS if outcome.returncode == 0 else HealthStatus.FAIL

@@ -15,6 +15,7 @@ from swarmd.plugins.registry import UnknownPlugin
 from swarmd.services._host import ServiceHost
 from swarmd.services.config import ExecutorSettings
 from swarmd.services.errors import InvalidArgument, NotFound, ResourceExhausted, grpc_errors
+from swarmd.services.executor.branch_sample import sample_branch
 from swarmd.services.executor.model_check import check_model
 from swarmd.services.executor.streams import AttemptStreams
 from swarmd.services.telemetry import swarmd_version
@@ -157,6 +158,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         self, request: executor_pb2.CheckModelRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.CheckModelResponse:
         return await check_model(self.plugins, self._settings.options, request)
+
+    @grpc_errors
+    async def SampleBranch(
+        self, request: executor_pb2.SampleBranchRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.SampleBranchResponse:
+        return await sample_branch(self.plugins, request)
 
     async def aclose(self) -> None:
         if self._closed:

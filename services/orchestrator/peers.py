@@ -148,3 +148,12 @@ class ExecutorClient:
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    async def sample_branch(
+        self, request: executor_pb2.SampleBranchRequest, timeout: float
+    ) -> executor_pb2.SampleBranchResponse:
+        """Ask the executor service for a sample of a running branch (collapse controller)."""
+        try:
+            return await self.stub.SampleBranch(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
