@@ -229,7 +229,7 @@ class SwarmRun:
                         await self.scheduler.run_all()
                     finally:
                         if self.collapse is not None:
-                            await self.collapse.stop()
+                            await self.collapse.stop(self.ctx.flush_timeout_secs)
                 self._flush_warnings()
                 await self._finalize()
         except asyncio.CancelledError:
@@ -376,6 +376,7 @@ class SwarmRun:
                 branch=lambda sid: branch_name(self.id, sid),
                 emit=self.log.emit,
                 cancel=self.cancel_subtask,
+                audit=lambda kind, sid, detail: self.ctx.store.append_audit(self.id, kind, sid, detail),
             )
         )
         self.collapse.start()

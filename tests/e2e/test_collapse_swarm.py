@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from fakes.fake_openai_server import AgentTurn, FakeOpenAIServer, Reply, agent_responder
 from helpers import git
@@ -23,6 +24,7 @@ from helpers import git
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.launcher import EmbeddedSwarmd
 from swarmd.services.config import Settings
+from swarmd.services.orchestrator.peers import StoreClient
 from swarmd.v1 import common_pb2
 
 pytestmark = pytest.mark.timeout(120)
@@ -64,7 +66,7 @@ def writer(broken: set[str], released: Callable[[], bool]) -> Callable[[Any], Re
 
 async def run_swarm(
     tmp_path: Path, repo: Path, subtasks: common_pb2.Plan, broken: set[str], release_when: Callable[[common_pb2.SwarmEvent], bool]
-) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent]]:
+) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent], list[Any]]:
     released = False
     async with FakeOpenAIServer() as server:
         server.fallback = writer(broken, lambda: released)
@@ -91,7 +93,9 @@ async def run_swarm(
                 if not released and release_when(event):
                     released = True
             swarm = await client.get(reply.swarm.id)
-    return swarm, events
+            async with grpc.aio.insecure_channel(emb.result_store_address) as channel:
+                audit = await StoreClient(channel, 10).list_audit(reply.swarm.id)
+    return swarm, events, audit
 
 
 def evaluations(events: list[common_pb2.SwarmEvent]) -> list[common_pb2.CollapseEvaluated]:
@@ -101,7 +105,7 @@ def evaluations(events: list[common_pb2.SwarmEvent]) -> list[common_pb2.Collapse
 async def test_a_branch_that_keeps_breaking_the_build_is_killed_and_the_others_merge(
     tmp_path: Path, git_repo: Path
 ) -> None:
-    swarm, events = await asyncio.wait_for(
+    swarm, events, audit = await asyncio.wait_for(
         run_swarm(
             tmp_path,
             git_repo,
@@ -141,6 +145,15 @@ async def test_a_branch_that_keeps_breaking_the_build_is_killed_and_the_others_m
     assert history[-1].observation.changed_files == ["bad.py"]
     # Good branches passed and one of them is promoted.
     assert kill_ticks[0].promoted_subtask_id in {"good1", "good2"}
+    # The store keeps the kill and the promotions, with the observations behind them.
+    kills = [r for r in audit if r.kind == "collapse_kill_branch"]
+    assert [r.subtask_id for r in kills] == ["bad"]
+    detail = kills[0].detail
+    assert "collapse" in detail["reason"] and detail["branch"] == branch
+    seen = {e["observation"]["subtaskId"]: e for e in detail["evaluations"]}
+    assert seen["bad"]["observation"]["health"] == "HEALTH_STATUS_FAIL"
+    promotions = [r.subtask_id for r in audit if r.kind == "collapse_promote_branch"]
+    assert promotions and set(promotions) <= {"good1", "good2", "bad"}
 
 
 async def test_when_every_branch_fails_none_is_killed(tmp_path: Path, git_repo: Path) -> None:
@@ -149,7 +162,8 @@ async def test_when_every_branch_fails_none_is_killed(tmp_path: Path, git_repo: 
     def all_spared(e: common_pb2.SwarmEvent) -> bool:
         return e.WhichOneof("kind") == "collapse_evaluated" and set(e.collapse_evaluated.spared) == set(ids)
 
-    swarm, events = await asyncio.wait_for(run_swarm(tmp_path, git_repo, plan(*ids), set(ids), all_spared), 110)
+    swarm, events, audit = await asyncio.wait_for(run_swarm(tmp_path, git_repo, plan(*ids), set(ids), all_spared), 110)
+    assert not [r for r in audit if r.kind == "collapse_kill_branch"]
     ticks = evaluations(events)
     assert ticks and not any(t.kills for t in ticks)
     assert any(set(t.spared) == set(ids) for t in ticks)

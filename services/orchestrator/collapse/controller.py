@@ -26,7 +26,6 @@ The swarm hands the controller what it needs as callables (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,8 +69,8 @@ class CollapseHost:
     emit: Callable[[str, Any], object]
     #: Cancel a subtask with a reason (the swarm's normal cancel path).
     cancel: Callable[[str, str], object]
-    #: Store an audit record: (kind, subtask id, detail as JSON-able dict).
-    audit: Callable[[str, str, dict[str, Any]], object] | None = None
+    #: Store an audit record: (kind, subtask id, detail as a JSON-able dict).
+    audit: Callable[[str, str, dict[str, Any]], Awaitable[object]] | None = None
 
 
 def judgeable(
@@ -132,6 +131,7 @@ class CollapseController:
         self._inflight: dict[str, asyncio.Task[common_pb2.BranchObservation | None]] = {}
         self._last_health: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[object]] = set()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -139,12 +139,15 @@ class CollapseController:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"collapse-{self.host.swarm_id}")
 
-    async def stop(self) -> None:
+    async def stop(self, flush_timeout_secs: float = 10.0) -> None:
+        """Stop sampling; audit records already decided are written (within the timeout)."""
         tasks = [t for t in (self._task, *self._inflight.values()) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=flush_timeout_secs)
 
     async def _loop(self) -> None:
         while True:
@@ -261,5 +264,15 @@ class CollapseController:
             **extra,
             "evaluations": [MessageToDict(e) for e in evaluations.values()],
         }
-        with contextlib.suppress(Exception):
-            self.host.audit(kind, sid, detail)
+        task = asyncio.ensure_future(self._write(self.host.audit, kind, sid, detail))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(
+        self, audit: Callable[[str, str, dict[str, Any]], Awaitable[object]], kind: str, sid: str, detail: dict[str, Any]
+    ) -> object:
+        try:
+            return await audit(kind, sid, detail)
+        except Exception as exc:  # the store is down: the event log has the same facts
+            log.warning("swarm %s: audit record %s of %s not stored: %s", self.host.swarm_id, kind, sid, exc)
+            return None
