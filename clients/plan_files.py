@@ -13,6 +13,18 @@ A plan file is a mapping with a ``subtasks`` list (or just the list)::
         read_only: false
         max_steps: 30
 
+The collapse controller (health checks on running branches) is chosen with
+``health_check`` (one command, the short form) or ``collapse``::
+
+    health_check: {command: python -m pytest -x -q}
+    collapse:                               # the long form; every key optional
+      checks: [{command: pytest -x -q}, {name: python-compile}]
+      interval_secs: 5
+      warmup_secs: 30
+      max_consecutive_failures: 3
+      check_timeout_secs: 120
+      soft_prune: false
+
 Only the syntax and the field types are checked here; the orchestrator
 validates the plan itself (ids, cycles, empty instructions) and answers
 INVALID_ARGUMENT naming the offenders.
@@ -74,22 +86,89 @@ def _scalar(source: str, where: str, value: Any) -> str:
     return _text(source, where, value)
 
 
+_COLLAPSE_SECS = {"interval_secs": "interval_ms", "warmup_secs": "warmup_ms", "check_timeout_secs": "check_timeout_ms"}
+_COLLAPSE_KEYS = {*_COLLAPSE_SECS, "checks", "max_consecutive_failures", "soft_prune"}
+
+
+def _check_spec(source: str, where: str, item: Any) -> common_pb2.HealthCheckSpec:
+    """``{command: ...}`` (a command check) or ``{name: ..., options: {...}}``."""
+    if not isinstance(item, dict):
+        raise _bad(source, f"{where} must be a mapping such as {{command: pytest -x -q}}")
+    _keys(source, where, item)
+    unknown = set(item) - {"name", "command", "options"}
+    if unknown:
+        raise _bad(source, f"{where} has unknown field(s): {', '.join(sorted(unknown))}")
+    options = item.get("options") or {}
+    if not isinstance(options, dict):
+        raise _bad(source, f"{where}.options must be a mapping")
+    spec = common_pb2.HealthCheckSpec(
+        name=_scalar(source, f"{where}.name", item.get("name") or ("command" if "command" in item else "")),
+        options={_text(source, f"{where}.options", k): _scalar(source, f"{where}.options.{k}", v) for k, v in options.items()},
+    )
+    if "command" in item:
+        spec.options["command"] = _scalar(source, f"{where}.command", item["command"])
+    return spec
+
+
+def _collapse(source: str, long: Any, short: Any) -> common_pb2.CollapseConfig | None:
+    """The ``collapse`` / ``health_check`` keys of a plan file (None when both are absent)."""
+    if long is None and short is None:
+        return None
+    if long is not None and short is not None:
+        raise _bad(source, "give either 'collapse' or 'health_check', not both")
+    config = common_pb2.CollapseConfig(enabled=True)
+    if short is not None:
+        config.checks.append(_check_spec(source, "health_check", short))
+        return config
+    if not isinstance(long, dict):
+        raise _bad(source, "'collapse' must be a mapping")
+    _keys(source, "collapse", long)
+    unknown = set(long) - _COLLAPSE_KEYS
+    if unknown:
+        raise _bad(source, f"collapse has unknown field(s): {', '.join(sorted(unknown))}")
+    checks = long.get("checks") or []
+    if not isinstance(checks, list):
+        raise _bad(source, "collapse.checks must be a list")
+    config.checks.extend(_check_spec(source, f"collapse.checks[{i}]", c) for i, c in enumerate(checks))
+    for key, field in _COLLAPSE_SECS.items():
+        value = long.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86_400:
+                raise _bad(source, f"collapse.{key} must be a number of seconds between 0 and 86400")
+            setattr(config, field, int(value * 1000))
+    failures = long.get("max_consecutive_failures")
+    if failures is not None:
+        if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures <= 1000:
+            raise _bad(source, "collapse.max_consecutive_failures must be an integer between 1 and 1000")
+        config.max_consecutive_failures = failures
+    prune = long.get("soft_prune")
+    if prune is not None:
+        if not isinstance(prune, bool):
+            raise _bad(source, "collapse.soft_prune must be true or false")
+        config.soft_prune = prune
+    return config
+
+
 def parse_plan(data: Any, source: str = "<plan>") -> tuple[common_pb2.Plan, str]:
     """Turn parsed YAML/JSON into a Plan and the optional task description."""
     task = ""
+    collapse = None
     if isinstance(data, dict):
         _keys(source, "the top level", data)
-        unknown = set(data) - {"task", "subtasks"}
+        unknown = set(data) - {"task", "subtasks", "collapse", "health_check"}
         if unknown:
             raise _bad(source, f"unknown top-level key(s): {', '.join(sorted(unknown))}")
         task = data.get("task") or ""
         if not isinstance(task, str):
             raise _bad(source, "'task' must be a string")
         task = _text(source, "task", task)
+        collapse = _collapse(source, data.get("collapse"), data.get("health_check"))
         data = data.get("subtasks")
     if not isinstance(data, list) or not data:
         raise _bad(source, "expected a non-empty 'subtasks' list")
     plan = common_pb2.Plan()
+    if collapse is not None:
+        plan.collapse.CopyFrom(collapse)
     for index, item in enumerate(data):
         where = f"subtasks[{index}]"
         if not isinstance(item, dict):

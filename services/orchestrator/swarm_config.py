@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from swarmd.services.errors import InvalidArgument
+from swarmd.services.orchestrator.collapse.config import collapse_problems
 from swarmd.v1 import common_pb2
 
 __all__ = ["DEFAULTS", "LIMITS", "effective_config"]
@@ -99,6 +100,7 @@ def effective_config(
         problems.append(
             f"config.dependency_failure_policy {config.dependency_failure_policy} is not a known policy"
         )
+    problems.extend(collapse_problems(config.collapse))
     if problems:
         raise InvalidArgument("invalid config: " + "; ".join(problems))
 

@@ -173,10 +173,12 @@ class SubTask(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., instruction: _Optional[str] = ..., specialty: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., read_only: _Optional[bool] = ..., max_steps: _Optional[int] = ..., stage: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("subtasks",)
+    __slots__ = ("subtasks", "collapse")
     SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     subtasks: _containers.RepeatedCompositeFieldContainer[SubTask]
-    def __init__(self, subtasks: _Optional[_Iterable[_Union[SubTask, _Mapping]]] = ...) -> None: ...
+    collapse: CollapseConfig
+    def __init__(self, subtasks: _Optional[_Iterable[_Union[SubTask, _Mapping]]] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens")
