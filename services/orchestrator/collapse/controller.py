@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarmd.services.errors import SwarmdError
+from swarmd.services.errors import InvalidArgument, SwarmdError
 from swarmd.services.orchestrator.collapse.policy import (
     CollapsePolicy,
     CollapseSettings,
@@ -132,6 +132,7 @@ class CollapseController:
         self._last_health: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[object]] = set()
+        self._warned: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -177,8 +178,15 @@ class CollapseController:
             response = await host.sample(request, timeout)
         except SwarmdError as exc:
             log.warning("swarm %s: no sample of %s: %s", host.swarm_id, sid, exc)
+            if isinstance(exc, InvalidArgument):  # e.g. a check the executor does not know: say so once
+                self._warn("collapse_sample_refused", f"the executor refused to sample branches: {exc}")
             return None
         return response.observation
+
+    def _warn(self, code: str, message: str) -> None:
+        if code not in self._warned:
+            self._warned.add(code)
+            self.host.emit("warning", common_pb2.SwarmWarning(code=code, message=message))
 
     def _collect(self, candidates: list[str]) -> list[common_pb2.BranchObservation]:
         observations = []
