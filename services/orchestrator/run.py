@@ -162,6 +162,8 @@ class SwarmRun:
         )
         # The decomposition counts one step per call: all but the first were retries.
         stats.retries += max(0, self.orchestrator_steps - 1)
+        if self.collapse is not None:
+            stats.collapse.CopyFrom(self.collapse.stats())
         return stats
 
     # -- events and budgets ---------------------------------------------------

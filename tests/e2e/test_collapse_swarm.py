@@ -145,6 +145,8 @@ async def test_a_branch_that_keeps_breaking_the_build_is_killed_and_the_others_m
     assert history[-1].observation.changed_files == ["bad.py"]
     # Good branches passed and one of them is promoted.
     assert kill_ticks[0].promoted_subtask_id in {"good1", "good2"}
+    stats = swarm.stats.collapse
+    assert stats.kills == 1 and stats.evaluations == len(ticks) and stats.promotions >= 1
     # The store keeps the kill and the promotions, with the observations behind them.
     kills = [r for r in audit if r.kind == "collapse_kill_branch"]
     assert [r.subtask_id for r in kills] == ["bad"]
@@ -164,6 +166,7 @@ async def test_when_every_branch_fails_none_is_killed(tmp_path: Path, git_repo: 
 
     swarm, events, audit = await asyncio.wait_for(run_swarm(tmp_path, git_repo, plan(*ids), set(ids), all_spared), 110)
     assert not [r for r in audit if r.kind == "collapse_kill_branch"]
+    assert swarm.stats.collapse.kills == 0 and swarm.stats.collapse.evaluations == len(evaluations(events))
     ticks = evaluations(events)
     assert ticks and not any(t.kills for t in ticks)
     assert any(set(t.spared) == set(ids) for t in ticks)

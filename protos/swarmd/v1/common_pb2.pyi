@@ -509,7 +509,7 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[int] = ..., subagent_count: _Optional[int] = ..., max_steps: _Optional[int] = ..., total_steps: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class SwarmStats(_message.Message):
-    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps", "critical_path_steps")
+    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps", "critical_path_steps", "collapse")
     SUBAGENTS_SPAWNED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -532,6 +532,7 @@ class SwarmStats(_message.Message):
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_STEPS_FIELD_NUMBER: _ClassVar[int]
     CRITICAL_PATH_STEPS_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     subagents_spawned: int
     subagents_completed: int
     subagents_failed: int
@@ -554,7 +555,20 @@ class SwarmStats(_message.Message):
     retries: int
     orchestrator_steps: int
     critical_path_steps: int
-    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ...) -> None: ...
+    collapse: CollapseStats
+    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ..., collapse: _Optional[_Union[CollapseStats, _Mapping]] = ...) -> None: ...
+
+class CollapseStats(_message.Message):
+    __slots__ = ("evaluations", "kills", "promotions", "promoted_subtask_id")
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    KILLS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluations: int
+    kills: int
+    promotions: int
+    promoted_subtask_id: str
+    def __init__(self, evaluations: _Optional[int] = ..., kills: _Optional[int] = ..., promotions: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ...) -> None: ...
 
 class SubTaskState(_message.Message):
     __slots__ = ("subtask", "status", "attempt", "agent_name", "current_tool", "steps", "tool_calls", "started_at", "finished_at", "status_reason", "result", "on_critical_path")

@@ -134,6 +134,15 @@ class CollapseController:
         self._writes: set[asyncio.Task[object]] = set()
         self._warned: set[str] = set()
 
+    def stats(self) -> common_pb2.CollapseStats:
+        """What the controller did so far (for the swarm's statistics)."""
+        return common_pb2.CollapseStats(
+            evaluations=self.ticks,
+            kills=len(self.kills),
+            promotions=self.promotions,
+            promoted_subtask_id=self.promoted or "",
+        )
+
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
