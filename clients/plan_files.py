@@ -42,7 +42,7 @@ import yaml
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.v1 import common_pb2
 
-__all__ = ["load_plan", "parse_plan"]
+__all__ = ["REPOSITORY_SETTINGS", "load_plan", "load_repository_collapse", "parse_plan"]
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str,
@@ -55,6 +55,8 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "max_steps": int,
     "labels": dict,
 }
+#: A repository's own swarmd settings (its default health checks), beside its database.
+REPOSITORY_SETTINGS = Path(".swarmd") / "settings.yaml"
 #: Largest plan file read (a bigger one, or ``/dev/zero``, is refused).
 MAX_PLAN_BYTES = 16 * 1024 * 1024
 _INT32 = (-(2**31), 2**31 - 1)
@@ -243,3 +245,35 @@ def load_plan(path: str | Path) -> tuple[common_pb2.Plan, str]:
         return parse_plan(data, str(path))
     except RecursionError:
         raise _bad(str(path), "not a plan: nested too deeply") from None
+
+
+def load_repository_collapse(repo: str | Path) -> common_pb2.CollapseConfig | None:
+    """The repository's default collapse settings: the ``health_check`` or
+    ``collapse`` key of ``REPO/.swarmd/settings.yaml`` (the plan file's syntax),
+    None when the file does not exist. A run's flags and its plan file come first."""
+    path = Path(repo) / REPOSITORY_SETTINGS
+    if not path.is_file():
+        return None
+    try:
+        return _repository_collapse(path)
+    except SwarmdClientError as exc:  # the errors name a plan file; this is a settings file
+        raise SwarmdClientError(exc.code, exc.message.replace("plan file ", "settings file ", 1)) from None
+
+
+def _repository_collapse(path: Path) -> common_pb2.CollapseConfig | None:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise _bad(str(path), f"cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(_decode(path, raw)) or {}
+    except yaml.YAMLError as exc:
+        raise _bad(str(path), f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _bad(str(path), "expected a mapping")
+    _keys(str(path), "the top level", data)
+    unknown = set(data) - {"collapse", "health_check"}
+    if unknown:
+        raise _bad(str(path), f"unknown key(s): {', '.join(sorted(unknown))}")
+    return _collapse(str(path), data.get("collapse"), data.get("health_check"))

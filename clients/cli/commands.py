@@ -19,7 +19,7 @@ from swarmd.clients.cli.render import Progress, format_plan, format_summary, sta
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
-from swarmd.clients.plan_files import load_plan
+from swarmd.clients.plan_files import load_plan, load_repository_collapse
 from swarmd.clients.tls import ClientTls
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
@@ -184,6 +184,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
             grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
         )
     config = build_config(args)
+    if not config.collapse.enabled and not (plan is not None and plan.collapse.enabled):
+        default = load_repository_collapse(config.repo_path)  # flags, then the plan, then the repository
+        if default is not None:
+            config.collapse.CopyFrom(default)
     async with _connect(args, config) as (client, _embedded):
         reply = await client.submit(task=task, plan=plan, config=config, dry_run=args.dry_run)
         swarm = reply.swarm

@@ -103,3 +103,30 @@ def test_cli_flags_and_the_plan_file_reach_the_swarms_config(
     assert collapse_of() == {"enabled": True, "checks": [{"name": "command", "options": {"command": "python -m pytest -x -q"}}]}
     flags = collapse_of("--health-check", "make test", "--collapse-check", "python-compile")
     assert [c["name"] for c in flags["checks"]] == ["command", "python-compile"]  # type: ignore[index]
+
+
+def test_the_repository_default_applies_after_flags_and_plan(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, calc_repo: Path, demo_model: str
+) -> None:
+    (calc_repo / ".swarmd").mkdir(exist_ok=True)
+    (calc_repo / ".swarmd" / "settings.yaml").write_text("collapse: {checks: [{name: python-compile}], warmup_secs: 10}\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("subtasks:\n  - id: a\n    instruction: Write a.py.\n")
+    chosen = tmp_path / "chosen.yaml"
+    chosen.write_text("health_check: {command: make}\nsubtasks:\n  - id: a\n    instruction: Write a.py.\n")
+
+    def collapse_of(plan: Path, *extra: str) -> dict[str, object]:
+        code = main(["run", "--plan", str(plan), "--model", demo_model, "--repo", str(calc_repo), "--dry-run", "--json", *extra])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return json.loads(out)["config"]["collapse"]  # type: ignore[no-any-return]
+
+    assert collapse_of(plain)["checks"] == [{"name": "python-compile"}]
+    assert collapse_of(plain)["warmup_ms"] in ("10000", 10000)
+    assert collapse_of(chosen)["checks"] == [{"name": "command", "options": {"command": "make"}}]
+    assert collapse_of(plain, "--collapse-check", "none")["checks"] == [{"name": "none"}]
+
+    (calc_repo / ".swarmd" / "settings.yaml").write_text("colapse: {}\n")
+    assert main(["run", "--plan", str(plain), "--model", demo_model, "--repo", str(calc_repo), "--dry-run"]) != 0
+    err = capsys.readouterr().err
+    assert "settings file" in err and "unknown key(s): colapse" in err
