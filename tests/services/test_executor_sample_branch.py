@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from helpers import git
+from helpers import git, process_running, until
 
 from swarmd.clients.launcher import EmbeddedSwarmd
 from swarmd.services.config import Settings
@@ -49,3 +49,30 @@ async def test_sample_branch(tmp_path: Path, git_repo: Path) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.SampleBranch(bad, timeout=T)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_slow_check_blocks_nothing_and_a_cancelled_sample_kills_it(tmp_path: Path, git_repo: Path) -> None:
+    wt = tmp_path / "wt"
+    git(git_repo, "worktree", "add", "-q", "-b", "swarmd/s/slow", str(wt))
+    pid_file = tmp_path / "pid"
+    slow = common_pb2.HealthCheckSpec(name="command", options={"command": f"sleep 300 & echo $! > {pid_file}; wait"})
+    async with EmbeddedSwarmd(Settings(), db_path=tmp_path / "db.sqlite") as emb, grpc.aio.insecure_channel(
+        emb.executor_address
+    ) as channel:
+        stub = executor_pb2_grpc.ExecutorServiceStub(channel)
+        call = stub.SampleBranch(
+            executor_pb2.SampleBranchRequest(
+                swarm_id="s", subtask_id="slow", repo_path=str(git_repo), branch="swarmd/s/slow",
+                checks=[slow], check_timeout_ms=600_000,
+            ),
+            timeout=T * 10,
+        )
+        await until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=T)
+        # The service answers other calls while the check runs.
+        for _ in range(3):
+            await stub.Describe(executor_pb2.DescribeRequest(), timeout=T)
+        assert not call.done()
+        child = int(pid_file.read_text())
+        assert process_running(child)
+        call.cancel()
+        await until(lambda: not process_running(child), timeout=T)
