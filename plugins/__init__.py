@@ -19,7 +19,7 @@ import pluggy
 
 from swarmd.plugins.executor import Executor, ExecutorContext
 from swarmd.plugins.extras import MissingExtra, require_extra
-from swarmd.plugins.health import HealthCheck, HealthResult
+from swarmd.plugins.health import HealthCheck, HealthResult, HealthStatus
 from swarmd.plugins.model import (
     CompletionRequest,
     CompletionResponse,
@@ -49,6 +49,7 @@ __all__ = [
     "ExecutorContext",
     "HealthCheck",
     "HealthResult",
+    "HealthStatus",
     "Message",
     "MissingExtra",
     "ModelProvider",

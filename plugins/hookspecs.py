@@ -87,8 +87,8 @@ def swarmd_register_health_checks(registry: HealthCheckRegistry) -> None:
 
     :param registry: call ``registry.add(HealthCheckClass)`` for each
         :class:`swarmd.plugins.HealthCheck` subclass (e.g. one that runs
-        ``pytest -x -q`` in a worktree). Registered checks are listed by
-        ``swarmd plugins``; no part of a swarm runs them yet, so a check is
-        for a plugin's own executor or for tools that call it.
+        ``pytest -x -q`` in a worktree). The collapse controller runs the
+        checks a swarm's configuration names on its running branches (in the
+        executor service holding the worktree); ``swarmd plugins`` lists them.
     :return: nothing; the return value is ignored.
     """

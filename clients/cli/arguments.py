@@ -64,6 +64,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--no-merge", action="store_true", help="keep branches instead of merging them back")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--run-anyway", action="store_true", help="run dependents of failed subtasks anyway")
+    run.add_argument("--health-check", metavar="COMMAND",
+                     help="run the collapse controller with this command as the branches' health check "
+                          "(e.g. 'python -m pytest -x -q'); a plan file's health_check/collapse otherwise")
+    run.add_argument("--collapse-check", action="append", metavar="NAME",
+                     help="run the collapse controller with this named health check (python-compile, none, "
+                          "a plugin's; repeatable)")
     run.add_argument("--record", metavar="CASSETTE",
                      help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")

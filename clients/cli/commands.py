@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -16,6 +15,7 @@ import grpc
 
 from swarmd.clients.cli.agent import cmd_agent
 from swarmd.clients.cli.listing import list_request
+from swarmd.clients.cli.local import cmd_plugins, cmd_worktrees
 from swarmd.clients.cli.render import (
     Progress,
     format_plan,
@@ -28,7 +28,7 @@ from swarmd.clients.cli.render import (
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
-from swarmd.clients.plan_files import load_plan
+from swarmd.clients.plan_files import load_plan, load_repository_collapse
 from swarmd.clients.tls import ClientTls
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
@@ -81,6 +81,12 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
         config.cache_enabled = False
     if args.run_anyway:
         config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
+    if args.health_check:
+        config.collapse.checks.add(name="command", options={"command": args.health_check})
+    for name in args.collapse_check or []:
+        config.collapse.checks.add(name=name)
+    if config.collapse.checks:
+        config.collapse.enabled = True
     if args.record:
         # Relative: under REPO/.swarmd/ (the only place a client may have a
         # running orchestrator record to; embedded services record anywhere).
@@ -191,6 +197,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
             grpc.StatusCode.INVALID_ARGUMENT, "no model: pass --model provider/model (e.g. openai/gpt-4o)"
         )
     config = build_config(args)
+    if not config.collapse.enabled and not (plan is not None and plan.collapse.enabled):
+        default = load_repository_collapse(config.repo_path)  # flags, then the plan, then the repository
+        if default is not None:
+            config.collapse.CopyFrom(default)
     async with _connect(args, config) as (client, _embedded):
         reply = await client.submit(task=task, plan=plan, config=config, dry_run=args.dry_run)
         swarm = reply.swarm
@@ -392,69 +402,6 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         await serve(args.kind, settings)
     except SwarmdError as exc:
         raise SwarmdClientError(exc.code, exc.message) from None
-    return 0
-
-
-async def cmd_plugins(args: argparse.Namespace) -> int:
-    from swarmd.plugins.manager import load_plugins
-
-    plugins = load_plugins()
-    rows: dict[str, Any] = {
-        "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution} for p in plugins.loaded],
-        "blocked": plugins.blocked,
-        "blocked_found": plugins.blocked_found,
-    }
-    for kind in ("executors", "providers", "tools", "health_checks"):
-        rows[kind] = [
-            {"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}", "plugin": r.plugin, "distribution": r.distribution}
-            for r in getattr(plugins, kind)
-        ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print("plugins:")
-    for p in rows["plugins"]:
-        print(f"  {p['name']:<16} {p['module']:<40} {p['distribution'] or '(registered from code)'}")
-    if rows["blocked"]:
-        print(f"blocked: {', '.join(rows['blocked'])}")
-        for line in plugins.blocked_found or ["(matched nothing)"]:
-            print(f"  {line}")
-    for kind in ("executors", "providers", "tools", "health_checks"):
-        print(f"{kind.replace('_', ' ')}:")
-        for r in rows[kind]:
-            print(f"  {r['name']:<16} {r['class']:<56} from {r['plugin']} ({r['distribution'] or 'local'})")
-    return 0
-
-
-async def cmd_worktrees(args: argparse.Namespace) -> int:
-    from swarmd.plugins.runtime.worktree import WorktreeManager
-
-    repo = Path(args.repo).resolve()
-    if not await WorktreeManager.is_git_repo(repo):
-        raise SwarmdClientError(grpc.StatusCode.FAILED_PRECONDITION, f"{repo} is not a git repository")
-    manager = WorktreeManager(repo)
-    if args.action == "prune":
-        report = await manager.prune()
-        for path in report.removed_worktrees:
-            print(f"removed worktree {path}")
-        for branch in report.deleted_branches:
-            print(f"deleted branch {branch}")
-        for branch, reason in report.kept:
-            print(f"kept {branch}: {reason}")
-        if not (report.removed_worktrees or report.deleted_branches or report.kept):
-            print("nothing to prune")
-        return 0
-    items = await manager.list()
-    if not items:
-        print("no swarmd worktrees")
-    for item in items:
-        state = "missing" if item.missing else ("clean" if item.clean else "uncommitted changes")
-        flags = [state, "merged" if item.merged else ("has unmerged work" if item.has_own_work else "no work")]
-        if item.in_use:
-            flags.append(f"in use ({item.locked_reason})" if item.locked_reason else "in use")
-        if item.lazy:
-            flags.append("lazy checkout (files not used yet are only in its index)")
-        print(f"{item.branch}  {item.path or '-'}  {', '.join(flags)}")
     return 0
 
 

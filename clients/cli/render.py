@@ -160,6 +160,12 @@ class Progress:
             self._line(f"subtask {self._name(event.merge_completed.subtask_id)}: merge {outcome}{files}")
         elif kind == "warning":
             self._line(f"warning [{event.warning.code}]: {event.warning.message}")
+        elif kind == "collapse_evaluated":
+            c = event.collapse_evaluated
+            for kill in c.kills:
+                self._line(f"subtask {self._name(kill.subtask_id)}: killed by the collapse controller ({kill.reason})")
+            if c.promotion_changed:
+                self._line(f"collapse: {self._name(c.promoted_subtask_id)} promoted (best-scoring branch)")
         elif kind == "stage_complete":
             s = event.stage_complete
             self._line(f"stage {s.stage} done: {_counts(s.completed, s.failed, s.cancelled, s.skipped)}")
@@ -272,6 +278,12 @@ def format_summary(swarm: common_pb2.Swarm) -> str:
         f"cost ${s.cost_usd:.4f}",
         f"Cache: {s.cache.hits} hits, {s.cache.misses} misses",
     ]
+    if s.HasField("collapse"):
+        c = s.collapse
+        lines.append(
+            f"Collapse: {c.evaluations} evaluations, {c.kills} kills, {c.promotions} promotions"
+            f" (promoted: {c.promoted_subtask_id or '-'})"
+        )
     for rl in s.rate_limits:
         lines.append(
             f"Rate limit {_endpoint(rl.key)}: {rl.total_requests} requests, {rl.rate_limit_hits} x 429, "

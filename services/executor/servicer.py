@@ -21,6 +21,7 @@ from swarmd.services.errors import (
     ResourceExhausted,
     grpc_errors,
 )
+from swarmd.services.executor.branch_sample import sample_branch
 from swarmd.services.executor.model_check import check_model
 from swarmd.services.executor.streams import AttemptStreams, plugin_label
 from swarmd.services.telemetry import swarmd_version
@@ -179,6 +180,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         self, request: executor_pb2.CheckModelRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.CheckModelResponse:
         return await check_model(self.plugins, self._settings.options, request)
+
+    @grpc_errors
+    async def SampleBranch(
+        self, request: executor_pb2.SampleBranchRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.SampleBranchResponse:
+        return await sample_branch(self.plugins, request)
 
     async def aclose(self) -> None:
         if self._closed:

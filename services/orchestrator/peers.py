@@ -79,6 +79,31 @@ class StoreClient:
             raise from_rpc_error(exc) from None
         return response.last_sequence
 
+    async def append_audit(
+        self, swarm_id: str, kind: str, subtask_id: str, detail: dict[str, object]
+    ) -> int:
+        """Store an audit record (a decision and the facts behind it); returns its id."""
+        record = result_store_pb2.AuditRecord(swarm_id=swarm_id, kind=kind, subtask_id=subtask_id)
+        record.detail.update(detail)
+        try:
+            response = await self._stub.AppendAuditRecord(
+                result_store_pb2.AppendAuditRecordRequest(record=record), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return response.id
+
+    async def list_audit(self, swarm_id: str, kind: str = "") -> list[result_store_pb2.AuditRecord]:
+        """A swarm's audit records, oldest first."""
+        try:
+            response = await self._stub.ListAuditRecords(
+                result_store_pb2.ListAuditRecordsRequest(swarm_id=swarm_id, kind=kind),
+                timeout=self.timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return list(response.records)
+
     async def read_events(
         self, swarm_id: str, after_sequence: int, limit: int = 1000
     ) -> tuple[list[common_pb2.SwarmEvent], int]:
@@ -144,5 +169,14 @@ class ExecutorClient:
                 executor_pb2.CheckModelRequest(model=model, executor_options=executor_options),
                 timeout=timeout or self.timeout,
             )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def sample_branch(
+        self, request: executor_pb2.SampleBranchRequest, timeout: float
+    ) -> executor_pb2.SampleBranchResponse:
+        """Ask the executor service for a sample of a running branch (collapse controller)."""
+        try:
+            return await self.stub.SampleBranch(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None

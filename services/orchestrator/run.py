@@ -30,7 +30,9 @@ from opentelemetry import trace
 
 from swarmd.plugins import ModelProvider, parse_model_string
 from swarmd.services.errors import ResourceExhausted
+from swarmd.services.orchestrator.attempts import branch_name
 from swarmd.services.orchestrator.budgets import BudgetLedger, find_price
+from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost, judgeable
 from swarmd.services.orchestrator.context import TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import decompose, decomposition_settings
 from swarmd.services.orchestrator.dispatch import SubtaskDispatch
@@ -103,6 +105,7 @@ class SwarmRun:
             else int(time.time() * 1000)
         )
         self._budget_warned: set[tuple[str, str]] = set()
+        self.collapse: CollapseController | None = None
 
     # -- views --------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class SwarmRun:
         )
         # The decomposition counts one step per call: all but the first were retries.
         stats.retries += max(0, self.orchestrator_steps - 1)
+        if self.collapse is not None:
+            stats.collapse.CopyFrom(self.collapse.stats())
         return stats
 
     # -- events and budgets ---------------------------------------------------
@@ -221,7 +226,12 @@ class SwarmRun:
                     await self._plan()
                 if self._cancel_reason is None:
                     self._begin()
-                    await self.scheduler.run_all()
+                    self._start_collapse()
+                    try:
+                        await self.scheduler.run_all()
+                    finally:
+                        if self.collapse is not None:
+                            await self.collapse.stop(self.ctx.flush_timeout_secs)
                 self._flush_warnings()
                 await self._finalize()
         except asyncio.CancelledError:
@@ -347,6 +357,31 @@ class SwarmRun:
         for warning in self.warnings:
             self.warn(warning)
         self.warnings.clear()
+
+    def _start_collapse(self) -> None:
+        """Start the collapse controller when the swarm asks for it (see :mod:`.collapse`)."""
+        if not self.config.collapse.enabled:
+            return
+        self.collapse = CollapseController(
+            CollapseHost(
+                swarm_id=self.id,
+                config=self.config,
+                base_commit=self.swarm.base_commit,
+                sample=self.ctx.executor.sample_branch,
+                candidates=lambda: judgeable(
+                    self.config,
+                    self.states,
+                    {sid: d.cancelling for sid, d in self.scheduler.dispatches.items()},
+                    self.scheduler.committed.get,
+                ),
+                status=lambda sid: self.states[sid].status,
+                branch=lambda sid: branch_name(self.id, sid),
+                emit=self.log.emit,
+                cancel=self.cancel_subtask,
+                audit=lambda kind, sid, detail: self.ctx.store.append_audit(self.id, kind, sid, detail),
+            )
+        )
+        self.collapse.start()
 
     # -- cancellation ---------------------------------------------------------
 

@@ -35,6 +35,7 @@ from swarmd.services.errors import (
     Unavailable,
 )
 from swarmd.services.orchestrator.budgets import find_price
+from swarmd.services.orchestrator.collapse.config import choose_collapse
 from swarmd.services.orchestrator.decomposer import (
     create_decomposition_provider,
     decompose,
@@ -262,6 +263,7 @@ async def prepare_submission(
 ) -> Submission:
     """Validate ``request`` and build its swarm; raise on bad input."""
     config = effective_config(request.config, cwd=deps.cwd)
+    choose_collapse(config, request.plan)
     check_client_options(config, deps.settings.client_executor_options)
     problem = model_spec_problem(config.model)
     if problem:

@@ -15,6 +15,7 @@ import os
 import re
 
 from swarmd.services.errors import InvalidArgument
+from swarmd.services.orchestrator.collapse.config import collapse_problems
 from swarmd.v1 import common_pb2
 
 __all__ = ["DEFAULTS", "LIMITS", "effective_config"]
@@ -111,6 +112,7 @@ def effective_config(
         problems.append(
             f"config.dependency_failure_policy {config.dependency_failure_policy} is not a known policy"
         )
+    problems.extend(collapse_problems(config.collapse))
     if problems:
         # The field of the first problem goes into BadRequest.
         first = re.match(r"config\.[a-z_]+", problems[0])

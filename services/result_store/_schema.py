@@ -156,6 +156,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO cache_counters (id) VALUES (1)",
         ),
     ),
+    Migration(
+        4,
+        "audit records: decisions taken about a swarm (collapse kills and promotions) with the "
+        "observations behind them, read back by swarm",
+        (
+            """
+            CREATE TABLE audit_records (
+                id            INTEGER PRIMARY KEY AUTOINCREMENT,
+                swarm_id      TEXT NOT NULL,
+                kind          TEXT NOT NULL,
+                subtask_id    TEXT NOT NULL DEFAULT '',
+                detail        TEXT NOT NULL,  -- JSON object
+                created_at_us INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_records_by_swarm ON audit_records (swarm_id, id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

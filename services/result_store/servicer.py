@@ -188,6 +188,21 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
         )
         return pb.ReadEventsResponse(events=events, last_sequence=last)
 
+    # -- audit records ----------------------------------------------------
+
+    @grpc_errors
+    async def AppendAuditRecord(
+        self, request: pb.AppendAuditRecordRequest, context: Context
+    ) -> pb.AppendAuditRecordResponse:
+        return pb.AppendAuditRecordResponse(id=await self.store.audit.append(request.record))
+
+    @grpc_errors
+    async def ListAuditRecords(
+        self, request: pb.ListAuditRecordsRequest, context: Context
+    ) -> pb.ListAuditRecordsResponse:
+        records = await self.store.audit.list(request.swarm_id, request.kind)
+        return pb.ListAuditRecordsResponse(records=records)
+
     # -- blobs -----------------------------------------------------------
 
     @grpc_errors

@@ -7,6 +7,7 @@ The parts share one :class:`~swarmd.services.result_store._db.Database`
 * :attr:`ResultStore.cache` — the LRU result cache;
 * :attr:`ResultStore.swarms` — durable swarm state;
 * :attr:`ResultStore.events` — the per-swarm event log;
+* :attr:`ResultStore.audit` — audit records of decisions (collapse kills, promotions);
 * :attr:`ResultStore.blobs` — content-addressed blobs (git bundles) in a
   directory beside the database.
 
@@ -31,6 +32,7 @@ from types import TracebackType
 
 from swarmd.services.config import ResultStoreSettings
 from swarmd.services.result_store._db import Database
+from swarmd.services.result_store.audit import AuditLog
 from swarmd.services.result_store.blobs import BLOB_TTL_SECS, BlobStore
 from swarmd.services.result_store.cache import ResultCache
 from swarmd.services.result_store.events import EventLog
@@ -74,6 +76,7 @@ class ResultStore:
         )
         self.swarms = SwarmStates(self.db, clock)
         self.events = EventLog(self.db, clock)
+        self.audit = AuditLog(self.db, clock)
         self.blobs = BlobStore.beside(self.settings.db_path)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False

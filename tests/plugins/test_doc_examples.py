@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from swarmd.plugins import ExecutorContext, ToolContext, ToolSpec
+from swarmd.plugins import ExecutorContext, HealthStatus, ToolContext, ToolSpec
 from swarmd.plugins.manager import load_plugins
 from swarmd.plugins.registry import Plugins
 from swarmd.plugins.testing import (
@@ -77,7 +77,8 @@ async def test_the_example_tool_passes(examples: Plugins, swarmd_tool_context: T
 async def test_the_example_health_check(examples: Plugins, swarmd_repo: Path) -> None:
     check = examples.health_checks.get("has-file")
     assert (await check().run(swarmd_repo)).ok
-    assert not (await check({"path": "nope.txt"}).run(swarmd_repo)).ok
+    missing = await check({"path": "nope.txt"}).run(swarmd_repo)
+    assert missing.status is HealthStatus.FAIL and "nope.txt is missing" in missing.detail
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from helpers import git
 from lazy_repo import context, generate, on_disk, pair
 
-from swarmd.plugins import HealthCheck, HealthResult
+from swarmd.plugins import HealthCheck, HealthResult, HealthStatus
 from swarmd.plugins.runtime.settings import RuntimeSettings
 from swarmd.plugins.runtime.worktree import MergeOutcome, WorktreeManager
 from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, files_for, is_lazy, materialize_all
@@ -195,8 +195,8 @@ async def test_materialize_all_is_one_full_checkout(git_repo: Path) -> None:
 class CountFiles(HealthCheck):
     name = "count-files"
 
-    async def check(self, worktree: Path) -> HealthResult:
-        return HealthResult(True, str(len(on_disk(worktree))))
+    async def check(self, worktree: Path, base_commit: str = "") -> HealthResult:
+        return HealthResult(HealthStatus.PASS, str(len(on_disk(worktree))))
 
 
 async def test_health_checks_see_the_whole_tree(git_repo: Path) -> None:

@@ -271,6 +271,15 @@ class RepoBase:
         base = await self._ref(f"{BASE_REF_PREFIX}{branch.removeprefix(BRANCH_PREFIX)}")
         return tip != base and not await self._is_merged(tip)
 
+    async def branch_worktree(self, branch: str) -> tuple[Path | None, str | None]:
+        """Where ``branch`` is checked out (None: nowhere in this repository)
+        and the commit it started from (its base ref; None when unknown)."""
+        path = next(
+            (e.path for e in await self._worktree_entries() if e.branch == f"refs/heads/{branch}"),
+            None,
+        )
+        return path, await self._ref(f"{BASE_REF_PREFIX}{branch.removeprefix(BRANCH_PREFIX)}")
+
     async def _worktree_entries(self) -> builtins.list[WtEntry]:
         run = await self._git("worktree", "list", "--porcelain", "-z")
         entries: list[WtEntry] = []

@@ -75,6 +75,13 @@ class MergeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MERGE_OUTCOME_FAILED: _ClassVar[MergeOutcome]
     MERGE_OUTCOME_KEPT: _ClassVar[MergeOutcome]
 
+class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEALTH_STATUS_UNSPECIFIED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_PASS: _ClassVar[HealthStatus]
+    HEALTH_STATUS_FAIL: _ClassVar[HealthStatus]
+    HEALTH_STATUS_UNKNOWN: _ClassVar[HealthStatus]
+
 class PreflightSeverity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PREFLIGHT_SEVERITY_UNSPECIFIED: _ClassVar[PreflightSeverity]
@@ -125,6 +132,10 @@ MERGE_OUTCOME_MERGED: MergeOutcome
 MERGE_OUTCOME_CONFLICTED: MergeOutcome
 MERGE_OUTCOME_FAILED: MergeOutcome
 MERGE_OUTCOME_KEPT: MergeOutcome
+HEALTH_STATUS_UNSPECIFIED: HealthStatus
+HEALTH_STATUS_PASS: HealthStatus
+HEALTH_STATUS_FAIL: HealthStatus
+HEALTH_STATUS_UNKNOWN: HealthStatus
 PREFLIGHT_SEVERITY_UNSPECIFIED: PreflightSeverity
 PREFLIGHT_SEVERITY_INFO: PreflightSeverity
 PREFLIGHT_SEVERITY_WARNING: PreflightSeverity
@@ -162,10 +173,12 @@ class SubTask(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., instruction: _Optional[str] = ..., specialty: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., read_only: _Optional[bool] = ..., max_steps: _Optional[int] = ..., stage: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("subtasks",)
+    __slots__ = ("subtasks", "collapse")
     SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     subtasks: _containers.RepeatedCompositeFieldContainer[SubTask]
-    def __init__(self, subtasks: _Optional[_Iterable[_Union[SubTask, _Mapping]]] = ...) -> None: ...
+    collapse: CollapseConfig
+    def __init__(self, subtasks: _Optional[_Iterable[_Union[SubTask, _Mapping]]] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -264,7 +277,7 @@ class SubTaskResult(_message.Message):
     def __init__(self, subtask_id: _Optional[str] = ..., subagent_id: _Optional[str] = ..., success: _Optional[bool] = ..., result: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[SwarmArtifact, _Mapping]]] = ..., retry_count: _Optional[int] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., merge: _Optional[_Union[MergeResult, _Mapping]] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., cached: _Optional[bool] = ..., cache_key: _Optional[str] = ..., worktree_path: _Optional[str] = ...) -> None: ...
 
 class SwarmConfig(_message.Message):
-    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs")
+    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs", "collapse")
     class ExecutorOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -296,6 +309,7 @@ class SwarmConfig(_message.Message):
     REPO_PATH_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_SECS_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     max_subagents: int
     max_steps_per_subagent: int
     max_total_tool_calls: int
@@ -320,7 +334,115 @@ class SwarmConfig(_message.Message):
     repo_path: str
     executor_options: _containers.ScalarMap[str, str]
     cache_ttl_secs: int
-    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ...) -> None: ...
+    collapse: CollapseConfig
+    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ...) -> None: ...
+
+class HealthCheckSpec(_message.Message):
+    __slots__ = ("name", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CollapseConfig(_message.Message):
+    __slots__ = ("enabled", "checks", "interval_ms", "warmup_ms", "max_consecutive_failures", "soft_prune", "check_timeout_ms")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    SOFT_PRUNE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    checks: _containers.RepeatedCompositeFieldContainer[HealthCheckSpec]
+    interval_ms: int
+    warmup_ms: int
+    max_consecutive_failures: int
+    soft_prune: bool
+    check_timeout_ms: int
+    def __init__(self, enabled: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[HealthCheckSpec, _Mapping]]] = ..., interval_ms: _Optional[int] = ..., warmup_ms: _Optional[int] = ..., max_consecutive_failures: _Optional[int] = ..., soft_prune: _Optional[bool] = ..., check_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class BranchObservation(_message.Message):
+    __slots__ = ("subtask_id", "branch", "health", "detail", "check_duration_ms", "changed_files", "changed_lines", "resource_health_score", "infra_unhealthy_signals")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CHECK_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FILES_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_LINES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_HEALTH_SCORE_FIELD_NUMBER: _ClassVar[int]
+    INFRA_UNHEALTHY_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    branch: str
+    health: HealthStatus
+    detail: str
+    check_duration_ms: int
+    changed_files: _containers.RepeatedScalarFieldContainer[str]
+    changed_lines: int
+    resource_health_score: float
+    infra_unhealthy_signals: int
+    def __init__(self, subtask_id: _Optional[str] = ..., branch: _Optional[str] = ..., health: _Optional[_Union[HealthStatus, str]] = ..., detail: _Optional[str] = ..., check_duration_ms: _Optional[int] = ..., changed_files: _Optional[_Iterable[str]] = ..., changed_lines: _Optional[int] = ..., resource_health_score: _Optional[float] = ..., infra_unhealthy_signals: _Optional[int] = ...) -> None: ...
+
+class BranchEvaluation(_message.Message):
+    __slots__ = ("observation", "compile_health", "test_health", "contract_alignment", "diff_conflict_risk", "velocity", "resource", "score", "consecutive_failures", "invariant_breaks", "warming_up")
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    COMPILE_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    TEST_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    DIFF_CONFLICT_RISK_FIELD_NUMBER: _ClassVar[int]
+    VELOCITY_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    INVARIANT_BREAKS_FIELD_NUMBER: _ClassVar[int]
+    WARMING_UP_FIELD_NUMBER: _ClassVar[int]
+    observation: BranchObservation
+    compile_health: float
+    test_health: float
+    contract_alignment: float
+    diff_conflict_risk: float
+    velocity: float
+    resource: float
+    score: float
+    consecutive_failures: int
+    invariant_breaks: int
+    warming_up: bool
+    def __init__(self, observation: _Optional[_Union[BranchObservation, _Mapping]] = ..., compile_health: _Optional[float] = ..., test_health: _Optional[float] = ..., contract_alignment: _Optional[float] = ..., diff_conflict_risk: _Optional[float] = ..., velocity: _Optional[float] = ..., resource: _Optional[float] = ..., score: _Optional[float] = ..., consecutive_failures: _Optional[int] = ..., invariant_breaks: _Optional[int] = ..., warming_up: _Optional[bool] = ...) -> None: ...
+
+class CollapseKill(_message.Message):
+    __slots__ = ("subtask_id", "branch", "reason")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    branch: str
+    reason: str
+    def __init__(self, subtask_id: _Optional[str] = ..., branch: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CollapseEvaluated(_message.Message):
+    __slots__ = ("tick", "evaluations", "kills", "promoted_subtask_id", "promotion_changed", "spared")
+    TICK_FIELD_NUMBER: _ClassVar[int]
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    KILLS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    SPARED_FIELD_NUMBER: _ClassVar[int]
+    tick: int
+    evaluations: _containers.RepeatedCompositeFieldContainer[BranchEvaluation]
+    kills: _containers.RepeatedCompositeFieldContainer[CollapseKill]
+    promoted_subtask_id: str
+    promotion_changed: bool
+    spared: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tick: _Optional[int] = ..., evaluations: _Optional[_Iterable[_Union[BranchEvaluation, _Mapping]]] = ..., kills: _Optional[_Iterable[_Union[CollapseKill, _Mapping]]] = ..., promoted_subtask_id: _Optional[str] = ..., promotion_changed: _Optional[bool] = ..., spared: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RateLimitStats(_message.Message):
     __slots__ = ("key", "total_requests", "rate_limit_hits", "in_flight", "concurrency_limit", "current_delay_ms", "requests_per_minute", "total_wait_ms", "remaining_requests", "remaining_tokens")
@@ -387,7 +509,7 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[int] = ..., subagent_count: _Optional[int] = ..., max_steps: _Optional[int] = ..., total_steps: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class SwarmStats(_message.Message):
-    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps", "critical_path_steps")
+    __slots__ = ("subagents_spawned", "subagents_completed", "subagents_failed", "total_tool_calls", "critical_path_length", "execution_time_ms", "sequential_time_estimate_ms", "speedup_factor", "stages", "rate_limits", "cache", "total_steps", "critical_path_time_ms", "critical_path", "critical_steps", "usage", "cost_usd", "subagents_cancelled", "subagents_skipped", "retries", "orchestrator_steps", "critical_path_steps", "collapse")
     SUBAGENTS_SPAWNED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     SUBAGENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +532,7 @@ class SwarmStats(_message.Message):
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_STEPS_FIELD_NUMBER: _ClassVar[int]
     CRITICAL_PATH_STEPS_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     subagents_spawned: int
     subagents_completed: int
     subagents_failed: int
@@ -432,7 +555,20 @@ class SwarmStats(_message.Message):
     retries: int
     orchestrator_steps: int
     critical_path_steps: int
-    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ...) -> None: ...
+    collapse: CollapseStats
+    def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ..., collapse: _Optional[_Union[CollapseStats, _Mapping]] = ...) -> None: ...
+
+class CollapseStats(_message.Message):
+    __slots__ = ("evaluations", "kills", "promotions", "promoted_subtask_id")
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    KILLS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluations: int
+    kills: int
+    promotions: int
+    promoted_subtask_id: str
+    def __init__(self, evaluations: _Optional[int] = ..., kills: _Optional[int] = ..., promotions: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ...) -> None: ...
 
 class SubTaskState(_message.Message):
     __slots__ = ("subtask", "status", "attempt", "agent_name", "current_tool", "steps", "tool_calls", "started_at", "finished_at", "status_reason", "result", "on_critical_path")
@@ -809,7 +945,7 @@ class StreamHeartbeat(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class SwarmEvent(_message.Message):
-    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited", "work_committed")
+    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited", "work_committed", "collapse_evaluated")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -833,6 +969,7 @@ class SwarmEvent(_message.Message):
     CACHE_LOOKUP_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
     WORK_COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     sequence: int
     time: _timestamp_pb2.Timestamp
@@ -856,4 +993,5 @@ class SwarmEvent(_message.Message):
     cache_lookup: CacheLookup
     rate_limited: RateLimited
     work_committed: WorkCommitted
-    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ..., work_committed: _Optional[_Union[WorkCommitted, _Mapping]] = ...) -> None: ...
+    collapse_evaluated: CollapseEvaluated
+    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ..., work_committed: _Optional[_Union[WorkCommitted, _Mapping]] = ..., collapse_evaluated: _Optional[_Union[CollapseEvaluated, _Mapping]] = ...) -> None: ...

@@ -7,6 +7,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SampleBranchRequest(_message.Message):
+    __slots__ = ("swarm_id", "subtask_id", "repo_path", "branch", "base_commit", "checks", "check_timeout_ms")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REPO_PATH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    subtask_id: str
+    repo_path: str
+    branch: str
+    base_commit: str
+    checks: _containers.RepeatedCompositeFieldContainer[_common_pb2.HealthCheckSpec]
+    check_timeout_ms: int
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., repo_path: _Optional[str] = ..., branch: _Optional[str] = ..., base_commit: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[_common_pb2.HealthCheckSpec, _Mapping]]] = ..., check_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class SampleBranchResponse(_message.Message):
+    __slots__ = ("observation",)
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    observation: _common_pb2.BranchObservation
+    def __init__(self, observation: _Optional[_Union[_common_pb2.BranchObservation, _Mapping]] = ...) -> None: ...
+
 class DependencyResult(_message.Message):
     __slots__ = ("subtask_id", "name", "result", "success", "error", "commit", "merge_pending")
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]

@@ -63,6 +63,11 @@ class ExecutorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.FromString,
                 _registered_method=True)
+        self.SampleBranch = channel.unary_unary(
+                '/swarmd.v1.ExecutorService/SampleBranch',
+                request_serializer=swarmd_dot_v1_dot_executor__pb2.SampleBranchRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_executor__pb2.SampleBranchResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -130,6 +135,18 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleBranch(self, request, context):
+        """Samples a branch for the collapse controller: runs the health checks in
+        the branch's worktree on this host (each in its own process group, under
+        its timeout) and counts its changes. The executor owns the worktree; the
+        orchestrator decides what to do with the answer. A worktree this host
+        does not have (a pod, another machine) is answered with health UNKNOWN.
+        INVALID_ARGUMENT for a missing repo_path or branch, or an unknown check.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +174,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.CheckModel,
                     request_deserializer=swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.SerializeToString,
+            ),
+            'SampleBranch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SampleBranch,
+                    request_deserializer=swarmd_dot_v1_dot_executor__pb2.SampleBranchRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_executor__pb2.SampleBranchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -298,6 +320,33 @@ class ExecutorService:
             '/swarmd.v1.ExecutorService/CheckModel',
             swarmd_dot_v1_dot_executor__pb2.CheckModelRequest.SerializeToString,
             swarmd_dot_v1_dot_executor__pb2.CheckModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleBranch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.ExecutorService/SampleBranch',
+            swarmd_dot_v1_dot_executor__pb2.SampleBranchRequest.SerializeToString,
+            swarmd_dot_v1_dot_executor__pb2.SampleBranchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -329,3 +329,45 @@ class GetBlobResponse(_message.Message):
     header: BlobInfo
     chunk: bytes
     def __init__(self, header: _Optional[_Union[BlobInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("id", "swarm_id", "kind", "subtask_id", "detail", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    swarm_id: str
+    kind: str
+    subtask_id: str
+    detail: _struct_pb2.Struct
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., swarm_id: _Optional[str] = ..., kind: _Optional[str] = ..., subtask_id: _Optional[str] = ..., detail: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AppendAuditRecordRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: AuditRecord
+    def __init__(self, record: _Optional[_Union[AuditRecord, _Mapping]] = ...) -> None: ...
+
+class AppendAuditRecordResponse(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ListAuditRecordsRequest(_message.Message):
+    __slots__ = ("swarm_id", "kind")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    kind: str
+    def __init__(self, swarm_id: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class ListAuditRecordsResponse(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ...) -> None: ...

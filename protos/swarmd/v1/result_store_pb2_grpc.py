@@ -115,6 +115,16 @@ class ResultStoreServiceStub:
                 request_serializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.FromString,
                 _registered_method=True)
+        self.AppendAuditRecord = channel.unary_unary(
+                '/swarmd.v1.ResultStoreService/AppendAuditRecord',
+                request_serializer=swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordResponse.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/swarmd.v1.ResultStoreService/ListAuditRecords',
+                request_serializer=swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
         self.PutBlob = channel.stream_unary(
                 '/swarmd.v1.ResultStoreService/PutBlob',
                 request_serializer=swarmd_dot_v1_dot_result__store__pb2.PutBlobRequest.SerializeToString,
@@ -246,6 +256,22 @@ class ResultStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendAuditRecord(self, request, context):
+        """Appends an audit record: a decision taken about a swarm with the facts
+        behind it (the collapse controller's kills and promotions).
+        INVALID_ARGUMENT for a malformed swarm id or an empty kind.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditRecords(self, request, context):
+        """Lists a swarm's audit records, oldest first (none for an unknown swarm).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutBlob(self, request_iterator, context):
         """Stores a blob (e.g. a git bundle) sent in chunks: the first message is the
         header with the blob's size and SHA-256, every later one a chunk of at
@@ -343,6 +369,16 @@ def add_ResultStoreServiceServicer_to_server(servicer, server):
                     servicer.ReadEvents,
                     request_deserializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.SerializeToString,
+            ),
+            'AppendAuditRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendAuditRecord,
+                    request_deserializer=swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
             'PutBlob': grpc.stream_unary_rpc_method_handler(
                     servicer.PutBlob,
@@ -766,6 +802,60 @@ class ResultStoreService:
             '/swarmd.v1.ResultStoreService/ReadEvents',
             swarmd_dot_v1_dot_result__store__pb2.ReadEventsRequest.SerializeToString,
             swarmd_dot_v1_dot_result__store__pb2.ReadEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendAuditRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.ResultStoreService/AppendAuditRecord',
+            swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordRequest.SerializeToString,
+            swarmd_dot_v1_dot_result__store__pb2.AppendAuditRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.ResultStoreService/ListAuditRecords',
+            swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsRequest.SerializeToString,
+            swarmd_dot_v1_dot_result__store__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

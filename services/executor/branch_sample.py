@@ -1,0 +1,101 @@
+"""SampleBranch: health checks and change counts of a running branch's worktree.
+
+The executor service owns the worktrees, so the collapse controller (in the
+orchestrator, which decides) asks it for samples. A sample runs the
+configured checks one after the other in the branch's worktree -- each
+through :meth:`~swarmd.plugins.HealthCheck.run`, in its own process group,
+under its timeout, never on the event loop -- and counts what the branch
+changed since it started (staged, unstaged and untracked files).
+
+Combined health: FAIL when a check failed, PASS when one passed and none
+failed, UNKNOWN otherwise. A branch this host has no worktree for (a pod of
+the Kubernetes executor, a remote executor's machine) is UNKNOWN with
+resource health 1: it is never killed on a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from swarmd.plugins import HealthCheck, HealthResult, HealthStatus
+from swarmd.plugins.checks import diff_stat
+from swarmd.plugins.manager import Plugins
+from swarmd.plugins.registry import UnknownPlugin
+from swarmd.plugins.runtime.worktree.repo import RepoBase
+from swarmd.services.errors import InvalidArgument
+from swarmd.v1 import common_pb2, executor_pb2
+
+__all__ = ["DEFAULT_CHECK_TIMEOUT_MS", "combine", "sample_branch"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECK_TIMEOUT_MS = 120_000
+
+_STATUS = {
+    HealthStatus.PASS: common_pb2.HEALTH_STATUS_PASS,
+    HealthStatus.FAIL: common_pb2.HEALTH_STATUS_FAIL,
+    HealthStatus.UNKNOWN: common_pb2.HEALTH_STATUS_UNKNOWN,
+}
+
+
+def combine(results: list[tuple[str, HealthResult]]) -> tuple[HealthStatus, str]:
+    """One status and detail for several checks' results."""
+    statuses = {r.status for _, r in results}
+    if HealthStatus.FAIL in statuses:
+        status = HealthStatus.FAIL
+    elif HealthStatus.PASS in statuses:
+        status = HealthStatus.PASS
+    else:
+        status = HealthStatus.UNKNOWN
+    detail = "\n".join(f"[{name}: {r.status.value}] {r.detail}".rstrip() for name, r in results)
+    return status, detail
+
+
+def _checks(plugins: Plugins, request: executor_pb2.SampleBranchRequest) -> list[HealthCheck]:
+    timeout = (request.check_timeout_ms or DEFAULT_CHECK_TIMEOUT_MS) / 1000
+    checks: list[HealthCheck] = []
+    for spec in request.checks or [common_pb2.HealthCheckSpec(name="none")]:
+        try:
+            cls = plugins.health_checks.get(spec.name)
+        except UnknownPlugin as exc:
+            raise InvalidArgument(str(exc)) from None
+        checks.append(cls(dict(spec.options), timeout_secs=timeout))
+    return checks
+
+
+async def sample_branch(
+    plugins: Plugins, request: executor_pb2.SampleBranchRequest
+) -> executor_pb2.SampleBranchResponse:
+    """Run the request's checks in its branch's worktree and count its changes."""
+    if not request.repo_path or not request.branch:
+        raise InvalidArgument("SampleBranch needs repo_path and branch")
+    checks = _checks(plugins, request)
+    obs = common_pb2.BranchObservation(
+        subtask_id=request.subtask_id, branch=request.branch, resource_health_score=1.0
+    )
+    if not Path(request.repo_path).is_dir():
+        obs.health = common_pb2.HEALTH_STATUS_UNKNOWN
+        obs.detail = f"repository {request.repo_path} is not on this executor's host"
+        return executor_pb2.SampleBranchResponse(observation=obs)
+    worktree, start = await RepoBase(request.repo_path).branch_worktree(request.branch)
+    if worktree is None or not worktree.is_dir():
+        obs.health = common_pb2.HEALTH_STATUS_UNKNOWN
+        obs.detail = f"no worktree of {request.branch} on this executor's host"
+        return executor_pb2.SampleBranchResponse(observation=obs)
+    base = start or request.base_commit
+    began = time.monotonic()
+    results = [(check.name, await check.run(worktree, base)) for check in checks]
+    status, detail = combine(results)
+    obs.health = _STATUS[status]
+    obs.detail = detail
+    obs.check_duration_ms = int((time.monotonic() - began) * 1000)
+    try:
+        stat = await diff_stat(worktree, base)
+    except OSError as exc:  # the worktree went away mid-sample (the branch finished)
+        log.info("no diff for %s: %s", request.branch, exc)
+    else:
+        obs.changed_files.extend(sorted(stat.files))
+        obs.changed_lines = stat.lines
+    return executor_pb2.SampleBranchResponse(observation=obs)
