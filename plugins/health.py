@@ -54,6 +54,7 @@ class HealthResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the check passed (``FAIL`` and ``UNKNOWN`` are both not ok)."""
         return self.status is HealthStatus.PASS
 
 
@@ -83,15 +84,28 @@ async def run_in_group(
     from swarmd.plugins.runtime.env import scrub_environment
     from swarmd.plugins.tools.bash import kill_process_group
 
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env) if env is not None else scrub_environment(os.environ),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else scrub_environment(os.environ),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
     )
+    try:
+        proc = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        # Cancelled while the process was being set up: it already runs (and
+        # may have started others), so its group is killed before giving up.
+        with contextlib.suppress(Exception):
+            started = await spawn
+            kill_process_group(started.pid)
+            async with asyncio.timeout(5):
+                await started.wait()
+        raise
     timed_out = False
     try:
         try:

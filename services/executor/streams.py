@@ -40,6 +40,11 @@ __all__ = ["AttemptRecord", "AttemptStreams"]
 
 log = logging.getLogger(__name__)
 
+#: Stopping an attempt: cancellations sent, and seconds waited after each.
+STOP_TRIES = 3
+STOP_WAIT_SECS = 2.0
+#: How long a plugin's stream is read on after its result, to see that it ends.
+RESULT_TAIL_SECS = 1.0
 #: Events kept per attempt for callers that reattach (the result is always kept).
 DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 
@@ -61,6 +66,30 @@ def _failure(
     request: executor_pb2.ExecuteSubTaskRequest, error: str, kind: common_pb2.FailureKind
 ) -> executor_pb2.ExecuteSubTaskResponse:
     return unfinished_result(request, error, kind=kind)
+
+
+async def _after_result(stream: AsyncIterator[executor_pb2.ExecuteSubTaskResponse]) -> str:
+    """What a plugin's stream yields after its result ("" for nothing: it ended).
+
+    The stream is read on for up to :data:`RESULT_TAIL_SECS`; a plugin that
+    neither yields nor ends by then is taken at its result (and closed).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESULT_TAIL_SECS
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                extra = await anext(stream)
+        except (StopAsyncIteration, TimeoutError):
+            return ""
+        except Exception as exc:  # raised while finishing: the result stands
+            log.warning("an executor stream raised after its result: %s: %s", type(exc).__name__, exc)
+            return ""
+        if not isinstance(extra, executor_pb2.ExecuteSubTaskResponse) or extra.HasField("heartbeat"):
+            continue
+        if extra.HasField("result"):
+            return "yielded a second result (a stream ends after its one result)"
+        return "yielded an event after its result (a stream ends after its one result)"
 
 
 def _malformed(message: object) -> str:
@@ -236,9 +265,19 @@ class AttemptStreams:
                     break
                 if message.HasField("heartbeat"):
                     continue  # this service sends its own
+                if message.HasField("result"):
+                    # A stream ends after its one result: what follows it is a broken contract.
+                    after = await _after_result(stream)
+                    if after:
+                        log.error("%s %s while running %s", record.plugin, after, request.subtask.id)
+                        message = _failure(
+                            request,
+                            f"{record.plugin} broke the executor contract: it {after}",
+                            common_pb2.FAILURE_KIND_PERMANENT,
+                        )
+                    record.append(message)
+                    break
                 record.append(message)
-                if record.finished:
-                    break  # the first result is final; the stream is closed unread
             if not record.finished:
                 record.append(
                     _failure(
@@ -338,10 +377,18 @@ class AttemptStreams:
         if self._records.get(record.key) is record:
             del self._records[record.key]
         task = record.task
-        if task is not None and not task.done():
+        if task is None or task.done():
+            return
+        for _ in range(STOP_TRIES):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            done, _pending = await asyncio.wait({task}, timeout=STOP_WAIT_SECS)
+            if done:
+                return
+        # A plugin that swallows cancellation must not hold the service (or its shutdown).
+        log.error(
+            "%s ignored %d cancellations of attempt %d of %s; left behind",
+            record.plugin, STOP_TRIES, record.attempt, record.request.subtask.id,
+        )
 
     async def aclose(self) -> None:
         """Stop every attempt (the service is shutting down)."""

@@ -1,9 +1,11 @@
 """Executor plugins that break the contract are named in the failed result:
 a stream that raises, yields something other than a response, ends without a
-result, and a constructor that raises."""
+result, yields two results or an event after its result, and a constructor
+that raises."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -56,6 +58,41 @@ class NoResultExecutor(Executor):
         yield _event(request)
 
 
+def _result(request: executor_pb2.ExecuteSubTaskRequest) -> executor_pb2.ExecuteSubTaskResponse:
+    return executor_pb2.ExecuteSubTaskResponse(
+        result=common_pb2.SubTaskResult(
+            subtask_id=request.subtask.id, success=True, status=common_pb2.SUB_TASK_STATUS_COMPLETED
+        )
+    )
+
+
+class TwoResultsExecutor(Executor):
+    name = "tworesults"
+
+    async def submit(self, request):  # type: ignore[no-untyped-def,override]
+        yield _result(request)
+        yield _result(request)
+
+
+class EventAfterResultExecutor(Executor):
+    name = "eventafter"
+
+    async def submit(self, request):  # type: ignore[no-untyped-def,override]
+        yield _result(request)
+        yield _event(request)
+
+
+class LingeringExecutor(Executor):
+    """Yields its result and then neither yields nor ends."""
+
+    name = "lingers"
+
+    async def submit(self, request):  # type: ignore[no-untyped-def,override]
+        yield _event(request)
+        yield _result(request)
+        await asyncio.Event().wait()
+
+
 class BrokenConstructorExecutor(Executor):
     name = "brokenctor"
 
@@ -69,7 +106,16 @@ class BrokenConstructorExecutor(Executor):
 class MisbehavingPlugin:
     @hookimpl
     def swarmd_register_executors(self, registry: Any) -> None:
-        for cls in (RaisingMidStreamExecutor, GarbageExecutor, EmptyMessageExecutor, NoResultExecutor, BrokenConstructorExecutor):
+        for cls in (
+            RaisingMidStreamExecutor,
+            GarbageExecutor,
+            EmptyMessageExecutor,
+            NoResultExecutor,
+            TwoResultsExecutor,
+            EventAfterResultExecutor,
+            LingeringExecutor,
+            BrokenConstructorExecutor,
+        ):
             registry.add(cls)
 
 
@@ -103,6 +149,8 @@ async def _run(host: ServiceHost, executor: str) -> list[executor_pb2.ExecuteSub
         ("garbage", "broke the executor contract: it yielded a dict, not an ExecuteSubTaskResponse", common_pb2.FAILURE_KIND_PERMANENT),
         ("empty", "broke the executor contract: it yielded an ExecuteSubTaskResponse with no event", common_pb2.FAILURE_KIND_PERMANENT),
         ("noresult", "ended the stream without a result", common_pb2.FAILURE_KIND_TRANSIENT),
+        ("tworesults", "broke the executor contract: it yielded a second result", common_pb2.FAILURE_KIND_PERMANENT),
+        ("eventafter", "broke the executor contract: it yielded an event after its result", common_pb2.FAILURE_KIND_PERMANENT),
     ],
 )
 async def test_a_misbehaving_stream_fails_the_subtask_naming_the_plugin(
@@ -123,3 +171,9 @@ async def test_a_raising_constructor_is_failed_precondition_naming_the_plugin(ho
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "executor plugin 'brokenctor'" in (info.value.details() or "")
     assert "ValueError: option k8s_namespace is required" in (info.value.details() or "")
+
+
+async def test_a_stream_that_lingers_after_its_result_is_taken_at_its_result(host: ServiceHost) -> None:
+    replies = await _run(host, "lingers")
+    assert replies[-1].HasField("result") and replies[-1].result.success
+    assert sum(r.HasField("result") for r in replies) == 1
