@@ -18,7 +18,9 @@ Rules (each a :class:`~swarmd.plugins.testing.errors.ContractViolation`
     CANCELLED result within the cancel grace (the orchestrator's 2 s).
 ``close-stops``
     closing the stream early stops the work: ``in_flight`` is back to 0
-    within the grace.
+    within the grace, and every process the attempt started (a descendant
+    of the test's process, seen through ``/proc`` where there is one) has
+    ended.
 ``capacity``
     ``capacity`` and ``in_flight`` are non-negative integers.
 ``aclose-twice``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from swarmd.plugins.executor import Executor, ExecutorContext
@@ -164,6 +167,7 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
     request = executor_pb2.ExecuteSubTaskRequest()
     request.CopyFrom(slow)
     request.subtask.id = f"{slow.subtask.id}-closed"
+    before = _descendants()
     stream = executor.submit(request)
     try:
         async with asyncio.timeout(timeout):
@@ -181,3 +185,33 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
         if loop.time() > deadline:
             raise ContractViolation(executor, "close-stops", f"in_flight is still {executor.in_flight} {grace:g}s after the stream was closed")
         await asyncio.sleep(0.02)
+    while left := _descendants() - before:
+        if loop.time() > deadline:
+            raise ContractViolation(
+                executor,
+                "close-stops",
+                f"process(es) {', '.join(map(str, sorted(left)))} the attempt started still run "
+                f"{grace:g}s after the stream was closed",
+            )
+        await asyncio.sleep(0.02)
+
+
+def _descendants() -> set[int]:
+    """The live (not zombie) descendants of this process; empty without ``/proc``."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields and fields[0] not in (b"Z", b"X"):
+            parents[int(name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found

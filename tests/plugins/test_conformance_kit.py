@@ -4,6 +4,7 @@ the executor, provider and tool contracts."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -169,6 +170,19 @@ class FakeLeaksOnCloseExecutor(FakeGoodExecutor):
         yield _result(request)
 
 
+class FakeLeavesAProcessExecutor(FakeGoodExecutor):
+    """Stops its own bookkeeping on close but leaves the process it started running."""
+
+    name = "leaves-a-process"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def submit(self, request):  # type: ignore[no-untyped-def,override]
+        if request.config.model.endswith("/hang"):
+            self.procs.append(subprocess.Popen(["sleep", "300"], start_new_session=True))  # noqa: ASYNC220 (a fake: the process is the point)
+        async for message in super().submit(request):
+            yield message
+
+
 class FakeNegativeCapacityExecutor(FakeGoodExecutor):
     name = "negative-capacity"
 
@@ -205,6 +219,7 @@ async def test_a_good_executor_passes(swarmd_executor_context: ExecutorContext, 
         (FakeIgnoresCancelExecutor, "cancel", "cancel grace"),
         (FakeCompletedOnCancelExecutor, "cancel", "not CANCELLED"),
         (FakeLeaksOnCloseExecutor, "close-stops", "in_flight is still 1"),
+        (FakeLeavesAProcessExecutor, "close-stops", "the attempt started still run"),
         (FakeNegativeCapacityExecutor, "capacity", "capacity is -1"),
         (FakeCloseTwiceFailsExecutor, "aclose-twice", "already closed"),
     ],
@@ -291,3 +306,12 @@ async def test_each_broken_tool_rule_is_named(cls: type[Tool], rule: str, swarmd
     with pytest.raises(ContractViolation) as info:
         await check_tool(cls, swarmd_tool_context, valid={"path": "README.md"})
     assert info.value.rule == rule and str(info.value).startswith(f"[{rule}] {cls.name}:")
+
+
+@pytest.fixture(autouse=True)
+def _reap_left_processes() -> Any:
+    yield
+    for proc in FakeLeavesAProcessExecutor.procs:
+        proc.kill()
+        proc.wait()
+    FakeLeavesAProcessExecutor.procs.clear()
