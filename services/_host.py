@@ -214,11 +214,10 @@ class ServiceHost:
         await self.stop()
 
 
-async def run_until_signalled(hosts: Iterable[ServiceHost], grace: float | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then stop every host gracefully."""
+async def until_signalled() -> None:
+    """Wait for SIGTERM or SIGINT (the handlers are removed again on return)."""
     import signal
 
-    hosts = list(hosts)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -228,4 +227,12 @@ async def run_until_signalled(hosts: Iterable[ServiceHost], grace: float | None 
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def run_until_signalled(hosts: Iterable[ServiceHost], grace: float | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop every host gracefully."""
+    hosts = list(hosts)
+    try:
+        await until_signalled()
+    finally:
         await asyncio.gather(*(h.stop(grace) for h in hosts))

@@ -53,10 +53,8 @@ async def serve_gateway(
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT (what ``swarmd serve a2a`` does)."""
     require_sdk()
-    import asyncio
-    import signal
-
     from swarmd.clients.tls import ClientTls
+    from swarmd.services._host import until_signalled
     from swarmd.services.a2a.repositories import Repositories, RepositoryError
     from swarmd.services.a2a.server import A2AGateway, GatewaySettings, workspace_default
 
@@ -70,13 +68,7 @@ async def serve_gateway(
     except (RepositoryError, ValueError) as exc:
         raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
     print(f"swarmd a2a listening on {gateway.address}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await gateway.stop()

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,20 @@ async def run_git(
     if check and result.rc != 0:
         raise WorktreeError(f"git {' '.join(args[:3])} failed in {cwd}: {result.error}")
     return result
+
+
+def end_batch_process(proc: subprocess.Popen[bytes]) -> None:
+    """End a long-lived ``git cat-file --batch*`` process: close its pipes (it
+    ends on end of input) and reap it, killing it if it does not end in 5 s."""
+    for pipe in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError):
+            if pipe is not None:
+                pipe.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def finish_even_if_cancelled(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from swarmd.plugins.runtime.worktree.git import git_env
+from swarmd.plugins.runtime.worktree.git import end_batch_process, git_env
 from swarmd.plugins.runtime.worktree.model import WorktreeError
 
 __all__ = ["MARKER", "BlobReader", "LazyFiles", "admin_dir", "files_for", "is_lazy"]
@@ -361,16 +361,8 @@ class BlobReader:
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            end_batch_process(proc)
 
 
 def _z(names: list[str]) -> bytes:

@@ -41,7 +41,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree.git import GitRun, git_env, run_git
+from swarmd.plugins.runtime.worktree.git import GitRun, end_batch_process, git_env, run_git
 
 __all__ = ["RefReader", "RefWriter", "Unavailable", "reader_for", "writer_for"]
 
@@ -77,7 +77,7 @@ class RefReader:
         proc = self._proc
         if proc is None or proc.poll() is not None or self._pid != os.getpid():
             if proc is not None:
-                _release(proc)
+                end_batch_process(proc)
             proc = self._proc = subprocess.Popen(
                 ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
                 cwd=self.top,
@@ -119,14 +119,14 @@ class RefReader:
         if proc is not None:
             with contextlib.suppress(OSError):
                 proc.kill()
-            _release(proc)
+            end_batch_process(proc)
 
     def close(self) -> None:
         """End the git process (it also ends by itself when this process exits)."""
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is not None:
-            _release(proc)
+            end_batch_process(proc)
 
     async def resolve(self, rev: str, timeout: float) -> _Lookup | None:
         """:meth:`lookup` off the event loop, within ``timeout`` seconds."""
@@ -135,19 +135,6 @@ class RefReader:
         except TimeoutError:
             await asyncio.to_thread(self._kill)
             raise Unavailable(f"no answer within {timeout:g}s") from None
-
-
-def _release(proc: subprocess.Popen[bytes]) -> None:
-    """Close a reader process's pipes (it ends on end of input) and reap it."""
-    for pipe in (proc.stdin, proc.stdout):
-        with contextlib.suppress(OSError):
-            if pipe is not None:
-                pipe.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 #: Readers kept at most; the least recently used one is closed beyond that.
