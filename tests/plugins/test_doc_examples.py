@@ -1,4 +1,4 @@
-"""The example plugins of docs/examples load through SWARMD_PLUGINS and pass
+"""The example plugins of examples/plugins load through SWARMD_PLUGINS and pass
 the conformance kit."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from swarmd.plugins.testing import (
     scripted_plugin,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 MODULES = ["swarmd_example_executor", "swarmd_example_provider", "swarmd_example_tool", "swarmd_example_health"]
 
 
