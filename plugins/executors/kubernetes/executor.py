@@ -22,13 +22,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from swarmd.plugins import Executor, ExecutorContext, require_extra
 from swarmd.plugins.executors.kubernetes import outcomes
 from swarmd.plugins.executors.kubernetes.bringback import merge_pod_work, ship_base
 from swarmd.plugins.executors.kubernetes.budget import PodBudget
-from swarmd.plugins.executors.kubernetes.kube import ApiFailure, Kube, PodWatch
+from swarmd.plugins.executors.kubernetes.failures import ApiFailure
 from swarmd.plugins.executors.kubernetes.podspec import (
     EXECUTOR_LABEL,
     NAME_LABEL,
@@ -44,6 +44,9 @@ from swarmd.plugins.executors.kubernetes.transfer import TransferError, get_blob
 from swarmd.plugins.runtime.channels import ChannelPool
 from swarmd.plugins.runtime.events import EventEmitter
 from swarmd.v1 import common_pb2, executor_pb2
+
+if TYPE_CHECKING:
+    from swarmd.plugins.executors.kubernetes.kube import Kube, PodWatch
 
 __all__ = ["KubernetesExecutor"]
 
@@ -93,6 +96,9 @@ class KubernetesExecutor(Executor):
         return selector({NAME_LABEL: "swarmd", EXECUTOR_LABEL: label_value(self.settings.executor_id)})
 
     async def _start(self) -> Kube:
+        # The client library is imported on first use, not when the plugin loads.
+        from swarmd.plugins.executors.kubernetes.kube import Kube, PodWatch
+
         async with self._start_lock:
             if self._kube is None:
                 kube = await asyncio.to_thread(Kube, self.settings)

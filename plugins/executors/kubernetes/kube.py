@@ -32,6 +32,7 @@ except ModuleNotFoundError as exc:  # swarmd's `kubernetes` extra is not install
     # The plugin still loads; KubernetesExecutor refuses to start, naming the extra
     # (swarmd.plugins.extras), before anything below could use the client.
 
+from swarmd.plugins.executors.kubernetes.failures import ApiFailure
 from swarmd.plugins.executors.kubernetes.settings import KubeSettings
 from swarmd.v1 import common_pb2
 
@@ -41,15 +42,6 @@ log = logging.getLogger(__name__)
 #: What the executor does with pods; deploy/kubernetes/rbac.yaml grants exactly these.
 VERBS = ("create", "get", "list", "watch", "delete")
 _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-class ApiFailure(Exception):
-    """A Kubernetes API call failed; ``failure_kind`` says whether retrying can help."""
-
-    def __init__(self, message: str, failure_kind: common_pb2.FailureKind, status: int = 0) -> None:
-        super().__init__(message)
-        self.failure_kind = failure_kind
-        self.status = status
 
 
 def _failure(exc: ApiException, what: str, namespace: str) -> ApiFailure:
