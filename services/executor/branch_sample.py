@@ -23,6 +23,7 @@ from swarmd.plugins import HealthCheck, HealthResult, HealthStatus
 from swarmd.plugins.checks import diff_stat
 from swarmd.plugins.manager import Plugins
 from swarmd.plugins.registry import UnknownPlugin
+from swarmd.plugins.runtime.worktree import priority
 from swarmd.plugins.runtime.worktree.repo import RepoBase
 from swarmd.services.errors import InvalidArgument
 from swarmd.v1 import common_pb2, executor_pb2
@@ -71,6 +72,8 @@ async def sample_branch(
     """Run the request's checks in its branch's worktree and count its changes."""
     if not request.repo_path or not request.branch:
         raise InvalidArgument("SampleBranch needs repo_path and branch")
+    if request.swarm_id:
+        priority.promote(request.swarm_id, request.promoted_subtask_id)
     checks = _checks(plugins, request)
     obs = common_pb2.BranchObservation(
         subtask_id=request.subtask_id, branch=request.branch, resource_health_score=1.0

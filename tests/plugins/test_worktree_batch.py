@@ -278,3 +278,37 @@ async def test_a_worktree_is_made_while_git_removes_the_emptied_worktrees_folder
     assert wt.path.name == "child"
     assert (await mgr.merge(wt, sha)).outcome == "merged"
     assert (git_repo / "c.txt").read_text() == "c\n"
+
+
+async def test_the_promoted_branch_merges_first_in_its_batch(git_repo: Path) -> None:
+    """Among branches landing in one batch, the swarm's promoted one lands first and wins
+    a conflict with the others; without a promotion the fixed order decides."""
+    from swarmd.plugins.runtime.worktree import integrate, priority
+    from swarmd.plugins.runtime.worktree.model import MergeOutcome, MergeReport
+
+    mgr = WorktreeManager(git_repo)
+    await mgr.toplevel()
+
+    async def land_together(swarm: str) -> dict[str, str]:
+        requests = []
+        for name in ("a", "b", "c"):
+            wt = await mgr.create(swarm, name)
+            (wt.path / "shared.txt").write_text(f"{swarm}: from {name}\n")
+            sha = await mgr.commit(wt, name)
+            assert sha is not None
+            report = MergeReport(MergeOutcome.NO_CHANGES, branch=wt.branch, commit=sha, worktree_path=wt.path)
+            changes = await changes_between(mgr, wt.base_commit, sha)
+            requests.append(integrate._Request(wt, sha, name, report, changes))
+        lander = integrate._integrator(mgr)
+        # Queued in one loop step, so they land in one batch.
+        reports = await asyncio.gather(*(lander.submit(r) for r in requests))
+        assert {r.batch_size for r in requests} == {3}
+        return {r.wt.subtask_id: str(rep.outcome) for r, rep in zip(requests, reports, strict=True)}
+
+    assert (await land_together("plain")) == {"a": "merged", "b": "conflicted", "c": "conflicted"}
+    priority.promote("promoting", "c")
+    try:
+        assert (await land_together("promoting")) == {"a": "conflicted", "b": "conflicted", "c": "merged"}
+    finally:
+        priority.forget("promoting")
+    assert (git_repo / "shared.txt").read_text() == "promoting: from c\n"

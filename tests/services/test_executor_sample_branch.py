@@ -1,6 +1,7 @@
 """SampleBranch on a real executor service: a worktree found by its branch,
-checks run there, unknown for a branch this host has no worktree of,
-INVALID_ARGUMENT for a bad request."""
+checks run there, unknown for a branch this host has no worktree of, the
+swarm's promoted branch remembered for its merges, INVALID_ARGUMENT for a bad
+request."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from helpers import git, process_running, until
 
 from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.plugins.runtime.worktree import priority
 from swarmd.services.config import Settings
 from swarmd.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -44,6 +46,14 @@ async def test_sample_branch(tmp_path: Path, git_repo: Path) -> None:
 
         elsewhere = (await stub.SampleBranch(request("swarmd/s/gone", compile_check), timeout=T)).observation
         assert elsewhere.health == common_pb2.HEALTH_STATUS_UNKNOWN and "no worktree" in elsewhere.detail
+
+        # The controller's promotion rides on its samples; the executor remembers it.
+        promoting = request("swarmd/s/a", passing)
+        promoting.promoted_subtask_id = "a"
+        await stub.SampleBranch(promoting, timeout=T)
+        assert priority.promoted("s") == "a"
+        await stub.SampleBranch(request("swarmd/s/a", passing), timeout=T)
+        assert priority.promoted("s") == ""
 
         for bad in (request("swarmd/s/a", common_pb2.HealthCheckSpec(name="nope")), request("")):
             with pytest.raises(grpc.aio.AioRpcError) as err:

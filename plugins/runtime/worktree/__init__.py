@@ -16,6 +16,7 @@ The package, by concern:
 ``carryover``  continuing in the worktree of an interrupted attempt
 ``integrate``  merging in memory, a batch at a time, onto the user's branch
 ``tidy``       removing merged worktrees and their refs without losing work
+``priority``   the promoted branch of a swarm merges first in its batch
 ``landed``     waiting until a dependency's commit is on the user's branch
 ``checkout``   whether and how the user's checkout may be moved
 ``inventory``  listing and pruning what swarmd left behind

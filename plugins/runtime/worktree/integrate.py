@@ -48,7 +48,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import ledger
+from swarmd.plugins.runtime.worktree import ledger, priority
 from swarmd.plugins.runtime.worktree.checkout import move_checkout, not_mergeable_now
 from swarmd.plugins.runtime.worktree.fastmerge import Change, Claims, build_chain, changes_between
 from swarmd.plugins.runtime.worktree.git import names, truncate
@@ -252,7 +252,16 @@ class _Integrator:
         """Merge ``batch`` onto the user's branch; every request gets its outcome."""
         repo = self.repo
         top = await repo.toplevel()
-        batch.sort(key=lambda r: (r.wt.swarm_id, r.wt.subtask_id, r.wt.attempt, r.commit))
+        # Fixed order (not the finishing order); a swarm's promoted branch first.
+        batch.sort(
+            key=lambda r: (
+                r.wt.swarm_id,
+                r.wt.subtask_id != priority.promoted(r.wt.swarm_id),
+                r.wt.subtask_id,
+                r.wt.attempt,
+                r.commit,
+            )
+        )
         for _ in range(_MAX_RETRIES):
             target, old = await _where(repo, top)
             for r in batch:

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SampleBranchRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask_id", "repo_path", "branch", "base_commit", "checks", "check_timeout_ms")
+    __slots__ = ("swarm_id", "subtask_id", "repo_path", "branch", "base_commit", "checks", "check_timeout_ms", "promoted_subtask_id")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
     REPO_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class SampleBranchRequest(_message.Message):
     BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     CHECKS_FIELD_NUMBER: _ClassVar[int]
     CHECK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     subtask_id: str
     repo_path: str
@@ -23,7 +24,8 @@ class SampleBranchRequest(_message.Message):
     base_commit: str
     checks: _containers.RepeatedCompositeFieldContainer[_common_pb2.HealthCheckSpec]
     check_timeout_ms: int
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., repo_path: _Optional[str] = ..., branch: _Optional[str] = ..., base_commit: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[_common_pb2.HealthCheckSpec, _Mapping]]] = ..., check_timeout_ms: _Optional[int] = ...) -> None: ...
+    promoted_subtask_id: str
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., repo_path: _Optional[str] = ..., branch: _Optional[str] = ..., base_commit: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[_common_pb2.HealthCheckSpec, _Mapping]]] = ..., check_timeout_ms: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ...) -> None: ...
 
 class SampleBranchResponse(_message.Message):
     __slots__ = ("observation",)

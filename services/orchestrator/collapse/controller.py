@@ -181,6 +181,7 @@ class CollapseController:
             base_commit=host.base_commit,
             checks=self.checks,
             check_timeout_ms=int(self.settings.check_timeout_secs * 1000),
+            promoted_subtask_id=self.promoted or "",
         )
         timeout = self.settings.check_timeout_secs * max(1, len(self.checks)) + RPC_SLACK_SECS
         try:
