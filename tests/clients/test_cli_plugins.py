@@ -12,7 +12,7 @@ from swarmd.clients.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 
 
 def test_an_embedded_run_on_another_executor_with_local_blocked(
