@@ -82,7 +82,7 @@ async def run_in_group(
     :class:`OSError` when the program cannot be started.
     """
     from swarmd.plugins.runtime.env import scrub_environment
-    from swarmd.plugins.tools.bash import kill_process_group
+    from swarmd.plugins.runtime.processes import kill_process_group
 
     spawn = asyncio.ensure_future(
         asyncio.create_subprocess_exec(

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 from swarmd.plugins.executor import Executor, ExecutorContext
+from swarmd.plugins.runtime.processes import live_descendants
 from swarmd.plugins.testing.errors import ContractViolation
 from swarmd.v1 import common_pb2, executor_pb2
 
@@ -167,7 +167,7 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
     request = executor_pb2.ExecuteSubTaskRequest()
     request.CopyFrom(slow)
     request.subtask.id = f"{slow.subtask.id}-closed"
-    before = _descendants()
+    before = live_descendants()
     stream = executor.submit(request)
     try:
         async with asyncio.timeout(timeout):
@@ -185,7 +185,7 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
         if loop.time() > deadline:
             raise ContractViolation(executor, "close-stops", f"in_flight is still {executor.in_flight} {grace:g}s after the stream was closed")
         await asyncio.sleep(0.02)
-    while left := _descendants() - before:
+    while left := live_descendants() - before:
         if loop.time() > deadline:
             raise ContractViolation(
                 executor,
@@ -194,24 +194,3 @@ async def _check_close(executor: Executor, slow: executor_pb2.ExecuteSubTaskRequ
                 f"{grace:g}s after the stream was closed",
             )
         await asyncio.sleep(0.02)
-
-
-def _descendants() -> set[int]:
-    """The live (not zombie) descendants of this process; empty without ``/proc``."""
-    parents: dict[int, int] = {}
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields and fields[0] not in (b"Z", b"X"):
-            parents[int(name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found

@@ -34,13 +34,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from typing import Any, ClassVar
 
 from swarmd.plugins.runtime.env import scrub_environment
+from swarmd.plugins.runtime.processes import group_running, kill_process_group
 from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolResult, run_blocking
 
-__all__ = ["BashTool", "kill_process_group"]
+__all__ = ["BashTool"]
 
 DEFAULT_TIMEOUT_SECS = 120
 MAX_TIMEOUT_SECS = 600
@@ -53,40 +53,6 @@ DRAIN_GRACE_SECS = 0.5
 CLEANUP_SECS = 15.0
 #: How long to wait for the killed group's processes to be gone.
 KILL_WAIT_SECS = 5.0
-
-
-def kill_process_group(pgid: int) -> None:
-    """SIGKILL every process in the group; quiet when it is already gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def group_running(pgid: int) -> bool:
-    """Whether a process of the group still runs (zombies do not count).
-
-    ``killpg(pgid, 0)`` also succeeds while only zombies are left, so on
-    Linux the group's members are looked up in ``/proc``.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        pids = [name for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields: state, ppid, pgrp, ...
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
 
 
 async def _group_gone(pgid: int) -> None:

@@ -24,11 +24,11 @@ from helpers import process_running
 
 from swarmd.plugins import ToolContext
 from swarmd.plugins.runtime.env import scrub_environment
+from swarmd.plugins.runtime.processes import group_running
 from swarmd.plugins.runtime.share import ShareClient
 from swarmd.plugins.runtime.toolbox import Toolbox
 from swarmd.plugins.tool import CallStop, ToolTimeout, call_deadline, deadline_scope, run_blocking
 from swarmd.plugins.tools import BUILTIN_TOOLS, GrepTool, SwarmShareTool
-from swarmd.plugins.tools.bash import group_running
 
 T = TypeVar("T")
 #: The issue's own case: 34 a's and a '!' against (a+)+$.
