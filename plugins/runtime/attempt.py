@@ -218,6 +218,8 @@ async def _attempt(
             manager = factory(repo)
             if hasattr(manager, "checkout_policy"):
                 manager.checkout_policy = _checkout_policy(settings)
+            if hasattr(manager, "git_engine"):
+                manager.git_engine = settings.worktree_options.get("worktree.git_engine") or None
             worktree = await manager.create(
                 request.swarm_id,
                 subtask.id,

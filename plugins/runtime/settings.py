@@ -35,6 +35,9 @@ lets swarms choose their network access adds ``bash.network`` to
     file but wrote files git ignores, commit those (``git add -f``) and merge
     them; when false they are kept in the sub-agent's worktree and the result
     warns about them.
+    ``worktree.git_engine`` (``auto``): ``cli`` runs every git step through
+    git's command line instead of libgit2 in process; see
+    :mod:`swarmd.plugins.runtime.worktree.libgit`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ The package, by concern:
 ``git``        running git: one isolated subprocess per call; text helpers
 ``repo``       one repository: queries, worktree bookkeeping, the lock
 ``refbatch``   refs read by one long-lived git, written in combined transactions
+``libgit``     checkout, commit, change lists and clean checks in process (libgit2)
 ``manager``    :class:`WorktreeManager`: create, commit, patch, merge, remove
 ``carryover``  continuing in the worktree of an interrupted attempt
 ``integrate``  merging in memory, a batch at a time, onto the user's branch

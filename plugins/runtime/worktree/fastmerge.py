@@ -49,6 +49,9 @@ async def changes_between(repo: RepoBase, a: str, b: str) -> builtins.list[Chang
     known = repo._changes.get((a, b))
     if known is not None:
         return known
+    found = await (await repo._libgit()).changes(a, b)
+    if found is not None:
+        return [Change(c.path, c.mode, c.blob, c.deleted) for c in found]
     run = await repo._git("diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
     return split_raw(run.out)[0]
 

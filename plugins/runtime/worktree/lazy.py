@@ -145,7 +145,8 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
                 await repo._git("checkout-index", "-u", "-z", "--stdin", cwd=path, stdin=names)
             await asyncio.to_thread((admin / MARKER).write_text, f"lazy {start}\n")
             return True
-    await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
+    if not await (await repo._libgit()).check_out(path):
+        await repo._git("read-tree", "--reset", "-u", "HEAD", cwd=path)
     return False
 
 

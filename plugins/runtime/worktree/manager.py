@@ -314,13 +314,19 @@ class WorktreeManager(RepoBase):
         signing cannot block or alter it. Commits the agent made itself count.
         """
         started = time.monotonic()
-        await self._git("add", "-A", cwd=wt.path)
+        engine = await self._libgit()
+        tree = None
+        if not await asyncio.to_thread(lazy.is_lazy, wt.path):
+            tree = await engine.add_and_write_tree(wt.path)
+        if tree is None:
+            await self._git("add", "-A", cwd=wt.path)
         head, head_tree, on = await self._worktree_head(wt.path)
-        tree = (await self._git("write-tree", cwd=wt.path)).text
+        if tree is None:
+            tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree != head_tree:
             body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
             text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
-            new = (
+            new = await engine.commit(wt.path, tree, head, text) or (
                 await self._git(
                     "commit-tree",
                     "--no-gpg-sign",

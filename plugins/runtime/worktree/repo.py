@@ -31,6 +31,8 @@ from swarmd.plugins.runtime.worktree.git import (
     run_git,
     split_z,
 )
+from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
+from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
@@ -70,6 +72,9 @@ class RepoBase:
         self._in_progress_paths: builtins.list[str] | None = None
         #: (base, commit) -> the files changed, when a patch already listed them.
         self._changes: dict[tuple[str, str], builtins.list[Any]] = {}
+        #: ``auto`` or ``cli`` (default: $SWARMD_GIT_ENGINE, else auto); see :mod:`.libgit`.
+        self.git_engine: str | None = None
+        self._engine: Engine | None = None
 
     # -- basics ------------------------------------------------------------------
 
@@ -230,7 +235,17 @@ class RepoBase:
             (await self._git("diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b)).out
         )
 
+    async def _libgit(self) -> Engine:
+        """The in-process engine for this repository's hot steps (:mod:`.libgit`)."""
+        if self._engine is None or self._engine.mode != (self.git_engine or self._engine.mode):
+            self._engine = Engine(await self.toplevel(), self.git_engine)
+        return self._engine
+
     async def _is_clean(self, path: Path) -> bool:
+        if not await asyncio.to_thread(is_lazy, path):
+            clean = await (await self._libgit()).is_clean(path)
+            if clean is not None:
+                return clean
         run = await self._git(
             "status",
             "--porcelain=v1",

@@ -1,0 +1,186 @@
+"""In-process git (libgit2 through pygit2) for the steps every sub-agent takes.
+
+Each mutating sub-agent checks out its worktree, commits its work, has its
+changes listed for the merge and its worktree checked clean before removal.
+Through git's command line that is six processes per sub-agent; with a
+hundred sub-agents at once on two cores their start-up alone costs more
+than the work. libgit2 does the same steps in this process, from a worker
+thread (pygit2 releases the GIL inside libgit2), reading the same index,
+objects and refs with the same locking (``index.lock``, objects written to
+a temporary file and renamed), so git processes running beside it see
+nothing unusual.
+
+Only where libgit2 and git agree exactly. A repository is handled here
+unless one of these sends it back to git's command line (decided once per
+repository, see :func:`Engine.usable`):
+
+* ``SWARMD_GIT_ENGINE=cli`` (or the executor option ``worktree.git_engine``);
+* pygit2 is not installed;
+* an object format other than SHA-1, a split or sparse index;
+* a configured filter driver (``filter.<name>.clean`` or ``.process``,
+  for example Git LFS): libgit2 would store the file unfiltered;
+* submodules (a ``.gitmodules`` file): ``git status`` judges them its own way.
+
+Lazy worktrees (:mod:`.lazy`) keep git's command line for ``add -A`` and
+``status`` (the callers check): their skip-worktree entries are git's
+convention, which libgit2 does not follow. Any libgit2
+error on a step falls back to git's command line for that step, so the
+engine can only save time, never fail a sub-agent git would not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
+
+__all__ = ["ENGINE_ENV", "ENGINES", "Engine", "TreeChange"]
+
+#: Environment variable choosing the engine: ``auto`` (default) or ``cli``.
+ENGINE_ENV = "SWARMD_GIT_ENGINE"
+ENGINES = ("auto", "cli")
+
+_pygit2: Any
+try:  # pragma: no cover - exercised by whichever is installed
+    import pygit2 as _pygit2
+except ImportError:  # pragma: no cover
+    _pygit2 = None
+
+
+@dataclass(frozen=True)
+class TreeChange:
+    """One file changed between two trees: its path, new mode and blob (octal, hex)."""
+
+    path: str
+    mode: str
+    blob: str
+    deleted: bool
+
+
+class Engine:
+    """libgit2 for one repository's hot steps; every method returns None to mean "use git"."""
+
+    def __init__(self, top: Path, mode: str | None = None) -> None:
+        self.top = top
+        self.mode = (mode or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+        if self.mode not in ENGINES:
+            raise ValueError(f"git engine {self.mode!r} is not one of {', '.join(ENGINES)}")
+        self._usable: bool | None = None
+        #: Why the repository is left to git's command line, when it is.
+        self.reason = ""
+
+    # -- whether ------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Whether libgit2 may handle this repository (decided once)."""
+        if self._usable is None:
+            self.reason = self._refusal()
+            self._usable = not self.reason
+        return self._usable
+
+    def _refusal(self) -> str:
+        if self.mode == "cli":
+            return f"{ENGINE_ENV}=cli"
+        if _pygit2 is None:
+            return "pygit2 is not installed"
+        if (self.top / ".gitmodules").exists():
+            return "the repository has submodules"
+        try:
+            config = _pygit2.Repository(str(self.top)).config
+            entries = {e.name.lower(): e.value or "" for e in config}
+        except (_pygit2.GitError, OSError, ValueError) as exc:
+            return f"libgit2 cannot open the repository ({exc})"
+        if entries.get("extensions.objectformat", "sha1").lower() != "sha1":
+            return "its object format is not SHA-1"
+        for key in ("core.splitindex", "index.sparse", "core.sparsecheckoutcone"):
+            if entries.get(key, "false").lower() in ("true", "yes", "on", "1"):
+                return f"{key} is set"
+        if any(k.startswith("filter.") and k.endswith((".clean", ".process")) for k in entries):
+            return "a filter driver is configured"
+        return ""
+
+    # -- steps (each on a worker thread) ---------------------------------------------
+
+    async def check_out(self, path: Path) -> bool:
+        """Write the index and files of a new worktree's HEAD (``read-tree --reset -u HEAD``)."""
+        if not self.usable():
+            return False
+        return await asyncio.to_thread(self._guard, self._check_out, path) is True
+
+    async def add_and_write_tree(self, path: Path) -> str | None:
+        """Stage everything (``add -A``) and return the index's tree; None: use git."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._add_and_write_tree, path)
+        return found if isinstance(found, str) else None
+
+    async def commit(self, path: Path, tree: str, parent: str, message: str) -> str | None:
+        """Write a commit object (``commit-tree``, swarmd's identity); None: use git."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._commit, path, tree, parent, message)
+        return found if isinstance(found, str) else None
+
+    async def changes(self, a: str, b: str) -> list[TreeChange] | None:
+        """Files changed from commit ``a`` to ``b`` (``diff-tree -r --no-renames``)."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._changes, a, b)
+        return found if isinstance(found, list) else None
+
+    async def is_clean(self, path: Path) -> bool | None:
+        """``git status --untracked-files=all`` shows nothing; None: use git."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._is_clean, path)
+        return found if isinstance(found, bool) else None
+
+    def _guard(self, step: Any, *args: Any) -> Any:
+        assert _pygit2 is not None
+        try:
+            return step(*args)
+        except (_pygit2.GitError, OSError, ValueError, KeyError):
+            return None
+
+    def _check_out(self, path: Path) -> bool:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(path))
+        repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE)
+        return True
+
+    def _add_and_write_tree(self, path: Path) -> str:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(path))
+        index = repo.index
+        index.add_all()
+        index.write()
+        return str(index.write_tree())
+
+    def _commit(self, path: Path, tree: str, parent: str, message: str) -> str:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(path))
+        author = _pygit2.Signature(GIT_IDENTITY["GIT_AUTHOR_NAME"], GIT_IDENTITY["GIT_AUTHOR_EMAIL"])
+        committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
+        oid = repo.create_commit(None, author, committer, message, _pygit2.Oid(hex=tree), [_pygit2.Oid(hex=parent)])
+        return str(oid)
+
+    def _changes(self, a: str, b: str) -> list[TreeChange]:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(self.top))
+        out: list[TreeChange] = []
+        for delta in repo.diff(a, b).deltas:
+            deleted = delta.status == _pygit2.enums.DeltaStatus.DELETED
+            side = delta.old_file if deleted else delta.new_file
+            mode = "000000" if deleted else f"{delta.new_file.mode:06o}"
+            blob = "0" * 40 if deleted else str(delta.new_file.id)
+            out.append(TreeChange(side.path, mode, blob, deleted))
+        return out
+
+    def _is_clean(self, path: Path) -> bool:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(path))
+        return not repo.status(untracked_files="all", ignored=False)

@@ -1,0 +1,238 @@
+"""The in-process git engine (libgit2) agrees with git's command line, or stands aside.
+
+Each case builds the same repository state twice, in two worktrees of one
+repository, and compares what the engine computes in one with what git's
+command line computes in the other: the tree ``add -A`` + ``write-tree``
+stage, whether ``status`` is clean, the files ``diff-tree`` lists and the
+files a checkout writes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import git
+
+from swarmd.plugins.runtime.worktree import WorktreeManager, libgit
+from swarmd.plugins.runtime.worktree.fastmerge import changes_between, split_raw
+from swarmd.plugins.runtime.worktree.git import SPAWNED
+from swarmd.plugins.runtime.worktree.libgit import Engine
+
+pytestmark = pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed")
+
+
+def _seed(repo: Path) -> None:
+    """Tracked files of several kinds: nested, executable, a link, ignore rules, attributes."""
+    (repo / "src" / "deep").mkdir(parents=True)
+    (repo / "src" / "a.py").write_text("print('a')\n")
+    (repo / "src" / "deep" / "b.txt").write_text("b\n")
+    (repo / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(repo / "run.sh", 0o755)
+    os.symlink("src/a.py", repo / "link.py")
+    (repo / ".gitignore").write_text("*.log\nbuild/\n!keep.log\n")
+    (repo / "src" / ".gitignore").write_text("secret*\n")
+    (repo / ".gitattributes").write_text("*.crlf text eol=crlf\n")
+    (repo / "doc.crlf").write_text("one\ntwo\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "seed")
+
+
+def _edit_new_files(wt: Path) -> None:
+    (wt / "new.txt").write_text("new\n")
+    (wt / "src" / "deep" / "deeper").mkdir()
+    (wt / "src" / "deep" / "deeper" / "c.txt").write_text("c\n")
+
+
+def _edit_ignored(wt: Path) -> None:
+    (wt / "debug.log").write_text("ignored\n")
+    (wt / "keep.log").write_text("kept by the negation\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "out.o").write_bytes(b"\0\1")
+    (wt / "src" / "secret.txt").write_text("ignored below src\n")
+    (wt / "empty-dir").mkdir()
+
+
+def _edit_modes_and_deletes(wt: Path) -> None:
+    os.chmod(wt / "run.sh", 0o644)
+    os.chmod(wt / "src" / "a.py", 0o755)
+    (wt / "src" / "deep" / "b.txt").unlink()
+    (wt / "link.py").unlink()
+    os.symlink("run.sh", wt / "link.py")
+
+
+def _edit_kinds(wt: Path) -> None:
+    (wt / "doc.crlf").write_text("one\nthree\n")  # stored with LF, like git
+    (wt / "src" / "deep" / "b.txt").unlink()
+    (wt / "src" / "deep" / "b.txt").mkdir()  # a file that became a folder
+    (wt / "src" / "deep" / "b.txt" / "inside").write_text("x\n")
+    (wt / "blob.bin").write_bytes(bytes(range(256)) * 64)
+
+
+EDITS: dict[str, Callable[[Path], None]] = {
+    "new files": _edit_new_files,
+    "ignored files": _edit_ignored,
+    "modes, deletions, links": _edit_modes_and_deletes,
+    "kinds": _edit_kinds,
+    "nothing": lambda wt: None,
+}
+
+
+@pytest.fixture
+def seeded(git_repo: Path) -> Path:
+    _seed(git_repo)
+    return git_repo
+
+
+def _worktrees(repo: Path, n: int = 2) -> list[Path]:
+    out = []
+    for i in range(n):
+        path = repo.parent / f"wt{i}"
+        git(repo, "worktree", "add", "-q", "-b", f"b{i}", str(path))
+        out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+async def test_staged_tree_and_status_match_git(seeded: Path, edit: str) -> None:
+    mine, theirs = _worktrees(seeded)
+    EDITS[edit](mine)
+    EDITS[edit](theirs)
+    engine = Engine(seeded)
+    assert engine.usable(), engine.reason
+    clean_mine = await engine.is_clean(mine)
+    clean_theirs = git(theirs, "status", "--porcelain", "--untracked-files=all") == ""
+    assert clean_mine is clean_theirs
+    tree = await engine.add_and_write_tree(mine)
+    git(theirs, "add", "-A")
+    assert tree == git(theirs, "write-tree").strip()
+    # The index was written: git sees what the engine staged, and nothing left over.
+    assert git(mine, "status", "--porcelain", "--untracked-files=all") == git(
+        theirs, "status", "--porcelain", "--untracked-files=all"
+    )
+    assert git(mine, "write-tree").strip() == tree
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+async def test_changes_match_diff_tree(seeded: Path, edit: str) -> None:
+    (wt,) = _worktrees(seeded, 1)
+    EDITS[edit](wt)
+    git(wt, "add", "-A")
+    git(wt, "commit", "-q", "--allow-empty", "-m", "edit")
+    base, tip = git(wt, "rev-parse", "HEAD~1").strip(), git(wt, "rev-parse", "HEAD").strip()
+    found = await Engine(seeded).changes(base, tip)
+    raw = git(seeded, "diff-tree", "-r", "-z", "--no-renames", "--raw", base, tip).encode()
+    expected = split_raw(raw)[0]
+    assert found is not None
+    assert sorted((c.path, c.mode, c.blob, c.deleted) for c in found) == sorted(
+        (c.path, c.mode, c.blob, c.deleted) for c in expected
+    )
+
+
+async def test_commit_object_like_commit_tree(seeded: Path) -> None:
+    (wt,) = _worktrees(seeded, 1)
+    (wt / "new.txt").write_text("new\n")
+    engine = Engine(seeded)
+    tree = await engine.add_and_write_tree(wt)
+    head = git(wt, "rev-parse", "HEAD").strip()
+    assert tree is not None
+    message = "work\n\nSwarmd-Swarm: s1\nSwarmd-Subtask: t1"
+    commit = await engine.commit(wt, tree, head, message)
+    assert commit is not None
+    assert git(seeded, "cat-file", "-t", commit).strip() == "commit"
+    assert git(seeded, "rev-parse", f"{commit}^{{tree}}", f"{commit}^").split() == [tree, head]
+    assert git(seeded, "log", "-1", "--format=%an <%ae>|%B", commit).startswith("swarmd <swarmd@localhost>|work")
+    trailers = git(seeded, "log", "-1", "--format=%(trailers:key=Swarmd-Subtask,valueonly)", commit)
+    assert trailers.strip() == "t1"
+
+
+async def test_checkout_writes_what_read_tree_writes(seeded: Path) -> None:
+    mine, theirs = (seeded.parent / "co0", seeded.parent / "co1")
+    git(seeded, "worktree", "add", "-q", "--no-checkout", "-b", "co0", str(mine))
+    git(seeded, "worktree", "add", "-q", "--no-checkout", "-b", "co1", str(theirs))
+    assert await Engine(seeded).check_out(mine)
+    git(theirs, "read-tree", "--reset", "-u", "HEAD")
+    assert git(mine, "status", "--porcelain", "--untracked-files=all") == ""
+
+    def listing(root: Path) -> dict[str, tuple[int, bytes]]:
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+            for name in filenames:
+                if name == ".git" and dirpath == str(root):
+                    continue  # the worktree's pointer to its own admin folder
+                p = Path(dirpath, name)
+                st = p.lstat()
+                body = os.readlink(p).encode() if stat.S_ISLNK(st.st_mode) else p.read_bytes()
+                out[str(p.relative_to(root))] = (stat.S_IFMT(st.st_mode) | (st.st_mode & 0o111), body)
+        return out
+
+    assert listing(mine) == listing(theirs)
+    assert (mine / "doc.crlf").read_bytes() == b"one\r\ntwo\r\n"
+
+
+async def test_repositories_left_to_git(git_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Engine(git_repo).usable()
+    assert not Engine(git_repo, "cli").usable()
+    monkeypatch.setenv(libgit.ENGINE_ENV, "cli")
+    assert Engine(git_repo).reason == "" and not Engine(git_repo).usable()
+    monkeypatch.delenv(libgit.ENGINE_ENV)
+    with pytest.raises(ValueError, match="not one of"):
+        Engine(git_repo, "fast")
+    git(git_repo, "config", "filter.lfs.clean", "git-lfs clean -- %f")
+    engine = Engine(git_repo)
+    assert not engine.usable() and "filter driver" in engine.reason
+    git(git_repo, "config", "--unset", "filter.lfs.clean")
+    (git_repo / ".gitmodules").write_text("")
+    engine = Engine(git_repo)
+    assert not engine.usable() and "submodules" in engine.reason
+
+
+async def _one_subtask(repo: Path, engine: str | None) -> tuple[str, int]:
+    mgr = WorktreeManager(repo)
+    mgr.git_engine = engine
+    SPAWNED.clear()
+    wt = await mgr.create("s1", "t1")
+    (wt.path / "out.txt").write_text("out\n")
+    commit = await mgr.commit(wt, "t1")
+    report = await mgr.merge(wt, commit)
+    assert str(report.outcome) == "merged", report
+    return git(repo, "rev-parse", "HEAD^{tree}").strip(), sum(SPAWNED.values())
+
+
+async def test_manager_uses_the_engine_and_lands_the_same_tree(tmp_path: Path) -> None:
+    trees, spawned = [], []
+    for engine in ("auto", "cli"):
+        repo = tmp_path / engine
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        _seed(repo)
+        tree, n = await _one_subtask(repo, engine)
+        trees.append(tree)
+        spawned.append(n)
+        assert "out.txt" in git(repo, "ls-files")
+        assert git(repo, "status", "--porcelain") == ""
+    assert trees[0] == trees[1]
+    assert spawned[0] < spawned[1]  # the in-process steps started no git
+
+
+async def test_engine_errors_fall_back_to_git(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert libgit._pygit2 is not None
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise libgit._pygit2.GitError("simulated libgit2 failure")
+
+    monkeypatch.setattr(Engine, "_add_and_write_tree", broken)
+    monkeypatch.setattr(Engine, "_is_clean", broken)
+    monkeypatch.setattr(Engine, "_changes", broken)
+    monkeypatch.setattr(Engine, "_check_out", broken)
+    await _one_subtask(seeded, "auto")
+    assert "out.txt" in git(seeded, "ls-files")
+    assert git(seeded, "status", "--porcelain") == ""
+    mgr = WorktreeManager(seeded)
+    engine = await mgr._libgit()
+    assert await engine.is_clean(seeded) is None
+    assert await changes_between(mgr, "HEAD~1", "HEAD")
