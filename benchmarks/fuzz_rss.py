@@ -47,7 +47,8 @@ import psutil
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from benchmarks.processes import ServiceProcesses
-from swarmd.v1 import common_pb2, orchestrator_pb2, result_store_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2, orchestrator_pb2, result_store_pb2
+from swarmd.v1.coordinator_pb2_grpc import CoordinatorServiceStub
 from swarmd.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
 from swarmd.v1.result_store_pb2_grpc import ResultStoreServiceStub
 
@@ -107,12 +108,14 @@ class Fuzzer:
         repo: Path,
         orch: OrchestratorServiceStub,
         store: ResultStoreServiceStub,
+        coord: CoordinatorServiceStub,
         large_share: float = 0.0,
     ) -> None:
         self.rng = rng
         self.large_share = large_share
         self.repo = repo
         self.orch = orch
+        self.coord = coord
         self.store = store
         self.codes: Counter[str] = Counter()
         self.kinds: list[Callable[[], Coroutine[Any, Any, Any]]] = [
@@ -165,9 +168,9 @@ class Fuzzer:
         )
         await self.orch.SubmitSwarm(request, timeout=RPC_TIMEOUT)
 
-    def _key(self) -> orchestrator_pb2.RateLimitKey:
+    def _key(self) -> coordinator_pb2.RateLimitKey:
         rng = self.rng
-        return orchestrator_pb2.RateLimitKey(
+        return coordinator_pb2.RateLimitKey(
             provider=rng.choice(["openai", _odd(rng)]),
             base_url=f"http://{_text(rng, 10)}",
             model=_odd(rng) or "m",
@@ -175,14 +178,14 @@ class Fuzzer:
         )
 
     async def acquire(self) -> None:
-        request = orchestrator_pb2.AcquirePermitRequest(
+        request = coordinator_pb2.AcquirePermitRequest(
             key=self._key(), swarm_id=self.rng.choice(["", _odd(self.rng)]), estimated_tokens=self.rng.choice([0, 10, -1])
         )
-        await self.orch.AcquirePermit(request, timeout=RPC_TIMEOUT)
+        await self.coord.AcquirePermit(request, timeout=RPC_TIMEOUT)
 
     async def report(self) -> None:
         rng = self.rng
-        request = orchestrator_pb2.ReportOutcomeRequest(
+        request = coordinator_pb2.ReportOutcomeRequest(
             permit_id=_odd(rng) or "p",
             key=self._key(),
             outcome=rng.choice([0, 1, 2, 3, 99]),
@@ -191,7 +194,7 @@ class Fuzzer:
             swarm_id=_odd(rng),
             subtask_id=_odd(rng),
         )
-        await self.orch.ReportOutcome(request, timeout=RPC_TIMEOUT)
+        await self.coord.ReportOutcome(request, timeout=RPC_TIMEOUT)
 
     async def list_swarms(self) -> None:
         rng = self.rng
@@ -389,7 +392,9 @@ async def main_async(args: argparse.Namespace) -> int:
         async with grpc.aio.insecure_channel(services.addresses["orchestrator"]) as oc, grpc.aio.insecure_channel(
             services.addresses["result-store"]
         ) as sc:
-            fuzzer = Fuzzer(rng, repo, OrchestratorServiceStub(oc), ResultStoreServiceStub(sc), args.large_share)
+            fuzzer = Fuzzer(
+                rng, repo, OrchestratorServiceStub(oc), ResultStoreServiceStub(sc), CoordinatorServiceStub(oc), args.large_share
+            )
             if args.kinds:
                 fuzzer.only(args.kinds.split(","))
             print(f"swarmd services under fuzzed messages (seed {args.seed}); RSS in MB; scratch {workdir}")

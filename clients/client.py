@@ -81,10 +81,12 @@ class SwarmdClient:
         )
         return reply
 
-    async def get(self, swarm_id: str) -> common_pb2.Swarm:
-        reply: orchestrator_pb2.GetSwarmResponse = await self._call(
-            self._stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id)
+    async def get(self, swarm_id: str, *, view: int = 0) -> common_pb2.Swarm:
+        """One swarm; ``view=orchestrator_pb2.SWARM_VIEW_BASIC`` leaves out result texts and patches."""
+        request = orchestrator_pb2.GetSwarmRequest(
+            swarm_id=swarm_id, view=cast("orchestrator_pb2.SwarmView", view)
         )
+        reply: orchestrator_pb2.GetSwarmResponse = await self._call(self._stub.GetSwarm, request)
         return reply.swarm
 
     async def list(
@@ -108,16 +110,26 @@ class SwarmdClient:
         reply: orchestrator_pb2.ListSwarmsResponse = await self._call(self._stub.ListSwarms, request)
         return reply
 
-    async def get_subtask(self, swarm_id: str, subtask_id: str) -> orchestrator_pb2.GetSubTaskResponse:
+    async def get_subtask(
+        self, swarm_id: str, subtask_id: str, *, view: int = 0
+    ) -> orchestrator_pb2.GetSubTaskResponse:
         """One subtask (status, result, diff, commit) without the rest of the swarm."""
         reply: orchestrator_pb2.GetSubTaskResponse = await self._call(
             self._stub.GetSubTask,
-            orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id=subtask_id),
+            orchestrator_pb2.GetSubTaskRequest(
+                swarm_id=swarm_id, subtask_id=subtask_id, view=cast("orchestrator_pb2.SwarmView", view)
+            ),
         )
         return reply
 
     async def list_subtasks(
-        self, swarm_id: str, *, page_size: int = 50, page_token: str = "", statuses: Sequence[int] = ()
+        self,
+        swarm_id: str,
+        *,
+        page_size: int = 50,
+        page_token: str = "",
+        statuses: Sequence[int] = (),
+        view: int = 0,
     ) -> orchestrator_pb2.ListSubTasksResponse:
         """One page of a swarm's subtasks in plan order."""
         reply: orchestrator_pb2.ListSubTasksResponse = await self._call(
@@ -127,6 +139,7 @@ class SwarmdClient:
                 page_size=page_size,
                 page_token=page_token,
                 statuses=cast("list[common_pb2.SubTaskStatus]", list(statuses)),
+                view=cast("orchestrator_pb2.SwarmView", view),
             ),
         )
         return reply
@@ -248,14 +261,14 @@ class SyncSwarmdClient:
     def submit(self, **kwargs: Any) -> orchestrator_pb2.SubmitSwarmResponse:
         return self._loop.run_until_complete(self._client.submit(**kwargs))
 
-    def get(self, swarm_id: str) -> common_pb2.Swarm:
-        return self._loop.run_until_complete(self._client.get(swarm_id))
+    def get(self, swarm_id: str, *, view: int = 0) -> common_pb2.Swarm:
+        return self._loop.run_until_complete(self._client.get(swarm_id, view=view))
 
     def list(self, **kwargs: Any) -> orchestrator_pb2.ListSwarmsResponse:
         return self._loop.run_until_complete(self._client.list(**kwargs))
 
-    def get_subtask(self, swarm_id: str, subtask_id: str) -> orchestrator_pb2.GetSubTaskResponse:
-        return self._loop.run_until_complete(self._client.get_subtask(swarm_id, subtask_id))
+    def get_subtask(self, swarm_id: str, subtask_id: str, *, view: int = 0) -> orchestrator_pb2.GetSubTaskResponse:
+        return self._loop.run_until_complete(self._client.get_subtask(swarm_id, subtask_id, view=view))
 
     def list_subtasks(self, swarm_id: str, **kwargs: Any) -> orchestrator_pb2.ListSubTasksResponse:
         return self._loop.run_until_complete(self._client.list_subtasks(swarm_id, **kwargs))

@@ -25,7 +25,8 @@ Every error status carries ``google.rpc.Status`` details (the
 * ``ErrorInfo`` with ``domain`` ``swarmd`` and a stable ``reason`` (the
   error's :attr:`SwarmdError.reason`: by default the status code's name, e.g.
   ``INVALID_ARGUMENT``, ``NOT_FOUND``; ``MALFORMED_MESSAGE`` for a request that
-  does not parse), with ``metadata`` where the raiser gave some;
+  does not parse, :data:`SWARM_FINISHED` for an event appended after a
+  swarm's terminal event), with ``metadata`` where the raiser gave some;
 * ``BadRequest`` with one field violation for INVALID_ARGUMENT, naming the
   field (``config.executor_options``, ``plan.subtasks[2].id``) when the error
   does, and its description;
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "ResourceExhausted",
+    "SWARM_FINISHED",
     "SwarmdError",
     "Unavailable",
     "from_rpc_error",
@@ -68,6 +70,9 @@ __all__ = [
 
 #: ``ErrorInfo.domain`` of every swarmd error.
 ERROR_DOMAIN = "swarmd"
+#: ``ErrorInfo.reason`` of FAILED_PRECONDITION for an append to a swarm's event
+#: log after its terminal event.
+SWARM_FINISHED = "SWARM_FINISHED"
 # A field path at the start of a message: "config.executor_options: ..." or "plan.subtasks[2].id ...".
 _FIELD = re.compile(r"^((?:[a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_]*|\[\d+\])+)(?=[:\s,]|$)")
 

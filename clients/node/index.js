@@ -9,7 +9,7 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'protos');
-const FILES = ['orchestrator.proto', 'executor.proto', 'result_store.proto'].map((f) => `swarmd/v1/${f}`);
+const FILES = ['orchestrator.proto', 'coordinator.proto', 'executor.proto', 'result_store.proto'].map((f) => `swarmd/v1/${f}`);
 
 function loadApi() {
   const definition = protoLoader.loadSync(FILES, {

@@ -23,7 +23,7 @@ import grpc
 
 from swarmd.plugins.model import PermanentProviderError, TransientProviderError, Usage
 from swarmd.plugins.runtime.events import usage_to_proto
-from swarmd.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from swarmd.v1 import coordinator_pb2, coordinator_pb2_grpc
 
 __all__ = ["BudgetExhausted", "Governor", "Permit"]
 
@@ -40,10 +40,10 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-SUCCESS = orchestrator_pb2.CALL_OUTCOME_SUCCESS
-RATE_LIMITED = orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED
-ERROR = orchestrator_pb2.CALL_OUTCOME_ERROR
-ABANDONED = orchestrator_pb2.CALL_OUTCOME_ABANDONED
+SUCCESS = coordinator_pb2.CALL_OUTCOME_SUCCESS
+RATE_LIMITED = coordinator_pb2.CALL_OUTCOME_RATE_LIMITED
+ERROR = coordinator_pb2.CALL_OUTCOME_ERROR
+ABANDONED = coordinator_pb2.CALL_OUTCOME_ABANDONED
 
 
 class BudgetExhausted(Exception):
@@ -80,11 +80,11 @@ class Governor:
         acquire_timeout: float = 3600.0,
     ) -> None:
         self._channel = channel
-        self._stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        self._stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
         self.swarm_id = swarm_id
         self.subtask_id = subtask_id
         provider, base_url, model, fingerprint = key
-        self.key = orchestrator_pb2.RateLimitKey(
+        self.key = coordinator_pb2.RateLimitKey(
             provider=provider, base_url=base_url, model=model, api_key_fingerprint=fingerprint
         )
         self.rpc_timeout = rpc_timeout
@@ -97,7 +97,7 @@ class Governor:
 
     async def acquire(self, estimated_tokens: int) -> Permit:
         """Wait in line for a permit (RESOURCE_EXHAUSTED -> :class:`BudgetExhausted`)."""
-        request = orchestrator_pb2.AcquirePermitRequest(
+        request = coordinator_pb2.AcquirePermitRequest(
             key=self.key, swarm_id=self.swarm_id, subtask_id=self.subtask_id, estimated_tokens=estimated_tokens
         )
         response = await self._call(self._stub.AcquirePermit, request, self.acquire_timeout, "AcquirePermit")
@@ -135,7 +135,7 @@ class Governor:
 
         Returns the governor's ``retry_after_ms`` hint (0 when none or on error).
         """
-        request = orchestrator_pb2.ReportOutcomeRequest(
+        request = coordinator_pb2.ReportOutcomeRequest(
             permit_id=permit.permit_id if permit else "",
             key=self.key,
             outcome=outcome,
@@ -155,7 +155,7 @@ class Governor:
 
     async def reserve_tools(self, tool_calls: int) -> int:
         """Reserve tool calls; returns what the swarm has left."""
-        request = orchestrator_pb2.ReserveBudgetRequest(
+        request = coordinator_pb2.ReserveBudgetRequest(
             swarm_id=self.swarm_id, subtask_id=self.subtask_id, tool_calls=tool_calls
         )
         response = await self._call(self._stub.ReserveBudget, request, self.rpc_timeout, "ReserveBudget")

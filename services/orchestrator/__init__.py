@@ -53,8 +53,13 @@ from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.orchestrator import Orchestrator
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.planning import parse_strategy, strategy_label
-from swarmd.services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
-from swarmd.v1 import orchestrator_pb2_grpc
+from swarmd.services.orchestrator.servicer import (
+    COORDINATOR_SERVICE_NAME,
+    SERVICE_NAME,
+    CoordinatorServicer,
+    OrchestratorServicer,
+)
+from swarmd.v1 import coordinator_pb2_grpc, orchestrator_pb2_grpc
 
 __all__ = [
     "SERVICE_NAME",
@@ -134,6 +139,13 @@ async def build_orchestrator(
         SERVICE_NAME,
         lambda server: orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(
             servicer, server
+        ),
+    )
+    coordinator = CoordinatorServicer(orchestrator)
+    host.add_service(
+        COORDINATOR_SERVICE_NAME,
+        lambda server: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(
+            coordinator, server
         ),
     )
     host.on_close(orchestrator.aclose)

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from swarmd.services.errors import (
+    SWARM_FINISHED,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
@@ -238,7 +239,13 @@ class SwarmEventLog:
             batch = self._next_batch()
             try:
                 stored: int | None = await self._store.append_events(self.swarm_id, batch)
-            except FailedPrecondition:
+            except FailedPrecondition as exc:
+                if exc.reason == SWARM_FINISHED:
+                    # The store's log is closed (a terminal event another writer
+                    # stored): what follows it can never be stored.
+                    log.error("swarm %s: %s; %d events dropped", self.swarm_id, exc.message, len(self._unflushed))
+                    self._mark_flushed(self._unflushed[-1].sequence)
+                    continue
                 stored = await self._stored_last()
             except (InvalidArgument, ResourceExhausted) as exc:
                 # Refused for its content or size, not for a passing reason:

@@ -45,7 +45,7 @@ from swarmd.services.orchestrator.governor_types import (
 )
 from swarmd.services.orchestrator.governor_window import WindowBudget
 from swarmd.services.orchestrator.ratelimit_headers import RateLimitSnapshot, parse_headers
-from swarmd.v1 import common_pb2, orchestrator_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2
 
 __all__ = ["RateGovernor", "WarningSink"]
 
@@ -238,8 +238,8 @@ class RateGovernor:
         self._expire(now)
         held = self._held.pop(permit_id, None)
         snapshot = parse_headers(headers or {}, now=self._wall_clock())
-        limited = outcome == orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED or http_status == 429
-        if held is not None and outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS and http_status != 429:
+        limited = outcome == coordinator_pb2.CALL_OUTCOME_RATE_LIMITED or http_status == 429
+        if held is not None and outcome == coordinator_pb2.CALL_OUTCOME_SUCCESS and http_status != 429:
             self._requests.count_served(1, held.granted_at)
             self._tokens.count_served(max(0, tokens_used), held.granted_at)
         if held is not None and limited:
@@ -247,7 +247,7 @@ class RateGovernor:
             if len(self._refused) > _GRANT_HISTORY:
                 oldest = self._seq - _GRANT_HISTORY
                 self._refused = {seq for seq in self._refused if seq > oldest}
-        self._observe(snapshot, held, now, served=not limited and outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS)
+        self._observe(snapshot, held, now, served=not limited and outcome == coordinator_pb2.CALL_OUTCOME_SUCCESS)
         if tokens_used > 0:
             if self._avg_tokens == 0:
                 self._avg_tokens = float(tokens_used)
@@ -259,12 +259,12 @@ class RateGovernor:
         if limited:
             pause = self._on_rate_limited(snapshot, held, now)
         elif outcome in (
-            orchestrator_pb2.CALL_OUTCOME_SUCCESS,
-            orchestrator_pb2.CALL_OUTCOME_UNSPECIFIED,
+            coordinator_pb2.CALL_OUTCOME_SUCCESS,
+            coordinator_pb2.CALL_OUTCOME_UNSPECIFIED,
         ):
             self._refill.succeeded()
             self._aimd.succeeded(held.seq if held else None, held.saturated if held else False)
-        elif outcome == orchestrator_pb2.CALL_OUTCOME_ERROR and snapshot.retry_after_s is not None:
+        elif outcome == coordinator_pb2.CALL_OUTCOME_ERROR and snapshot.retry_after_s is not None:
             # An overloaded server (503) asking for room: honour it, no decrease.
             pause = self._pauses.impose(min(snapshot.retry_after_s, self.settings.max_pause_s), now, seq)
         self._justify(snapshot, pause, now)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from swarmd.services.errors import InvalidArgument, Unavailable
-from swarmd.v1 import orchestrator_pb2
+from swarmd.v1 import coordinator_pb2
 
 __all__ = [
     "Clock",
@@ -56,14 +56,14 @@ class GovernorKey:
     api_key_fingerprint: str = ""
 
     @classmethod
-    def from_proto(cls, pb: orchestrator_pb2.RateLimitKey) -> GovernorKey:
+    def from_proto(cls, pb: coordinator_pb2.RateLimitKey) -> GovernorKey:
         """Build from the wire form; provider and model are required."""
         if not pb.provider or not pb.model:
             raise InvalidArgument("rate-limit key needs a provider and a model")
         return cls(pb.provider, pb.base_url, pb.model, pb.api_key_fingerprint)
 
-    def to_proto(self) -> orchestrator_pb2.RateLimitKey:
-        return orchestrator_pb2.RateLimitKey(
+    def to_proto(self) -> coordinator_pb2.RateLimitKey:
+        return coordinator_pb2.RateLimitKey(
             provider=self.provider,
             base_url=self.base_url,
             model=self.model,
@@ -84,8 +84,8 @@ class Permit:
     waited_ms: int
     lease_ms: int
 
-    def to_proto(self) -> orchestrator_pb2.AcquirePermitResponse:
-        return orchestrator_pb2.AcquirePermitResponse(
+    def to_proto(self) -> coordinator_pb2.AcquirePermitResponse:
+        return coordinator_pb2.AcquirePermitResponse(
             permit_id=self.id, waited_ms=self.waited_ms, lease_ms=self.lease_ms
         )
 

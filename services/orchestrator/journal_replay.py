@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 
 from swarmd.services.errors import (
+    SWARM_FINISHED,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -99,7 +100,11 @@ async def _replay_events(
         batch = _batch(events, limit)
         try:
             stored = await store.append_events(swarm_id, batch)
-        except FailedPrecondition:
+        except FailedPrecondition as exc:
+            if exc.reason == SWARM_FINISHED:
+                log.error("swarm %s: %s; %d journaled events dropped", swarm_id, exc.message, len(events))
+                report.dropped += len(events)
+                break
             last = await _store_last(store, swarm_id)
             continue
         except (InvalidArgument, ResourceExhausted) as exc:

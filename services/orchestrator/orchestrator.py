@@ -47,7 +47,7 @@ from swarmd.services.orchestrator.submission import (
     prepare_submission,
 )
 from swarmd.services.orchestrator.validation import validate_id
-from swarmd.v1 import common_pb2, orchestrator_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2, orchestrator_pb2
 
 __all__ = ["Orchestrator"]
 
@@ -350,19 +350,19 @@ class Orchestrator:
     # -- budgets and the rate governor ------------------------------------------
 
     async def acquire_permit(
-        self, request: orchestrator_pb2.AcquirePermitRequest
-    ) -> orchestrator_pb2.AcquirePermitResponse:
+        self, request: coordinator_pb2.AcquirePermitRequest
+    ) -> coordinator_pb2.AcquirePermitResponse:
         self._check_open()
         return await self.spend.acquire_permit(request)
 
     async def report_outcome(
-        self, request: orchestrator_pb2.ReportOutcomeRequest
-    ) -> orchestrator_pb2.ReportOutcomeResponse:
+        self, request: coordinator_pb2.ReportOutcomeRequest
+    ) -> coordinator_pb2.ReportOutcomeResponse:
         return await self.spend.report_outcome(request)
 
     async def reserve_budget(
-        self, request: orchestrator_pb2.ReserveBudgetRequest
-    ) -> orchestrator_pb2.ReserveBudgetResponse:
+        self, request: coordinator_pb2.ReserveBudgetRequest
+    ) -> coordinator_pb2.ReserveBudgetResponse:
         self._check_open()
         return await self.spend.reserve_budget(request)
 

@@ -30,12 +30,43 @@ from swarmd.services.orchestrator.validation import (
 )
 from swarmd.v1 import common_pb2, orchestrator_pb2, result_store_pb2
 
-__all__ = ["SwarmQueries", "event_filter", "summary"]
+__all__ = ["SwarmQueries", "check_view", "event_filter", "subtask_in_view", "summary", "swarm_in_view"]
 
 #: Accepted ListSwarms.order_by values, and whether each lists oldest first.
 _ORDERS = {"": False, "created_at desc": False, "created_at": True, "created_at asc": True}
 _MIN_TS_SECS = -62135596800  # 0001-01-01T00:00:00Z
 _MAX_TS_SECS = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def check_view(view: int) -> bool:
+    """True for the basic view; INVALID_ARGUMENT for a value that is no view."""
+    if view not in orchestrator_pb2.SwarmView.values():
+        raise InvalidArgument(f"view: {view} is not a SwarmView", field="view")
+    return view == orchestrator_pb2.SWARM_VIEW_BASIC
+
+
+def subtask_in_view(state: common_pb2.SubTaskState, view: int) -> common_pb2.SubTaskState:
+    """``state`` as ``view`` shows it (a copy when anything is left out)."""
+    if not check_view(view):
+        return state
+    basic = common_pb2.SubTaskState()
+    basic.CopyFrom(state)
+    basic.result.ClearField("result")
+    basic.result.ClearField("artifacts")
+    return basic
+
+
+def swarm_in_view(swarm: common_pb2.Swarm, view: int) -> common_pb2.Swarm:
+    """``swarm`` as ``view`` shows it (a copy when anything is left out)."""
+    if not check_view(view):
+        return swarm
+    basic = common_pb2.Swarm()
+    basic.CopyFrom(swarm)
+    basic.ClearField("result")
+    for state in basic.subtasks:
+        state.result.ClearField("result")
+        state.result.ClearField("artifacts")
+    return basic
 
 
 def summary(swarm: common_pb2.Swarm) -> orchestrator_pb2.SwarmSummary:
@@ -225,10 +256,13 @@ class SwarmQueries:
     ) -> orchestrator_pb2.GetSubTaskResponse:
         validate_id(request.swarm_id, "swarm_id")
         validate_id(request.subtask_id, "subtask_id")
+        check_view(request.view)
         swarm = await self.swarm(request.swarm_id)
         for state in swarm.subtasks:
             if state.subtask.id == request.subtask_id:
-                return orchestrator_pb2.GetSubTaskResponse(subtask=state, swarm_state=swarm.state)
+                return orchestrator_pb2.GetSubTaskResponse(
+                    subtask=subtask_in_view(state, request.view), swarm_state=swarm.state
+                )
         raise NotFound(f"swarm {request.swarm_id!r} has no subtask {request.subtask_id!r}")
 
     async def list_subtasks(
@@ -236,6 +270,7 @@ class SwarmQueries:
     ) -> orchestrator_pb2.ListSubTasksResponse:
         validate_id(request.swarm_id, "swarm_id")
         size = page_size(request.page_size)
+        check_view(request.view)
         for i, status in enumerate(request.statuses):
             if (
                 status not in common_pb2.SubTaskStatus.values()
@@ -261,7 +296,7 @@ class SwarmQueries:
             state = swarm.subtasks[index]
             index += 1
             if not wanted or state.status in wanted:
-                response.subtasks.append(state)
+                response.subtasks.append(subtask_in_view(state, request.view))
         if any(not wanted or s.status in wanted for s in swarm.subtasks[index:]):
             response.next_page_token = encode_token("ListSubTasks", digest, [index])
         return response

@@ -423,8 +423,6 @@ class SwarmRun:
         critical = set(stats.critical_path)
         for state in swarm.subtasks:
             state.on_critical_path = state.subtask.id in critical
-            for artifact in state.result.artifacts:
-                swarm.artifacts.add().CopyFrom(artifact)
         swarm.result = aggregate_result(list(swarm.subtasks))
         self.scheduler.end_spans(critical)
         success = swarm.state == common_pb2.SWARM_STATE_SUCCEEDED

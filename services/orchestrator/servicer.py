@@ -1,4 +1,7 @@
-"""OrchestratorService over gRPC: thin methods that delegate to :class:`Orchestrator`.
+"""OrchestratorService and CoordinatorService over gRPC: thin methods that
+delegate to :class:`Orchestrator`. Both are served on the orchestrator's port;
+OrchestratorService is the public API, CoordinatorService the internal one that
+executors call for rate permits and budgets.
 
 Errors are mapped in one place (:func:`swarmd.services.errors.grpc_errors`).
 """
@@ -12,11 +15,13 @@ import grpc
 from swarmd.services.errors import InvalidArgument, grpc_errors
 from swarmd.services.heartbeats import with_heartbeats
 from swarmd.services.orchestrator.orchestrator import Orchestrator
-from swarmd.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from swarmd.services.orchestrator.queries import check_view, swarm_in_view
+from swarmd.v1 import coordinator_pb2, coordinator_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 
-__all__ = ["SERVICE_NAME", "OrchestratorServicer"]
+__all__ = ["COORDINATOR_SERVICE_NAME", "SERVICE_NAME", "CoordinatorServicer", "OrchestratorServicer"]
 
 SERVICE_NAME = "swarmd.v1.OrchestratorService"
+COORDINATOR_SERVICE_NAME = "swarmd.v1.CoordinatorService"
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
@@ -35,9 +40,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def GetSwarm(
         self, request: orchestrator_pb2.GetSwarmRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.GetSwarmResponse:
-        return orchestrator_pb2.GetSwarmResponse(
-            swarm=await self.orchestrator.get(request.swarm_id)
-        )
+        view = request.view
+        check_view(view)
+        swarm = await self.orchestrator.get(request.swarm_id)
+        return orchestrator_pb2.GetSwarmResponse(swarm=swarm_in_view(swarm, view))
 
     @grpc_errors
     async def ListSwarms(
@@ -97,20 +103,27 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> orchestrator_pb2.ResumeSwarmResponse:
         return await self.orchestrator.resume_swarm(request)
 
+
+class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
+    """The gRPC face of the orchestrator's rate governors and budgets (internal)."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+
     @grpc_errors
     async def AcquirePermit(
-        self, request: orchestrator_pb2.AcquirePermitRequest, context: grpc.aio.ServicerContext
-    ) -> orchestrator_pb2.AcquirePermitResponse:
+        self, request: coordinator_pb2.AcquirePermitRequest, context: grpc.aio.ServicerContext
+    ) -> coordinator_pb2.AcquirePermitResponse:
         return await self.orchestrator.acquire_permit(request)
 
     @grpc_errors
     async def ReportOutcome(
-        self, request: orchestrator_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
-    ) -> orchestrator_pb2.ReportOutcomeResponse:
+        self, request: coordinator_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> coordinator_pb2.ReportOutcomeResponse:
         return await self.orchestrator.report_outcome(request)
 
     @grpc_errors
     async def ReserveBudget(
-        self, request: orchestrator_pb2.ReserveBudgetRequest, context: grpc.aio.ServicerContext
-    ) -> orchestrator_pb2.ReserveBudgetResponse:
+        self, request: coordinator_pb2.ReserveBudgetRequest, context: grpc.aio.ServicerContext
+    ) -> coordinator_pb2.ReserveBudgetResponse:
         return await self.orchestrator.reserve_budget(request)

@@ -22,7 +22,7 @@ from swarmd.services.orchestrator.budgets import cost_of, find_price
 from swarmd.services.orchestrator.governor import GovernorKey, GovernorRegistry
 from swarmd.services.orchestrator.run import SwarmRun
 from swarmd.services.orchestrator.validation import validate_id
-from swarmd.v1 import orchestrator_pb2
+from swarmd.v1 import coordinator_pb2
 
 __all__ = ["SpendDesk"]
 
@@ -54,8 +54,8 @@ class SpendDesk:
         return run
 
     async def acquire_permit(
-        self, request: orchestrator_pb2.AcquirePermitRequest
-    ) -> orchestrator_pb2.AcquirePermitResponse:
+        self, request: coordinator_pb2.AcquirePermitRequest
+    ) -> coordinator_pb2.AcquirePermitResponse:
         key = GovernorKey.from_proto(request.key)
         if request.estimated_tokens < 0:
             raise InvalidArgument("estimated_tokens must not be negative")
@@ -85,15 +85,15 @@ class SpendDesk:
                 self.governor.report(
                     permit.id,
                     key,
-                    orchestrator_pb2.CALL_OUTCOME_ABANDONED,
+                    coordinator_pb2.CALL_OUTCOME_ABANDONED,
                     swarm_id=request.swarm_id,
                 )
                 raise
         return permit.to_proto()
 
     async def report_outcome(
-        self, request: orchestrator_pb2.ReportOutcomeRequest
-    ) -> orchestrator_pb2.ReportOutcomeResponse:
+        self, request: coordinator_pb2.ReportOutcomeRequest
+    ) -> coordinator_pb2.ReportOutcomeResponse:
         if not request.permit_id:
             raise InvalidArgument("permit_id is required")
         if request.cost_usd < 0:
@@ -123,11 +123,11 @@ class SpendDesk:
                 price = find_price(self.settings.prices, key.provider, key.model)
                 cost = cost_of(price, usage.prompt_tokens, usage.completion_tokens)
             run.ledger.record_call(request.subtask_id, tokens, cost)
-        return orchestrator_pb2.ReportOutcomeResponse(retry_after_ms=retry_after_ms)
+        return coordinator_pb2.ReportOutcomeResponse(retry_after_ms=retry_after_ms)
 
     async def reserve_budget(
-        self, request: orchestrator_pb2.ReserveBudgetRequest
-    ) -> orchestrator_pb2.ReserveBudgetResponse:
+        self, request: coordinator_pb2.ReserveBudgetRequest
+    ) -> coordinator_pb2.ReserveBudgetResponse:
         if not request.swarm_id:
             raise InvalidArgument("swarm_id is required")
         if not request.subtask_id:
@@ -136,4 +136,4 @@ class SpendDesk:
             raise InvalidArgument("tool_calls must not be negative")
         run = self._run_for_spend(request.swarm_id, request.subtask_id)
         remaining = run.reserve_tool_calls(request.subtask_id, request.tool_calls)
-        return orchestrator_pb2.ReserveBudgetResponse(tool_calls_remaining=remaining)
+        return coordinator_pb2.ReserveBudgetResponse(tool_calls_remaining=remaining)

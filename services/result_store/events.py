@@ -5,6 +5,12 @@ sequence inside one write transaction, so a writer that lost a race (or
 replays a batch after a crash) gets FAILED_PRECONDITION and the log is
 never left with a gap or a duplicate. Watchers resume with
 ``read(after_sequence=last_seen)``.
+
+A swarm's log is closed by its terminal event (``complete``, or ``error``
+for a swarm that could not run): nothing is appended after it. A later
+append gets FAILED_PRECONDITION with reason ``SWARM_FINISHED`` (so watchers
+and GetSwarm can never disagree about how a swarm ended); a replay of
+events already stored still gets the usual out-of-order answer first.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import aiosqlite
 
-from swarmd.services.errors import FailedPrecondition, InvalidArgument
+from swarmd.services.errors import SWARM_FINISHED, FailedPrecondition, InvalidArgument
 from swarmd.services.result_store._db import Database
 from swarmd.services.result_store._validate import (
     check_id,
@@ -23,11 +29,19 @@ from swarmd.services.result_store._validate import (
 )
 from swarmd.v1.common_pb2 import SwarmEvent
 
-__all__ = ["DEFAULT_READ_LIMIT", "MAX_APPEND_BATCH", "MAX_READ_LIMIT", "EventLog"]
+__all__ = [
+    "DEFAULT_READ_LIMIT",
+    "MAX_APPEND_BATCH",
+    "MAX_READ_LIMIT",
+    "TERMINAL_KINDS",
+    "EventLog",
+]
 
 DEFAULT_READ_LIMIT = 1000
 MAX_READ_LIMIT = 10_000
 MAX_APPEND_BATCH = 10_000
+#: Event kinds that end a swarm's log.
+TERMINAL_KINDS = frozenset({"complete", "error"})
 
 
 async def _last_sequence(conn: aiosqlite.Connection, swarm_id: str) -> int:
@@ -37,6 +51,16 @@ async def _last_sequence(conn: aiosqlite.Connection, swarm_id: str) -> int:
         )
     )
     return int(rows[0][0])
+
+
+async def _last_kind(conn: aiosqlite.Connection, swarm_id: str) -> str | None:
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT kind FROM swarm_events WHERE swarm_id = ? ORDER BY sequence DESC LIMIT 1",
+            (swarm_id,),
+        )
+    )
+    return str(rows[0][0]) if rows else None
 
 
 class EventLog:
@@ -76,6 +100,7 @@ class EventLog:
 
         async def work(conn: aiosqlite.Connection) -> int:
             last = await _last_sequence(conn, swarm_id)
+            closed = last > 0 and await _last_kind(conn, swarm_id) in TERMINAL_KINDS
             rows = []
             for i, event in enumerate(batch):
                 expected = last + 1
@@ -84,6 +109,13 @@ class EventLog:
                         f"events[{i}].sequence: is {event.sequence} but the log of swarm "
                         f"{swarm_id!r} expects {expected}; nothing was appended"
                     )
+                if closed:
+                    raise FailedPrecondition(
+                        f"events[{i}]: swarm {swarm_id!r} has finished (its log ends with its "
+                        f"terminal event at sequence {last}); nothing was appended",
+                        reason=SWARM_FINISHED,
+                    )
+                closed = event.WhichOneof("kind") in TERMINAL_KINDS
                 event.sequence = expected
                 if not event.HasField("time"):
                     event.time.FromMicroseconds(now_us)

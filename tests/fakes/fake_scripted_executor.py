@@ -32,6 +32,7 @@ commit             commit reported in ``result.merge.commit`` (``{attempt}``
                    becomes the attempt number)
 committed          commit reported at once in a ``WorkCommitted`` event, as a
                    mutating sub-agent does before its merge (``{attempt}`` too)
+patch              lines of a ``patch`` artifact put on the result
 =================  =========================================================
 
 Every attempt is written to :data:`JOURNAL` (start, end, requests) so tests
@@ -57,9 +58,9 @@ from swarmd.plugins import (
 from swarmd.services.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from swarmd.v1 import (
     common_pb2,
+    coordinator_pb2,
+    coordinator_pb2_grpc,
     executor_pb2,
-    orchestrator_pb2,
-    orchestrator_pb2_grpc,
 )
 
 __all__ = ["JOURNAL", "Attempt", "FakeScriptedExecutor", "Journal"]
@@ -208,7 +209,7 @@ class FakeScriptedExecutor(Executor):
                 )
             if script.get("reserve") == "true" or script.get("permits") == "true":
                 channel = grpc.aio.insecure_channel(request.orchestrator_address)
-            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel) if channel else None
+            stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel) if channel else None
             per_step = duration / max(1, steps)
             cancelled = False
             for step in range(1, steps + 1):
@@ -216,8 +217,8 @@ class FakeScriptedExecutor(Executor):
                 if stub is not None and script.get("permits") == "true":
                     try:
                         permit = await stub.AcquirePermit(
-                            orchestrator_pb2.AcquirePermitRequest(
-                                key=orchestrator_pb2.RateLimitKey(
+                            coordinator_pb2.AcquirePermitRequest(
+                                key=coordinator_pb2.RateLimitKey(
                                     provider="fake", model="scripted"
                                 ),
                                 swarm_id=request.swarm_id,
@@ -240,10 +241,10 @@ class FakeScriptedExecutor(Executor):
                 done_steps += 1
                 if permit is not None and stub is not None:
                     await stub.ReportOutcome(
-                        orchestrator_pb2.ReportOutcomeRequest(
+                        coordinator_pb2.ReportOutcomeRequest(
                             permit_id=permit.permit_id,
-                            key=orchestrator_pb2.RateLimitKey(provider="fake", model="scripted"),
-                            outcome=orchestrator_pb2.CALL_OUTCOME_SUCCESS,
+                            key=coordinator_pb2.RateLimitKey(provider="fake", model="scripted"),
+                            outcome=coordinator_pb2.CALL_OUTCOME_SUCCESS,
                             http_status=200,
                             usage=common_pb2.TokenUsage(prompt_tokens=tokens, total_tokens=tokens),
                             swarm_id=request.swarm_id,
@@ -265,7 +266,7 @@ class FakeScriptedExecutor(Executor):
                     if stub is not None and script.get("reserve") == "true":
                         try:
                             await stub.ReserveBudget(
-                                orchestrator_pb2.ReserveBudgetRequest(
+                                coordinator_pb2.ReserveBudgetRequest(
                                     swarm_id=request.swarm_id, subtask_id=sub.id, tool_calls=1
                                 ),
                                 timeout=5,
@@ -328,6 +329,11 @@ class FakeScriptedExecutor(Executor):
                 result.result = script.get("output", f"output of {sub.name}")
                 if "commit" in script:
                     result.merge.commit = script["commit"].replace("{attempt}", str(request.attempt))
+                if "patch" in script:
+                    lines = "".join(f"+line {i}\n" for i in range(int(script["patch"])))
+                    result.artifacts.add(
+                        artifact_type="patch", name=f"{sub.id}.patch", content=f"--- a/x\n+++ b/x\n{lines}".encode()
+                    )
                 record.outcome = "success"
             yield executor_pb2.ExecuteSubTaskResponse(result=result)
         finally:

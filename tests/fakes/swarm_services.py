@@ -32,6 +32,7 @@ from swarmd.services.result_store.testing import serve_result_store
 from swarmd.services.telemetry import Telemetry
 from swarmd.v1 import (
     common_pb2,
+    coordinator_pb2_grpc,
     orchestrator_pb2,
     orchestrator_pb2_grpc,
 )
@@ -69,6 +70,7 @@ class SwarmServices:
     executor_host: ServiceHost
     store_address: str
     stub: orchestrator_pb2_grpc.OrchestratorServiceStub
+    coordinator: coordinator_pb2_grpc.CoordinatorServiceStub
     channel: grpc.aio.Channel
     spans: InMemorySpanExporter
     executor_spans: InMemorySpanExporter
@@ -220,6 +222,7 @@ async def serve_swarm_services(
             executor_host=exec_host,
             store_address=store_address,
             stub=orchestrator_pb2_grpc.OrchestratorServiceStub(channel),
+            coordinator=coordinator_pb2_grpc.CoordinatorServiceStub(channel),
             channel=channel,
             spans=spans,
             executor_spans=executor_spans,

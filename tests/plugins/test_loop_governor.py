@@ -18,10 +18,10 @@ from swarmd.plugins.runtime.loop import AgentLoop, LoopConfig, OutcomeKind
 from swarmd.plugins.runtime.permits import Governor
 from swarmd.plugins.runtime.toolbox import Toolbox
 from swarmd.plugins.tools import BUILTIN_TOOLS
-from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from swarmd.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 
 
-class GovernorDouble(orchestrator_pb2_grpc.OrchestratorServiceServicer):
+class GovernorDouble(coordinator_pb2_grpc.CoordinatorServiceServicer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.permits_left: int | None = None
@@ -37,11 +37,11 @@ class GovernorDouble(orchestrator_pb2_grpc.OrchestratorServiceServicer):
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "swarm token budget exhausted (1000 of 1000)")
             self.permits_left -= 1
         n = sum(1 for kind, _ in self.calls if kind == "acquire")
-        return orchestrator_pb2.AcquirePermitResponse(permit_id=f"p{n}", waited_ms=1500 if n == 1 else 0, lease_ms=60000)
+        return coordinator_pb2.AcquirePermitResponse(permit_id=f"p{n}", waited_ms=1500 if n == 1 else 0, lease_ms=60000)
 
     async def ReportOutcome(self, request, context):  # type: ignore[no-untyped-def]
         self.calls.append(("report", request))
-        return orchestrator_pb2.ReportOutcomeResponse(retry_after_ms=0)
+        return coordinator_pb2.ReportOutcomeResponse(retry_after_ms=0)
 
     async def ReserveBudget(self, request, context):  # type: ignore[no-untyped-def]
         self.calls.append(("reserve", request))
@@ -49,7 +49,7 @@ class GovernorDouble(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             if request.tool_calls > self.tool_calls_left:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "tool-call budget exhausted (1500)")
             self.tool_calls_left -= request.tool_calls
-        return orchestrator_pb2.ReserveBudgetResponse(tool_calls_remaining=self.tool_calls_left or 0)
+        return coordinator_pb2.ReserveBudgetResponse(tool_calls_remaining=self.tool_calls_left or 0)
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.calls]
@@ -59,7 +59,7 @@ class GovernorDouble(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 async def orchestrator() -> AsyncIterator[tuple[GovernorDouble, str]]:
     double = GovernorDouble()
     server = grpc.aio.server()
-    orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(double, server)
+    coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(double, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield double, f"127.0.0.1:{port}"
@@ -111,15 +111,15 @@ async def test_permit_report_and_429_requeue(
     assert acquire.estimated_tokens > 4096  # the prompt plus the reply's reserve
 
     first = double.calls[1][1]
-    assert first.permit_id == "p1" and first.outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS
+    assert first.permit_id == "p1" and first.outcome == coordinator_pb2.CALL_OUTCOME_SUCCESS
     assert first.http_status == 200 and first.usage.prompt_tokens == 30
     reserve = double.calls[2][1]
     assert reserve.tool_calls == 1
     limited = double.calls[4][1]
-    assert limited.outcome == orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED and limited.http_status == 429
+    assert limited.outcome == coordinator_pb2.CALL_OUTCOME_RATE_LIMITED and limited.http_status == 429
     assert limited.headers["retry-after"] == "7" and limited.headers["x-ratelimit-remaining-tokens"] == "0"
     last = double.calls[6][1]
-    assert last.outcome == orchestrator_pb2.CALL_OUTCOME_SUCCESS
+    assert last.outcome == coordinator_pb2.CALL_OUTCOME_SUCCESS
     assert last.headers["x-ratelimit-remaining-requests"] == "41" and last.usage.completion_tokens == 2
 
     rate_events = [e.rate_limited for e in events if e.HasField("rate_limited")]
@@ -179,5 +179,5 @@ async def test_provider_error_is_reported_as_error(
     outcome, _ = await run_loop(server, address, tmp_path, model_retries=0)
     assert outcome.failure_kind == common_pb2.FAILURE_KIND_TRANSIENT
     report = double.calls[1][1]
-    assert report.outcome == orchestrator_pb2.CALL_OUTCOME_ERROR and report.http_status == 500
+    assert report.outcome == coordinator_pb2.CALL_OUTCOME_ERROR and report.http_status == 500
     assert report.headers["x-request-id"] == "abc"

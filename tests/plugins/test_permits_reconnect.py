@@ -10,12 +10,12 @@ import pytest
 
 from swarmd.plugins.model import TransientProviderError
 from swarmd.plugins.runtime.permits import Governor
-from swarmd.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from swarmd.v1 import coordinator_pb2, coordinator_pb2_grpc
 
 
-class Orchestrator(orchestrator_pb2_grpc.OrchestratorServiceServicer):
+class Orchestrator(coordinator_pb2_grpc.CoordinatorServiceServicer):
     async def AcquirePermit(self, request, context):  # type: ignore[no-untyped-def]
-        return orchestrator_pb2.AcquirePermitResponse(permit_id="p1", waited_ms=3)
+        return coordinator_pb2.AcquirePermitResponse(permit_id="p1", waited_ms=3)
 
 
 def free_port() -> int:
@@ -31,7 +31,7 @@ async def test_acquire_waits_for_the_orchestrator_to_come_back() -> None:
         call = asyncio.ensure_future(governor.acquire(10))
         await asyncio.sleep(0.5)  # the first call has failed: nothing listens yet
         server = grpc.aio.server()
-        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(Orchestrator(), server)
+        coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(Orchestrator(), server)
         server.add_insecure_port(address)
         await server.start()
         try:

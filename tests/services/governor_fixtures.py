@@ -14,7 +14,7 @@ from swarmd.services.orchestrator.governor import (
     Permit,
     RateGovernor,
 )
-from swarmd.v1 import orchestrator_pb2
+from swarmd.v1 import coordinator_pb2
 
 __all__ = [
     "ABANDONED",
@@ -28,10 +28,10 @@ __all__ = [
     "spawn",
 ]
 
-SUCCESS = orchestrator_pb2.CALL_OUTCOME_SUCCESS
-RATE_LIMITED = orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED
-ERROR = orchestrator_pb2.CALL_OUTCOME_ERROR
-ABANDONED = orchestrator_pb2.CALL_OUTCOME_ABANDONED
+SUCCESS = coordinator_pb2.CALL_OUTCOME_SUCCESS
+RATE_LIMITED = coordinator_pb2.CALL_OUTCOME_RATE_LIMITED
+ERROR = coordinator_pb2.CALL_OUTCOME_ERROR
+ABANDONED = coordinator_pb2.CALL_OUTCOME_ABANDONED
 
 KEY = GovernorKey("openai", "https://api.example.test/v1", "gpt-test", "0123456789ab")
 OTHER = GovernorKey("openai", "https://api.example.test/v1", "gpt-other", "0123456789ab")

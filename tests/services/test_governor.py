@@ -35,7 +35,7 @@ from swarmd.services.orchestrator.governor import (
     Permit,
     RateGovernor,
 )
-from swarmd.v1 import orchestrator_pb2
+from swarmd.v1 import coordinator_pb2
 
 # ------------------------------------------------------------------------ keys
 
@@ -44,14 +44,14 @@ def test_key_label_and_proto_round_trip() -> None:
     assert KEY.label() == "openai|https://api.example.test/v1|gpt-test|0123456789ab"
     assert GovernorKey.from_proto(KEY.to_proto()) == KEY
     assert GovernorKey.from_proto(
-        orchestrator_pb2.RateLimitKey(provider="replay", model="m")
+        coordinator_pb2.RateLimitKey(provider="replay", model="m")
     ) == GovernorKey("replay", "", "m", "")
 
 
 @pytest.mark.parametrize("pb", [{"model": "m"}, {"provider": "p"}, {}])
 def test_key_needs_provider_and_model(pb: dict[str, str]) -> None:
     with pytest.raises(InvalidArgument):
-        GovernorKey.from_proto(orchestrator_pb2.RateLimitKey(**pb))
+        GovernorKey.from_proto(coordinator_pb2.RateLimitKey(**pb))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from fakes.fake_scripted_executor import JOURNAL
 from fakes.fake_scripted_provider import ScriptedProvider
 from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
-from swarmd.v1 import common_pb2, orchestrator_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2
 
 PRICES = {
     "fake/scripted": {"prompt_per_mtok": 1_000_000.0, "completion_per_mtok": 1_000_000.0}
@@ -109,7 +109,7 @@ async def test_rate_limit_stats_reach_the_swarm_stats(services) -> None:  # type
 
 
 async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-def]
-    stub = services.stub
+    stub = services.coordinator
 
     async def code_of(coro) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -119,7 +119,7 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
     assert (
         await code_of(
             stub.ReserveBudget(
-                orchestrator_pb2.ReserveBudgetRequest(
+                coordinator_pb2.ReserveBudgetRequest(
                     swarm_id="nope", subtask_id="a", tool_calls=1
                 ),
                 timeout=5,
@@ -130,7 +130,7 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
     assert (
         await code_of(
             stub.ReserveBudget(
-                orchestrator_pb2.ReserveBudgetRequest(swarm_id="s", subtask_id="a", tool_calls=-1),
+                coordinator_pb2.ReserveBudgetRequest(swarm_id="s", subtask_id="a", tool_calls=-1),
                 timeout=5,
             )
         )
@@ -138,20 +138,20 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
     )
     assert (
         await code_of(
-            stub.AcquirePermit(orchestrator_pb2.AcquirePermitRequest(swarm_id="s"), timeout=5)
+            stub.AcquirePermit(coordinator_pb2.AcquirePermitRequest(swarm_id="s"), timeout=5)
         )
         == grpc.StatusCode.INVALID_ARGUMENT
     )
     assert (
-        await code_of(stub.ReportOutcome(orchestrator_pb2.ReportOutcomeRequest(), timeout=5))
+        await code_of(stub.ReportOutcome(coordinator_pb2.ReportOutcomeRequest(), timeout=5))
         == grpc.StatusCode.INVALID_ARGUMENT
     )
     reply = await services.submit(plan=plan(subtask("a", duration_ms=300)), config=fast_config())
-    key = orchestrator_pb2.RateLimitKey(provider="fake", model="scripted")
+    key = coordinator_pb2.RateLimitKey(provider="fake", model="scripted")
     assert (
         await code_of(
             stub.AcquirePermit(
-                orchestrator_pb2.AcquirePermitRequest(
+                coordinator_pb2.AcquirePermitRequest(
                     key=key, swarm_id=reply.swarm.id, subtask_id="ghost"
                 ),
                 timeout=5,
@@ -160,7 +160,7 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
         == grpc.StatusCode.NOT_FOUND
     )
     left = await stub.ReserveBudget(
-        orchestrator_pb2.ReserveBudgetRequest(
+        coordinator_pb2.ReserveBudgetRequest(
             swarm_id=reply.swarm.id, subtask_id="a", tool_calls=10
         ),
         timeout=5,
@@ -169,7 +169,7 @@ async def test_budget_rpc_errors(services) -> None:  # type: ignore[no-untyped-d
     await wait_terminal(services, reply.swarm.id)
     assert await code_of(
         stub.ReserveBudget(
-            orchestrator_pb2.ReserveBudgetRequest(
+            coordinator_pb2.ReserveBudgetRequest(
                 swarm_id=reply.swarm.id, subtask_id="a", tool_calls=1
             ),
             timeout=5,

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from fakes.swarm_services import serve_swarm_services
 
-from swarmd.v1 import common_pb2, orchestrator_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2, orchestrator_pb2
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,8 +27,8 @@ async def services(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield served
 
 
-def random_key(rng: random.Random) -> orchestrator_pb2.RateLimitKey:
-    return orchestrator_pb2.RateLimitKey(
+def random_key(rng: random.Random) -> coordinator_pb2.RateLimitKey:
+    return coordinator_pb2.RateLimitKey(
         provider="openai", base_url=f"http://h{rng.randrange(10**9)}", model=f"m{rng.randrange(10**9)}"
     )
 
@@ -38,15 +38,15 @@ async def test_governors_of_random_keys_are_bounded(services) -> None:  # type: 
     for i in range(150):
         key = random_key(rng)
         if i % 2:
-            permit = await services.stub.AcquirePermit(orchestrator_pb2.AcquirePermitRequest(key=key), timeout=5)
+            permit = await services.coordinator.AcquirePermit(coordinator_pb2.AcquirePermitRequest(key=key), timeout=5)
             permit_id = permit.permit_id
         else:
             permit_id = f"p-{rng.randrange(10**9)}"  # a permit nobody granted
-        await services.stub.ReportOutcome(
-            orchestrator_pb2.ReportOutcomeRequest(
+        await services.coordinator.ReportOutcome(
+            coordinator_pb2.ReportOutcomeRequest(
                 permit_id=permit_id,
                 key=key,
-                outcome=orchestrator_pb2.CALL_OUTCOME_SUCCESS,
+                outcome=coordinator_pb2.CALL_OUTCOME_SUCCESS,
                 http_status=200,
                 swarm_id=f"no-such-swarm-{i}",
             ),
@@ -60,12 +60,12 @@ async def test_governors_of_random_keys_are_bounded(services) -> None:  # type: 
 async def test_a_governor_in_use_is_kept(services) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(8)
     held = random_key(rng)
-    await services.stub.AcquirePermit(orchestrator_pb2.AcquirePermitRequest(key=held), timeout=5)
+    await services.coordinator.AcquirePermit(coordinator_pb2.AcquirePermitRequest(key=held), timeout=5)
     for _ in range(3 * MAX_IDLE):
         key = random_key(rng)
-        permit = await services.stub.AcquirePermit(orchestrator_pb2.AcquirePermitRequest(key=key), timeout=5)
-        await services.stub.ReportOutcome(
-            orchestrator_pb2.ReportOutcomeRequest(permit_id=permit.permit_id, key=key, outcome=1), timeout=5
+        permit = await services.coordinator.AcquirePermit(coordinator_pb2.AcquirePermitRequest(key=key), timeout=5)
+        await services.coordinator.ReportOutcome(
+            coordinator_pb2.ReportOutcomeRequest(permit_id=permit.permit_id, key=key, outcome=1), timeout=5
         )
     keys = {(k.base_url, k.model) for k in services.orchestrator.governor.keys()}
     assert (held.base_url, held.model) in keys  # its permit is still out

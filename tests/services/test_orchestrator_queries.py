@@ -73,6 +73,45 @@ async def test_get_subtask_returns_status_result_and_commit(services) -> None:  
     )
 
 
+async def test_basic_views_leave_out_result_texts_and_patches(services) -> None:  # type: ignore[no-untyped-def]
+    reply = await services.submit(
+        plan=plan(subtask("a", commit="c0ffee", output="done a", patch=2000), subtask("b", output="done b")),
+        config=fast_config(),
+    )
+    swarm_id = reply.swarm.id
+    await wait_terminal(services, swarm_id)
+    basic, full = orchestrator_pb2.SWARM_VIEW_BASIC, orchestrator_pb2.SWARM_VIEW_FULL
+
+    whole = (await services.stub.GetSwarm(orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id), timeout=10)).swarm
+    assert whole.subtasks[0].result.artifacts[0].content.decode().count("+line") == 2000 and whole.result
+    small = (
+        await services.stub.GetSwarm(orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id, view=basic), timeout=10)
+    ).swarm
+    assert small.ByteSize() < whole.ByteSize() // 4
+    assert [s.status for s in small.subtasks] == [s.status for s in whole.subtasks]
+    assert small.subtasks[0].result.merge.commit == "c0ffee" and small.stats == whole.stats
+    assert not small.result and not small.subtasks[0].result.result and not small.subtasks[0].result.artifacts
+    # The full view is the default; the basic view did not change what is kept.
+    again = await services.stub.GetSwarm(orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id, view=full), timeout=10)
+    assert again.swarm == whole
+
+    one = await services.stub.GetSubTask(
+        orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id="a", view=basic), timeout=10
+    )
+    assert one.subtask.result.merge.commit == "c0ffee" and not one.subtask.result.artifacts
+    listed = await services.stub.ListSubTasks(
+        orchestrator_pb2.ListSubTasksRequest(swarm_id=swarm_id, view=basic), timeout=10
+    )
+    assert [s.subtask.id for s in listed.subtasks] == ["a", "b"]
+    assert all(not s.result.result and not s.result.artifacts for s in listed.subtasks)
+
+    await rejected(services.stub.GetSwarm, orchestrator_pb2.GetSwarmRequest(swarm_id="nope", view=7), "view")
+    await rejected(
+        services.stub.GetSubTask, orchestrator_pb2.GetSubTaskRequest(swarm_id=swarm_id, subtask_id="a", view=-1), "view"
+    )
+    await rejected(services.stub.ListSubTasks, orchestrator_pb2.ListSubTasksRequest(swarm_id=swarm_id, view=9), "view")
+
+
 async def test_list_subtasks_pages_in_plan_order(services) -> None:  # type: ignore[no-untyped-def]
     ids = [f"t{i}" for i in range(7)]
     reply = await services.submit(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
-from swarmd.v1 import common_pb2, orchestrator_pb2
+from swarmd.v1 import common_pb2, coordinator_pb2
 
 
 async def test_a_pause_beyond_the_governor_ceiling_is_a_swarm_warning(tmp_path: Path) -> None:
@@ -17,15 +17,15 @@ async def test_a_pause_beyond_the_governor_ceiling_is_a_swarm_warning(tmp_path: 
             plan=plan(subtask("a", steps=2, duration_ms=1500, permits=True)), config=fast_config()
         )
         swarm_id = reply.swarm.id
-        key = orchestrator_pb2.RateLimitKey(provider="fake", model="scripted")
-        permit = await services.stub.AcquirePermit(
-            orchestrator_pb2.AcquirePermitRequest(key=key, swarm_id=swarm_id, subtask_id="a"), timeout=5
+        key = coordinator_pb2.RateLimitKey(provider="fake", model="scripted")
+        permit = await services.coordinator.AcquirePermit(
+            coordinator_pb2.AcquirePermitRequest(key=key, swarm_id=swarm_id, subtask_id="a"), timeout=5
         )
-        answer = await services.stub.ReportOutcome(
-            orchestrator_pb2.ReportOutcomeRequest(
+        answer = await services.coordinator.ReportOutcome(
+            coordinator_pb2.ReportOutcomeRequest(
                 permit_id=permit.permit_id,
                 key=key,
-                outcome=orchestrator_pb2.CALL_OUTCOME_RATE_LIMITED,
+                outcome=coordinator_pb2.CALL_OUTCOME_RATE_LIMITED,
                 http_status=429,
                 headers={"retry-after": "1"},
                 swarm_id=swarm_id,

@@ -195,7 +195,7 @@ async def test_cancelled_callers_never_leave_a_transaction_open(tmp_path: Path) 
     async with ResultStore(settings(tmp_path / "swarmd.db")) as store:
         tasks = [
             asyncio.create_task(
-                store.events.append("sw", [common_pb2.SwarmEvent(error=common_pb2.SwarmError())])
+                store.events.append("sw", [common_pb2.SwarmEvent(warning=common_pb2.SwarmWarning(code="x"))])
             )
             for _ in range(20)
         ]
@@ -205,7 +205,7 @@ async def test_cancelled_callers_never_leave_a_transaction_open(tmp_path: Path) 
         await asyncio.gather(*tasks, return_exceptions=True)
         # Shielded work still ran to completion; the log is dense and usable.
         assert (
-            await store.events.append("sw", [common_pb2.SwarmEvent(error=common_pb2.SwarmError())])
+            await store.events.append("sw", [common_pb2.SwarmEvent(warning=common_pb2.SwarmWarning(code="x"))])
             == 21
         )
         events, last = await store.events.read("sw")

@@ -12,7 +12,7 @@ const repo = process.env.SWARMD_TEST_REPO;
 const model = process.env.SWARMD_TEST_MODEL;
 
 test('the protos load into service constructors', () => {
-  for (const name of ['OrchestratorService', 'ExecutorService', 'ResultStoreService']) {
+  for (const name of ['OrchestratorService', 'CoordinatorService', 'ExecutorService', 'ResultStoreService']) {
     assert.equal(typeof api[name], 'function', name);
   }
 });

@@ -11,18 +11,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+class SwarmView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
-    CALL_OUTCOME_UNSPECIFIED: _ClassVar[CallOutcome]
-    CALL_OUTCOME_SUCCESS: _ClassVar[CallOutcome]
-    CALL_OUTCOME_RATE_LIMITED: _ClassVar[CallOutcome]
-    CALL_OUTCOME_ERROR: _ClassVar[CallOutcome]
-    CALL_OUTCOME_ABANDONED: _ClassVar[CallOutcome]
-CALL_OUTCOME_UNSPECIFIED: CallOutcome
-CALL_OUTCOME_SUCCESS: CallOutcome
-CALL_OUTCOME_RATE_LIMITED: CallOutcome
-CALL_OUTCOME_ERROR: CallOutcome
-CALL_OUTCOME_ABANDONED: CallOutcome
+    SWARM_VIEW_UNSPECIFIED: _ClassVar[SwarmView]
+    SWARM_VIEW_BASIC: _ClassVar[SwarmView]
+    SWARM_VIEW_FULL: _ClassVar[SwarmView]
+SWARM_VIEW_UNSPECIFIED: SwarmView
+SWARM_VIEW_BASIC: SwarmView
+SWARM_VIEW_FULL: SwarmView
 
 class SubmitSwarmRequest(_message.Message):
     __slots__ = ("task", "plan", "config", "request_id", "dry_run", "labels")
@@ -56,10 +52,12 @@ class SubmitSwarmResponse(_message.Message):
     def __init__(self, swarm: _Optional[_Union[_common_pb2.Swarm, _Mapping]] = ..., preflight: _Optional[_Union[_common_pb2.PreflightReport, _Mapping]] = ...) -> None: ...
 
 class GetSwarmRequest(_message.Message):
-    __slots__ = ("swarm_id",)
+    __slots__ = ("swarm_id", "view")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
-    def __init__(self, swarm_id: _Optional[str] = ...) -> None: ...
+    view: SwarmView
+    def __init__(self, swarm_id: _Optional[str] = ..., view: _Optional[_Union[SwarmView, str]] = ...) -> None: ...
 
 class GetSwarmResponse(_message.Message):
     __slots__ = ("swarm",)
@@ -140,12 +138,14 @@ class ListSwarmsResponse(_message.Message):
     def __init__(self, swarms: _Optional[_Iterable[_Union[SwarmSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetSubTaskRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask_id")
+    __slots__ = ("swarm_id", "subtask_id", "view")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     subtask_id: str
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ...) -> None: ...
+    view: SwarmView
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., view: _Optional[_Union[SwarmView, str]] = ...) -> None: ...
 
 class GetSubTaskResponse(_message.Message):
     __slots__ = ("subtask", "swarm_state")
@@ -156,16 +156,18 @@ class GetSubTaskResponse(_message.Message):
     def __init__(self, subtask: _Optional[_Union[_common_pb2.SubTaskState, _Mapping]] = ..., swarm_state: _Optional[_Union[_common_pb2.SwarmState, str]] = ...) -> None: ...
 
 class ListSubTasksRequest(_message.Message):
-    __slots__ = ("swarm_id", "page_size", "page_token", "statuses")
+    __slots__ = ("swarm_id", "page_size", "page_token", "statuses", "view")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     page_size: int
     page_token: str
     statuses: _containers.RepeatedScalarFieldContainer[_common_pb2.SubTaskStatus]
-    def __init__(self, swarm_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.SubTaskStatus, str]]] = ...) -> None: ...
+    view: SwarmView
+    def __init__(self, swarm_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.SubTaskStatus, str]]] = ..., view: _Optional[_Union[SwarmView, str]] = ...) -> None: ...
 
 class ListSubTasksResponse(_message.Message):
     __slots__ = ("subtasks", "next_page_token", "swarm_state")
@@ -248,88 +250,3 @@ class CancelSubTaskResponse(_message.Message):
     status: _common_pb2.SubTaskStatus
     already_finished: bool
     def __init__(self, status: _Optional[_Union[_common_pb2.SubTaskStatus, str]] = ..., already_finished: _Optional[bool] = ...) -> None: ...
-
-class RateLimitKey(_message.Message):
-    __slots__ = ("provider", "base_url", "model", "api_key_fingerprint")
-    PROVIDER_FIELD_NUMBER: _ClassVar[int]
-    BASE_URL_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    API_KEY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
-    provider: str
-    base_url: str
-    model: str
-    api_key_fingerprint: str
-    def __init__(self, provider: _Optional[str] = ..., base_url: _Optional[str] = ..., model: _Optional[str] = ..., api_key_fingerprint: _Optional[str] = ...) -> None: ...
-
-class AcquirePermitRequest(_message.Message):
-    __slots__ = ("key", "swarm_id", "subtask_id", "estimated_tokens")
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
-    ESTIMATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    key: RateLimitKey
-    swarm_id: str
-    subtask_id: str
-    estimated_tokens: int
-    def __init__(self, key: _Optional[_Union[RateLimitKey, _Mapping]] = ..., swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., estimated_tokens: _Optional[int] = ...) -> None: ...
-
-class AcquirePermitResponse(_message.Message):
-    __slots__ = ("permit_id", "waited_ms", "lease_ms")
-    PERMIT_ID_FIELD_NUMBER: _ClassVar[int]
-    WAITED_MS_FIELD_NUMBER: _ClassVar[int]
-    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
-    permit_id: str
-    waited_ms: int
-    lease_ms: int
-    def __init__(self, permit_id: _Optional[str] = ..., waited_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
-
-class ReportOutcomeRequest(_message.Message):
-    __slots__ = ("permit_id", "key", "outcome", "http_status", "headers", "usage", "swarm_id", "subtask_id", "cost_usd")
-    class HeadersEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    PERMIT_ID_FIELD_NUMBER: _ClassVar[int]
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    OUTCOME_FIELD_NUMBER: _ClassVar[int]
-    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
-    HEADERS_FIELD_NUMBER: _ClassVar[int]
-    USAGE_FIELD_NUMBER: _ClassVar[int]
-    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
-    COST_USD_FIELD_NUMBER: _ClassVar[int]
-    permit_id: str
-    key: RateLimitKey
-    outcome: CallOutcome
-    http_status: int
-    headers: _containers.ScalarMap[str, str]
-    usage: _common_pb2.TokenUsage
-    swarm_id: str
-    subtask_id: str
-    cost_usd: float
-    def __init__(self, permit_id: _Optional[str] = ..., key: _Optional[_Union[RateLimitKey, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., http_status: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., cost_usd: _Optional[float] = ...) -> None: ...
-
-class ReportOutcomeResponse(_message.Message):
-    __slots__ = ("retry_after_ms",)
-    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
-    retry_after_ms: int
-    def __init__(self, retry_after_ms: _Optional[int] = ...) -> None: ...
-
-class ReserveBudgetRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask_id", "tool_calls")
-    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
-    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
-    swarm_id: str
-    subtask_id: str
-    tool_calls: int
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., tool_calls: _Optional[int] = ...) -> None: ...
-
-class ReserveBudgetResponse(_message.Message):
-    __slots__ = ("tool_calls_remaining",)
-    TOOL_CALLS_REMAINING_FIELD_NUMBER: _ClassVar[int]
-    tool_calls_remaining: int
-    def __init__(self, tool_calls_remaining: _Optional[int] = ...) -> None: ...

@@ -26,8 +26,7 @@ if _version_not_supported:
 
 
 class OrchestratorServiceStub:
-    """Plans, runs, watches and cancels swarms; arbitrates rate limits and budgets
-    for every sub-agent of every executor.
+    """Plans, runs, watches, reads, cancels and resumes swarms.
 
     Errors: INVALID_ARGUMENT for bad requests and invalid explicit plans (the
     message names the offending subtask, dependency or field); NOT_FOUND for
@@ -105,26 +104,10 @@ class OrchestratorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.FromString,
                 _registered_method=True)
-        self.AcquirePermit = channel.unary_unary(
-                '/swarmd.v1.OrchestratorService/AcquirePermit',
-                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitRequest.SerializeToString,
-                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitResponse.FromString,
-                _registered_method=True)
-        self.ReportOutcome = channel.unary_unary(
-                '/swarmd.v1.OrchestratorService/ReportOutcome',
-                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.SerializeToString,
-                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.FromString,
-                _registered_method=True)
-        self.ReserveBudget = channel.unary_unary(
-                '/swarmd.v1.OrchestratorService/ReserveBudget',
-                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.SerializeToString,
-                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.FromString,
-                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
-    """Plans, runs, watches and cancels swarms; arbitrates rate limits and budgets
-    for every sub-agent of every executor.
+    """Plans, runs, watches, reads, cancels and resumes swarms.
 
     Errors: INVALID_ARGUMENT for bad requests and invalid explicit plans (the
     message names the offending subtask, dependency or field); NOT_FOUND for
@@ -228,32 +211,6 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def AcquirePermit(self, request, context):
-        """Rate governor: waits until a model call may be made under the governor
-        for `key`, then returns a permit. Every sub-agent calls this before
-        every model call. Also refuses (RESOURCE_EXHAUSTED) when the swarm's or
-        subtask's token/cost budget is spent.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReportOutcome(self, request, context):
-        """Rate governor: reports how the permitted call went (status, headers,
-        usage) and releases the permit.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReserveBudget(self, request, context):
-        """Budget: reserves tool calls before they are made. RESOURCE_EXHAUSTED
-        when the swarm-wide tool-call budget would be exceeded.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,21 +259,6 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.SerializeToString,
             ),
-            'AcquirePermit': grpc.unary_unary_rpc_method_handler(
-                    servicer.AcquirePermit,
-                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitRequest.FromString,
-                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitResponse.SerializeToString,
-            ),
-            'ReportOutcome': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReportOutcome,
-                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.FromString,
-                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.SerializeToString,
-            ),
-            'ReserveBudget': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReserveBudget,
-                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.FromString,
-                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'swarmd.v1.OrchestratorService', rpc_method_handlers)
@@ -326,8 +268,7 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrchestratorService:
-    """Plans, runs, watches and cancels swarms; arbitrates rate limits and budgets
-    for every sub-agent of every executor.
+    """Plans, runs, watches, reads, cancels and resumes swarms.
 
     Errors: INVALID_ARGUMENT for bad requests and invalid explicit plans (the
     message names the offending subtask, dependency or field); NOT_FOUND for
@@ -587,87 +528,6 @@ class OrchestratorService:
             '/swarmd.v1.OrchestratorService/ResumeSwarm',
             swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmRequest.SerializeToString,
             swarmd_dot_v1_dot_orchestrator__pb2.ResumeSwarmResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def AcquirePermit(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/swarmd.v1.OrchestratorService/AcquirePermit',
-            swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitRequest.SerializeToString,
-            swarmd_dot_v1_dot_orchestrator__pb2.AcquirePermitResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReportOutcome(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/swarmd.v1.OrchestratorService/ReportOutcome',
-            swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.SerializeToString,
-            swarmd_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReserveBudget(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/swarmd.v1.OrchestratorService/ReserveBudget',
-            swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.SerializeToString,
-            swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.FromString,
             options,
             channel_credentials,
             insecure,

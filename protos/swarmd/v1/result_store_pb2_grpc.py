@@ -31,7 +31,8 @@ class ResultStoreServiceStub:
     Errors: INVALID_ARGUMENT for empty or oversized keys/values and malformed
     requests; NOT_FOUND for unknown keys or swarms; DEADLINE_EXCEEDED when a
     wait times out; FAILED_PRECONDITION when an append does not follow the
-    log's last sequence.
+    log's last sequence, or (reason SWARM_FINISHED) comes after the log's
+    terminal event.
     """
 
     def __init__(self, channel):
@@ -143,7 +144,8 @@ class ResultStoreServiceServicer:
     Errors: INVALID_ARGUMENT for empty or oversized keys/values and malformed
     requests; NOT_FOUND for unknown keys or swarms; DEADLINE_EXCEEDED when a
     wait times out; FAILED_PRECONDITION when an append does not follow the
-    log's last sequence.
+    log's last sequence, or (reason SWARM_FINISHED) comes after the log's
+    terminal event.
     """
 
     def PublishResult(self, request, context):
@@ -242,7 +244,10 @@ class ResultStoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendEvents(self, request, context):
-        """Appends events to a swarm's log.
+        """Appends events to a swarm's log. The log is closed by the swarm's
+        terminal event (`complete`, or `error` when the swarm could not run):
+        an append after it is FAILED_PRECONDITION with ErrorInfo reason
+        SWARM_FINISHED and nothing is appended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -404,7 +409,8 @@ class ResultStoreService:
     Errors: INVALID_ARGUMENT for empty or oversized keys/values and malformed
     requests; NOT_FOUND for unknown keys or swarms; DEADLINE_EXCEEDED when a
     wait times out; FAILED_PRECONDITION when an append does not follow the
-    log's last sequence.
+    log's last sequence, or (reason SWARM_FINISHED) comes after the log's
+    terminal event.
     """
 
     @staticmethod
