@@ -6,7 +6,10 @@ merge back into a small repository (optionally after ``--agent`` seconds of
 time, the CPU seconds git's processes used (user + system of the children,
 meaningful on a shared machine where wall time is not), the number of git
 processes per sub-agent by subcommand, and the p50/max of each operation
-from the timing records.
+from the timing records. As in a sub-agent attempt, a fresh worktree's files
+are written in the background while the "model" thinks (``--sync-checkout``
+writes them before ``create`` returns, as before); ``checkout`` is that
+background part, and the write waits for it as a tool call does.
 
     .venv/bin/python -m benchmarks.isolation -n 100 --agent 0.5
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.measures import percentile
 from benchmarks.repos import small_repo
-from swarmd.plugins.runtime.worktree import WorktreeManager
+from swarmd.plugins.runtime.worktree import WorktreeManager, deferred
 from swarmd.plugins.runtime.worktree.git import SPAWNED
 from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
 
@@ -32,16 +35,18 @@ from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
 async def _one(mgr: WorktreeManager, i: int, agent: float) -> str:
     wt = await mgr.create("bench", f"t{i:04d}")
     await asyncio.sleep(agent)
+    await deferred.ready(wt.ready)  # the first tool call waits for the files
     (wt.path / f"out{i:04d}.txt").write_text(f"work of {i}\n")
     report = await mgr.merge(wt, await mgr.commit(wt, f"t{i:04d}"))
     return str(report.outcome)
 
 
-async def _run(n: int, agent: float, where: Path) -> dict[str, object]:
+async def _run(n: int, agent: float, where: Path, sync_checkout: bool = False) -> dict[str, object]:
     repo = small_repo(where / "repo")
     timings = where / "timings.jsonl"
     os.environ[TIMINGS_ENV] = str(timings)
     mgr = WorktreeManager(repo)
+    mgr.defer_checkout = not sync_checkout
     await mgr.toplevel()
     SPAWNED.clear()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -51,8 +56,10 @@ async def _run(n: int, agent: float, where: Path) -> dict[str, object]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     records = [json.loads(line) for line in timings.read_text().splitlines()]
     ops = {}
-    for op in ("create", "commit", "merge"):
+    for op in ("create", "checkout", "commit", "merge"):
         secs = [r["seconds"] for r in records if r["op"] == op]
+        if not secs:
+            continue
         waits = [r["lock_wait"] for r in records if r["op"] == op]
         ops[op] = {
             "p50_ms": round(1000 * percentile(secs, 50), 1),
@@ -78,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.isolation", description=__doc__)
     parser.add_argument("-n", type=int, default=100, help="sub-agents at once (100)")
     parser.add_argument("--agent", type=float, default=0.5, help="seconds of work between (0.5)")
+    parser.add_argument(
+        "--sync-checkout", action="store_true", help="write each worktree's files before create returns"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="swarmd-isolation-") as tmp:
-        print(json.dumps(asyncio.run(_run(args.n, args.agent, Path(tmp))), indent=2))
+        result = asyncio.run(_run(args.n, args.agent, Path(tmp), args.sync_checkout))
+        print(json.dumps(result, indent=2))
     return 0
 
 

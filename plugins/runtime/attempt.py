@@ -94,6 +94,16 @@ def _checkout_policy(settings: RuntimeSettings) -> Any:
     return CheckoutPolicy.from_options(settings.worktree_options)
 
 
+def _files_gate(worktree: Any) -> Any:
+    """What tool calls wait for: the worktree's files written in the background, if they are."""
+    ready = getattr(worktree, "ready", None)
+    if ready is None:
+        return None
+    from swarmd.plugins.runtime.worktree.deferred import gate
+
+    return gate(ready)
+
+
 def _worktree_files(worktree: Any) -> Any:
     """The lazy worktree's files for the tools, None for a full checkout."""
     if worktree is None:
@@ -220,6 +230,8 @@ async def _attempt(
                 manager.checkout_policy = _checkout_policy(settings)
             if hasattr(manager, "git_engine"):
                 manager.git_engine = settings.worktree_options.get("worktree.git_engine") or None
+            if hasattr(manager, "defer_checkout"):
+                manager.defer_checkout = True  # the first model call does not need the files
             worktree = await manager.create(
                 request.swarm_id,
                 subtask.id,
@@ -376,6 +388,7 @@ def _build_loop(
     toolbox = Toolbox.from_registry(
         runtime.plugins.tools, ctx, read_only=subtask.read_only, timeout=settings.tool_timeout_secs
     )
+    toolbox.gate = _files_gate(worktree)
     if "bash" in toolbox and sandbox.unconfined_reason is not None:
         events.warning(
             "bash_unconfined",

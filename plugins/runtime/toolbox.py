@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,9 @@ class Toolbox:
         self.ctx = ctx
         self.read_only = read_only
         self.timeout = float(timeout)
+        #: Awaited before each tool call (the worktree's files being written
+        #: in the background, see :mod:`swarmd.plugins.runtime.worktree.deferred`).
+        self.gate: Callable[[], Awaitable[None]] | None = None
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, Any] = {}
         for cls in tools:
@@ -166,6 +169,11 @@ class Toolbox:
             return done(f"Error: unknown tool {name!r}. Available tools: {available}", False)
         scope: asyncio.Timeout | None = None
         limit = self.timeout
+        if self.gate is not None:
+            try:
+                await self.gate()
+            except Exception as exc:
+                return done(f"Error: the workspace is not available: {exc}", False)
         try:
             args = self.parse_arguments(name, arguments)
             limit = tool.timeout_secs(args, self.timeout)

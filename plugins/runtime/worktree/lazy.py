@@ -61,6 +61,7 @@ __all__ = [
     "LazyFiles",
     "files_for",
     "is_lazy",
+    "layout_of",
     "materialize_all",
     "materialize_patch_paths",
     "populate",
@@ -137,7 +138,7 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
     ``update-index --skip-worktree``) and copied into every worktree of it.
     """
     if policy.mode != "full":
-        layout = await _layout(repo, start, policy)
+        layout = await layout_of(repo, start, policy)
         if layout.index is not None and policy.lazy_for(layout.files):
             await asyncio.to_thread((admin / "index").write_bytes, layout.index)
             if layout.eager:
@@ -150,7 +151,7 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
     return False
 
 
-async def _layout(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layout:
+async def layout_of(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layout:
     """The layout of ``start``, its lazy index built when ``policy`` makes it lazy."""
     key = (str(repo._common), start)
     locks = _BUILDING.setdefault(asyncio.get_running_loop(), {})

@@ -31,6 +31,7 @@ engine can only save time, never fail a sub-agent git would not.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,18 @@ class TreeChange:
     mode: str
     blob: str
     deleted: bool
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _background_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for checkouts written in the background: one per core, at most four."""
+    global _POOL
+    if _POOL is None:
+        workers = max(1, min(4, os.cpu_count() or 1))
+        _POOL = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="swarmd-checkout")
+    return _POOL
 
 
 class Engine:
@@ -105,11 +118,17 @@ class Engine:
 
     # -- steps (each on a worker thread) ---------------------------------------------
 
-    async def check_out(self, path: Path) -> bool:
-        """Write the index and files of a new worktree's HEAD (``read-tree --reset -u HEAD``)."""
+    async def check_out(self, path: Path, paths: list[str] | None = None, *, background: bool = False) -> bool:
+        """Write the index and files of a new worktree's HEAD (``read-tree --reset -u HEAD``),
+        or only those of ``paths``. ``background`` checkouts run on their own
+        threads, so they never hold up the short steps of other sub-agents."""
         if not self.usable():
             return False
-        return await asyncio.to_thread(self._guard, self._check_out, path) is True
+        if background:
+            loop = asyncio.get_running_loop()
+            done = await loop.run_in_executor(_background_pool(), self._guard, self._check_out, path, paths)
+            return done is True
+        return await asyncio.to_thread(self._guard, self._check_out, path, paths) is True
 
     async def add_and_write_tree(self, path: Path) -> str | None:
         """Stage everything (``add -A``) and return the index's tree; None: use git."""
@@ -146,10 +165,13 @@ class Engine:
         except (_pygit2.GitError, OSError, ValueError, KeyError):
             return None
 
-    def _check_out(self, path: Path) -> bool:
+    def _check_out(self, path: Path, paths: list[str] | None) -> bool:
         assert _pygit2 is not None
         repo = _pygit2.Repository(str(path))
-        repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE)
+        if paths is None:
+            repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE)
+        else:
+            repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE, paths=paths)
         return True
 
     def _add_and_write_tree(self, path: Path) -> str:

@@ -43,7 +43,15 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree import carryover, integrate, inventory, landed, lazy, ledger
+from swarmd.plugins.runtime.worktree import (
+    carryover,
+    deferred,
+    integrate,
+    inventory,
+    landed,
+    lazy,
+    ledger,
+)
 from swarmd.plugins.runtime.worktree.fastmerge import raw_and_patch
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.model import (
@@ -64,11 +72,6 @@ from swarmd.plugins.runtime.worktree.timing import record
 __all__ = ["WorktreeManager"]
 
 
-def _unregister(admin: Path, path: Path) -> None:
-    shutil.rmtree(admin, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # Slots claimed but not yet checked out, per (event loop, repository): skipped by claims.
 _CLAIMED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[str]]] = (
     weakref.WeakKeyDictionary()
@@ -84,6 +87,10 @@ class WorktreeManager(RepoBase):
 
     #: Full or lazy checkouts of new worktrees (see :mod:`.lazy`); set per manager.
     checkout_policy: lazy.CheckoutPolicy = lazy.CheckoutPolicy()
+    #: Write a fresh full checkout's files in the background (see :mod:`.deferred`):
+    #: :meth:`create` then returns before they are all written, and whoever
+    #: uses the files awaits :attr:`Worktree.ready`. Sub-agent attempts turn it on.
+    defer_checkout: bool = False
 
     # -- create --------------------------------------------------------------------
 
@@ -119,6 +126,19 @@ class WorktreeManager(RepoBase):
         branch = f"{BRANCH_PREFIX}{swarm_id}/{slot}"
         path = top / WORKTREES_DIR / swarm_id / slot
         fresh = branch not in claimed and not await asyncio.to_thread(os.path.lexists, path)
+        if fresh and self.defer_checkout and await deferred.eligible(self, start, self.checkout_policy):
+            claimed.add(branch)
+            try:
+                pending = await deferred.create_fresh(
+                    self, self._register, policy=self.checkout_policy, branch=branch, path=path, start_commit=start,
+                    base_line=f"update {BASE_REF_PREFIX}{swarm_id}/{slot} {start}", who=(swarm_id, subtask_id),
+                )
+            finally:
+                claimed.discard(branch)
+            if pending is not None:
+                record("create", swarm_id, subtask_id, time.monotonic() - started)
+                return Worktree(swarm_id, subtask_id, path, branch, start, attempt, ready=pending)
+            fresh = False  # taken meanwhile: the slot is claimed under the lock below
         if fresh:
             claimed.add(branch)
             try:
@@ -181,7 +201,7 @@ class WorktreeManager(RepoBase):
             await lazy.populate(self, path, admin, start, self.checkout_policy)
         except BaseException:
             if admin is not None:
-                await asyncio.to_thread(_unregister, admin, path)
+                await asyncio.to_thread(deferred.unregister, admin, path)
             await self._update_refs(f"delete refs/heads/{branch} {start}")
             raise
         return True
@@ -314,6 +334,7 @@ class WorktreeManager(RepoBase):
         signing cannot block or alter it. Commits the agent made itself count.
         """
         started = time.monotonic()
+        await deferred.ready(wt.ready)
         engine = await self._libgit()
         tree = None
         if not await asyncio.to_thread(lazy.is_lazy, wt.path):
@@ -421,6 +442,7 @@ class WorktreeManager(RepoBase):
         """
         if not patch.strip():
             return True
+        await deferred.ready(wt.ready)
         await lazy.materialize_patch_paths(self, wt.path, patch)
         args = ("apply", "--binary", "--whitespace=nowarn")
         check = await self._git(*args, "--check", "-", cwd=wt.path, stdin=patch, check=False)
@@ -437,6 +459,10 @@ class WorktreeManager(RepoBase):
         commits beyond the base); otherwise the branch is kept.
         """
         await self.toplevel()
+        try:
+            await deferred.ready(wt.ready)
+        except WorktreeError:
+            return True  # the failed checkout removed the worktree and its branch
         async with self._exclusive():
             await self._unlock(wt.path)
             return await self._remove_checkout(wt)

@@ -7,6 +7,7 @@ without running anything.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,9 @@ class Worktree:
     #: What an interrupted earlier attempt left in this worktree, which this one
     #: continues in (``git status`` and a diffstat); "" for a fresh worktree.
     carried_over: str = ""
+    #: Done once the worktree's files are all written, when they are written
+    #: in the background (see :mod:`.deferred`); None when they already are.
+    ready: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
 
 
 class Conflict(NamedTuple):
