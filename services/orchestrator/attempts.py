@@ -71,6 +71,8 @@ def build_request(run: LiveRun, sid: str, attempt: int) -> executor_pb2.ExecuteS
         orchestrator_address=run.ctx.address(),
         result_store_address=run.ctx.settings.result_store_address,
     )
+    if run.ctx.subagent_tokens is not None:
+        request.subagent_token = run.ctx.subagent_tokens.mint(run.id, sid, attempt, run.swarm.tenant)
     for dep in sub.dependencies:
         dep_state = run.states[dep]
         early = run.scheduler.committed_early(dep)

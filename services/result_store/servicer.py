@@ -164,6 +164,7 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
             oldest_first=request.oldest_first,
             after_id=request.after_id,
             after_created_at_us=times["after_created_at"] or 0,
+            tenant=request.tenant,
         )
         swarms = await self.store.swarms.list(
             list(request.states), request.limit, request.offset, query=query

@@ -1,0 +1,120 @@
+"""Which role may call which RPC: the one table, keyed by full method name.
+
+:data:`POLICY` maps every RPC of swarmd's services to a :class:`Rule`: the
+roles allowed and, for the ``subagent`` role, the request fields that must
+name the token's own swarm (and subtask). ``admin`` may call everything.
+A method missing from the table is refused to everyone but admins, so a
+new RPC is closed until it is listed (a test checks that every RPC of the
+service descriptors is). When an RPC moves to another service, move its
+row.
+
+Health checking and reflection are listed for every role; the interceptor
+skips them altogether unless ``auth.authenticate_health`` is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from swarmd.services.auth.identity import ADMIN, CLIENT, ROLES, SERVICE, SUBAGENT, Identity
+from swarmd.services.errors import PermissionDenied
+
+__all__ = ["EXEMPT_PREFIXES", "POLICY", "Rule", "authorize"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call one method."""
+
+    #: Roles allowed besides admin.
+    roles: frozenset[str]
+    #: Request field that must equal a subagent token's swarm id.
+    swarm_field: str = ""
+    #: Request field that, when set, must equal a subagent token's subtask id.
+    subtask_field: str = ""
+
+
+def _rule(*roles: str, swarm: str = "", subtask: str = "") -> Rule:
+    return Rule(frozenset(roles), swarm, subtask)
+
+
+_ORCH = "/swarmd.v1.OrchestratorService/"
+_EXEC = "/swarmd.v1.ExecutorService/"
+_STORE = "/swarmd.v1.ResultStoreService/"
+_PUBLIC = _rule(CLIENT)
+_INTERNAL = _rule(SERVICE)
+#: The calls a sub-agent's runtime makes for its own subtask.
+_ATTEMPT = _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask_id")
+#: Shared results of the sub-agent's own swarm (``scope`` is the swarm id).
+_SHARED = _rule(SERVICE, SUBAGENT, swarm="scope")
+#: Content-addressed rows (cache entries, blobs) a runtime reads and writes.
+_CONTENT = _rule(SERVICE, SUBAGENT)
+
+POLICY: dict[str, Rule] = {
+    _ORCH + "SubmitSwarm": _PUBLIC,
+    _ORCH + "GetSwarm": _PUBLIC,
+    _ORCH + "ListSwarms": _PUBLIC,
+    _ORCH + "GetSubTask": _PUBLIC,
+    _ORCH + "ListSubTasks": _PUBLIC,
+    _ORCH + "WatchSwarm": _PUBLIC,
+    _ORCH + "CancelSwarm": _rule(CLIENT, SERVICE),  # an orchestrator forwards a cancel to the swarm's owner
+    _ORCH + "CancelSubTask": _rule(CLIENT, SERVICE),
+    _ORCH + "ResumeSwarm": _PUBLIC,
+    _ORCH + "AcquirePermit": _ATTEMPT,
+    _ORCH + "ReportOutcome": _ATTEMPT,
+    _ORCH + "ReserveBudget": _ATTEMPT,
+    _EXEC + "ExecuteSubTask": _INTERNAL,
+    _EXEC + "AttachSubTask": _INTERNAL,
+    _EXEC + "CancelSubTask": _INTERNAL,
+    _EXEC + "Describe": _INTERNAL,
+    _EXEC + "CheckModel": _INTERNAL,
+    _EXEC + "SampleBranch": _INTERNAL,
+    _STORE + "PublishResult": _SHARED,
+    _STORE + "GetResult": _SHARED,
+    _STORE + "QueryResults": _SHARED,
+    _STORE + "ListResults": _SHARED,
+    _STORE + "WaitForResult": _SHARED,
+    _STORE + "CacheGet": _CONTENT,
+    _STORE + "CachePut": _CONTENT,
+    _STORE + "GetCacheStats": _INTERNAL,
+    _STORE + "ClearCache": _INTERNAL,
+    _STORE + "SaveSwarmState": _INTERNAL,
+    _STORE + "SaveSubTaskState": _INTERNAL,
+    _STORE + "LoadSwarmState": _INTERNAL,
+    _STORE + "ListSwarmStates": _INTERNAL,
+    _STORE + "AppendEvents": _INTERNAL,
+    _STORE + "ReadEvents": _INTERNAL,
+    _STORE + "AppendAuditRecord": _INTERNAL,
+    _STORE + "ListAuditRecords": _INTERNAL,
+    _STORE + "PutBlob": _CONTENT,
+    _STORE + "GetBlob": _CONTENT,
+    "/grpc.health.v1.Health/Check": _rule(*ROLES),
+    "/grpc.health.v1.Health/Watch": _rule(*ROLES),
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": _rule(*ROLES),
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": _rule(*ROLES),
+}
+
+#: Methods served without credentials unless ``auth.authenticate_health`` is set.
+EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def authorize(identity: Identity, method: str, request: Any = None) -> None:
+    """Raise :class:`PermissionDenied` unless ``identity`` may call ``method``
+    with ``request`` (None for request streams: no field can be checked)."""
+    if identity.role == ADMIN:
+        return
+    rule = POLICY.get(method)
+    if rule is None or identity.role not in rule.roles:
+        raise PermissionDenied(f"{identity.role} {identity.subject!r} may not call {method}", reason="PERMISSION_DENIED")
+    if identity.role != SUBAGENT or not (rule.swarm_field or rule.subtask_field):
+        return
+    if not hasattr(request, "DESCRIPTOR"):
+        if request is None:
+            raise PermissionDenied(f"a subagent token cannot be checked against {method}'s request stream")
+        return  # a request that did not parse: the malformed-request guard answers it
+    if rule.swarm_field and getattr(request, rule.swarm_field) != identity.swarm_id:
+        raise PermissionDenied(f"this subagent token is not valid for swarm {getattr(request, rule.swarm_field)!r}")
+    wanted = getattr(request, rule.subtask_field) if rule.subtask_field else ""
+    if wanted and wanted != identity.subtask_id:
+        raise PermissionDenied(f"this subagent token is not valid for subtask {wanted!r}")
