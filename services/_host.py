@@ -97,12 +97,13 @@ class ServiceHost:
         self.settings = settings
         self.telemetry = telemetry or Telemetry(f"swarmd-{name}", telemetry_settings)
         auth: list[grpc.aio.ServerInterceptor] = []
+        #: Who may call this server (None: every caller may, auth is not configured).
+        self.authenticator: Authenticator | None = None
         try:
             if settings.auth.configured:
+                self.authenticator = Authenticator(settings.auth)
                 auth.append(
-                    AuthInterceptor(
-                        Authenticator(settings.auth), authenticate_health=settings.auth.authenticate_health
-                    )
+                    AuthInterceptor(self.authenticator, authenticate_health=settings.auth.authenticate_health)
                 )
             token_source = service_token_source(settings.auth)
         except ValueError as exc:

@@ -1,0 +1,225 @@
+"""Each credential source against a real server: static token files (and
+their reload), JWTs from a JWKS file, mTLS certificate names, a mesh header."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+from auth_fixtures import ISSUER, TOKENS, AuthWorld, bearer, make_world, status_of, token_of, write_token_file
+
+from swarmd.clients.launcher import build_service
+from swarmd.clients.tls import ClientTls
+from swarmd.services.auth.peers import is_loopback_peer, mesh_names
+from swarmd.services.auth.settings import AuthSettings, IdentityEntry
+from swarmd.services.auth.tokens import TokenFile, hash_token
+from swarmd.services.config import Settings, TlsSettings
+from swarmd.services.errors import InvalidArgument
+from swarmd.v1 import result_store_pb2, result_store_pb2_grpc
+
+pytestmark = pytest.mark.timeout(60)
+
+GEN = Path(__file__).resolve().parents[2] / "scripts" / "gen_certs.sh"
+
+
+async def store_with(auth: AuthSettings, tmp_path: Path, tls: TlsSettings | None = None) -> Any:
+    settings = Settings()
+    settings.result_store.db_path = tmp_path / "store.db"
+    settings.result_store.auth = auth
+    settings.result_store.grace_period_secs = 0
+    settings.telemetry.enabled = False
+    if tls is not None:
+        settings.result_store.tls = tls
+    host, _ = await build_service("result-store", settings)
+    await host.start()
+    return host
+
+
+async def stats(channel: grpc.aio.Channel, metadata: Any = ()) -> grpc.StatusCode:
+    """GetCacheStats: an internal RPC (service and admin only)."""
+    stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
+    return await status_of(stub.GetCacheStats(result_store_pb2.GetCacheStatsRequest(), metadata=metadata or None, timeout=5))
+
+
+async def shared(channel: grpc.aio.Channel, metadata: Any = ()) -> grpc.StatusCode:
+    """ListResults of a scope: past authorization it answers OK (an empty list)."""
+    stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
+    request = result_store_pb2.ListResultsRequest(scope="s")
+    return await status_of(stub.ListResults(request, metadata=metadata or None, timeout=5))
+
+
+def bump(path: Path) -> None:
+    """Make a rewrite visible even where mtimes are coarse."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+def test_token_file_holds_hashes_and_is_reread(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    write_token_file(path, {"alice": ("client", "tenant-a")})
+    assert token_of("alice") not in path.read_text() and hash_token(token_of("alice")) in path.read_text()
+    tokens = TokenFile(path)
+    found = tokens.lookup(token_of("alice"))
+    assert found is not None and (found.subject, found.role, found.tenant) == ("alice", "client", "tenant-a")
+    assert tokens.lookup(token_of("bob")) is None
+
+    write_token_file(path, {"bob": ("admin", "")})
+    bump(path)
+    assert tokens.lookup(token_of("alice")) is None and tokens.lookup(token_of("bob")) is not None
+    assert tokens.reloads == 1
+
+    path.write_text("tokens: [{sha256: nothex, role: client}")  # half-written: keep what was read
+    bump(path)
+    assert tokens.lookup(token_of("bob")) is not None
+
+
+@pytest.mark.parametrize(
+    ("entry", "complaint"),
+    [
+        ({"sha256": "ab", "role": "client", "tenant": "t"}, "64 hex digits"),
+        ({"sha256": "a" * 64, "role": "subagent"}, "role must be one of"),
+        ({"sha256": "a" * 64, "role": "client"}, "needs a tenant"),
+    ],
+)
+def test_bad_token_files_are_refused_at_start(tmp_path: Path, entry: dict[str, str], complaint: str) -> None:
+    import json
+
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps([entry]))
+    with pytest.raises(ValueError, match=complaint):
+        TokenFile(path)
+
+
+async def test_a_new_token_works_without_a_restart(tmp_path: Path) -> None:
+    world = make_world(tmp_path / "auth")
+    host = await store_with(world.settings, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            assert await shared(channel, bearer(token_of("carol"))) == grpc.StatusCode.UNAUTHENTICATED
+            write_token_file(world.token_file, {**TOKENS, "carol": ("service", "")})
+            bump(world.token_file)
+            assert await shared(channel, bearer(token_of("carol"))) == grpc.StatusCode.OK
+            write_token_file(world.token_file, {"alice": TOKENS["alice"]})
+            bump(world.token_file)
+            assert await shared(channel, bearer(token_of("carol"))) == grpc.StatusCode.UNAUTHENTICATED
+            assert await stats(channel, bearer(token_of("alice"))) == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await host.stop(0)
+
+
+async def test_unreadable_token_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="token file"):
+        await store_with(AuthSettings(token_file=tmp_path / "missing.yaml"), tmp_path)
+
+
+def jwt_cases(world: AuthWorld) -> dict[str, tuple[str, grpc.StatusCode]]:
+    now = int(time.time())
+    service = {"sub": "svc", "swarmd_role": "service"}
+    sign = world.keys.sign
+    hs = jwt.encode({**service, "iss": ISSUER, "aud": "swarmd", "exp": now + 60}, "s" * 32, algorithm="HS256")
+    return {
+        "rsa": (sign(service), grpc.StatusCode.OK),
+        "ec": (sign(service, kind="ec"), grpc.StatusCode.OK),
+        "role list": (sign({"sub": "svc", "swarmd_role": ["viewer", "service"]}), grpc.StatusCode.OK),
+        "expired": (sign({**service, "exp": now - 3600}), grpc.StatusCode.UNAUTHENTICATED),
+        "not yet valid": (sign({**service, "nbf": now + 3600}), grpc.StatusCode.UNAUTHENTICATED),
+        "wrong audience": (sign({**service, "aud": "someone-else"}), grpc.StatusCode.UNAUTHENTICATED),
+        "wrong issuer": (sign({**service, "iss": "https://evil.test"}), grpc.StatusCode.UNAUTHENTICATED),
+        "no expiry": (
+            jwt.encode({**service, "iss": ISSUER, "aud": "swarmd"}, world.keys.rsa, algorithm="RS256",
+                       headers={"kid": "rsa-1"}),
+            grpc.StatusCode.UNAUTHENTICATED,
+        ),
+        "hmac": (hs, grpc.StatusCode.UNAUTHENTICATED),
+        "no role": (sign({"sub": "svc"}), grpc.StatusCode.UNAUTHENTICATED),
+        "client without tenant": (sign({"sub": "c", "swarmd_role": "client"}), grpc.StatusCode.UNAUTHENTICATED),
+        "client": (sign({"sub": "c", "swarmd_role": "client", "swarmd_tenant": "t"}), grpc.StatusCode.PERMISSION_DENIED),
+    }
+
+
+async def test_jwts_are_checked_against_the_jwks(tmp_path: Path) -> None:
+    world = make_world(tmp_path / "auth")
+    host = await store_with(world.settings, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            for case, (token, expected) in jwt_cases(world).items():
+                assert await stats(channel, bearer(token)) == expected, case
+            # A key rotated out of the JWKS file stops verifying.
+            jwks = world.keys.jwks()
+            jwks["keys"] = [k for k in jwks["keys"] if k["kid"] != "rsa-1"]
+            import json
+
+            (world.root / "jwks.json").write_text(json.dumps(jwks))
+            bump(world.root / "jwks.json")
+            token, _ = jwt_cases(world)["rsa"]
+            assert await stats(channel, bearer(token)) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await host.stop(0)
+
+
+def test_mesh_header_names() -> None:
+    xfcc = (
+        'By=spiffe://cluster/ns/x/sa/front;Hash=abc;Subject="CN=outer";URI=spiffe://cluster/ns/x/sa/outer,'
+        'By=spiffe://cluster/ns/swarmd/sa/store;Hash=def;Subject="O=acme,CN=ci-bot";'
+        "URI=spiffe://cluster/ns/ci/sa/bot;DNS=bot.ci.svc"
+    )
+    assert mesh_names(xfcc) == ["ci-bot", "spiffe://cluster/ns/ci/sa/bot", "bot.ci.svc"]
+    assert mesh_names("plain-name") == ["plain-name"]
+    assert mesh_names("") == []
+    assert is_loopback_peer("ipv4:127.0.0.1:5000") and is_loopback_peer("ipv6:[::1]:5000")
+    assert not is_loopback_peer("ipv4:10.0.0.5:5000") and not is_loopback_peer("ipv6:[2001:db8::1]:80")
+
+
+async def test_mesh_header_from_the_local_sidecar(tmp_path: Path) -> None:
+    auth = AuthSettings(
+        mesh_header="x-forwarded-client-cert",
+        identities=[IdentityEntry(name="spiffe://cluster/ns/swarmd/sa/executor", role="service")],
+    )
+    host = await store_with(auth, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            known = (("x-forwarded-client-cert", "By=x;URI=spiffe://cluster/ns/swarmd/sa/executor"),)
+            unknown = (("x-forwarded-client-cert", "By=x;URI=spiffe://cluster/ns/other/sa/intruder"),)
+            assert await shared(channel, known) == grpc.StatusCode.OK
+            assert await shared(channel, unknown) == grpc.StatusCode.UNAUTHENTICATED
+            assert await shared(channel) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await host.stop(0)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make test certificates")
+    where = tmp_path_factory.mktemp("pki")
+    subprocess.run([str(GEN), str(where)], check=True, capture_output=True)
+    return where
+
+
+async def test_mtls_peer_identity_maps_to_a_role(pki: Path, tmp_path: Path) -> None:
+    tls = TlsSettings(
+        cert_file=pki / "server.pem", key_file=pki / "server-key.pem", ca_file=pki / "ca.pem", client_auth="require"
+    )
+    auth = AuthSettings(identities=[IdentityEntry(name="swarmd-client", role="service")])
+    host = await store_with(auth, tmp_path, tls)
+    try:
+        client = ClientTls(ca_file=pki / "ca.pem", cert_file=pki / "client.pem", key_file=pki / "client-key.pem")
+        async with client.channel(host.address) as channel:
+            assert await shared(channel) == grpc.StatusCode.OK
+            # A bearer token that does not verify is refused, certificate or not.
+            assert await shared(channel, bearer("swarmd_wrong")) == grpc.StatusCode.UNAUTHENTICATED
+        # The server's own certificate (names localhost, 127.0.0.1) is not listed.
+        other = ClientTls(ca_file=pki / "ca.pem", cert_file=pki / "server.pem", key_file=pki / "server-key.pem")
+        async with other.channel(host.address) as channel:
+            assert await shared(channel) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await host.stop(0)
+    await asyncio.sleep(0)

@@ -1,0 +1,225 @@
+"""Every RPC of every service, called with bad credentials: none accepted.
+
+The methods come from the service descriptors, so a new RPC is covered (and
+must be listed in the policy table) without touching this file. The services
+are real: the result store, the executor and the orchestrator on loopback,
+with authentication on, and one finished swarm of tenant A to aim at.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from auth_fixtures import AuthWorld, bearer, make_world, serve_with_auth, status_of, token_of
+from fakes.swarm_services import fast_config, plan, subtask
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.services.auth.identity import SUBAGENT
+from swarmd.services.auth.policy import POLICY
+from swarmd.v1 import common_pb2, executor_pb2, orchestrator_pb2, orchestrator_pb2_grpc, result_store_pb2
+
+pytestmark = pytest.mark.timeout(120)
+
+SERVICES = {
+    "orchestrator": orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"],
+    "executor": executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"],
+    "result-store": result_store_pb2.DESCRIPTOR.services_by_name["ResultStoreService"],
+}
+METHODS = [(host, method) for host, service in SERVICES.items() for method in service.methods]
+#: Public RPCs that any client may call without naming an existing swarm.
+UNSCOPED_PUBLIC = {"SubmitSwarm", "ListSwarms"}
+#: Content-addressed RPCs a sub-agent's runtime makes without naming its swarm.
+CONTENT_ADDRESSED = {"CacheGet", "CachePut", "PutBlob", "GetBlob"}
+
+
+def path_of(method: MethodDescriptor) -> str:
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+@dataclass
+class Target:
+    services: EmbeddedSwarmd
+    world: AuthWorld
+    swarm_id: str
+    subtask_id: str
+    channels: dict[str, grpc.aio.Channel]
+
+    def request(self, method: MethodDescriptor) -> Any:
+        message = message_factory.GetMessageClass(method.input_type)()
+        fields = method.input_type.fields_by_name
+        for name in ("swarm_id", "scope"):
+            if name in fields:
+                setattr(message, name, self.swarm_id)
+        if "subtask_id" in fields:
+            message.subtask_id = self.subtask_id
+        return message
+
+    def call(self, host: str, method: MethodDescriptor, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
+        channel = self.channels[host]
+        request = self.request(method)
+        kwargs: dict[str, Any] = {"timeout": 10, "metadata": metadata or None}
+        ser, de = (lambda m: m.SerializeToString()), (lambda b: b)
+        if method.client_streaming:
+            return channel.stream_unary(path_of(method), ser, de)(iter([request]), **kwargs)
+        if method.server_streaming:
+            return channel.unary_stream(path_of(method), ser, de)(request, **kwargs)
+        return channel.unary_unary(path_of(method), ser, de)(request, **kwargs)
+
+
+@pytest.fixture
+async def target(tmp_path: Path) -> AsyncIterator[Target]:
+    world = make_world(tmp_path / "auth")
+    async with serve_with_auth(world, tmp_path) as services:
+        addresses = {
+            "orchestrator": services.orchestrator_address,
+            "executor": services.executor_address,
+            "result-store": services.result_store_address,
+        }
+        channels = {k: grpc.aio.insecure_channel(v) for k, v in addresses.items()}
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channels["orchestrator"])
+        reply = await stub.SubmitSwarm(
+            orchestrator_pb2.SubmitSwarmRequest(task="t", plan=plan(subtask("only")), config=fast_config()),
+            metadata=bearer(token_of("alice")),
+            timeout=20,
+        )
+        deadline = time.monotonic() + 20
+        while reply.swarm.state not in (common_pb2.SWARM_STATE_SUCCEEDED, common_pb2.SWARM_STATE_FAILED):
+            assert time.monotonic() < deadline
+            got = await stub.GetSwarm(
+                orchestrator_pb2.GetSwarmRequest(swarm_id=reply.swarm.id), metadata=bearer(token_of("alice")), timeout=5
+            )
+            reply.swarm.CopyFrom(got.swarm)
+        assert reply.swarm.tenant == "tenant-a"
+        try:
+            yield Target(services, world, reply.swarm.id, "only", channels)
+        finally:
+            for channel in channels.values():
+                await channel.close()
+
+
+def expired_jwt(world: AuthWorld) -> str:
+    return world.keys.sign(
+        {"sub": "alice", "swarmd_role": "client", "swarmd_tenant": "tenant-a", "exp": int(time.time()) - 3600}
+    )
+
+
+def test_every_rpc_is_in_the_policy_table() -> None:
+    missing = [path_of(m) for _, m in METHODS if path_of(m) not in POLICY]
+    assert not missing, f"add these RPCs to swarmd.services.auth.policy.POLICY: {missing}"
+    stale = [p for p in POLICY if p.startswith("/swarmd.") and p not in {path_of(m) for _, m in METHODS}]
+    assert not stale, f"the policy table names RPCs that no longer exist: {stale}"
+
+
+async def test_bad_credentials_are_refused_by_every_rpc(target: Target) -> None:
+    world = target.world
+    expired = expired_jwt(world)
+    other_swarm = world.subagent_token(str(uuid.uuid4()), target.subtask_id)
+    outcomes: dict[tuple[str, str], grpc.StatusCode] = {}
+    for host, method in METHODS:
+        public = POLICY[path_of(method)].roles == {"client"} or method.name in ("CancelSwarm", "CancelSubTask")
+        cases: dict[str, tuple[tuple[tuple[str, str], ...], grpc.StatusCode]] = {
+            "no token": ((), grpc.StatusCode.UNAUTHENTICATED),
+            "wrong token": (bearer("swarmd_not_a_token"), grpc.StatusCode.UNAUTHENTICATED),
+            "not bearer": ((("authorization", "Basic YWxpY2U6eA=="),), grpc.StatusCode.UNAUTHENTICATED),
+            "expired jwt": (bearer(expired), grpc.StatusCode.UNAUTHENTICATED),
+        }
+        if method.name not in UNSCOPED_PUBLIC:
+            cases["other tenant"] = (
+                bearer(token_of("bob")),
+                grpc.StatusCode.NOT_FOUND if public and host == "orchestrator" else grpc.StatusCode.PERMISSION_DENIED,
+            )
+        if method.name not in CONTENT_ADDRESSED:
+            cases["subagent of another swarm"] = (bearer(other_swarm), grpc.StatusCode.PERMISSION_DENIED)
+        for case, (metadata, expected) in cases.items():
+            code = await status_of(target.call(host, method, metadata))
+            outcomes[(path_of(method), case)] = code
+            assert code == expected, f"{path_of(method)} with {case}: {code.name}, expected {expected.name}"
+    assert grpc.StatusCode.OK not in outcomes.values()
+    assert len(outcomes) >= 5 * len(METHODS) - len(UNSCOPED_PUBLIC) - len(CONTENT_ADDRESSED)
+
+
+def test_only_content_addressed_rpcs_leave_the_swarm_unchecked() -> None:
+    """A sub-agent may call an RPC without a swarm check only where rows are
+    named by their content's hash; any other such row is a hole."""
+    unchecked = {
+        path.rsplit("/", 1)[-1]
+        for path, rule in POLICY.items()
+        if SUBAGENT in rule.roles and not rule.swarm_field and path.startswith("/swarmd.")
+    }
+    assert unchecked == CONTENT_ADDRESSED
+
+
+async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None:
+    method = SERVICES["orchestrator"].methods_by_name["ReserveBudget"]
+    own = target.world.subagent_token(target.swarm_id, target.subtask_id)
+    sibling = target.world.subagent_token(target.swarm_id, "another-subtask")
+    expired = target.world.subagent_token(target.swarm_id, target.subtask_id, ttl=-5)
+    assert await status_of(target.call("orchestrator", method, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await status_of(target.call("orchestrator", method, bearer(expired))) == grpc.StatusCode.UNAUTHENTICATED
+    # Its own subtask gets past authorization (the finished swarm has no budget left to reserve).
+    assert await status_of(target.call("orchestrator", method, bearer(own))) not in (
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    tampered = own[:-3] + ("AAA" if not own.endswith("AAA") else "BBB")
+    assert await status_of(target.call("orchestrator", method, bearer(tampered))) == grpc.StatusCode.UNAUTHENTICATED
+    # Shared results of its own swarm: past authorization (the request names no key); a sub-agent cannot read a client's view of the swarm.
+    get_result = SERVICES["result-store"].methods_by_name["GetResult"]
+    assert await status_of(target.call("result-store", get_result, bearer(own))) == grpc.StatusCode.INVALID_ARGUMENT
+    get_swarm = SERVICES["orchestrator"].methods_by_name["GetSwarm"]
+    assert await status_of(target.call("orchestrator", get_swarm, bearer(own))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_another_tenant_cannot_tell_a_swarm_exists(target: Target) -> None:
+    stub = orchestrator_pb2_grpc.OrchestratorServiceStub(target.channels["orchestrator"])
+    bob, alice, root = bearer(token_of("bob")), bearer(token_of("alice")), bearer(token_of("root"))
+    unknown = str(uuid.uuid4())
+    errors = {}
+    for swarm_id in (target.swarm_id, unknown):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetSwarm(orchestrator_pb2.GetSwarmRequest(swarm_id=swarm_id), metadata=bob, timeout=5)
+        errors[swarm_id] = (info.value.code(), info.value.details().replace(swarm_id, "ID"))
+    assert errors[target.swarm_id] == errors[unknown] == (grpc.StatusCode.NOT_FOUND, "unknown swarm 'ID'")
+
+    listed = await stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(), metadata=bob, timeout=5)
+    assert [s.id for s in listed.swarms] == []
+    listed = await stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(), metadata=alice, timeout=5)
+    assert [s.id for s in listed.swarms] == [target.swarm_id]
+    listed = await stub.ListSwarms(orchestrator_pb2.ListSwarmsRequest(), metadata=root, timeout=5)
+    assert target.swarm_id in [s.id for s in listed.swarms]
+    got = await stub.GetSwarm(orchestrator_pb2.GetSwarmRequest(swarm_id=target.swarm_id), metadata=root, timeout=5)
+    assert got.swarm.tenant == "tenant-a"
+
+    # The same idempotency key in two tenants makes two swarms, not one shared.
+    request = orchestrator_pb2.SubmitSwarmRequest(
+        task="t", plan=plan(subtask("only")), config=fast_config(), request_id="same-key"
+    )
+    mine = await stub.SubmitSwarm(request, metadata=alice, timeout=20)
+    theirs = await stub.SubmitSwarm(request, metadata=bob, timeout=20)
+    assert mine.swarm.id != theirs.swarm.id and theirs.swarm.tenant == "tenant-b"
+
+
+async def test_health_is_open_unless_configured(target: Target, tmp_path: Path) -> None:
+    health = health_pb2_grpc.HealthStub(target.channels["result-store"])
+    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    world = make_world(tmp_path / "closed", authenticate_health=True)
+    async with serve_with_auth(world, tmp_path / "closed") as closed:
+        async with grpc.aio.insecure_channel(closed.result_store_address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            assert await status_of(stub.Check(health_pb2.HealthCheckRequest(), timeout=5)) == (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+            check = stub.Check(health_pb2.HealthCheckRequest(), timeout=5, metadata=bearer(token_of("bob")))
+            assert await status_of(check) == grpc.StatusCode.OK
