@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
-from auth_fixtures import AuthWorld, bearer, make_world, serve_with_auth, status_of, token_of
+from fakes.auth_world import AuthWorld, bearer, make_world, serve_with_auth, status_of, token_of
 from fakes.swarm_services import fast_config, plan, subtask
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor

@@ -1,0 +1,90 @@
+"""A swarm end to end with authentication on: a client token submits a
+demo-like plan (the local executor, git worktrees, the fake OpenAI-compatible
+model server), the sub-agents reach the orchestrator and the store with the
+subagent tokens minted for their attempts, and another tenant sees nothing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.auth_world import make_world, serve_with_auth, token_of
+from fakes.fake_openai_server import AgentTurn, FakeOpenAIServer, agent_responder
+
+from swarmd.clients.client import SwarmdClient
+from swarmd.clients.errors import SwarmdClientError
+from swarmd.services.auth.identity import Identity
+from swarmd.v1 import common_pb2
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def act(turn: AgentTurn) -> list[tuple[str, Any]] | None:
+    if turn.turn == 1:
+        return [("write", {"path": f"src/{turn.subtask_id}.py", "content": f"# {turn.subtask_id}\n"})]
+    return None
+
+
+async def test_client_token_runs_a_swarm_that_only_its_tenant_sees(
+    tmp_path: Path, git_repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = make_world(tmp_path / "auth")
+    plan = common_pb2.Plan(
+        subtasks=[
+            common_pb2.SubTask(id="ops", name="ops", instruction="Write the ops module."),
+            common_pb2.SubTask(id="cli", name="cli", instruction="Write the cli module.", dependencies=["ops"]),
+        ]
+    )
+    async with FakeOpenAIServer() as server:
+        server.fallback = agent_responder(act)
+        options = {"provider.base_url": server.base_url, "provider.api_key": "k"}
+        async with serve_with_auth(world, tmp_path, **options) as services:
+            seen: list[Identity] = []
+            for kind in ("orchestrator", "result-store"):
+                authenticator = services.hosts[kind].authenticator
+                assert authenticator is not None and authenticator.subagents is not None
+                verify = authenticator.subagents.verify
+
+                def counting(token: str, verify: Any = verify) -> Identity:
+                    identity: Identity = verify(token)
+                    seen.append(identity)
+                    return identity
+
+                authenticator.subagents.verify = counting  # type: ignore[method-assign]
+            caplog.set_level(logging.INFO, logger="swarmd.services.auth")
+            async with SwarmdClient(services.orchestrator_address, token=token_of("alice")) as alice:
+                reply = await alice.submit(
+                    task="Write two modules",
+                    plan=plan,
+                    config=common_pb2.SwarmConfig(
+                        model="openai/fake-model", repo_path=str(git_repo), request_delay_ms=0, executor="local"
+                    ),
+                )
+                events = [e async for e in alice.watch(reply.swarm.id)]
+                swarm = await alice.get(reply.swarm.id)
+                listed = await alice.list()
+            async with SwarmdClient(services.orchestrator_address, token=token_of("bob")) as bob:
+                with pytest.raises(SwarmdClientError) as info:
+                    await bob.get(reply.swarm.id)
+                assert info.value.code.name == "NOT_FOUND"
+                with pytest.raises(SwarmdClientError) as info:
+                    await bob.cancel(reply.swarm.id)
+                assert info.value.code.name == "NOT_FOUND"
+                assert [s.id for s in (await bob.list()).swarms] == []
+            async with SwarmdClient(services.orchestrator_address, token="") as anonymous:
+                with pytest.raises(SwarmdClientError) as info:
+                    await anonymous.get(reply.swarm.id)
+                assert info.value.code.name == "UNAUTHENTICATED"
+
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, (swarm.error, [s.result.error for s in swarm.subtasks])
+    assert swarm.tenant == "tenant-a"
+    assert [s.id for s in listed.swarms] == [reply.swarm.id]
+    assert (git_repo / "src" / "ops.py").exists() and (git_repo / "src" / "cli.py").exists()
+    assert events[-1].WhichOneof("kind") == "complete"
+    # Each sub-agent called in with its own attempt's token, and nothing was refused.
+    assert {(i.swarm_id, i.subtask_id) for i in seen} == {(reply.swarm.id, "ops"), (reply.swarm.id, "cli")}
+    assert {i.tenant for i in seen} == {"tenant-a"}
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused and all("credentials are required" in line for line in refused), refused  # the anonymous call
