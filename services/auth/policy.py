@@ -31,7 +31,7 @@ class Rule:
     roles: frozenset[str]
     #: Request field that must equal a subagent token's swarm id.
     swarm_field: str = ""
-    #: Request field that, when set, must equal a subagent token's subtask id.
+    #: Request field (a dotted path) that, when set, must equal a subagent token's subtask id.
     subtask_field: str = ""
 
 
@@ -50,6 +50,9 @@ _ATTEMPT = _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask_id")
 _SHARED = _rule(SERVICE, SUBAGENT, swarm="scope")
 #: Content-addressed rows (cache entries, blobs) a runtime reads and writes.
 _CONTENT = _rule(SERVICE, SUBAGENT)
+#: An executor that forwards its attempt to another one (the remote plugin)
+#: does so under the attempt's subagent token.
+_FORWARDED = _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask_id")
 
 POLICY: dict[str, Rule] = {
     _ORCH + "SubmitSwarm": _PUBLIC,
@@ -64,10 +67,10 @@ POLICY: dict[str, Rule] = {
     _ORCH + "AcquirePermit": _ATTEMPT,
     _ORCH + "ReportOutcome": _ATTEMPT,
     _ORCH + "ReserveBudget": _ATTEMPT,
-    _EXEC + "ExecuteSubTask": _INTERNAL,
-    _EXEC + "AttachSubTask": _INTERNAL,
-    _EXEC + "CancelSubTask": _INTERNAL,
-    _EXEC + "Describe": _INTERNAL,
+    _EXEC + "ExecuteSubTask": _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask.id"),
+    _EXEC + "AttachSubTask": _FORWARDED,
+    _EXEC + "CancelSubTask": _FORWARDED,
+    _EXEC + "Describe": _CONTENT,  # capacity only; a forwarded attempt probes its executor with it
     _EXEC + "CheckModel": _INTERNAL,
     _EXEC + "SampleBranch": _INTERNAL,
     _STORE + "PublishResult": _SHARED,
@@ -99,6 +102,14 @@ POLICY: dict[str, Rule] = {
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
+def _field(request: Any, path: str) -> str:
+    """The value at a dotted field path (``subtask.id``); '' for no path."""
+    value = request
+    for name in path.split(".") if path else ():
+        value = getattr(value, name)
+    return str(value) if path else ""
+
+
 def authorize(identity: Identity, method: str, request: Any = None) -> None:
     """Raise :class:`PermissionDenied` unless ``identity`` may call ``method``
     with ``request`` (None for request streams: no field can be checked)."""
@@ -113,8 +124,9 @@ def authorize(identity: Identity, method: str, request: Any = None) -> None:
         if request is None:
             raise PermissionDenied(f"a subagent token cannot be checked against {method}'s request stream")
         return  # a request that did not parse: the malformed-request guard answers it
-    if rule.swarm_field and getattr(request, rule.swarm_field) != identity.swarm_id:
-        raise PermissionDenied(f"this subagent token is not valid for swarm {getattr(request, rule.swarm_field)!r}")
-    wanted = getattr(request, rule.subtask_field) if rule.subtask_field else ""
+    swarm = _field(request, rule.swarm_field)
+    if rule.swarm_field and swarm != identity.swarm_id:
+        raise PermissionDenied(f"this subagent token is not valid for swarm {swarm!r}")
+    wanted = _field(request, rule.subtask_field)
     if wanted and wanted != identity.subtask_id:
         raise PermissionDenied(f"this subagent token is not valid for subtask {wanted!r}")

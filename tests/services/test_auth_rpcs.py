@@ -38,8 +38,9 @@ SERVICES = {
 METHODS = [(host, method) for host, service in SERVICES.items() for method in service.methods]
 #: Public RPCs that any client may call without naming an existing swarm.
 UNSCOPED_PUBLIC = {"SubmitSwarm", "ListSwarms"}
-#: Content-addressed RPCs a sub-agent's runtime makes without naming its swarm.
-CONTENT_ADDRESSED = {"CacheGet", "CachePut", "PutBlob", "GetBlob"}
+#: RPCs a sub-agent's runtime makes without naming its swarm: rows named by
+#: their content's hash, and an executor's capacity.
+CONTENT_ADDRESSED = {"CacheGet", "CachePut", "PutBlob", "GetBlob", "Describe"}
 
 
 def path_of(method: MethodDescriptor) -> str:
@@ -62,6 +63,8 @@ class Target:
                 setattr(message, name, self.swarm_id)
         if "subtask_id" in fields:
             message.subtask_id = self.subtask_id
+        if "subtask" in fields and fields["subtask"].message_type is not None:
+            message.subtask.id = self.subtask_id
         return message
 
     def call(self, host: str, method: MethodDescriptor, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
@@ -150,7 +153,8 @@ async def test_bad_credentials_are_refused_by_every_rpc(target: Target) -> None:
 
 def test_only_content_addressed_rpcs_leave_the_swarm_unchecked() -> None:
     """A sub-agent may call an RPC without a swarm check only where rows are
-    named by their content's hash; any other such row is a hole."""
+    named by their content's hash (or nothing of a swarm is told); any other
+    such row is a hole."""
     unchecked = {
         path.rsplit("/", 1)[-1]
         for path, rule in POLICY.items()
@@ -166,6 +170,9 @@ async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None
     expired = target.world.subagent_token(target.swarm_id, target.subtask_id, ttl=-5)
     assert await status_of(target.call("orchestrator", method, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
     assert await status_of(target.call("orchestrator", method, bearer(expired))) == grpc.StatusCode.UNAUTHENTICATED
+    # Forwarding an attempt to another executor: its own subtask only.
+    execute = SERVICES["executor"].methods_by_name["ExecuteSubTask"]
+    assert await status_of(target.call("executor", execute, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
     # Its own subtask gets past authorization (the finished swarm has no budget left to reserve).
     assert await status_of(target.call("orchestrator", method, bearer(own))) not in (
         grpc.StatusCode.PERMISSION_DENIED,
