@@ -26,10 +26,10 @@ from swarmd.clients.cli.render import (
     swarm_json,
 )
 from swarmd.clients.client import SwarmdClient
+from swarmd.clients.credentials import resolve_token
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan, load_repository_collapse
-from swarmd.clients.credentials import resolve_token
 from swarmd.clients.tls import ClientTls
 from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError

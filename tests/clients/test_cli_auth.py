@@ -47,11 +47,11 @@ async def test_every_way_of_giving_the_cli_a_token(tmp_path: Path) -> None:
             await alice.wait(reply.swarm.id)
         status = ("status", reply.swarm.id, "--orchestrator", address)
         ways = {
-            "--token": (status + ("--token", token_of("alice")), {}),
-            "--token-file": (status + ("--token-file", str(alice_file)), {}),
+            "--token": ((*status, "--token", token_of("alice")), {}),
+            "--token-file": ((*status, "--token-file", str(alice_file)), {}),
             "SWARMD_TOKEN": (status, {"SWARMD_TOKEN": token_of("alice")}),
             "SWARMD_TOKEN_FILE": (status, {"SWARMD_TOKEN_FILE": str(alice_file)}),
-            "config": (status + ("--config", str(config)), {}),
+            "config": ((*status, "--config", str(config)), {}),
         }
         for way, (args, env) in ways.items():
             code, out, err = await swarmd(*args, env=env)

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fakes.swarm_services import test_plugins
 
 from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.services.auth.settings import AuthSettings, JwtSettings
 from swarmd.services.auth.subagent import SubagentTokens
 from swarmd.services.auth.tokens import hash_token
-from swarmd.services.auth.settings import AuthSettings, JwtSettings
 from swarmd.services.config import Settings
 
 ISSUER = "https://issuer.test"

@@ -14,7 +14,16 @@ from typing import Any
 import grpc
 import jwt
 import pytest
-from fakes.auth_world import ISSUER, TOKENS, AuthWorld, bearer, make_world, status_of, token_of, write_token_file
+from fakes.auth_world import (
+    ISSUER,
+    TOKENS,
+    AuthWorld,
+    bearer,
+    make_world,
+    status_of,
+    token_of,
+    write_token_file,
+)
 
 from swarmd.clients.launcher import build_service
 from swarmd.clients.tls import ClientTls

@@ -26,7 +26,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from swarmd.clients.launcher import EmbeddedSwarmd
 from swarmd.services.auth.identity import SUBAGENT
 from swarmd.services.auth.policy import POLICY
-from swarmd.v1 import common_pb2, executor_pb2, orchestrator_pb2, orchestrator_pb2_grpc, result_store_pb2
+from swarmd.v1 import (
+    common_pb2,
+    executor_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    result_store_pb2,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
