@@ -3,7 +3,6 @@ their reload), JWTs from a JWKS file, mTLS certificate names, a mesh header."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -231,4 +230,30 @@ async def test_mtls_peer_identity_maps_to_a_role(pki: Path, tmp_path: Path) -> N
             assert await shared(channel) == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await host.stop(0)
-    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def generated_tokens(tmp_path: Path) -> Path:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_tokens.sh"
+    subprocess.run([str(script), str(tmp_path / "tokens"), "acme"], check=True, capture_output=True)
+    return tmp_path / "tokens"
+
+
+async def test_generated_tokens_serve_compose(generated_tokens: Path, tmp_path: Path) -> None:
+    """scripts/gen_tokens.sh's files, as compose.tls.yaml hands them to the services."""
+    files = generated_tokens
+    assert "swarmd_" not in (files / "tokens.yaml").read_text()
+    auth = AuthSettings(token_file=files / "tokens.yaml", subagent_key_file=files / "subagent.key",
+                        service_token_file=files / "service.token")
+    host = await store_with(auth, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            for name, expected in (("service", grpc.StatusCode.OK), ("admin", grpc.StatusCode.OK),
+                                   ("client", grpc.StatusCode.PERMISSION_DENIED)):
+                token = (files / f"{name}.token").read_text().strip()
+                assert await stats(channel, bearer(token)) == expected, name
+    finally:
+        await host.stop(0)
+    tokens = TokenFile(files / "tokens.yaml")
+    client = tokens.lookup((files / "client.token").read_text().strip())
+    assert client is not None and client.tenant == "acme"
