@@ -236,3 +236,21 @@ async def test_health_is_open_unless_configured(target: Target, tmp_path: Path) 
             )
             check = stub.Check(health_pb2.HealthCheckRequest(), timeout=5, metadata=bearer(token_of("bob")))
             assert await status_of(check) == grpc.StatusCode.OK
+
+
+async def test_the_cache_is_one_per_tenant(target: Target) -> None:
+    from swarmd.v1 import result_store_pb2_grpc
+
+    stub = result_store_pb2_grpc.ResultStoreServiceStub(target.channels["result-store"])
+    key = "ab" * 32
+    entry = result_store_pb2.CacheEntry(key=key, result=common_pb2.SubTaskResult(result="tenant a's answer", success=True))
+    mine = bearer(target.world.subagent_token(target.swarm_id, target.subtask_id, tenant="tenant-a"))
+    theirs = bearer(target.world.subagent_token(str(uuid.uuid4()), "x", tenant="tenant-b"))
+    await stub.CachePut(result_store_pb2.CachePutRequest(entry=entry), metadata=mine, timeout=5)
+    hit = await stub.CacheGet(result_store_pb2.CacheGetRequest(key=key), metadata=mine, timeout=5)
+    assert hit.hit and hit.entry.key == key and hit.entry.result.result == "tenant a's answer"
+    miss = await stub.CacheGet(result_store_pb2.CacheGetRequest(key=key), metadata=theirs, timeout=5)
+    assert not miss.hit
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CacheGet(result_store_pb2.CacheGetRequest(key="not hex"), metadata=mine, timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
