@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["AuthSettings", "IdentityEntry", "JwtSettings", "Role"]
 
@@ -33,6 +33,12 @@ class IdentityEntry(_Model):
     role: Literal["client", "admin", "service"] = Field(..., description="Role of callers with this identity.")
     tenant: str = Field("", description="Tenant of callers with this identity (clients).")
     subject: str = Field("", description="Name logged for the caller; defaults to name.")
+
+    @model_validator(mode="after")
+    def _client_has_tenant(self) -> IdentityEntry:
+        if self.role == "client" and not self.tenant:
+            raise ValueError(f"identity {self.name!r}: a client needs a tenant")
+        return self
 
 
 class JwtSettings(_Model):
@@ -86,7 +92,8 @@ class AuthSettings(_Model):
         "per-attempt subagent tokens and every service verifies them; the same file on all services."
     )
     subagent_token_ttl_secs: float = Field(
-        3600.0, gt=0, description="How long a subagent token stays valid after its attempt was sent."
+        900.0, gt=0, description="How long a subagent token stays valid after its attempt was sent, at least: "
+        "the orchestrator extends it to the swarm's subtask_timeout_secs plus 5 minutes."
     )
     service_token_file: Path | None = Field(
         None, description="File holding the token this service presents to its peers (role service in their "

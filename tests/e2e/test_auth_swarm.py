@@ -5,7 +5,10 @@ subagent tokens minted for their attempts, and another tenant sees nothing."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ async def test_client_token_runs_a_swarm_that_only_its_tenant_sees(
         options = {"provider.base_url": server.base_url, "provider.api_key": "k"}
         async with serve_with_auth(world, tmp_path, **options) as services:
             seen: list[Identity] = []
+            tokens: list[str] = []
             for kind in ("orchestrator", "result-store"):
                 authenticator = services.hosts[kind].authenticator
                 assert authenticator is not None and authenticator.subagents is not None
@@ -50,6 +54,7 @@ async def test_client_token_runs_a_swarm_that_only_its_tenant_sees(
                 def counting(token: str, verify: Any = verify) -> Identity:
                     identity: Identity = verify(token)
                     seen.append(identity)
+                    tokens.append(token)
                     return identity
 
                 authenticator.subagents.verify = counting  # type: ignore[method-assign]
@@ -86,5 +91,8 @@ async def test_client_token_runs_a_swarm_that_only_its_tenant_sees(
     # Each sub-agent called in with its own attempt's token, and nothing was refused.
     assert {(i.swarm_id, i.subtask_id) for i in seen} == {(reply.swarm.id, "ops"), (reply.swarm.id, "cli")}
     assert {i.tenant for i in seen} == {"tenant-a"}
+    # Short-lived, but never shorter than the subtask may run (3600 s by default).
+    lifetimes = {json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==="))["exp"] - time.time() for t in tokens}
+    assert all(3600 < left <= 3600 + 300 for left in lifetimes), lifetimes
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused and all("credentials are required" in line for line in refused), refused  # the anonymous call

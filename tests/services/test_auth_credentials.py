@@ -257,3 +257,55 @@ async def test_generated_tokens_serve_compose(generated_tokens: Path, tmp_path: 
     tokens = TokenFile(files / "tokens.yaml")
     client = tokens.lookup((files / "client.token").read_text().strip())
     assert client is not None and client.tenant == "acme"
+
+
+@pytest.fixture
+def jwks_server(tmp_path: Path) -> Any:
+    """An HTTP server on loopback serving a JWKS (an OIDC issuer's jwks_uri), in a thread."""
+    import http.server
+    import threading
+
+    world = make_world(tmp_path / "issuer")
+    body = (world.root / "jwks.json").read_bytes()
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield world, f"http://127.0.0.1:{server.server_address[1]}/jwks", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def test_jwts_against_an_issuers_jwks_url(jwks_server: Any, tmp_path: Path) -> None:
+    from swarmd.services.auth.settings import JwtSettings
+
+    world, url, hits = jwks_server
+    auth = AuthSettings(jwt=JwtSettings(jwks_url=url, issuer=ISSUER, audience="swarmd"))
+    host = await store_with(auth, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            cases = jwt_cases(world)
+            for case in ("rsa", "ec", "expired", "wrong audience", "client"):
+                token, expected = cases[case]
+                assert await stats(channel, bearer(token)) == expected, case
+            other = make_world(tmp_path / "other")  # signed with keys the issuer never published
+            assert await stats(channel, bearer(jwt_cases(other)["rsa"][0])) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await host.stop(0)
+    assert hits and set(hits) == {"/jwks"}
