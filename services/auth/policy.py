@@ -33,10 +33,12 @@ class Rule:
     swarm_field: str = ""
     #: Request field (a dotted path) that, when set, must equal a subagent token's subtask id.
     subtask_field: str = ""
+    #: The swarm field may also name a scope under the swarm's (``<swarm id>/…``).
+    under_swarm: bool = False
 
 
-def _rule(*roles: str, swarm: str = "", subtask: str = "") -> Rule:
-    return Rule(frozenset(roles), swarm, subtask)
+def _rule(*roles: str, swarm: str = "", subtask: str = "", under: bool = False) -> Rule:
+    return Rule(frozenset(roles), swarm, subtask, under)
 
 
 _ORCH = "/swarmd.v1.OrchestratorService/"
@@ -46,8 +48,9 @@ _PUBLIC = _rule(CLIENT)
 _INTERNAL = _rule(SERVICE)
 #: The calls a sub-agent's runtime makes for its own subtask.
 _ATTEMPT = _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask_id")
-#: Shared results of the sub-agent's own swarm (``scope`` is the swarm id).
-_SHARED = _rule(SERVICE, SUBAGENT, swarm="scope")
+#: Shared results of the sub-agent's own swarm (``scope`` is the swarm id, or
+#: a scope under it such as a pod's relay, ``<swarm id>/pod/<name>``).
+_SHARED = _rule(SERVICE, SUBAGENT, swarm="scope", under=True)
 #: Content-addressed rows (cache entries, blobs) a runtime reads and writes.
 _CONTENT = _rule(SERVICE, SUBAGENT)
 #: An executor that forwards its attempt to another one (the remote plugin)
@@ -125,6 +128,8 @@ def authorize(identity: Identity, method: str, request: Any = None) -> None:
             raise PermissionDenied(f"a subagent token cannot be checked against {method}'s request stream")
         return  # a request that did not parse: the malformed-request guard answers it
     swarm = _field(request, rule.swarm_field)
+    if rule.under_swarm and swarm.startswith(identity.swarm_id + "/"):
+        swarm = swarm.split("/", 1)[0]
     if rule.swarm_field and swarm != identity.swarm_id:
         raise PermissionDenied(f"this subagent token is not valid for swarm {swarm!r}")
     wanted = _field(request, rule.subtask_field)

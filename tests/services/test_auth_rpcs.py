@@ -32,6 +32,7 @@ from swarmd.v1 import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
     result_store_pb2,
+    result_store_pb2_grpc,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -189,6 +190,13 @@ async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None
     # Shared results of its own swarm: past authorization (the request names no key); a sub-agent cannot read a client's view of the swarm.
     get_result = SERVICES["result-store"].methods_by_name["GetResult"]
     assert await status_of(target.call("result-store", get_result, bearer(own))) == grpc.StatusCode.INVALID_ARGUMENT
+    # A scope under its swarm's (a pod's relay) is its swarm's; under another's, not.
+    stub = result_store_pb2_grpc.ResultStoreServiceStub(target.channels["result-store"])
+    for scope, expected in ((f"{target.swarm_id}/pod/p1", grpc.StatusCode.OK),
+                            (f"{uuid.uuid4()}/pod/p1", grpc.StatusCode.PERMISSION_DENIED),
+                            (f"{target.swarm_id}x/pod/p1", grpc.StatusCode.PERMISSION_DENIED)):
+        listing = stub.ListResults(result_store_pb2.ListResultsRequest(scope=scope), metadata=bearer(own), timeout=5)
+        assert await status_of(listing) == expected, scope
     get_swarm = SERVICES["orchestrator"].methods_by_name["GetSwarm"]
     assert await status_of(target.call("orchestrator", get_swarm, bearer(own))) == grpc.StatusCode.PERMISSION_DENIED
 
@@ -239,8 +247,6 @@ async def test_health_is_open_unless_configured(target: Target, tmp_path: Path) 
 
 
 async def test_the_cache_is_one_per_tenant(target: Target) -> None:
-    from swarmd.v1 import result_store_pb2_grpc
-
     stub = result_store_pb2_grpc.ResultStoreServiceStub(target.channels["result-store"])
     key = "ab" * 32
     entry = result_store_pb2.CacheEntry(key=key, result=common_pb2.SubTaskResult(result="tenant a's answer", success=True))
