@@ -96,3 +96,63 @@ async def test_client_token_runs_a_swarm_that_only_its_tenant_sees(
     assert all(3600 < left <= 3600 + 300 for left in lifetimes), lifetimes
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused and all("credentials are required" in line for line in refused), refused  # the anonymous call
+
+
+async def test_an_attempt_forwarded_to_another_executor_keeps_its_token(tmp_path: Path, git_repo: Path) -> None:
+    """The remote plugin forwards the attempt under its subagent token: the
+    far executor accepts it for that subtask, and the sub-agent running there
+    reaches the orchestrator and the store with it."""
+    from fakes.auth_world import settings_for
+
+    from swarmd.clients.launcher import build_service
+    from swarmd.plugins.manager import load_plugins
+
+    world = make_world(tmp_path / "auth")
+    hosts = []
+    async with FakeOpenAIServer() as server:
+        server.fallback = agent_responder(act)
+        try:
+            settings = settings_for(world, **{"provider.base_url": server.base_url, "provider.api_key": "k"})
+            settings.result_store.db_path = tmp_path / "store.db"
+            settings.orchestrator.journal_path = None
+            plugins = load_plugins(env={"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1", "SWARMD_BLOCK_PLUGINS": "kubernetes"})
+            store, _ = await build_service("result-store", settings, plugins)
+            hosts.append(store)
+            await store.start()
+            far, _ = await build_service("executor", settings, plugins)
+            hosts.append(far)
+            await far.start()
+            assert far.authenticator is not None and far.authenticator.subagents is not None
+            verify, forwarded = far.authenticator.subagents.verify, []
+
+            def counting(token: str) -> Identity:
+                identity = verify(token)
+                forwarded.append((identity.swarm_id, identity.subtask_id))
+                return identity
+
+            far.authenticator.subagents.verify = counting  # type: ignore[method-assign]
+            near_settings = settings.model_copy(deep=True)
+            near_settings.executor.default_executor = "remote"
+            near_settings.executor.options = {"remote_address": far.address, "remote_executor": "local"}
+            near, _ = await build_service("executor", near_settings, plugins)
+            hosts.append(near)
+            await near.start()
+            settings.orchestrator.result_store_address = store.address
+            settings.orchestrator.executor_address = near.address
+            orchestrator, _ = await build_service("orchestrator", settings, plugins)
+            hosts.append(orchestrator)
+            await orchestrator.start()
+            async with SwarmdClient(orchestrator.address, token=token_of("alice")) as alice:
+                reply = await alice.submit(
+                    task="Write one module",
+                    plan=common_pb2.Plan(subtasks=[common_pb2.SubTask(id="ops", name="ops", instruction="Write ops.")]),
+                    config=common_pb2.SwarmConfig(model="openai/fake-model", repo_path=str(git_repo), request_delay_ms=0),
+                )
+                swarm = await alice.wait(reply.swarm.id)
+        finally:
+            for host in reversed(hosts):
+                await host.stop(0)
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, (swarm.error, [s.result.error for s in swarm.subtasks])
+    assert (git_repo / "src" / "ops.py").exists()
+    # The far executor was called with the attempt's token, for that subtask only.
+    assert forwarded and set(forwarded) == {(reply.swarm.id, "ops")}
