@@ -309,3 +309,43 @@ async def test_jwts_against_an_issuers_jwks_url(jwks_server: Any, tmp_path: Path
     finally:
         await host.stop(0)
     assert hits and set(hits) == {"/jwks"}
+
+
+def test_auth_settings_from_the_environment(tmp_path: Path) -> None:
+    from swarmd.services.config import load_settings
+
+    settings = load_settings(env={
+        "SWARMD_ORCHESTRATOR__AUTH__TOKEN_FILE": str(tmp_path / "tokens.yaml"),
+        "SWARMD_ORCHESTRATOR__AUTH__JWT__AUDIENCE": "swarmd",
+        "SWARMD_RESULT_STORE__AUTH__IDENTITIES": '[{"name": "spiffe://x/ci", "role": "client", "tenant": "ci"}]',
+    })
+    assert settings.orchestrator.auth.configured and settings.orchestrator.auth.jwt.audience == "swarmd"
+    assert settings.result_store.auth.configured and settings.result_store.auth.identities[0].tenant == "ci"
+    assert not settings.executor.auth.configured  # nothing named: no authentication, as before
+    with pytest.raises(InvalidArgument, match="a client needs a tenant"):
+        load_settings(env={"SWARMD_EXECUTOR__AUTH__IDENTITIES": '[{"name": "x", "role": "client"}]'})
+    with pytest.raises(InvalidArgument, match="executor.auth.jwt.algorithm"):
+        load_settings(env={"SWARMD_EXECUTOR__AUTH__JWT__ALGORITHM": "RS256"})
+
+
+@pytest.mark.parametrize(
+    ("auth", "complaint"),
+    [
+        ({"jwt": {"jwks_file": "missing.json"}}, "cannot read the JWKS file"),
+        ({"subagent_key_file": "short.key"}, "at least 32 bytes"),
+        ({"token_file": "tokens.yaml", "service_token_file": "missing.token"}, "cannot read the token file"),
+    ],
+)
+async def test_bad_credential_files_stop_the_service_at_start(
+    tmp_path: Path, auth: dict[str, Any], complaint: str
+) -> None:
+    (tmp_path / "short.key").write_bytes(b"too short")
+    write_token_file(tmp_path / "tokens.yaml", TOKENS)
+
+    def rooted(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: rooted(v) for k, v in value.items()}
+        return str(tmp_path / value)
+
+    with pytest.raises(InvalidArgument, match=complaint):
+        await store_with(AuthSettings.model_validate(rooted(auth)), tmp_path)
