@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+import pytest_asyncio
 from fakes.auth_world import AuthWorld, bearer, make_world, serve_with_auth, status_of, token_of
 from fakes.swarm_services import fast_config, plan, subtask
 from google.protobuf import message_factory
@@ -36,6 +37,8 @@ from swarmd.v1 import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+#: The async tests share the module's event loop, where the services of ``target`` run.
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 SERVICES = {
     "orchestrator": orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"],
@@ -86,8 +89,11 @@ class Target:
         return channel.unary_unary(path_of(method), ser, de)(request, **kwargs)
 
 
-@pytest.fixture
-async def target(tmp_path: Path) -> AsyncIterator[Target]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Target]:
+    """The services with authentication on and one finished swarm of tenant A,
+    shared by the tests of this module (they only read it, or are refused)."""
+    tmp_path = tmp_path_factory.mktemp("auth-rpcs")
     world = make_world(tmp_path / "auth")
     async with serve_with_auth(world, tmp_path) as services:
         addresses = {
@@ -130,32 +136,57 @@ def test_every_rpc_is_in_the_policy_table() -> None:
     assert not stale, f"the policy table names RPCs that no longer exist: {stale}"
 
 
-async def test_bad_credentials_are_refused_by_every_rpc(target: Target) -> None:
+CASES = ("no token", "wrong token", "not bearer", "expired jwt", "other tenant", "subagent of another swarm")
+
+
+def expected_code(host: str, method: MethodDescriptor, case: str) -> grpc.StatusCode | None:
+    """What ``case`` must get from ``method``; None where the case does not apply."""
+    if case in ("no token", "wrong token", "not bearer", "expired jwt"):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if case == "other tenant":
+        if method.name in UNSCOPED_PUBLIC:
+            return None  # any client may submit and list (its own swarms, see below)
+        public = "client" in POLICY[path_of(method)].roles
+        return grpc.StatusCode.NOT_FOUND if public and host == "orchestrator" else grpc.StatusCode.PERMISSION_DENIED
+    return None if method.name in CONTENT_ADDRESSED else grpc.StatusCode.PERMISSION_DENIED
+
+
+def credentials(target: Target, case: str) -> tuple[tuple[str, str], ...]:
     world = target.world
-    expired = expired_jwt(world)
-    other_swarm = world.subagent_token(str(uuid.uuid4()), target.subtask_id)
-    outcomes: dict[tuple[str, str], grpc.StatusCode] = {}
-    for host, method in METHODS:
-        public = POLICY[path_of(method)].roles == {"client"} or method.name in ("CancelSwarm", "CancelSubTask")
-        cases: dict[str, tuple[tuple[tuple[str, str], ...], grpc.StatusCode]] = {
-            "no token": ((), grpc.StatusCode.UNAUTHENTICATED),
-            "wrong token": (bearer("swarmd_not_a_token"), grpc.StatusCode.UNAUTHENTICATED),
-            "not bearer": ((("authorization", "Basic YWxpY2U6eA=="),), grpc.StatusCode.UNAUTHENTICATED),
-            "expired jwt": (bearer(expired), grpc.StatusCode.UNAUTHENTICATED),
-        }
-        if method.name not in UNSCOPED_PUBLIC:
-            cases["other tenant"] = (
-                bearer(token_of("bob")),
-                grpc.StatusCode.NOT_FOUND if public and host == "orchestrator" else grpc.StatusCode.PERMISSION_DENIED,
-            )
-        if method.name not in CONTENT_ADDRESSED:
-            cases["subagent of another swarm"] = (bearer(other_swarm), grpc.StatusCode.PERMISSION_DENIED)
-        for case, (metadata, expected) in cases.items():
-            code = await status_of(target.call(host, method, metadata))
-            outcomes[(path_of(method), case)] = code
-            assert code == expected, f"{path_of(method)} with {case}: {code.name}, expected {expected.name}"
-    assert grpc.StatusCode.OK not in outcomes.values()
-    assert len(outcomes) >= 5 * len(METHODS) - len(UNSCOPED_PUBLIC) - len(CONTENT_ADDRESSED)
+    return {
+        "no token": (),
+        "wrong token": bearer("swarmd_not_a_token"),
+        "not bearer": (("authorization", "Basic YWxpY2U6eA=="),),
+        "expired jwt": bearer(expired_jwt(world)),
+        "other tenant": bearer(token_of("bob")),
+        "subagent of another swarm": bearer(world.subagent_token(str(uuid.uuid4()), target.subtask_id)),
+    }[case]
+
+
+#: Every (service, RPC, credentials) the matrix calls, with the code it must get.
+MATRIX = [
+    pytest.param(host, method, case, code, id=f"{path_of(method).lstrip('/')}-{case.replace(' ', '_')}")
+    for host, method in METHODS
+    for case in CASES
+    if (code := expected_code(host, method, case)) is not None
+]
+
+
+@in_module_loop
+@pytest.mark.parametrize(("host", "method", "case", "expected"), MATRIX)
+async def test_bad_credentials_are_refused(
+    target: Target, host: str, method: MethodDescriptor, case: str, expected: grpc.StatusCode
+) -> None:
+    code = await status_of(target.call(host, method, credentials(target, case)))
+    assert code == expected, f"{path_of(method)} with {case}: {code.name}, expected {expected.name}"
+
+
+def test_the_refusals_cover_every_rpc() -> None:
+    """Only the documented exceptions are left out of the matrix above."""
+    left_out = {(m.name, c) for h, m in METHODS for c in CASES if expected_code(h, m, c) is None}
+    assert left_out == {(n, "other tenant") for n in UNSCOPED_PUBLIC} | {
+        (n, "subagent of another swarm") for n in CONTENT_ADDRESSED
+    }
 
 
 def test_only_content_addressed_rpcs_leave_the_swarm_unchecked() -> None:
@@ -170,6 +201,7 @@ def test_only_content_addressed_rpcs_leave_the_swarm_unchecked() -> None:
     assert unchecked == CONTENT_ADDRESSED
 
 
+@in_module_loop
 async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None:
     method = SERVICES["orchestrator"].methods_by_name["ReserveBudget"]
     own = target.world.subagent_token(target.swarm_id, target.subtask_id)
@@ -201,6 +233,7 @@ async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None
     assert await status_of(target.call("orchestrator", get_swarm, bearer(own))) == grpc.StatusCode.PERMISSION_DENIED
 
 
+@in_module_loop
 async def test_another_tenant_cannot_tell_a_swarm_exists(target: Target) -> None:
     stub = orchestrator_pb2_grpc.OrchestratorServiceStub(target.channels["orchestrator"])
     bob, alice, root = bearer(token_of("bob")), bearer(token_of("alice")), bearer(token_of("root"))
@@ -230,6 +263,7 @@ async def test_another_tenant_cannot_tell_a_swarm_exists(target: Target) -> None
     assert mine.swarm.id != theirs.swarm.id and theirs.swarm.tenant == "tenant-b"
 
 
+@in_module_loop
 async def test_health_is_open_unless_configured(target: Target, tmp_path: Path) -> None:
     health = health_pb2_grpc.HealthStub(target.channels["result-store"])
     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -246,6 +280,7 @@ async def test_health_is_open_unless_configured(target: Target, tmp_path: Path) 
             assert await status_of(check) == grpc.StatusCode.OK
 
 
+@in_module_loop
 async def test_the_cache_is_one_per_tenant(target: Target) -> None:
     stub = result_store_pb2_grpc.ResultStoreServiceStub(target.channels["result-store"])
     key = "ab" * 32
