@@ -8,6 +8,8 @@ with authentication on, and one finished swarm of tenant A to aim at.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +23,7 @@ import pytest_asyncio
 from fakes.auth_world import AuthWorld, bearer, make_world, serve_with_auth, status_of, token_of
 from fakes.swarm_services import fast_config, plan, subtask
 from google.protobuf import message_factory
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from swarmd.clients.launcher import EmbeddedSwarmd
@@ -29,7 +31,6 @@ from swarmd.services.auth.identity import SUBAGENT
 from swarmd.services.auth.policy import POLICY
 from swarmd.v1 import (
     common_pb2,
-    executor_pb2,
     orchestrator_pb2,
     orchestrator_pb2_grpc,
     result_store_pb2,
@@ -40,12 +41,34 @@ pytestmark = pytest.mark.timeout(120)
 #: The async tests share the module's event loop, where the services of ``target`` run.
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
-SERVICES = {
-    "orchestrator": orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"],
-    "executor": executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"],
-    "result-store": result_store_pb2.DESCRIPTOR.services_by_name["ResultStoreService"],
+#: Which server serves each swarmd.v1 service (one missing here fails a test below).
+HOSTS = {
+    "OrchestratorService": "orchestrator",
+    "CoordinatorService": "orchestrator",
+    "ExecutorService": "executor",
+    "ResultStoreService": "result-store",
 }
-METHODS = [(host, method) for host, service in SERVICES.items() for method in service.methods]
+
+
+def swarmd_services() -> list[ServiceDescriptor]:
+    """Every service of every swarmd.v1 proto module, found by import."""
+    import swarmd.v1
+
+    found = []
+    for info in pkgutil.iter_modules(swarmd.v1.__path__):
+        if info.name.endswith("_pb2"):
+            module = importlib.import_module(f"swarmd.v1.{info.name}")
+            found.extend(module.DESCRIPTOR.services_by_name.values())
+    return found
+
+
+SERVICES = swarmd_services()
+METHODS = [(HOSTS.get(service.name, ""), method) for service in SERVICES for method in service.methods]
+
+
+def rpc(service: str, name: str) -> MethodDescriptor:
+    """One RPC by its service's name and its own."""
+    return next(m for s in SERVICES if s.name == service for m in s.methods if m.name == name)
 #: Public RPCs that any client may call without naming an existing swarm.
 UNSCOPED_PUBLIC = {"SubmitSwarm", "ListSwarms"}
 #: RPCs a sub-agent's runtime makes without naming its swarm: rows named by
@@ -129,6 +152,12 @@ def expired_jwt(world: AuthWorld) -> str:
     )
 
 
+def test_every_service_is_served_somewhere() -> None:
+    assert {s.name for s in SERVICES} >= {"OrchestratorService", "ExecutorService", "ResultStoreService"}
+    unknown = [s.full_name for s in SERVICES if s.name not in HOSTS]
+    assert not unknown, f"say in HOSTS which server serves {unknown}"
+
+
 def test_every_rpc_is_in_the_policy_table() -> None:
     missing = [path_of(m) for _, m in METHODS if path_of(m) not in POLICY]
     assert not missing, f"add these RPCs to swarmd.services.auth.policy.POLICY: {missing}"
@@ -203,24 +232,24 @@ def test_only_content_addressed_rpcs_leave_the_swarm_unchecked() -> None:
 
 @in_module_loop
 async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None:
-    method = SERVICES["orchestrator"].methods_by_name["ReserveBudget"]
+    host, method = next((h, m) for h, m in METHODS if m.name == "ReserveBudget")
     own = target.world.subagent_token(target.swarm_id, target.subtask_id)
     sibling = target.world.subagent_token(target.swarm_id, "another-subtask")
     expired = target.world.subagent_token(target.swarm_id, target.subtask_id, ttl=-5)
-    assert await status_of(target.call("orchestrator", method, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
-    assert await status_of(target.call("orchestrator", method, bearer(expired))) == grpc.StatusCode.UNAUTHENTICATED
+    assert await status_of(target.call(host, method, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await status_of(target.call(host, method, bearer(expired))) == grpc.StatusCode.UNAUTHENTICATED
     # Forwarding an attempt to another executor: its own subtask only.
-    execute = SERVICES["executor"].methods_by_name["ExecuteSubTask"]
+    execute = rpc("ExecutorService", "ExecuteSubTask")
     assert await status_of(target.call("executor", execute, bearer(sibling))) == grpc.StatusCode.PERMISSION_DENIED
     # Its own subtask gets past authorization (the finished swarm has no budget left to reserve).
-    assert await status_of(target.call("orchestrator", method, bearer(own))) not in (
+    assert await status_of(target.call(host, method, bearer(own))) not in (
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.UNAUTHENTICATED,
     )
     tampered = own[:-3] + ("AAA" if not own.endswith("AAA") else "BBB")
-    assert await status_of(target.call("orchestrator", method, bearer(tampered))) == grpc.StatusCode.UNAUTHENTICATED
+    assert await status_of(target.call(host, method, bearer(tampered))) == grpc.StatusCode.UNAUTHENTICATED
     # Shared results of its own swarm: past authorization (the request names no key); a sub-agent cannot read a client's view of the swarm.
-    get_result = SERVICES["result-store"].methods_by_name["GetResult"]
+    get_result = rpc("ResultStoreService", "GetResult")
     assert await status_of(target.call("result-store", get_result, bearer(own))) == grpc.StatusCode.INVALID_ARGUMENT
     # A scope under its swarm's (a pod's relay) is its swarm's; under another's, not.
     stub = result_store_pb2_grpc.ResultStoreServiceStub(target.channels["result-store"])
@@ -229,7 +258,7 @@ async def test_subagent_token_is_confined_to_its_subtask(target: Target) -> None
                             (f"{target.swarm_id}x/pod/p1", grpc.StatusCode.PERMISSION_DENIED)):
         listing = stub.ListResults(result_store_pb2.ListResultsRequest(scope=scope), metadata=bearer(own), timeout=5)
         assert await status_of(listing) == expected, scope
-    get_swarm = SERVICES["orchestrator"].methods_by_name["GetSwarm"]
+    get_swarm = rpc("OrchestratorService", "GetSwarm")
     assert await status_of(target.call("orchestrator", get_swarm, bearer(own))) == grpc.StatusCode.PERMISSION_DENIED
 
 
