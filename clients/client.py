@@ -5,7 +5,9 @@
         async for event in client.watch(swarm.id):
             print(event)
 
-Every call has a deadline; failures raise :class:`SwarmdClientError` with the
+With a ``token`` (or ``$SWARMD_TOKEN`` / ``$SWARMD_TOKEN_FILE``, see
+:mod:`swarmd.clients.credentials`) every call carries ``authorization: Bearer
+<token>``. Every call has a deadline; failures raise :class:`SwarmdClientError` with the
 status code. :meth:`SwarmdClient.watch` resumes transparently from the last
 sequence it delivered when the connection drops.
 """
@@ -18,6 +20,7 @@ from typing import Any, cast
 
 import grpc
 
+from swarmd.clients.credentials import bearer_metadata, resolve_token
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.tls import ClientTls
 from swarmd.v1 import (
@@ -47,7 +50,10 @@ class SwarmdClient:
         timeout: float = 30.0,
         channel: grpc.aio.Channel | None = None,
         tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
+        """``token``: the bearer token to present; None reads the environment, '' sends none."""
+        self._metadata = bearer_metadata(resolve_token() if token is None else token)
         self._tls = tls if tls is not None else ClientTls.from_env()
         self._channel = channel or self._tls.channel(orchestrator)
         self._own_channel = channel is None
@@ -57,7 +63,7 @@ class SwarmdClient:
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         try:
-            return await method(request, timeout=timeout or self.timeout)
+            return await method(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise SwarmdClientError.from_rpc_error(exc) from None
 
@@ -193,7 +199,8 @@ class SwarmdClient:
                     heartbeat_interval_ms=int(heartbeat_secs * 1000),
                     subtask_ids=list(subtask_ids),
                     event_kinds=list(event_kinds),
-                )
+                ),
+                metadata=self._metadata,
             )
             try:
                 async for reply in call:

@@ -3,6 +3,9 @@
 :class:`ServiceHost` adds gRPC health checking and server reflection (v1 and
 v1alpha, :mod:`.reflection`) for the
 services registered on it, tracing interceptors, message-size limits, and a
+authentication and authorization when the settings' ``auth`` section names a
+credential source (:mod:`.auth`: the server interceptor, and the service's
+own token on its channels to peers), and a
 graceful shutdown: health flips to NOT_SERVING first, the server stops
 accepting new RPCs, in-flight RPCs get ``grace_period_secs`` to finish, then
 the registered closers run (stores closed) in reverse order.
@@ -19,6 +22,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from swarmd.services.auth.authenticator import Authenticator
+from swarmd.services.auth.interceptor import AuthInterceptor
+from swarmd.services.auth.outgoing import bearer_interceptors, service_token_source
 from swarmd.services.config import ServerSettings, TelemetrySettings
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.reflection import enable_reflection
@@ -90,8 +96,22 @@ class ServiceHost:
         self.name = name
         self.settings = settings
         self.telemetry = telemetry or Telemetry(f"swarmd-{name}", telemetry_settings)
+        auth: list[grpc.aio.ServerInterceptor] = []
+        #: Who may call this server (None: every caller may, auth is not configured).
+        self.authenticator: Authenticator | None = None
+        try:
+            if settings.auth.configured:
+                self.authenticator = Authenticator(settings.auth)
+                auth.append(
+                    AuthInterceptor(self.authenticator, authenticate_health=settings.auth.authenticate_health)
+                )
+            token_source = service_token_source(settings.auth)
+        except ValueError as exc:
+            raise InvalidArgument(f"{name}: {exc}") from None
+        #: Adds the bearer token to calls to peers (None: the calls carry none).
+        self._token_source = token_source if settings.auth.configured or token_source() else None
         self._server = grpc.aio.server(
-            interceptors=[MalformedRequestGuard(), *self.telemetry.server_interceptors()],
+            interceptors=[*auth, MalformedRequestGuard(), *self.telemetry.server_interceptors()],
             options=host_channel_options(settings),
         )
         self._health = HealthServicer()
@@ -145,7 +165,9 @@ class ServiceHost:
         options = host_channel_options(self.settings) + channel_tls_options(self.settings.tls)
         if balanced:
             options.append(("grpc.lb_policy_name", "round_robin"))
-        interceptors = list(self.telemetry.client_interceptors())
+        interceptors: list[Any] = list(self.telemetry.client_interceptors())
+        if self._token_source is not None:
+            interceptors.extend(bearer_interceptors(self._token_source))
         creds = channel_credentials(self.settings.tls)
         if creds is None:
             ch = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -26,9 +26,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from swarmd.services.auth.settings import AuthSettings
 from swarmd.services.errors import InvalidArgument
 
 __all__ = [
+    "AuthSettings",
+    "ClientSettings",
     "ExecutorSettings",
     "ModelPrice",
     "OrchestratorSettings",
@@ -85,6 +88,9 @@ class ServerSettings(_Model):
         20.0, gt=0, description="A keepalive ping unanswered for this long closes the connection."
     )
     tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS and mutual TLS (default: plaintext).")
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Authentication and authorization of callers (default: none)."
+    )
     heartbeat_interval_secs: float = Field(
         10.0,
         gt=0,
@@ -198,6 +204,15 @@ class OrchestratorSettings(ServerSettings):
     )
 
 
+class ClientSettings(_Model):
+    """What the CLI reads from the same file when it dials a running orchestrator."""
+
+    token_file: Path | None = Field(
+        None, description="File holding the bearer token to present (after --token, --token-file, "
+        "SWARMD_TOKEN and SWARMD_TOKEN_FILE)."
+    )
+
+
 class Settings(_Model):
     """All of swarmd's settings; each service reads its own section."""
 
@@ -205,6 +220,7 @@ class Settings(_Model):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     result_store: ResultStoreSettings = Field(default_factory=ResultStoreSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
     log_level: str = Field("INFO", description="Python logging level.")
 
 

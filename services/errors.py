@@ -15,6 +15,8 @@ ResourceExhausted         RESOURCE_EXHAUSTED     a budget or capacity is spent
 Unavailable               UNAVAILABLE            a peer cannot be reached (retryable)
 DeadlineExceeded          DEADLINE_EXCEEDED      a wait timed out
 Cancelled                 CANCELLED              the work was cancelled
+Unauthenticated           UNAUTHENTICATED        missing, wrong or expired credentials
+PermissionDenied          PERMISSION_DENIED      valid credentials, call not allowed
 (anything else)           INTERNAL               a bug; logged with its traceback
 ========================  =====================  ===========================
 
@@ -57,9 +59,11 @@ __all__ = [
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
+    "PermissionDenied",
     "ResourceExhausted",
     "SWARM_FINISHED",
     "SwarmdError",
+    "Unauthenticated",
     "Unavailable",
     "from_rpc_error",
     "grpc_errors",
@@ -140,6 +144,14 @@ class Cancelled(SwarmdError):
     code = grpc.StatusCode.CANCELLED
 
 
+class Unauthenticated(SwarmdError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(SwarmdError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[SwarmdError]] = {
     cls.code: cls
     for cls in (
@@ -151,6 +163,8 @@ _BY_CODE: dict[grpc.StatusCode, type[SwarmdError]] = {
         Unavailable,
         DeadlineExceeded,
         Cancelled,
+        Unauthenticated,
+        PermissionDenied,
     )
 }
 

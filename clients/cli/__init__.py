@@ -6,6 +6,7 @@
     swarmd resume ID                  continue an interrupted swarm
     swarmd plugins                    list loaded plugins and where they come from
     swarmd worktrees list|prune       the sub-agents' git worktrees
+    swarmd auth-token new|hash        a bearer token and its token-file entry
     swarmd cache stats|clear          the result cache
     swarmd agent run-subtask          inside a sub-agent pod (the kubernetes executor's)
 

@@ -41,6 +41,10 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-cert", metavar="PEM", help="client certificate for mutual TLS (or $SWARMD_TLS_CERT)")
     tls.add_argument("--tls-key", metavar="PEM", help="key of --tls-cert (or $SWARMD_TLS_KEY)")
     tls.add_argument("--tls-server-name", metavar="NAME", help="name expected in the server's certificate")
+    auth = p.add_argument_group("authentication (to a running orchestrator that requires it)")
+    auth.add_argument("--token", metavar="TOKEN", help="bearer token (or $SWARMD_TOKEN)")
+    auth.add_argument("--token-file", metavar="PATH",
+                      help="file holding the bearer token (or $SWARMD_TOKEN_FILE, or client.token_file in --config)")
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -143,6 +147,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     wt = sub.add_parser("worktrees", help="list or prune sub-agent worktrees")
     wt.add_argument("action", choices=("list", "prune"))
     wt.add_argument("--repo", default=".")
+
+    tok = sub.add_parser("auth-token", help="make a bearer token and its token-file entry (new), or hash one (hash)")
+    tok.add_argument("action", choices=("new", "hash"), help="hash reads the token from standard input")
+    tok.add_argument("--subject", required=True, help="who the token is for")
+    tok.add_argument("--role", choices=("client", "admin", "service"), default="client")
+    tok.add_argument("--tenant", default="", help="the tenant of a client token")
 
     cache = sub.add_parser("cache", help="result cache statistics or clearing")
     cache.add_argument("action", choices=("stats", "clear"))

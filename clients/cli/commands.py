@@ -15,7 +15,7 @@ import grpc
 
 from swarmd.clients.cli.agent import cmd_agent
 from swarmd.clients.cli.listing import list_request
-from swarmd.clients.cli.local import cmd_plugins, cmd_worktrees
+from swarmd.clients.cli.local import cmd_auth_token, cmd_plugins, cmd_worktrees
 from swarmd.clients.cli.render import (
     Progress,
     format_plan,
@@ -26,6 +26,7 @@ from swarmd.clients.cli.render import (
     swarm_json,
 )
 from swarmd.clients.client import SwarmdClient
+from swarmd.clients.credentials import resolve_token
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.launcher import EmbeddedSwarmd, serve
 from swarmd.clients.plan_files import load_plan, load_repository_collapse
@@ -133,6 +134,19 @@ def _client_tls(args: argparse.Namespace) -> ClientTls:
     )
 
 
+def _client_token(args: argparse.Namespace) -> str:
+    """The bearer token from the flags, the environment or the settings file."""
+    config_file = None
+    if getattr(args, "config", None) or os.environ.get("SWARMD_CONFIG"):
+        config_file = _settings(args).client.token_file
+    try:
+        return resolve_token(
+            getattr(args, "token", None), getattr(args, "token_file", None), config_token_file=config_file
+        )
+    except ValueError as exc:
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+
 @contextlib.asynccontextmanager
 async def _connect(
     args: argparse.Namespace, config: common_pb2.SwarmConfig | None = None
@@ -141,7 +155,9 @@ async def _connect(
     database (which take the operator options out of ``config``)."""
     address = getattr(args, "orchestrator", None) or os.environ.get(ADDRESS_ENV)
     if address:
-        client = SwarmdClient(address, result_store=getattr(args, "result_store", None), tls=_client_tls(args))
+        client = SwarmdClient(
+            address, result_store=getattr(args, "result_store", None), tls=_client_tls(args), token=_client_token(args)
+        )
         try:
             yield client, None
         finally:
@@ -430,6 +446,7 @@ COMMANDS: dict[str, Command] = {
     "serve": cmd_serve,
     "plugins": cmd_plugins,
     "worktrees": cmd_worktrees,
+    "auth-token": cmd_auth_token,
     "cache": cmd_cache,
     "agent": cmd_agent,
 }

@@ -1,7 +1,9 @@
 """The CLI's subcommands that act on this machine alone, with no service.
 
 ``swarmd plugins`` lists what plugin loading found; ``swarmd worktrees``
-lists and prunes the worktrees swarmd left in a repository.
+lists and prunes the worktrees swarmd left in a repository; ``swarmd
+auth-token new|hash`` makes a token and the token-file entry that lists it
+(:mod:`swarmd.services.auth.tokens`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import grpc
 
 from swarmd.clients.errors import SwarmdClientError
 
-__all__ = ["cmd_plugins", "cmd_worktrees"]
+__all__ = ["cmd_auth_token", "cmd_plugins", "cmd_worktrees"]
 
 
 async def cmd_plugins(args: argparse.Namespace) -> int:
@@ -78,4 +80,31 @@ async def cmd_worktrees(args: argparse.Namespace) -> int:
         if item.lazy:
             flags.append("lazy checkout (files not used yet are only in its index)")
         print(f"{item.branch}  {item.path or '-'}  {', '.join(flags)}")
+    return 0
+
+
+async def cmd_auth_token(args: argparse.Namespace) -> int:
+    """``new``: a fresh token (stderr) and its entry (stdout); ``hash``: the entry of a token read from stdin."""
+    import sys
+
+    import yaml
+
+    from swarmd.services.auth.tokens import generate_token, hash_token, parse_token_entries
+
+    if args.action == "new":
+        token = generate_token()
+    else:
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, "no token on standard input")
+    entry = {"sha256": hash_token(token), "subject": args.subject, "role": args.role}
+    if args.tenant:
+        entry["tenant"] = args.tenant
+    try:
+        parse_token_entries([entry], "the entry")
+    except ValueError as exc:
+        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+    if args.action == "new":
+        print(f"token (give it to the caller, it is not stored): {token}", file=sys.stderr)
+    print(yaml.safe_dump([entry], sort_keys=False), end="")
     return 0

@@ -64,19 +64,42 @@ function channelCredentials(tls) {
   return { credentials, options };
 }
 
-// Promise-based access to the orchestrator; every call has a deadline.
+// The bearer token to present: the token option, else SWARMD_TOKEN, else the first
+// line of the file SWARMD_TOKEN_FILE names; '' sends none (services without
+// authentication).
+function bearerToken(token) {
+  if (token !== undefined && token !== null) return String(token).trim();
+  const env = process.env;
+  if ((env.SWARMD_TOKEN || '').trim()) return env.SWARMD_TOKEN.trim();
+  if ((env.SWARMD_TOKEN_FILE || '').trim()) {
+    const text = fs.readFileSync(env.SWARMD_TOKEN_FILE.trim(), 'utf8').trim();
+    if (!text) throw new Error(`the token file ${env.SWARMD_TOKEN_FILE} is empty`);
+    return text.split('\n')[0].trim();
+  }
+  return '';
+}
+
+// Promise-based access to the orchestrator; every call has a deadline and, with a
+// token, carries "authorization: Bearer <token>" (as call metadata, so it works
+// over plaintext loopback behind a mesh sidecar as well as over TLS).
 class SwarmdClient {
-  constructor(address, { timeoutSeconds = 30, tls } = {}) {
+  constructor(address, { timeoutSeconds = 30, tls, token } = {}) {
     this.timeoutSeconds = timeoutSeconds;
     const { credentials, options } = channelCredentials(tls);
     this.stub = new api.OrchestratorService(address, credentials, options);
+    this.token = bearerToken(token);
+  }
+
+  _metadata() {
+    const metadata = new grpc.Metadata();
+    if (this.token) metadata.set('authorization', `Bearer ${this.token}`);
+    return metadata;
   }
 
   _unary(method, request, timeoutSeconds) {
     return new Promise((resolve, reject) => {
-      this.stub[method](request, { deadline: deadline(timeoutSeconds || this.timeoutSeconds) }, (err, reply) =>
-        err ? reject(err) : resolve(reply),
-      );
+      const options = { deadline: deadline(timeoutSeconds || this.timeoutSeconds) };
+      this.stub[method](request, this._metadata(), options, (err, reply) => (err ? reject(err) : resolve(reply)));
     });
   }
 
@@ -120,14 +143,17 @@ class SwarmdClient {
   ) {
     return new Promise((resolve, reject) => {
       const events = [];
-      const call = this.stub.WatchSwarm({
-        swarm_id: swarmId,
-        after_sequence: String(afterSequence),
-        history_only: historyOnly,
-        heartbeat_interval_ms: String(heartbeatIntervalMs),
-        subtask_ids: subtaskIds,
-        event_kinds: eventKinds,
-      });
+      const call = this.stub.WatchSwarm(
+        {
+          swarm_id: swarmId,
+          after_sequence: String(afterSequence),
+          history_only: historyOnly,
+          heartbeat_interval_ms: String(heartbeatIntervalMs),
+          subtask_ids: subtaskIds,
+          event_kinds: eventKinds,
+        },
+        this._metadata(),
+      );
       call.on('data', (reply) => {
         if (!reply.event) {
           if (onHeartbeat && reply.heartbeat) onHeartbeat(reply.heartbeat);
@@ -153,4 +179,4 @@ function dateToTimestamp(date) {
   return { seconds: String(seconds), nanos: (ms - seconds * 1000) * 1e6 };
 }
 
-module.exports = { api, grpc, SwarmdClient, dateToTimestamp, timestampToDate };
+module.exports = { api, grpc, SwarmdClient, bearerToken, dateToTimestamp, timestampToDate };

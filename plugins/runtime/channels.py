@@ -1,13 +1,15 @@
 """gRPC channels from a sub-agent runtime to its peers, one per address.
 
 With a ``channel_factory`` (the executor service passes its host's, which
-adds tracing interceptors and closes the channels when the host stops) the
-pool only caches; otherwise it makes plain channels and closes them itself.
+adds tracing interceptors and credentials and closes the channels when the
+host stops) the pool only caches; otherwise it makes plain channels, with
+the given client ``interceptors`` (a pod's bearer token), and closes them
+itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -15,14 +17,24 @@ __all__ = ["ChannelPool"]
 
 
 class ChannelPool:
-    def __init__(self, factory: Callable[[str], grpc.aio.Channel] | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[[str], grpc.aio.Channel] | None = None,
+        *,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self._factory = factory
+        self._interceptors = list(interceptors)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def get(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._factory(address) if self._factory else grpc.aio.insecure_channel(address)
+            channel = (
+                self._factory(address)
+                if self._factory
+                else grpc.aio.insecure_channel(address, interceptors=self._interceptors or None)
+            )
             self._channels[address] = channel
         return channel
 

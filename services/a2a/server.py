@@ -49,6 +49,10 @@ class GatewaySettings:
     default_model: str = ""
     public_url: str = ""
     tls: ClientTls | None = None
+    #: Bearer token the gateway presents to an orchestrator that authenticates
+    #: (a client token: the gateway's swarms belong to its tenant); None reads
+    #: SWARMD_TOKEN / SWARMD_TOKEN_FILE.
+    orchestrator_token: str | None = None
 
 
 class _BearerAuth:
@@ -125,7 +129,9 @@ class A2AGateway:
         bound = sock.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.address = f"[{shown}]:{bound}" if ":" in shown else f"{shown}:{bound}"
-        self.client = SwarmdClient(self.settings.orchestrator, tls=self.settings.tls)
+        self.client = SwarmdClient(
+            self.settings.orchestrator, tls=self.settings.tls, token=self.settings.orchestrator_token
+        )
         handler = SwarmdRequestHandler(
             self.client, self.settings.repositories, default_model=self.settings.default_model
         )

@@ -32,6 +32,7 @@ import grpc
 
 from swarmd.plugins import Executor
 from swarmd.plugins.executor import unfinished_result
+from swarmd.services.auth.outgoing import attempt_credentials
 from swarmd.services.errors import AlreadyExists, SwarmdError
 from swarmd.services.heartbeats import heartbeat
 from swarmd.v1 import common_pb2, executor_pb2
@@ -242,9 +243,14 @@ class AttemptStreams:
         )
         self._records[key] = record
         record.task = asyncio.get_running_loop().create_task(
-            self._run(record), name=f"swarmd-attempt-{request.subtask.id}-{request.attempt}"
+            self._run_with_credentials(record), name=f"swarmd-attempt-{request.subtask.id}-{request.attempt}"
         )
         return record
+
+    async def _run_with_credentials(self, record: AttemptRecord) -> None:
+        """Run the attempt; its calls to peers present the attempt's subagent token, if any."""
+        with attempt_credentials(record.request.subagent_token):
+            await self._run(record)
 
     async def _run(self, record: AttemptRecord) -> None:
         request = record.request

@@ -48,7 +48,9 @@ from collections.abc import Awaitable, Callable
 from swarmd.plugins.executors.follow import FollowPolicy
 from swarmd.plugins.manager import Plugins
 from swarmd.services._host import ServiceHost
+from swarmd.services.auth.subagent import SubagentTokens, read_key
 from swarmd.services.config import OrchestratorSettings
+from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.orchestrator import Orchestrator
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
@@ -83,6 +85,9 @@ async def build_orchestrator(
     cancel_grace_secs: float = 2.0,
 ) -> Orchestrator:
     """Register OrchestratorService on ``host`` and return the orchestrator.
+
+    With ``settings.auth.subagent_key_file`` each attempt carries a subagent
+    token signed with that key (:mod:`swarmd.services.auth.subagent`).
 
     Call before ``host.start()``. The orchestrator's address for executors is
     ``settings.advertise_address``, else the host's bound address (resolved
@@ -134,6 +139,12 @@ async def build_orchestrator(
     )
     if not settings.advertise_address:
         orchestrator.ctx.address_source = lambda: host.address
+    if settings.auth.subagent_key_file is not None:
+        try:
+            key = read_key(settings.auth.subagent_key_file)
+        except ValueError as exc:
+            raise InvalidArgument(f"orchestrator: {exc}") from None
+        orchestrator.ctx.subagent_tokens = SubagentTokens(key, settings.auth.subagent_token_ttl_secs)
     servicer = OrchestratorServicer(orchestrator)
     host.add_service(
         SERVICE_NAME,

@@ -44,6 +44,11 @@ OWNED_KINDS = frozenset(
 )
 
 
+#: How long a subagent token outlives its subtask's wall-clock timeout
+#: (the result is still being reported, the worktree committed).
+_TOKEN_GRACE_SECS = 300
+
+
 def branch_name(swarm_id: str, subtask_id: str) -> str:
     """``swarmd/<swarm>/<subtask>``, made a valid git ref name."""
 
@@ -71,6 +76,11 @@ def build_request(run: LiveRun, sid: str, attempt: int) -> executor_pb2.ExecuteS
         orchestrator_address=run.ctx.address(),
         result_store_address=run.ctx.settings.result_store_address,
     )
+    tokens = run.ctx.subagent_tokens
+    if tokens is not None:
+        # Valid for as long as the subtask may run, never less than the setting.
+        ttl = max(tokens.ttl_secs, config.subtask_timeout_secs + _TOKEN_GRACE_SECS)
+        request.subagent_token = tokens.mint(run.id, sid, attempt, run.swarm.tenant, ttl_secs=ttl)
     for dep in sub.dependencies:
         dep_state = run.states[dep]
         early = run.scheduler.committed_early(dep)

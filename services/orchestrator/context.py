@@ -10,6 +10,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from swarmd.services.auth.subagent import SubagentTokens
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.orchestrator.journal import Journal
 from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
@@ -60,6 +61,8 @@ class RunContext:
     address_source: Callable[[], str] | None = None
     #: The write-ahead journal of what the store has not confirmed (None: none kept).
     journal: Journal | None = None
+    #: Mints each attempt's subagent token (None: the services do not authenticate).
+    subagent_tokens: SubagentTokens | None = None
 
     def address(self) -> str:
         """The address executors use to reach this orchestrator."""

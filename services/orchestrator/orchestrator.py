@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry import trace
 
 from swarmd.plugins.manager import Plugins
+from swarmd.services.auth.outgoing import service_token_source
 from swarmd.services.config import OrchestratorSettings
 from swarmd.services.errors import (
     FailedPrecondition,
@@ -120,6 +121,8 @@ class Orchestrator:
         self._on_close = on_close
         self._closed = False
         self._owner = new_owner(orchestrator_address, embedded=embedded)
+        #: The token this orchestrator presents to another one (forwarded cancels).
+        self._service_token = service_token_source(settings.auth)
         self.queries = SwarmQueries(self._runs, store, self._load)
         self.recovery = Recovery(
             self.ctx, plugins, self._runs, self._adopt, self.owner, embedded=embedded
@@ -155,16 +158,19 @@ class Orchestrator:
     # -- submission -------------------------------------------------------------
 
     async def submit(
-        self, request: orchestrator_pb2.SubmitSwarmRequest
+        self, request: orchestrator_pb2.SubmitSwarmRequest, *, tenant: str = ""
     ) -> orchestrator_pb2.SubmitSwarmResponse:
+        """Start a swarm owned by ``tenant``; a ``request_id`` is one tenant's
+        idempotency key (two tenants using the same key get two swarms)."""
         self._check_open()
         if not request.request_id:
-            return await self._submit_new(request, str(uuid.uuid4()))
+            return await self._submit_new(request, str(uuid.uuid4()), tenant)
         if len(request.request_id) > _MAX_REQUEST_ID_CHARS:
             raise InvalidArgument(f"request_id is longer than {_MAX_REQUEST_ID_CHARS} characters")
-        swarm_id = str(uuid.uuid5(_REQUEST_NAMESPACE, request.request_id))
+        key = f"{tenant}\x00{request.request_id}" if tenant else request.request_id
+        swarm_id = str(uuid.uuid5(_REQUEST_NAMESPACE, key))
         # One submission per idempotency key at a time; the lock lives while used.
-        entry = self._submit_locks.setdefault(request.request_id, [asyncio.Lock(), 0])
+        entry = self._submit_locks.setdefault(key, [asyncio.Lock(), 0])
         entry[1] += 1
         try:
             async with entry[0]:
@@ -180,16 +186,17 @@ class Orchestrator:
                         stored = await self.store.load_swarm(swarm_id)
                         check_same_request(request, stored)
                         return orchestrator_pb2.SubmitSwarmResponse(swarm=stored)
-                return await self._submit_new(request, swarm_id)
+                return await self._submit_new(request, swarm_id, tenant)
         finally:
             entry[1] -= 1
             if entry[1] == 0:
-                del self._submit_locks[request.request_id]
+                del self._submit_locks[key]
 
     async def _submit_new(
-        self, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str
+        self, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str, tenant: str
     ) -> orchestrator_pb2.SubmitSwarmResponse:
         sub = await prepare_submission(self._deps, request, swarm_id)
+        sub.swarm.tenant = tenant
         if request.dry_run:
             return orchestrator_pb2.SubmitSwarmResponse(
                 swarm=sub.dry_run_swarm(), preflight=sub.report
@@ -284,7 +291,9 @@ class Orchestrator:
             return orchestrator_pb2.CancelSwarmResponse(state=stored.state, already_finished=True)
         if not owner_gone(stored.owner, self.owner()):
             # Live in another orchestrator: that one cancels it.
-            forwarded = await forward_cancel(stored.owner, request, _CANCEL_WAIT_SECS + 5, self.settings.tls)
+            forwarded = await forward_cancel(
+                stored.owner, request, _CANCEL_WAIT_SECS + 5, self.settings.tls, self._service_token()
+            )
             if forwarded is not None:
                 return forwarded
         # Stored unfinished but not live anywhere (its orchestrator is gone):

@@ -211,10 +211,12 @@ class SwarmQueries:
         return await self._load(swarm_id)
 
     async def list_swarms(
-        self, request: orchestrator_pb2.ListSwarmsRequest
+        self, request: orchestrator_pb2.ListSwarmsRequest, *, tenant: str = ""
     ) -> orchestrator_pb2.ListSwarmsResponse:
+        """A page of swarms, only ``tenant``'s when set."""
         size = page_size(request.page_size)
         query = _store_request(request)
+        query.tenant = tenant
         digest = request_digest(request)
         if request.page_token:
             position = decode_token(request.page_token, "ListSwarms", digest)

@@ -378,9 +378,11 @@ async def forward_cancel(
     request: orchestrator_pb2.CancelSwarmRequest,
     timeout: float,
     tls: TlsSettings | None = None,
+    token: str = "",
 ) -> orchestrator_pb2.CancelSwarmResponse | None:
     """Ask the live orchestrator ``owner`` to cancel (over TLS with ``tls``'s
-    credentials when set); None when it cannot be reached."""
+    credentials when set, presenting the service ``token`` when given); None
+    when it cannot be reached."""
     if not owner.address:
         return None
     creds = channel_credentials(tls) if tls is not None else None
@@ -391,7 +393,8 @@ async def forward_cancel(
             else grpc.aio.secure_channel(owner.address, creds, options=channel_tls_options(tls))
         ) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-            return await stub.CancelSwarm(request, timeout=timeout)
+            metadata = (("authorization", f"Bearer {token}"),) if token else None
+            return await stub.CancelSwarm(request, timeout=timeout, metadata=metadata)
     except grpc.aio.AioRpcError as exc:
         log.info("cannot forward the cancel to %s: %s", owner.address, exc.code().name)
         return None

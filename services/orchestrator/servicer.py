@@ -4,6 +4,9 @@ OrchestratorService is the public API, CoordinatorService the internal one that
 executors call for rate permits and budgets.
 
 Errors are mapped in one place (:func:`swarmd.services.errors.grpc_errors`).
+Every RPC about one swarm first checks that the caller's tenant may see it
+(:mod:`swarmd.services.auth.tenancy`): another tenant's swarm is answered
+as an unknown one.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swarmd.services.errors import InvalidArgument, grpc_errors
+from swarmd.services.auth.tenancy import caller_tenant, confined, listing_tenant, may_see
+from swarmd.services.errors import InvalidArgument, NotFound, grpc_errors
 from swarmd.services.heartbeats import with_heartbeats
 from swarmd.services.orchestrator.orchestrator import Orchestrator
 from swarmd.services.orchestrator.queries import check_view, swarm_in_view
@@ -30,11 +34,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orchestrator = orchestrator
 
+    async def _visible(self, swarm_id: str) -> None:
+        """NOT_FOUND, as for an unknown swarm, when the caller may not see ``swarm_id``."""
+        if not confined():
+            return  # no tenants, or a caller who sees them all
+        swarm = await self.orchestrator.get(swarm_id)
+        if not may_see(swarm.tenant):
+            raise NotFound(f"unknown swarm {swarm_id!r}")
+
     @grpc_errors
     async def SubmitSwarm(
         self, request: orchestrator_pb2.SubmitSwarmRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SubmitSwarmResponse:
-        return await self.orchestrator.submit(request)
+        return await self.orchestrator.submit(request, tenant=caller_tenant())
 
     @grpc_errors
     async def GetSwarm(
@@ -42,6 +54,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> orchestrator_pb2.GetSwarmResponse:
         view = request.view
         check_view(view)
+        await self._visible(request.swarm_id)
         swarm = await self.orchestrator.get(request.swarm_id)
         return orchestrator_pb2.GetSwarmResponse(swarm=swarm_in_view(swarm, view))
 
@@ -49,18 +62,20 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def ListSwarms(
         self, request: orchestrator_pb2.ListSwarmsRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ListSwarmsResponse:
-        return await self.orchestrator.queries.list_swarms(request)
+        return await self.orchestrator.queries.list_swarms(request, tenant=listing_tenant())
 
     @grpc_errors
     async def GetSubTask(
         self, request: orchestrator_pb2.GetSubTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.GetSubTaskResponse:
+        await self._visible(request.swarm_id)
         return await self.orchestrator.queries.get_subtask(request)
 
     @grpc_errors
     async def ListSubTasks(
         self, request: orchestrator_pb2.ListSubTasksRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ListSubTasksResponse:
+        await self._visible(request.swarm_id)
         return await self.orchestrator.queries.list_subtasks(request)
 
     @grpc_errors
@@ -69,6 +84,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> AsyncIterator[orchestrator_pb2.WatchSwarmResponse]:
         if request.heartbeat_interval_ms < 0:
             raise InvalidArgument("heartbeat_interval_ms must not be negative")
+        await self._visible(request.swarm_id)
         interval = (
             request.heartbeat_interval_ms / 1000
             if request.heartbeat_interval_ms
@@ -89,18 +105,21 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def CancelSwarm(
         self, request: orchestrator_pb2.CancelSwarmRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.CancelSwarmResponse:
+        await self._visible(request.swarm_id)
         return await self.orchestrator.cancel_swarm(request)
 
     @grpc_errors
     async def CancelSubTask(
         self, request: orchestrator_pb2.CancelSubTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.CancelSubTaskResponse:
+        await self._visible(request.swarm_id)
         return await self.orchestrator.cancel_subtask(request)
 
     @grpc_errors
     async def ResumeSwarm(
         self, request: orchestrator_pb2.ResumeSwarmRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ResumeSwarmResponse:
+        await self._visible(request.swarm_id)
         return await self.orchestrator.resume_swarm(request)
 
 

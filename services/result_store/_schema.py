@@ -174,6 +174,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_records_by_swarm ON audit_records (swarm_id, id)",
         ),
     ),
+    Migration(
+        5,
+        "the tenant that submitted each swarm, so listings of one tenant are one indexed query "
+        "(swarms stored before have none: they belong to no tenant, only admins see them)",
+        (
+            "ALTER TABLE swarms ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX swarms_by_tenant ON swarms (tenant, created_at_us, id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

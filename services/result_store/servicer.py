@@ -13,6 +13,7 @@ from typing import TypeAlias
 
 import grpc
 
+from swarmd.services.auth.tenancy import tenant_cache_key
 from swarmd.services.errors import InvalidArgument, grpc_errors
 from swarmd.services.result_store._validate import check_id, check_timestamp
 from swarmd.services.result_store.store import ResultStore
@@ -92,16 +93,20 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
 
     @grpc_errors
     async def CacheGet(self, request: pb.CacheGetRequest, context: Context) -> pb.CacheGetResponse:
-        entry = await self.store.cache.get(request.key)
+        entry = await self.store.cache.get(tenant_cache_key(request.key))
         if entry is None:
             return pb.CacheGetResponse(hit=False)
+        entry.key = request.key.lower()
         return pb.CacheGetResponse(hit=True, entry=entry)
 
     @grpc_errors
     async def CachePut(self, request: pb.CachePutRequest, context: Context) -> pb.CachePutResponse:
         if not request.HasField("entry"):
             raise InvalidArgument("entry: required")
-        evicted = await self.store.cache.put(request.entry, request.ttl_secs)
+        entry = pb.CacheEntry()
+        entry.CopyFrom(request.entry)
+        entry.key = tenant_cache_key(entry.key)
+        evicted = await self.store.cache.put(entry, request.ttl_secs)
         return pb.CachePutResponse(evicted=evicted)
 
     @grpc_errors
@@ -164,6 +169,7 @@ class ResultStoreServicer(result_store_pb2_grpc.ResultStoreServiceServicer):
             oldest_first=request.oldest_first,
             after_id=request.after_id,
             after_created_at_us=times["after_created_at"] or 0,
+            tenant=request.tenant,
         )
         swarms = await self.store.swarms.list(
             list(request.states), request.limit, request.offset, query=query

@@ -99,6 +99,7 @@ class SwarmStates:
         explicit = swarm.HasField("created_at")
         params = {
             "id": swarm.id,
+            "tenant": swarm.tenant,
             "state": int(swarm.state),
             "created": swarm.created_at.ToMicroseconds() if explicit else now,
             "explicit": explicit,
@@ -109,9 +110,10 @@ class SwarmStates:
         async def work(conn: aiosqlite.Connection) -> None:
             await conn.execute(
                 """
-                INSERT INTO swarms (id, state, created_at_us, updated_at_us, swarm)
-                VALUES (:id, :state, :created, :now, :blob)
+                INSERT INTO swarms (id, tenant, state, created_at_us, updated_at_us, swarm)
+                VALUES (:id, :tenant, :state, :created, :now, :blob)
                 ON CONFLICT (id) DO UPDATE SET
+                    tenant = excluded.tenant,
                     state = excluded.state,
                     created_at_us = CASE WHEN :explicit THEN excluded.created_at_us
                                          ELSE swarms.created_at_us END,
@@ -242,6 +244,8 @@ class SwarmQuery:
     after_id: str = ""
     #: ``created_at`` (microseconds) of the swarm named by ``after_id``.
     after_created_at_us: int = 0
+    #: Only swarms of this tenant; empty = every tenant.
+    tenant: str = ""
 
 
 def _conditions(states: Sequence[int], query: SwarmQuery) -> tuple[str, list[object]]:
@@ -250,6 +254,9 @@ def _conditions(states: Sequence[int], query: SwarmQuery) -> tuple[str, list[obj
     if states:
         clauses.append(f"state IN ({', '.join('?' for _ in states)})")
         params.extend(states)
+    if query.tenant:
+        clauses.append("tenant = ?")
+        params.append(query.tenant)
     if query.created_after_us is not None:
         clauses.append("created_at_us >= ?")
         params.append(query.created_after_us)

@@ -49,8 +49,8 @@ async def test_node_client_runs_a_swarm(tmp_path: Path, calc_repo: Path) -> None
         out, _ = await asyncio.wait_for(proc.communicate(), 90)
     report = out.decode()
     assert proc.returncode == 0, report
-    assert "# pass 3" in report and "# fail 0" in report, report  # tls.test.js: skipped here
-    assert "# skipped 2" in report, report
+    assert "# pass 3" in report and "# fail 0" in report, report  # tls.test.js, auth.test.js: skipped here
+    assert "# skipped 4" in report, report
     assert (calc_repo / "src" / "calc" / "parser.py").read_text() == "X = 1\n"
 
 
@@ -92,4 +92,38 @@ def test_node_client_over_mutual_tls(tmp_path: Path) -> None:
             p.communicate(timeout=30)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
+    assert "# pass 2" in report and "# fail 0" in report and "# skipped 0" in report, report
+
+
+async def test_node_client_presents_a_bearer_token(tmp_path: Path) -> None:
+    """The Node client against services that authenticate: its token reads its
+    tenant's swarm; no token, a wrong one and another tenant's are refused."""
+    from fakes.auth_world import make_world, serve_with_auth, token_of
+    from fakes.swarm_services import fast_config, plan, subtask
+
+    from swarmd.clients.client import SwarmdClient
+
+    node = shutil.which("node")
+    assert node, "Node.js is required for the Node client's tests"
+    world = make_world(tmp_path / "auth")
+    async with serve_with_auth(world, tmp_path) as services:
+        async with SwarmdClient(services.orchestrator_address, token=token_of("alice")) as alice:
+            reply = await alice.submit(task="t", plan=plan(subtask("only")), config=fast_config())
+            await alice.wait(reply.swarm.id)
+        proc = await asyncio.create_subprocess_exec(
+            node, "--test", "test/auth.test.js",
+            cwd=NODE_CLIENT,
+            env={
+                **os.environ,
+                "SWARMD_AUTH_ADDRESS": services.orchestrator_address,
+                "SWARMD_AUTH_TOKEN": token_of("alice"),
+                "SWARMD_AUTH_OTHER_TOKEN": token_of("bob"),
+                "SWARMD_AUTH_SWARM": reply.swarm.id,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+    report = out.decode()
+    assert proc.returncode == 0, report
     assert "# pass 2" in report and "# fail 0" in report and "# skipped 0" in report, report

@@ -1,6 +1,7 @@
 """Inside the pod: ``swarmd agent run-subtask`` runs one attempt and reports back.
 
-Steps (the environment names everything; the request never travels in it):
+Steps (the environment names everything, ``$SWARMD_SWARM_ID`` and
+``$SWARMD_POD_NAME`` among it; the request never travels in it):
 
 1. fetch the request (a serialized ``ExecuteSubTaskRequest``) from the blob
    ``$SWARMD_PAYLOAD_BLOB`` and the base bundle from ``$SWARMD_BASE_BUNDLE_BLOB``,
@@ -15,6 +16,9 @@ Steps (the environment names everything; the request never travels in it):
    work is committed, not merged;
 4. upload the result, and for a mutating subtask a bundle of its commits,
    then publish the outcome.
+
+With ``$SWARMD_SUBAGENT_TOKEN`` (services that authenticate) every call the
+pod makes carries the attempt's subagent token.
 
 Exit status: 0 once the outcome is published (even when the sub-agent
 failed: that failure is in the result); 2 when the pod's own machinery
@@ -95,15 +99,19 @@ async def run_subtask(workspace: Path) -> int:
 
     pod = os.environ.get("SWARMD_POD_NAME", "") or "swarmd-pod"
     try:
+        swarm_id = _env("SWARMD_SWARM_ID")
         store_address = _env("SWARMD_RESULT_STORE_ADDRESS")
         payload_blob = _env("SWARMD_PAYLOAD_BLOB")
         base_blob = _env("SWARMD_BASE_BUNDLE_BLOB")
     except TransferError as exc:
         print(f"swarmd agent: {exc}", file=sys.stderr)
         return 2
-    channels = ChannelPool()
+    from swarmd.services.auth.outgoing import bearer_interceptors
+
+    token = os.environ.get("SWARMD_SUBAGENT_TOKEN", "")
+    channels = ChannelPool(interceptors=bearer_interceptors(lambda: token) if token else ())
     store = channels.get(store_address)
-    publisher = PodPublisher(store, pod)
+    publisher = PodPublisher(store, swarm_id, pod)
     try:
         with tempfile.TemporaryDirectory(prefix="swarmd-agent-", dir=os.environ.get("TMPDIR")) as scratch:
             scratch_dir = Path(scratch)

@@ -194,7 +194,7 @@ class KubernetesExecutor(Executor):
             created = True
             events.agent_message(content=f"pod {name} created in namespace {kube.namespace}", is_tool_call=False,
                                  step=0, role="kubernetes")
-            follower = PodFollower(store, name)
+            follower = PodFollower(store, request.swarm_id, name)
 
             async def follow() -> None:
                 async for event in follower.follow():
@@ -294,11 +294,15 @@ class KubernetesExecutor(Executor):
             raise _Failed(f"shipping the code to pod {name} failed: {exc}", common_pb2.FAILURE_KIND_TRANSIENT) from None
         env = {
             "SWARMD_POD_NAME": name,
+            "SWARMD_SWARM_ID": request.swarm_id,
             "SWARMD_PAYLOAD_BLOB": payload_blob,
             "SWARMD_BASE_BUNDLE_BLOB": base_blob,
             "SWARMD_RESULT_STORE_ADDRESS": pod_request.result_store_address,
             "HOME": "/tmp",
         }
+        if request.subagent_token:
+            # The pod fetches its request with it, so it cannot travel inside.
+            env["SWARMD_SUBAGENT_TOKEN"] = request.subagent_token
         runtime_options = {k: v for k, v in self.context.options.items()
                            if not k.startswith("k8s_") and "api_key" not in k}
         if runtime_options:

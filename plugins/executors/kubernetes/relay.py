@@ -2,8 +2,10 @@
 
 A pod reaches only the orchestrator and the result store (see the
 NetworkPolicy in ``deploy/kubernetes/``), so it reports through the store's
-shared results, in a scope of its own: ``swarmd.pod/<pod name>`` (pod names
-are unique per attempt and short enough for a scope).
+shared results, in a scope of its own under its swarm's:
+``<swarm id>/pod/<pod name>`` (pod names are unique per attempt and short
+enough for a scope; under the swarm's, the attempt's subagent token may use
+it).
 
 * Every event the sub-agent emits is published, in order, under the key
   ``event-000001``, ``event-000002``... as the base64 of the ``SwarmEvent``.
@@ -37,8 +39,8 @@ OUTCOME_KEY = "outcome"
 TTL_SECS = 24 * 3600
 
 
-def pod_scope(pod_name: str) -> str:
-    return f"swarmd.pod/{pod_name}"
+def pod_scope(swarm_id: str, pod_name: str) -> str:
+    return f"{swarm_id}/pod/{pod_name}"
 
 
 def event_key(seq: int) -> str:
@@ -48,9 +50,9 @@ def event_key(seq: int) -> str:
 class PodPublisher:
     """Pod side: publishes events in order from a queue, then the outcome."""
 
-    def __init__(self, channel: grpc.aio.Channel, pod_name: str, *, rpc_timeout: float = 30.0) -> None:
+    def __init__(self, channel: grpc.aio.Channel, swarm_id: str, pod_name: str, *, rpc_timeout: float = 30.0) -> None:
         self._stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
-        self.scope = pod_scope(pod_name)
+        self.scope = pod_scope(swarm_id, pod_name)
         self.producer = pod_name
         self._timeout = rpc_timeout
         self._queue: asyncio.Queue[common_pb2.SwarmEvent | None] = asyncio.Queue()
@@ -103,9 +105,9 @@ class PodPublisher:
 class PodFollower:
     """Executor side: the pod's events as they are published, and its outcome."""
 
-    def __init__(self, channel: grpc.aio.Channel, pod_name: str, *, rpc_timeout: float = 30.0) -> None:
+    def __init__(self, channel: grpc.aio.Channel, swarm_id: str, pod_name: str, *, rpc_timeout: float = 30.0) -> None:
         self._stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
-        self.scope = pod_scope(pod_name)
+        self.scope = pod_scope(swarm_id, pod_name)
         self._timeout = rpc_timeout
         self.seen = 0
 

@@ -599,7 +599,7 @@ class SubTaskState(_message.Message):
     def __init__(self, subtask: _Optional[_Union[SubTask, _Mapping]] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., attempt: _Optional[int] = ..., agent_name: _Optional[str] = ..., current_tool: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ..., result: _Optional[_Union[SubTaskResult, _Mapping]] = ..., on_critical_path: _Optional[bool] = ...) -> None: ...
 
 class Swarm(_message.Message):
-    __slots__ = ("id", "task", "state", "config", "subtasks", "stats", "result", "error", "created_at", "started_at", "finished_at", "plan_source", "last_sequence", "base_commit", "stage_count", "labels", "owner", "request_digests")
+    __slots__ = ("id", "task", "state", "config", "subtasks", "stats", "result", "error", "created_at", "started_at", "finished_at", "plan_source", "last_sequence", "base_commit", "stage_count", "labels", "owner", "request_digests", "tenant")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -632,6 +632,7 @@ class Swarm(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     task: str
     state: SwarmState
@@ -650,7 +651,8 @@ class Swarm(_message.Message):
     labels: _containers.ScalarMap[str, str]
     owner: SwarmOwner
     request_digests: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[SwarmState, str]] = ..., config: _Optional[_Union[SwarmConfig, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[SubTaskState, _Mapping]]] = ..., stats: _Optional[_Union[SwarmStats, _Mapping]] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_source: _Optional[_Union[PlanSource, str]] = ..., last_sequence: _Optional[int] = ..., base_commit: _Optional[str] = ..., stage_count: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., owner: _Optional[_Union[SwarmOwner, _Mapping]] = ..., request_digests: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., state: _Optional[_Union[SwarmState, str]] = ..., config: _Optional[_Union[SwarmConfig, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[SubTaskState, _Mapping]]] = ..., stats: _Optional[_Union[SwarmStats, _Mapping]] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_source: _Optional[_Union[PlanSource, str]] = ..., last_sequence: _Optional[int] = ..., base_commit: _Optional[str] = ..., stage_count: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., owner: _Optional[_Union[SwarmOwner, _Mapping]] = ..., request_digests: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class SwarmOwner(_message.Message):
     __slots__ = ("host", "pid", "address", "embedded", "instance_id")

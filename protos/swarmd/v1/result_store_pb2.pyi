@@ -224,7 +224,7 @@ class LoadSwarmStateResponse(_message.Message):
     def __init__(self, swarm: _Optional[_Union[_common_pb2.Swarm, _Mapping]] = ...) -> None: ...
 
 class ListSwarmStatesRequest(_message.Message):
-    __slots__ = ("states", "limit", "offset", "labels", "created_after", "created_before", "oldest_first", "after_id", "after_created_at")
+    __slots__ = ("states", "limit", "offset", "labels", "created_after", "created_before", "oldest_first", "after_id", "after_created_at", "tenant")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +241,7 @@ class ListSwarmStatesRequest(_message.Message):
     OLDEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[_common_pb2.SwarmState]
     limit: int
     offset: int
@@ -250,7 +251,8 @@ class ListSwarmStatesRequest(_message.Message):
     oldest_first: bool
     after_id: str
     after_created_at: _timestamp_pb2.Timestamp
-    def __init__(self, states: _Optional[_Iterable[_Union[_common_pb2.SwarmState, str]]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., oldest_first: _Optional[bool] = ..., after_id: _Optional[str] = ..., after_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, states: _Optional[_Iterable[_Union[_common_pb2.SwarmState, str]]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., oldest_first: _Optional[bool] = ..., after_id: _Optional[str] = ..., after_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class ListSwarmStatesResponse(_message.Message):
     __slots__ = ("swarms",)

@@ -186,7 +186,9 @@ class ResultStoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CacheGet(self, request, context):
-        """Looks up a cache entry (a hit refreshes its LRU position).
+        """Looks up a cache entry (a hit refreshes its LRU position). On a server
+        that authenticates, a caller holding a subagent token sees only its
+        tenant's entries (the same key in two tenants names two entries).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,7 +196,7 @@ class ResultStoreServiceServicer:
 
     def CachePut(self, request, context):
         """Stores a cache entry, evicting least recently used entries to respect
-        the max entries / max bytes limits.
+        the max entries / max bytes limits; a subagent's entry is its tenant's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
