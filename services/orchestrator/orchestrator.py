@@ -40,6 +40,7 @@ from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.queries import SwarmQueries, event_filter
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
+from swarmd.services.orchestrator.speculation import claim_variant
 from swarmd.services.orchestrator.spending import SpendDesk
 from swarmd.services.orchestrator.submission import (
     SubmissionDeps,
@@ -365,6 +366,18 @@ class Orchestrator:
     ) -> orchestrator_pb2.ReserveBudgetResponse:
         self._check_open()
         return await self.spend.reserve_budget(request)
+
+    async def claim_variant(
+        self, request: orchestrator_pb2.ClaimVariantRequest
+    ) -> orchestrator_pb2.ClaimVariantResponse:
+        """A speculative variant's committed work claims its race (see :mod:`.speculation`)."""
+        self._check_open()
+        if not request.swarm_id or not request.subtask_id:
+            raise InvalidArgument("ClaimVariant needs swarm_id and subtask_id")
+        run = self.live(request.swarm_id)
+        if run is None:
+            raise NotFound(f"swarm {request.swarm_id!r} is not running in this orchestrator")
+        return await claim_variant(run.id, run.states, run.scheduler.dispatches, request)
 
     # -- resume and shutdown ---------------------------------------------------------
 

@@ -35,12 +35,12 @@ from swarmd.services.orchestrator.budgets import BudgetLedger, find_price
 from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost, judgeable
 from swarmd.services.orchestrator.context import TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import decompose, decomposition_settings
-from swarmd.services.orchestrator.dispatch import SubtaskDispatch
 from swarmd.services.orchestrator.events import SwarmEventLog
 from swarmd.services.orchestrator.persistence import StateWriter
 from swarmd.services.orchestrator.planning import PlanWarning
 from swarmd.services.orchestrator.retry import Backoff
 from swarmd.services.orchestrator.scheduling import SubtaskScheduler
+from swarmd.services.orchestrator.speculation import Running, count_speculation
 from swarmd.services.orchestrator.stats import aggregate_result, compute_stats, swarm_rate_limits
 from swarmd.services.orchestrator.validation import repair_model_plan
 from swarmd.v1 import common_pb2
@@ -164,6 +164,7 @@ class SwarmRun:
         stats.retries += max(0, self.orchestrator_steps - 1)
         if self.collapse is not None:
             stats.collapse.CopyFrom(self.collapse.stats())
+        count_speculation(stats.collapse, self.swarm.subtasks)
         return stats
 
     # -- events and budgets ---------------------------------------------------
@@ -397,7 +398,7 @@ class SwarmRun:
 
     def cancel_subtask(
         self, sid: str, reason: str
-    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
+    ) -> tuple[common_pb2.SubTaskStatus, bool, Running | None]:
         """Cancel one subtask; returns (status, already_finished, running dispatch)."""
         return self.scheduler.cancel_one(sid, reason or "cancelled by user")
 

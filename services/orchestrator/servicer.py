@@ -114,3 +114,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self, request: orchestrator_pb2.ReserveBudgetRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ReserveBudgetResponse:
         return await self.orchestrator.reserve_budget(request)
+
+    @grpc_errors
+    async def ClaimVariant(
+        self, request: orchestrator_pb2.ClaimVariantRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ClaimVariantResponse:
+        return await self.orchestrator.claim_variant(request)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.planning import PlanWarning
+from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -176,6 +177,10 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
         )
     if sub.max_steps < 0:
         problems.append(f"{where} max_steps must not be negative (got {sub.max_steps})")
+    if not 0 <= sub.speculate <= MAX_VARIANTS:
+        problems.append(f"{where} speculate must be between 0 and {MAX_VARIANTS} (got {sub.speculate})")
+    elif sub.speculate > 1 and sub.read_only:
+        problems.append(f"{where} is read-only: speculative variants need a branch each (speculate {sub.speculate})")
     # A NUL byte cannot go into a commit message or a prompt file: refuse it here.
     for field in ("instruction", "name", "specialty"):
         if "\x00" in getattr(sub, field):

@@ -120,6 +120,11 @@ class OrchestratorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.FromString,
                 _registered_method=True)
+        self.ClaimVariant = channel.unary_unary(
+                '/swarmd.v1.OrchestratorService/ClaimVariant',
+                request_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -254,6 +259,19 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimVariant(self, request, context):
+        """Speculative variants: a variant whose work is committed asks whether it
+        won the race of its subtask before merging. The first claim whose
+        finished work passes the swarm's health checks (run now on its worktree;
+        without checks, the first claim) wins, and the other variants are
+        cancelled with reason "speculative_loser". Answered at once for a
+        variant that already lost. NOT_FOUND for a swarm not running here or a
+        subtask that is not a running variant; INVALID_ARGUMENT for missing ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -316,6 +334,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ReserveBudget,
                     request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.SerializeToString,
+            ),
+            'ClaimVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimVariant,
+                    request_deserializer=swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -668,6 +691,33 @@ class OrchestratorService:
             '/swarmd.v1.OrchestratorService/ReserveBudget',
             swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetRequest.SerializeToString,
             swarmd_dot_v1_dot_orchestrator__pb2.ReserveBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.OrchestratorService/ClaimVariant',
+            swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantRequest.SerializeToString,
+            swarmd_dot_v1_dot_orchestrator__pb2.ClaimVariantResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,172 @@
+"""Speculative variants in a real swarm: embedded services, a real git
+repository, the fake model server, a ``command`` health check.
+
+Three variants of one subtask write ``answer.txt``; the check passes only
+when it holds ``42``. The variant that writes 42 finishes at once; the
+others keep working (one slow listing per model call) until the race is
+decided, so the test does not depend on how fast the machine is: the
+passing variant wins and merges, the others are cancelled as losers with
+their branches kept, and a dependent starts from the winner's commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.fake_openai_server import AgentTurn, FakeOpenAIServer, Reply, agent_responder
+from helpers import git
+
+from swarmd.clients.client import SwarmdClient
+from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.services.config import Settings
+from swarmd.v1 import common_pb2
+
+pytestmark = pytest.mark.timeout(120)
+
+TURN_DELAY = 0.05
+MAX_TURNS = 400
+
+#: Passes only in a worktree whose answer.txt has a line "42".
+CHECK = common_pb2.CollapseConfig(
+    enabled=True,
+    checks=[common_pb2.HealthCheckSpec(name="command", options={"command": "grep -qx 42 answer.txt"})],
+    interval_ms=200,
+    warmup_ms=600_000,  # the controller judges the dependent only; it never kills here
+    check_timeout_ms=20_000,
+)
+
+
+def agents(answers: dict[str, str], released: Callable[[], bool], linger: bool) -> Callable[[Any], Reply]:
+    """Variant ``feature.variant-<n>`` writes ``answers[n]`` to answer.txt; one
+    that writes 42 finishes, the others (``linger``) list the folder until ``released()``.
+    The dependent ``after`` reads answer.txt and copies it to after.txt."""
+
+    def act(turn: AgentTurn) -> list[tuple[str, Any]] | None:
+        if turn.subtask_id == "after":
+            if turn.turn == 1:
+                return [("read", {"path": "answer.txt"})]
+            if turn.turn == 2:
+                seen = "42" if "42" in turn.tool_results[0] else "not 42"
+                return [("write", {"path": "after.txt", "content": f"{seen}\n"})]
+            return None
+        answer = answers[turn.subtask_id.rsplit("-", 1)[-1]]
+        if turn.turn == 1:
+            return [("write", {"path": "answer.txt", "content": f"{answer}\n"})]
+        if answer == "42" or not linger or released() or turn.turn > MAX_TURNS:
+            return None
+        return [("list", {"path": "."})]
+
+    respond = agent_responder(act)
+    return lambda body: dataclasses.replace(respond(body), delay=TURN_DELAY)
+
+
+async def run_swarm(
+    tmp_path: Path, repo: Path, plan: common_pb2.Plan, answers: dict[str, str], *, linger: bool = True
+) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent]]:
+    released = False
+    async with FakeOpenAIServer() as server:
+        server.fallback = agents(answers, lambda: released, linger)
+        settings = Settings()
+        settings.executor.options = {"provider.base_url": server.base_url, "provider.api_key": "test-key"}
+        async with EmbeddedSwarmd(settings, db_path=tmp_path / "db.sqlite") as emb, SwarmdClient(
+            emb.orchestrator_address
+        ) as client:
+            reply = await client.submit(
+                task="Answer",
+                plan=plan,
+                config=common_pb2.SwarmConfig(
+                    model="openai/fake-model",
+                    repo_path=str(repo),
+                    request_delay_ms=0,
+                    cache_enabled=False,
+                    max_retries=0,
+                    max_steps_per_subagent=MAX_TURNS + 5,
+                    collapse=CHECK,
+                ),
+            )
+            events: list[common_pb2.SwarmEvent] = []
+            async for event in client.watch(reply.swarm.id):
+                events.append(event)
+                if event.WhichOneof("kind") == "speculation_decided":
+                    released = True
+            swarm = await client.get(reply.swarm.id)
+    return swarm, events
+
+
+def speculative_plan(*, dependent: bool) -> common_pb2.Plan:
+    plan = common_pb2.Plan(
+        subtasks=[common_pb2.SubTask(id="feature", instruction="Write the answer to answer.txt.", speculate=3)]
+    )
+    if dependent:
+        plan.subtasks.add(id="after", instruction="Copy the answer to after.txt.", dependencies=["feature"])
+    return plan
+
+
+async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_starts_from_it(
+    tmp_path: Path, git_repo: Path
+) -> None:
+    swarm, events = await asyncio.wait_for(
+        run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "42", "3": "43"}), 110
+    )
+    states = {s.subtask.id: s for s in swarm.subtasks}
+    feature = states["feature"]
+    assert swarm.state == common_pb2.SWARM_STATE_SUCCEEDED, [(s.subtask.id, s.status_reason) for s in swarm.subtasks]
+    assert feature.status == common_pb2.SUB_TASK_STATUS_COMPLETED
+    variants = {v.variant: v for v in feature.variants}
+    assert [v.subtask_id for v in feature.variants] == [f"feature.variant-{n}" for n in (1, 2, 3)]
+    assert len({v.strategy for v in feature.variants}) == 3
+    winner = variants[2]
+    assert winner.winner and winner.status == common_pb2.SUB_TASK_STATUS_COMPLETED
+    for n in (1, 3):
+        loser = variants[n]
+        assert not loser.winner
+        assert loser.status == common_pb2.SUB_TASK_STATUS_CANCELLED, loser.reason
+        assert loser.reason.startswith("speculative_loser"), loser.reason
+        # Their branches are kept, with their (unmerged) work.
+        assert git(git_repo, "branch", "--list", loser.branch).strip(), loser.branch
+    # Only the winner merged; the user's branch holds its answer.
+    assert (git_repo / "answer.txt").read_text() == "42\n"
+    assert feature.result.merge.outcome == common_pb2.MERGE_OUTCOME_MERGED
+    log = git(git_repo, "log", "--format=%B", "main")
+    assert "feature.variant-2" in log and "feature.variant-1" not in log and "feature.variant-3" not in log
+    # The dependent saw the winner's work in its own worktree.
+    assert states["after"].status == common_pb2.SUB_TASK_STATUS_COMPLETED
+    assert (git_repo / "after.txt").read_text() == "42\n"
+    decided = [e.speculation_decided for e in events if e.WhichOneof("kind") == "speculation_decided"]
+    assert [(d.subtask_id, d.winner_subtask_id) for d in decided] == [("feature", "feature.variant-2")]
+    assert set(decided[0].loser_subtask_ids) == {"feature.variant-1", "feature.variant-3"}
+    stats = swarm.stats.collapse
+    assert (stats.speculative_wins, stats.speculative_losers) == (1, 2)
+    # The losers are reported cancelled, never failed.
+    updates = [e.subtask_update for e in events if e.WhichOneof("kind") == "subtask_update"]
+    assert not [u for u in updates if u.status == common_pb2.SUB_TASK_STATUS_FAILED]
+
+
+async def test_when_every_variant_fails_its_checks_the_subtask_fails_with_their_errors(
+    tmp_path: Path, git_repo: Path
+) -> None:
+    swarm, events = await asyncio.wait_for(
+        run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "40", "3": "43"}, linger=False), 110
+    )
+    states = {s.subtask.id: s for s in swarm.subtasks}
+    feature = states["feature"]
+    assert swarm.state == common_pb2.SWARM_STATE_FAILED
+    assert feature.status == common_pb2.SUB_TASK_STATUS_FAILED
+    assert feature.status_reason.startswith("every variant failed")
+    for n in (1, 2, 3):
+        assert f"variant {n} (" in feature.status_reason
+    assert all(v.status == common_pb2.SUB_TASK_STATUS_FAILED for v in feature.variants), feature.variants
+    assert all("health checks failed" in v.reason for v in feature.variants), [v.reason for v in feature.variants]
+    assert not any(v.winner for v in feature.variants)
+    # Nothing merged; every variant's work is kept on its branch.
+    assert not (git_repo / "answer.txt").exists()
+    for variant in feature.variants:
+        assert git(git_repo, "branch", "--list", variant.branch).strip()
+    assert states["after"].status == common_pb2.SUB_TASK_STATUS_SKIPPED
+    assert not [e for e in events if e.WhichOneof("kind") == "speculation_decided"]
+    assert not swarm.stats.collapse.speculative_wins
