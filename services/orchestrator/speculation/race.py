@@ -203,6 +203,12 @@ class SpeculativeDispatch:
                 failure_kind=common_pb2.FAILURE_KIND_PERMANENT,
                 error=f"internal error while dispatching: {type(exc).__name__}: {exc}",
             )
+        if result.success and not self.winner and not self._cancelled:
+            # Its executor merged without claiming (one that does not run the
+            # swarmd runtime): the work landed, so it is the winner.
+            self._win(vid, result.merge.commit, "finished without claiming the race")
+        elif result.success and self.winner != vid:
+            self._losers.setdefault(vid, f"{LOSER_REASON}: finished after variant {self.winner} won, without claiming")
         self._results[vid] = result
         variant = self.variant_state(vid)
         variant.status = result.status

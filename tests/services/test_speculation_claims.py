@@ -1,0 +1,38 @@
+"""ClaimVariant over real gRPC: what it refuses, and with which code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
+
+from swarmd.v1 import orchestrator_pb2
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_claims_that_name_no_running_variant_are_refused(tmp_path: Path) -> None:
+    async with serve_swarm_services(tmp_path) as services:
+
+        async def refused(**fields: str) -> grpc.aio.AioRpcError:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await services.stub.ClaimVariant(orchestrator_pb2.ClaimVariantRequest(**fields), timeout=10)
+            return info.value
+
+        assert (await refused(subtask_id="a.variant-1")).code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (await refused(swarm_id="s")).code() == grpc.StatusCode.INVALID_ARGUMENT
+        unknown = await refused(swarm_id="nope", subtask_id="a.variant-1")
+        assert unknown.code() == grpc.StatusCode.NOT_FOUND and "not running" in unknown.details()
+
+        reply = await services.submit(plan=plan(subtask("a", hang=True)), config=fast_config())
+        swarm_id = reply.swarm.id
+        try:
+            for sid in ("a", "a.variant-1", "b.variant-1", "a.variant-x"):
+                error = await refused(swarm_id=swarm_id, subtask_id=sid)
+                assert error.code() == grpc.StatusCode.NOT_FOUND, sid
+                assert "no running speculative variant" in error.details()
+        finally:
+            await services.stub.CancelSwarm(orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id), timeout=10)
+            await wait_terminal(services, swarm_id)
