@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.planning import PlanWarning
-from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
+from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS, subtask_of
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -177,6 +177,8 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
         )
     if sub.max_steps < 0:
         problems.append(f"{where} max_steps must not be negative (got {sub.max_steps})")
+    if subtask_of(sub.id) != sub.id:
+        problems.append(f"{where} id {sub.id!r} has the form reserved for speculative variants (<id>.variant-<n>)")
     if not 0 <= sub.speculate <= MAX_VARIANTS:
         problems.append(f"{where} speculate must be between 0 and {MAX_VARIANTS} (got {sub.speculate})")
     elif sub.speculate > 1 and sub.read_only:

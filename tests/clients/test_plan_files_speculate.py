@@ -14,9 +14,10 @@ from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.plan_files import load_plan, parse_plan
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.speculation import MAX_VARIANTS, variants_of
+from swarmd.services.orchestrator.queries import event_filter
 from swarmd.services.orchestrator.swarm_config import effective_config
 from swarmd.services.orchestrator.validation import validate_explicit_plan
-from swarmd.v1 import common_pb2
+from swarmd.v1 import common_pb2, orchestrator_pb2
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,6 +62,7 @@ def test_bad_speculate_values_are_refused_naming_the_field(value: object, messag
         (common_pb2.SubTask(id="a", instruction="x", speculate=MAX_VARIANTS + 1), "speculate must be between 0 and 8 (got 9)"),
         (common_pb2.SubTask(id="a", instruction="x", speculate=-1), "speculate must be between 0 and 8 (got -1)"),
         (common_pb2.SubTask(id="a", instruction="x", speculate=2, read_only=True), "is read-only"),
+        (common_pb2.SubTask(id="a.variant-2", instruction="x"), "reserved for speculative variants"),
     ],
 )
 def test_submission_refuses_bad_speculate(sub: common_pb2.SubTask, needle: str) -> None:
@@ -96,3 +98,14 @@ def test_the_speculate_flag_reaches_the_swarms_config(
             main([*base, "--speculate", bad])
         assert info.value.code == 2
         assert "--speculate" in capsys.readouterr().err
+
+
+def test_a_watch_of_a_speculative_subtask_gets_its_variants_events() -> None:
+    keep = event_filter(orchestrator_pb2.WatchSwarmRequest(swarm_id="s", subtask_ids=["feature"]))
+    assert keep is not None
+
+    def step(sid: str) -> common_pb2.SwarmEvent:
+        return common_pb2.SwarmEvent(agent_step=common_pb2.AgentStep(subtask_id=sid))
+
+    assert keep(step("feature")) and keep(step("feature.variant-2"))
+    assert not keep(step("other")) and not keep(step("other.variant-1")) and not keep(step("feature.variant-x"))

@@ -24,6 +24,7 @@ from helpers import git
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.launcher import EmbeddedSwarmd
 from swarmd.services.config import Settings
+from swarmd.services.orchestrator.reconcile import merged_subtasks
 from swarmd.v1 import common_pb2
 
 pytestmark = pytest.mark.timeout(120)
@@ -142,6 +143,10 @@ async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_star
     assert set(decided[0].loser_subtask_ids) == {"feature.variant-1", "feature.variant-3"}
     stats = swarm.stats.collapse
     assert (stats.speculative_wins, stats.speculative_losers) == (1, 2)
+    # A resumed swarm finds the subtask merged (as its winning variant), so it is not raced again.
+    merged = await merged_subtasks(str(git_repo), swarm.id)
+    assert merged["feature"].merge_commit == merged["feature.variant-2"].merge_commit
+    assert merged["feature"].merge_commit == feature.result.merge.merge_commit
     # The losers are reported cancelled, never failed.
     updates = [e.subtask_update for e in events if e.WhichOneof("kind") == "subtask_update"]
     assert not [u for u in updates if u.status == common_pb2.SUB_TASK_STATUS_FAILED]

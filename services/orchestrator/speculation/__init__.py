@@ -23,6 +23,7 @@ from swarmd.services.orchestrator.speculation.variants import (
     STRATEGIES,
     count_speculation,
     parent_of,
+    subtask_of,
     variant_id,
     variants_of,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "claim_variant",
     "count_speculation",
     "parent_of",
+    "subtask_of",
     "variant_id",
     "variants_of",
 ]

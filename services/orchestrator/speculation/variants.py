@@ -28,6 +28,7 @@ __all__ = [
     "count_speculation",
     "parent_of",
     "strategy_of",
+    "subtask_of",
     "variant_id",
     "variant_subtask",
     "variants_of",
@@ -87,6 +88,13 @@ def variants_of(config: common_pb2.SwarmConfig, sub: common_pb2.SubTask) -> int:
 def variant_id(subtask_id: str, variant: int) -> str:
     """``<subtask>.variant-<n>``."""
     return f"{subtask_id}{_SEPARATOR}{variant}"
+
+
+def subtask_of(sid: str) -> str:
+    """The subtask an id stands for: the speculative subtask of a variant id,
+    any other id itself (ids of that shape are reserved for variants)."""
+    parent, sep, number = sid.rpartition(_SEPARATOR)
+    return parent if sep and parent and number.isdigit() else sid
 
 
 def parent_of(states: Mapping[str, common_pb2.SubTaskState], sid: str) -> tuple[str, int] | None:
