@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,18 @@ def agents(answers: dict[str, str], released: Callable[[], bool], linger: bool) 
 
 
 async def run_swarm(
-    tmp_path: Path, repo: Path, plan: common_pb2.Plan, answers: dict[str, str], *, linger: bool = True
+    tmp_path: Path,
+    repo: Path,
+    plan: common_pb2.Plan,
+    answers: dict[str, str],
+    *,
+    linger: bool = True,
+    cancel_after_steps: int = 0,
 ) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent]]:
+    """Run the swarm to its end; with ``cancel_after_steps``, cancel the
+    speculative subtask once every variant has made that many steps."""
     released = False
+    cancelling: list[asyncio.Task[Any]] = []
     async with FakeOpenAIServer() as server:
         server.fallback = agents(answers, lambda: released, linger)
         settings = Settings()
@@ -95,6 +105,13 @@ async def run_swarm(
                 events.append(event)
                 if event.WhichOneof("kind") == "speculation_decided":
                     released = True
+                steps = Counter(e.agent_step.subtask_id for e in events if e.WhichOneof("kind") == "agent_step")
+                variants = [steps[f"feature.variant-{n}"] for n in (1, 2, 3)]
+                if cancel_after_steps and not cancelling and min(variants) >= cancel_after_steps:
+                    cancelling.append(
+                        asyncio.ensure_future(client.cancel_subtask(reply.swarm.id, "feature", "enough of it"))
+                    )
+            await asyncio.gather(*cancelling)
             swarm = await client.get(reply.swarm.id)
     return swarm, events
 
@@ -175,3 +192,25 @@ async def test_when_every_variant_fails_its_checks_the_subtask_fails_with_their_
     assert states["after"].status == common_pb2.SUB_TASK_STATUS_SKIPPED
     assert not [e for e in events if e.WhichOneof("kind") == "speculation_decided"]
     assert not swarm.stats.collapse.speculative_wins
+
+
+async def test_cancelling_a_speculative_subtask_stops_every_variant_and_keeps_their_branches(
+    tmp_path: Path, git_repo: Path
+) -> None:
+    swarm, events = await asyncio.wait_for(
+        run_swarm(
+            tmp_path, git_repo, speculative_plan(dependent=False), {"1": "41", "2": "40", "3": "43"}, cancel_after_steps=2
+        ),
+        110,
+    )
+    feature = swarm.subtasks[0]
+    assert swarm.state == common_pb2.SWARM_STATE_FAILED
+    assert feature.status == common_pb2.SUB_TASK_STATUS_CANCELLED
+    assert "enough of it" in feature.status_reason
+    assert [v.status for v in feature.variants] == [common_pb2.SUB_TASK_STATUS_CANCELLED] * 3
+    assert all("enough of it" in v.reason and not v.winner for v in feature.variants), feature.variants
+    for variant in feature.variants:
+        assert git(git_repo, "branch", "--list", variant.branch).strip()
+    assert not (git_repo / "answer.txt").exists()
+    # Cancelled by the user, not lost to another variant.
+    assert not swarm.stats.collapse.speculative_losers and not swarm.stats.collapse.speculative_wins
