@@ -85,6 +85,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                      help="race N variants of every mutating subtask a plan file leaves unset (different "
                           "strategy prompts, own branches); the first to succeed and pass the health checks "
                           f"merges, the others are cancelled (1 = none, at most {MAX_VARIANTS})")
+    run.add_argument("--speculate-model", action="append", metavar="PROVIDER/MODEL",
+                     help="a model for the speculative variants, taken in turn (repeatable; default: --model)")
     run.add_argument("--record", metavar="CASSETTE",
                      help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")

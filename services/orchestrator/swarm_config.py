@@ -115,6 +115,8 @@ def effective_config(
         )
     if not 0 <= config.speculate <= MAX_VARIANTS:
         problems.append(f"config.speculate must be between 0 and {MAX_VARIANTS} (got {config.speculate})")
+    if len(config.speculate_models) > MAX_VARIANTS:
+        problems.append(f"config.speculate_models: at most {MAX_VARIANTS} models (got {len(config.speculate_models)})")
     problems.extend(collapse_problems(config.collapse))
     if problems:
         # The field of the first problem goes into BadRequest.

@@ -13,8 +13,8 @@ from swarmd.clients.cli import main
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.clients.plan_files import load_plan, parse_plan
 from swarmd.services.errors import InvalidArgument
-from swarmd.services.orchestrator.speculation import MAX_VARIANTS, variants_of
 from swarmd.services.orchestrator.queries import event_filter
+from swarmd.services.orchestrator.speculation import MAX_VARIANTS, variants_of
 from swarmd.services.orchestrator.swarm_config import effective_config
 from swarmd.services.orchestrator.validation import validate_explicit_plan
 from swarmd.v1 import common_pb2, orchestrator_pb2
@@ -91,8 +91,13 @@ def test_the_speculate_flag_reaches_the_swarms_config(
     plan = tmp_path / "plan.yaml"
     plan.write_text("subtasks:\n  - id: a\n    instruction: Write a.py.\n")
     base = ["run", "--plan", str(plan), "--model", demo_model, "--repo", str(calc_repo), "--dry-run", "--json"]
-    assert main([*base, "--speculate", "3"]) == 0
-    assert json.loads(capsys.readouterr().out)["config"]["speculate"] == 3
+    assert main([*base, "--speculate", "3", "--speculate-model", demo_model]) == 0
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert (config["speculate"], config["speculate_models"]) == (3, [demo_model])
+    # Each variant model is checked by the executor service like --model.
+    assert main([*base, "--speculate", "3", "--speculate-model", demo_model, "--speculate-model", "nosuch/model"]) != 0
+    err = capsys.readouterr().err
+    assert "config.speculate_models[1]" in err and "unknown model provider 'nosuch'" in err
     for bad in ("0", "9", "x"):
         with pytest.raises(SystemExit) as info:
             main([*base, "--speculate", bad])

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from swarmd.v1 import common_pb2
 pytestmark = pytest.mark.timeout(120)
 
 TURN_DELAY = 0.05
+_ID = re.compile(r"\(ID: ([^)\s]+)\)")
 MAX_TURNS = 400
 
 #: Passes only in a worktree whose answer.txt has a line "42".
@@ -75,9 +77,11 @@ async def run_swarm(
     *,
     linger: bool = True,
     cancel_after_steps: int = 0,
-) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent]]:
+    models: Sequence[str] = (),
+) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent], set[tuple[str, str]]]:
     """Run the swarm to its end; with ``cancel_after_steps``, cancel the
-    speculative subtask once every variant has made that many steps."""
+    speculative subtask once every variant has made that many steps. Also
+    returns the (model, subtask id) pairs the model server was asked for."""
     released = False
     cancelling: list[asyncio.Task[Any]] = []
     async with FakeOpenAIServer() as server:
@@ -98,6 +102,7 @@ async def run_swarm(
                     max_retries=0,
                     max_steps_per_subagent=MAX_TURNS + 5,
                     collapse=CHECK,
+                    speculate_models=models,
                 ),
             )
             events: list[common_pb2.SwarmEvent] = []
@@ -113,7 +118,8 @@ async def run_swarm(
                     )
             await asyncio.gather(*cancelling)
             swarm = await client.get(reply.swarm.id)
-    return swarm, events
+        asked = {(r.json["model"], _ID.search(r.json["messages"][0]["content"]).group(1)) for r in server.requests}  # type: ignore[union-attr]
+    return swarm, events, asked
 
 
 def speculative_plan(*, dependent: bool) -> common_pb2.Plan:
@@ -128,8 +134,12 @@ def speculative_plan(*, dependent: bool) -> common_pb2.Plan:
 async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_starts_from_it(
     tmp_path: Path, git_repo: Path
 ) -> None:
-    swarm, events = await asyncio.wait_for(
-        run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "42", "3": "43"}), 110
+    models = ("openai/fake-model", "openai/fake-model-b")
+    swarm, events, asked = await asyncio.wait_for(
+        run_swarm(
+            tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "42", "3": "43"}, models=models
+        ),
+        110,
     )
     states = {s.subtask.id: s for s in swarm.subtasks}
     feature = states["feature"]
@@ -138,6 +148,11 @@ async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_star
     variants = {v.variant: v for v in feature.variants}
     assert [v.subtask_id for v in feature.variants] == [f"feature.variant-{n}" for n in (1, 2, 3)]
     assert len({v.strategy for v in feature.variants}) == 3
+    # The variants run the models in turn; the others run the swarm's.
+    assert [v.model for v in feature.variants] == [models[0], models[1], models[0]]
+    asked_for = {m: {f"openai/{model}" for model, sid in asked if sid == m} for m in ("feature.variant-2", "after")}
+    assert {f"openai/{model}" for model, sid in asked if sid.startswith("feature.")} == set(models)
+    assert asked_for == {"feature.variant-2": {models[1]}, "after": {"openai/fake-model"}}
     winner = variants[2]
     assert winner.winner and winner.status == common_pb2.SUB_TASK_STATUS_COMPLETED
     for n in (1, 3):
@@ -172,7 +187,7 @@ async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_star
 async def test_when_every_variant_fails_its_checks_the_subtask_fails_with_their_errors(
     tmp_path: Path, git_repo: Path
 ) -> None:
-    swarm, events = await asyncio.wait_for(
+    swarm, events, _ = await asyncio.wait_for(
         run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "40", "3": "43"}, linger=False), 110
     )
     states = {s.subtask.id: s for s in swarm.subtasks}
@@ -197,7 +212,7 @@ async def test_when_every_variant_fails_its_checks_the_subtask_fails_with_their_
 async def test_cancelling_a_speculative_subtask_stops_every_variant_and_keeps_their_branches(
     tmp_path: Path, git_repo: Path
 ) -> None:
-    swarm, events = await asyncio.wait_for(
+    swarm, _, _ = await asyncio.wait_for(
         run_swarm(
             tmp_path, git_repo, speculative_plan(dependent=False), {"1": "41", "2": "40", "3": "43"}, cancel_after_steps=2
         ),

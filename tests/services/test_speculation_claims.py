@@ -1,4 +1,5 @@
-"""ClaimVariant over real gRPC: what it refuses, and with which code."""
+"""Speculation over real gRPC: what ClaimVariant refuses, with which code, and
+the variants' models checked at submission."""
 
 from __future__ import annotations
 
@@ -36,3 +37,23 @@ async def test_claims_that_name_no_running_variant_are_refused(tmp_path: Path) -
         finally:
             await services.stub.CancelSwarm(orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id), timeout=10)
             await wait_terminal(services, swarm_id)
+
+
+@pytest.mark.parametrize(
+    ("models", "needle"),
+    [
+        (["nomodel"], "config.speculate_models[0]"),
+        (["scripted/planner", "scripted/"], "config.speculate_models[1]"),
+        (["scripted/planner"] * 9, "config.speculate_models: at most 8 models (got 9)"),
+    ],
+)
+async def test_the_variants_models_are_checked_at_submission(tmp_path: Path, models: list[str], needle: str) -> None:
+    async with serve_swarm_services(tmp_path) as services:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await services.submit(plan=plan(subtask("a")), config=fast_config(speculate=2, speculate_models=models))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert needle in info.value.details()
+        ok = await services.submit(
+            plan=plan(subtask("a")), config=fast_config(speculate=2, speculate_models=["scripted/planner"]), dry_run=True
+        )
+        assert list(ok.swarm.config.speculate_models) == ["scripted/planner"]

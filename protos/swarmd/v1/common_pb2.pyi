@@ -279,7 +279,7 @@ class SubTaskResult(_message.Message):
     def __init__(self, subtask_id: _Optional[str] = ..., subagent_id: _Optional[str] = ..., success: _Optional[bool] = ..., result: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[SwarmArtifact, _Mapping]]] = ..., retry_count: _Optional[int] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., merge: _Optional[_Union[MergeResult, _Mapping]] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., cached: _Optional[bool] = ..., cache_key: _Optional[str] = ..., worktree_path: _Optional[str] = ...) -> None: ...
 
 class SwarmConfig(_message.Message):
-    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs", "collapse", "speculate")
+    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs", "collapse", "speculate", "speculate_models")
     class ExecutorOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -313,6 +313,7 @@ class SwarmConfig(_message.Message):
     CACHE_TTL_SECS_FIELD_NUMBER: _ClassVar[int]
     COLLAPSE_FIELD_NUMBER: _ClassVar[int]
     SPECULATE_FIELD_NUMBER: _ClassVar[int]
+    SPECULATE_MODELS_FIELD_NUMBER: _ClassVar[int]
     max_subagents: int
     max_steps_per_subagent: int
     max_total_tool_calls: int
@@ -339,7 +340,8 @@ class SwarmConfig(_message.Message):
     cache_ttl_secs: int
     collapse: CollapseConfig
     speculate: int
-    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ..., speculate: _Optional[int] = ...) -> None: ...
+    speculate_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ..., speculate: _Optional[int] = ..., speculate_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HealthCheckSpec(_message.Message):
     __slots__ = ("name", "options")
@@ -579,7 +581,7 @@ class CollapseStats(_message.Message):
     def __init__(self, evaluations: _Optional[int] = ..., kills: _Optional[int] = ..., promotions: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ..., speculative_wins: _Optional[int] = ..., speculative_losers: _Optional[int] = ...) -> None: ...
 
 class SpeculativeVariant(_message.Message):
-    __slots__ = ("variant", "subtask_id", "strategy", "branch", "status", "reason", "commit", "winner")
+    __slots__ = ("variant", "subtask_id", "strategy", "branch", "status", "reason", "commit", "winner", "model")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -588,6 +590,7 @@ class SpeculativeVariant(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     WINNER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     variant: int
     subtask_id: str
     strategy: str
@@ -596,7 +599,8 @@ class SpeculativeVariant(_message.Message):
     reason: str
     commit: str
     winner: bool
-    def __init__(self, variant: _Optional[int] = ..., subtask_id: _Optional[str] = ..., strategy: _Optional[str] = ..., branch: _Optional[str] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., reason: _Optional[str] = ..., commit: _Optional[str] = ..., winner: _Optional[bool] = ...) -> None: ...
+    model: str
+    def __init__(self, variant: _Optional[int] = ..., subtask_id: _Optional[str] = ..., strategy: _Optional[str] = ..., branch: _Optional[str] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., reason: _Optional[str] = ..., commit: _Optional[str] = ..., winner: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class SpeculationDecided(_message.Message):
     __slots__ = ("subtask_id", "winner_subtask_id", "branch", "commit", "detail", "loser_subtask_ids")

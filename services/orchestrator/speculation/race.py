@@ -44,6 +44,7 @@ from swarmd.services.orchestrator.dispatch import DispatchHooks, SubtaskDispatch
 from swarmd.services.orchestrator.live_run import LiveRun
 from swarmd.services.orchestrator.speculation.variants import (
     LOSER_REASON,
+    model_of,
     parent_of,
     strategy_of,
     variant_id,
@@ -86,6 +87,7 @@ class _VariantHooks:
         request = build_request(self.run, self.race.sid, attempt)
         request.subtask.CopyFrom(variant_subtask(request.subtask, self.variant))
         request.workspace.branch = branch_name(self.run.id, self.vid)
+        request.config.model = self.race.variant_state(self.vid).model or request.config.model
         request.speculative.CopyFrom(
             executor_pb2.SpeculativeRun(
                 subtask_id=self.race.sid, variant=self.variant, strategy=strategy_of(self.variant).name
@@ -158,6 +160,7 @@ class SpeculativeDispatch:
                     strategy=strategy_of(hooks.variant).name,
                     branch=branch_name(run.id, vid),
                     status=common_pb2.SUB_TASK_STATUS_PENDING,
+                    model=model_of(run.config, hooks.variant),
                 )
 
     @property

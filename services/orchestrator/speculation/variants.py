@@ -27,6 +27,7 @@ __all__ = [
     "Strategy",
     "count_speculation",
     "parent_of",
+    "model_of",
     "strategy_of",
     "subtask_of",
     "variant_id",
@@ -111,6 +112,12 @@ def parent_of(states: Mapping[str, common_pb2.SubTaskState], sid: str) -> tuple[
 
 def strategy_of(variant: int) -> Strategy:
     return STRATEGIES[(variant - 1) % len(STRATEGIES)]
+
+
+def model_of(config: common_pb2.SwarmConfig, variant: int) -> str:
+    """The model a variant runs: ``speculate_models`` in turn, else the swarm's."""
+    models = config.speculate_models
+    return models[(variant - 1) % len(models)] if models else config.model
 
 
 def variant_subtask(sub: common_pb2.SubTask, variant: int) -> common_pb2.SubTask:
