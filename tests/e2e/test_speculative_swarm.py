@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,12 @@ CHECK = common_pb2.CollapseConfig(
 )
 
 
-def agents(answers: dict[str, str], released: Callable[[], bool], linger: bool) -> Callable[[Any], Reply]:
+def agents(
+    answers: dict[str, str], released: Callable[[], bool], linger: Collection[str], passing_may_finish: Callable[[], bool]
+) -> Callable[[Any], Reply]:
     """Variant ``feature.variant-<n>`` writes ``answers[n]`` to answer.txt; one
-    that writes 42 finishes, the others (``linger``) list the folder until ``released()``.
+    that writes 42 finishes once ``passing_may_finish()``, the others in
+    ``linger`` list the folder until ``released()``, the rest finish at once.
     The dependent ``after`` reads answer.txt and copies it to after.txt."""
 
     def act(turn: AgentTurn) -> list[tuple[str, Any]] | None:
@@ -58,10 +61,13 @@ def agents(answers: dict[str, str], released: Callable[[], bool], linger: bool) 
                 seen = "42" if "42" in turn.tool_results[0] else "not 42"
                 return [("write", {"path": "after.txt", "content": f"{seen}\n"})]
             return None
-        answer = answers[turn.subtask_id.rsplit("-", 1)[-1]]
+        number = turn.subtask_id.rsplit("-", 1)[-1]
+        answer = answers[number]
         if turn.turn == 1:
             return [("write", {"path": "answer.txt", "content": f"{answer}\n"})]
-        if answer == "42" or not linger or released() or turn.turn > MAX_TURNS:
+        if turn.turn > MAX_TURNS or (answer == "42" and passing_may_finish()):
+            return None
+        if answer != "42" and (number not in linger or released()):
             return None
         return [("list", {"path": "."})]
 
@@ -75,17 +81,21 @@ async def run_swarm(
     plan: common_pb2.Plan,
     answers: dict[str, str],
     *,
-    linger: bool = True,
+    linger: Collection[str] = ("1", "2", "3"),
     cancel_after_steps: int = 0,
     models: Sequence[str] = (),
+    pass_after_variant_1: bool = False,
 ) -> tuple[common_pb2.Swarm, list[common_pb2.SwarmEvent], set[tuple[str, str]]]:
     """Run the swarm to its end; with ``cancel_after_steps``, cancel the
     speculative subtask once every variant has made that many steps. Also
-    returns the (model, subtask id) pairs the model server was asked for."""
+    returns the (model, subtask id) pairs the model server was asked for.
+    With ``pass_after_variant_1`` the passing variant finishes only once
+    variant 1 has ended."""
     released = False
+    first_done = False
     cancelling: list[asyncio.Task[Any]] = []
     async with FakeOpenAIServer() as server:
-        server.fallback = agents(answers, lambda: released, linger)
+        server.fallback = agents(answers, lambda: released, linger, lambda: first_done or not pass_after_variant_1)
         settings = Settings()
         settings.executor.options = {"provider.base_url": server.base_url, "provider.api_key": "test-key"}
         async with EmbeddedSwarmd(settings, db_path=tmp_path / "db.sqlite") as emb, SwarmdClient(
@@ -110,6 +120,8 @@ async def run_swarm(
                 events.append(event)
                 if event.WhichOneof("kind") == "speculation_decided":
                     released = True
+                if event.WhichOneof("kind") == "agent_complete" and event.agent_complete.subtask_id == "feature.variant-1":
+                    first_done = True
                 steps = Counter(e.agent_step.subtask_id for e in events if e.WhichOneof("kind") == "agent_step")
                 variants = [steps[f"feature.variant-{n}"] for n in (1, 2, 3)]
                 if cancel_after_steps and not cancelling and min(variants) >= cancel_after_steps:
@@ -188,7 +200,7 @@ async def test_when_every_variant_fails_its_checks_the_subtask_fails_with_their_
     tmp_path: Path, git_repo: Path
 ) -> None:
     swarm, events, _ = await asyncio.wait_for(
-        run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "40", "3": "43"}, linger=False), 110
+        run_swarm(tmp_path, git_repo, speculative_plan(dependent=True), {"1": "41", "2": "40", "3": "43"}, linger=()), 110
     )
     states = {s.subtask.id: s for s in swarm.subtasks}
     feature = states["feature"]
@@ -229,3 +241,22 @@ async def test_cancelling_a_speculative_subtask_stops_every_variant_and_keeps_th
     assert not (git_repo / "answer.txt").exists()
     # Cancelled by the user, not lost to another variant.
     assert not swarm.stats.collapse.speculative_losers and not swarm.stats.collapse.speculative_wins
+
+
+async def test_finishing_first_does_not_win_passing_the_checks_does(tmp_path: Path, git_repo: Path) -> None:
+    # Variant 1 finishes at once with a failing build; variant 3 is still working
+    # when variant 2 passes: 1 failed on its own, 2 wins, only 3 is a loser.
+    swarm, _, _ = await asyncio.wait_for(
+        run_swarm(
+            tmp_path, git_repo, speculative_plan(dependent=False), {"1": "41", "2": "42", "3": "43"}, linger=("3",), pass_after_variant_1=True
+        ),
+        110,
+    )
+    feature = swarm.subtasks[0]
+    assert feature.status == common_pb2.SUB_TASK_STATUS_COMPLETED, feature.status_reason
+    first, winner, loser = feature.variants
+    assert first.status == common_pb2.SUB_TASK_STATUS_FAILED and "health checks failed" in first.reason
+    assert winner.winner and winner.status == common_pb2.SUB_TASK_STATUS_COMPLETED
+    assert loser.status == common_pb2.SUB_TASK_STATUS_CANCELLED and loser.reason.startswith("speculative_loser")
+    assert (git_repo / "answer.txt").read_text() == "42\n"
+    assert (swarm.stats.collapse.speculative_wins, swarm.stats.collapse.speculative_losers) == (1, 1)

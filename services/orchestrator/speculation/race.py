@@ -210,7 +210,7 @@ class SpeculativeDispatch:
             # Its executor merged without claiming (one that does not run the
             # swarmd runtime): the work landed, so it is the winner.
             self._win(vid, result.merge.commit, "finished without claiming the race")
-        elif result.success and self.winner != vid:
+        elif result.success and self.winner and self.winner != vid:
             self._losers.setdefault(vid, f"{LOSER_REASON}: finished after variant {self.winner} won, without claiming")
         self._results[vid] = result
         variant = self.variant_state(vid)
