@@ -32,7 +32,7 @@ from swarmd.plugins import ModelProvider, parse_model_string
 from swarmd.services.errors import ResourceExhausted
 from swarmd.services.orchestrator.attempts import branch_name
 from swarmd.services.orchestrator.budgets import BudgetLedger, find_price
-from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost, judgeable
+from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost
 from swarmd.services.orchestrator.context import TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import decompose, decomposition_settings
 from swarmd.services.orchestrator.events import SwarmEventLog
@@ -40,7 +40,7 @@ from swarmd.services.orchestrator.persistence import StateWriter
 from swarmd.services.orchestrator.planning import PlanWarning
 from swarmd.services.orchestrator.retry import Backoff
 from swarmd.services.orchestrator.scheduling import SubtaskScheduler
-from swarmd.services.orchestrator.speculation import Running, count_speculation
+from swarmd.services.orchestrator.speculation import Running, SwarmBranches, count_speculation
 from swarmd.services.orchestrator.stats import aggregate_result, compute_stats, swarm_rate_limits
 from swarmd.services.orchestrator.validation import repair_model_plan
 from swarmd.v1 import common_pb2
@@ -363,22 +363,20 @@ class SwarmRun:
         """Start the collapse controller when the swarm asks for it (see :mod:`.collapse`)."""
         if not self.config.collapse.enabled:
             return
+        branches = SwarmBranches(
+            self.config, self.states, self.scheduler.dispatches, self.scheduler.committed.get, self.cancel_subtask
+        )
         self.collapse = CollapseController(
             CollapseHost(
                 swarm_id=self.id,
                 config=self.config,
                 base_commit=self.swarm.base_commit,
                 sample=self.ctx.executor.sample_branch,
-                candidates=lambda: judgeable(
-                    self.config,
-                    self.states,
-                    {sid: d.cancelling for sid, d in self.scheduler.dispatches.items()},
-                    self.scheduler.committed.get,
-                ),
-                status=lambda sid: self.states[sid].status,
+                candidates=branches.candidates,
+                status=branches.status,
                 branch=lambda sid: branch_name(self.id, sid),
                 emit=self.log.emit,
-                cancel=self.cancel_subtask,
+                cancel=branches.cancel,
                 audit=lambda kind, sid, detail: self.ctx.store.append_audit(self.id, kind, sid, detail),
             )
         )

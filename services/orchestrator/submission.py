@@ -57,6 +57,7 @@ from swarmd.services.orchestrator.validation import (
     MAX_LABELS,
     MAX_TASK_CHARS,
     assign_stages,
+    check_variant_ids,
     repair_model_plan,
     validate_explicit_plan,
 )
@@ -301,6 +302,7 @@ async def prepare_submission(
     )
     if has_plan:
         sub.subtasks, sub.stage_count = validate_explicit_plan(request.plan, config.max_subagents)
+        check_variant_ids(sub.subtasks, config)
         sub.source = common_pb2.PLAN_SOURCE_EXPLICIT
         task = task or _summarise_plan(sub.subtasks)
     elif config.strategy == common_pb2.DECOMPOSITION_STRATEGY_NONE:

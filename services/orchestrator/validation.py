@@ -22,7 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.planning import PlanWarning
-from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS, subtask_of
+from swarmd.services.orchestrator.speculation.variants import (
+    MAX_VARIANTS,
+    subtask_of,
+    variant_id,
+    variants_of,
+)
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_TASK_CHARS",
     "assign_stages",
+    "check_variant_ids",
     "find_cycle",
     "remaining_chain_lengths",
     "repair_model_plan",
@@ -197,6 +203,22 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
                 f"{where} label {key[:40]!r} is empty or too long (keys up to {MAX_LABEL_KEY_CHARS}, "
                 f"values up to {MAX_LABEL_VALUE_CHARS} characters)"
             )
+
+
+def check_variant_ids(subtasks: Sequence[common_pb2.SubTask], config: common_pb2.SwarmConfig) -> None:
+    """Refuse (INVALID_ARGUMENT) a speculative subtask whose variants' ids
+    (``<id>.variant-<n>``) would be longer than an id may be."""
+    long = [
+        sub.id
+        for sub in subtasks
+        if (count := variants_of(config, sub)) > 1 and not ID_PATTERN.match(variant_id(sub.id, count))
+    ]
+    if long:
+        raise InvalidArgument(
+            f"subtask id(s) {', '.join(repr(i[:40]) for i in long)} too long for speculative variants: "
+            f"{variant_id('<id>', MAX_VARIANTS)!r} must fit in 128 characters",
+            field="plan",
+        )
 
 
 def validate_explicit_plan(

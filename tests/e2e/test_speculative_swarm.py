@@ -255,8 +255,8 @@ async def test_finishing_first_does_not_win_passing_the_checks_does(tmp_path: Pa
     feature = swarm.subtasks[0]
     assert feature.status == common_pb2.SUB_TASK_STATUS_COMPLETED, feature.status_reason
     first, winner, loser = feature.variants
-    assert first.status == common_pb2.SUB_TASK_STATUS_FAILED and "health checks failed" in first.reason
-    assert winner.winner and winner.status == common_pb2.SUB_TASK_STATUS_COMPLETED
-    assert loser.status == common_pb2.SUB_TASK_STATUS_CANCELLED and loser.reason.startswith("speculative_loser")
+    assert first.status == common_pb2.SUB_TASK_STATUS_FAILED and "health checks failed" in first.reason, feature
+    assert winner.winner and winner.status == common_pb2.SUB_TASK_STATUS_COMPLETED, feature
+    assert loser.status == common_pb2.SUB_TASK_STATUS_CANCELLED and loser.reason.startswith("speculative_loser"), feature
     assert (git_repo / "answer.txt").read_text() == "42\n"
-    assert (swarm.stats.collapse.speculative_wins, swarm.stats.collapse.speculative_losers) == (1, 1)
+    assert (swarm.stats.collapse.speculative_wins, swarm.stats.collapse.speculative_losers) == (1, 1), swarm.stats

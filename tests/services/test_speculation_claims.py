@@ -57,3 +57,16 @@ async def test_the_variants_models_are_checked_at_submission(tmp_path: Path, mod
             plan=plan(subtask("a")), config=fast_config(speculate=2, speculate_models=["scripted/planner"]), dry_run=True
         )
         assert list(ok.swarm.config.speculate_models) == ["scripted/planner"]
+
+
+async def test_a_subtask_id_too_long_for_its_variants_is_refused(tmp_path: Path) -> None:
+    long_id = "a" * 120
+    async with serve_swarm_services(tmp_path) as services:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await services.submit(
+                plan=plan(subtask(long_id)),
+                config=fast_config(speculate=3, worktree_enabled=True, repo_path=str(services.db_path.parent)),
+                dry_run=True,
+            )
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "too long for speculative variants" in info.value.details()

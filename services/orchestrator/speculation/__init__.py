@@ -11,6 +11,7 @@ else of the swarm sees the variants but their events and the subtask's
 
 from __future__ import annotations
 
+from swarmd.services.orchestrator.speculation.judging import SwarmBranches
 from swarmd.services.orchestrator.speculation.race import (
     DispatchFactory,
     Running,
@@ -35,6 +36,7 @@ __all__ = [
     "DispatchFactory",
     "Running",
     "SpeculativeDispatch",
+    "SwarmBranches",
     "claim_variant",
     "count_speculation",
     "parent_of",

@@ -178,6 +178,26 @@ class SpeculativeDispatch:
     def cancelling(self) -> bool:
         return self._cancelled
 
+    def judgeable_variants(self) -> list[str]:
+        """Variants the collapse controller may judge: running, not stopping,
+        their work not committed (claiming or won)."""
+        if self._cancelled or self.winner:
+            return []
+        return [
+            vid
+            for vid, dispatch in self._dispatches.items()
+            if vid not in self._results and not dispatch.cancelling and not self.variant_state(vid).commit
+        ]
+
+    def cancel_variant(self, vid: str, reason: str) -> bool:
+        """Stop one variant (the collapse controller killed it); the race goes
+        on without it. False when it is the winner or has ended."""
+        dispatch = self._dispatches.get(vid)
+        if dispatch is None or vid == self.winner or vid in self._results:
+            return False
+        dispatch.cancel(reason)
+        return True
+
     def cancel(self, reason: str) -> None:
         """Stop every variant (idempotent; the first reason wins). The winner
         is stopped too: the subtask itself is being cancelled."""
