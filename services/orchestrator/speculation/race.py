@@ -22,7 +22,10 @@ that claims afterwards is told it lost and keeps its work on its branch. The
 winner is never cancelled by the race. The subtask's result is the winner's
 (its merge commit is what dependents start from; its ``WorkCommitted``
 starts them early), with every variant's steps, tokens and cost added. When
-no variant wins, the subtask fails with each variant's error.
+no variant wins, the subtask fails with each variant's error. A winner
+whose merge then conflicts fails the subtask: the others were stopped
+already. While the race runs, the collapse controller judges the variants
+as branches (:mod:`.judging`) and may kill one through :meth:`cancel_variant`.
 """
 
 from __future__ import annotations
