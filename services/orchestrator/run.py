@@ -156,8 +156,8 @@ class SwarmRun:
             orchestrator_steps=self.orchestrator_steps,
             orchestrator_usage=self.orchestrator_usage,
             orchestrator_cost_usd=self.orchestrator_cost,
-            # Each subtask's attempt number counts the attempts it started.
-            attempts_started=sum(s.attempt for s in self.swarm.subtasks),
+            # Each subtask's attempt number counts the attempts it started (a raced one: its variants).
+            attempts_started=sum(max(s.attempt, len(s.variants) * bool(s.attempt)) for s in self.swarm.subtasks),
             rate_limits=rate_limits,
         )
         # The decomposition counts one step per call: all but the first were retries.

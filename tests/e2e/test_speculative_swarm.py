@@ -187,6 +187,7 @@ async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_star
     assert set(decided[0].loser_subtask_ids) == {"feature.variant-1", "feature.variant-3"}
     stats = swarm.stats.collapse
     assert (stats.speculative_wins, stats.speculative_losers) == (1, 2)
+    assert swarm.stats.subagents_spawned == 4  # three variants and the dependent
     # A resumed swarm finds the subtask merged (as its winning variant), so it is not raced again.
     merged = await merged_subtasks(str(git_repo), swarm.id)
     assert merged["feature"].merge_commit == merged["feature.variant-2"].merge_commit

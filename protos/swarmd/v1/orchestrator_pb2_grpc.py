@@ -263,7 +263,8 @@ class OrchestratorServiceServicer:
         """Speculative variants: a variant whose work is committed asks whether it
         won the race of its subtask before merging. The first claim whose
         finished work passes the swarm's health checks (run now on its worktree;
-        without checks, the first claim) wins, and the other variants are
+        without checks, the first claim; a check that cannot judge, UNKNOWN,
+        holds no variant back) wins, and the other variants are
         cancelled with reason "speculative_loser". Answered at once for a
         variant that already lost. NOT_FOUND for a swarm not running here or a
         subtask that is not a running variant; INVALID_ARGUMENT for missing ids.
