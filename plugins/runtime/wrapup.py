@@ -10,9 +10,10 @@ ignores is kept, with a warning naming them (or, with
 ``worktree.commit_ignored``, those files are committed and merged like any
 other work); a cancelled one is kept as it is. A subtask started from
 dependencies whose merges had not landed (``merge_pending``) waits for them
-before merging; a speculative variant merges only when the orchestrator
-says it won its race (:mod:`.speculative`); a cancel during that wait stops it with the work committed
-on its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
+before merging; a cancel during that wait stops it with the work committed
+on its branch. A speculative variant merges only when the orchestrator says
+it won its race (:mod:`.speculative`); otherwise its work stays committed on
+its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
 result as the attempt goes; :class:`CancelToken` tells a cancel made on
 purpose (a CANCELLED result) from the host shutting down (propagated).
 """

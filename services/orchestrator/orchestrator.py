@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -53,6 +54,9 @@ from swarmd.v1 import common_pb2, orchestrator_pb2
 __all__ = ["Orchestrator"]
 
 log = logging.getLogger(__name__)
+
+#: A git commit id (SHA-1 or SHA-256), as ClaimVariant receives it.
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 #: Namespace of swarm ids derived from a client's idempotency key.
 _REQUEST_NAMESPACE = uuid.UUID("5d0c3f5e-9a43-4d55-8a57-1c3c1d6f2a10")
@@ -374,6 +378,10 @@ class Orchestrator:
         self._check_open()
         if not request.swarm_id or not request.subtask_id:
             raise InvalidArgument("ClaimVariant needs swarm_id and subtask_id")
+        validate_id(request.swarm_id, "swarm_id")
+        validate_id(request.subtask_id, "subtask_id")
+        if request.commit and not _COMMIT.match(request.commit):
+            raise InvalidArgument(f"commit {request.commit[:80]!r} is not a commit id (40 or 64 hex digits)", field="commit")
         run = self.live(request.swarm_id)
         if run is None:
             raise NotFound(f"swarm {request.swarm_id!r} is not running in this orchestrator")

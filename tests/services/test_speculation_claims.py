@@ -24,6 +24,9 @@ async def test_claims_that_name_no_running_variant_are_refused(tmp_path: Path) -
 
         assert (await refused(subtask_id="a.variant-1")).code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (await refused(swarm_id="s")).code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (await refused(swarm_id="s p", subtask_id="a.variant-1")).code() == grpc.StatusCode.INVALID_ARGUMENT
+        bad_commit = await refused(swarm_id="s", subtask_id="a.variant-1", commit="HEAD~1")
+        assert bad_commit.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a commit id" in bad_commit.details()
         unknown = await refused(swarm_id="nope", subtask_id="a.variant-1")
         assert unknown.code() == grpc.StatusCode.NOT_FOUND and "not running" in unknown.details()
 

@@ -267,7 +267,8 @@ class OrchestratorServiceServicer:
         holds no variant back) wins, and the other variants are
         cancelled with reason "speculative_loser". Answered at once for a
         variant that already lost. NOT_FOUND for a swarm not running here or a
-        subtask that is not a running variant; INVALID_ARGUMENT for missing ids.
+        subtask that is not a running variant; INVALID_ARGUMENT for missing or
+        malformed ids or a commit that is not 40 or 64 hex digits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
