@@ -56,6 +56,10 @@ def format_subtask(state: common_pb2.SubTaskState, swarm_state: int) -> str:
             + (f", merged as {merge.merge_commit}" if merge.merge_commit else "")
             + ")"
         )
+    for v in state.variants:
+        won = " (won)" if v.winner else ""
+        why = f" - {v.reason}" if v.reason else ""
+        lines.append(f"Variant {v.variant} ({v.strategy}, {v.model or '-'}): {status_name(v.status)}{won} on {v.branch}{why}")
     if result.error:
         lines.append(f"Error: {result.error}")
     if result.result:
