@@ -154,17 +154,16 @@ class SpeculativeDispatch:
         self._dispatches = {vid: make_dispatch(vid, hooks) for vid, hooks in self._hooks.items()}
         self._results: dict[str, common_pb2.SubTaskResult] = {}
         state = self.state
-        if len(state.variants) != count:  # a resumed race starts its variants afresh
-            del state.variants[:]
-            for vid, hooks in self._hooks.items():
-                state.variants.add(
-                    variant=hooks.variant,
-                    subtask_id=vid,
-                    strategy=strategy_of(hooks.variant).name,
-                    branch=branch_name(run.id, vid),
-                    status=common_pb2.SUB_TASK_STATUS_PENDING,
-                    model=model_of(run.config, hooks.variant),
-                )
+        del state.variants[:]  # a resumed or re-dispatched race starts its variants afresh
+        for vid, hooks in self._hooks.items():
+            state.variants.add(
+                variant=hooks.variant,
+                subtask_id=vid,
+                strategy=strategy_of(hooks.variant).name,
+                branch=branch_name(run.id, vid),
+                status=common_pb2.SUB_TASK_STATUS_PENDING,
+                model=model_of(run.config, hooks.variant),
+            )
 
     @property
     def state(self) -> common_pb2.SubTaskState:
