@@ -188,6 +188,11 @@ async def test_the_variant_whose_build_passes_wins_merges_and_its_dependent_star
     stats = swarm.stats.collapse
     assert (stats.speculative_wins, stats.speculative_losers) == (1, 2)
     assert swarm.stats.subagents_spawned == 4  # three variants and the dependent
+    # The subtask's figures add up every variant's, not the winner's alone.
+    steps = Counter(e.agent_step.subtask_id for e in events if e.WhichOneof("kind") == "agent_step")
+    assert feature.result.steps >= sum(n for sid, n in steps.items() if sid.startswith("feature.variant-"))
+    assert feature.result.steps > steps["feature.variant-2"] > 0
+    assert feature.result.usage.total_tokens >= 15 * sum(n for sid, n in steps.items() if sid.startswith("feature."))
     # A resumed swarm finds the subtask merged (as its winning variant), so it is not raced again.
     merged = await merged_subtasks(str(git_repo), swarm.id)
     assert merged["feature"].merge_commit == merged["feature.variant-2"].merge_commit
