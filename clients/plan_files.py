@@ -12,6 +12,16 @@ A plan file is a mapping with a ``subtasks`` list (or just the list)::
         priority: 1
         read_only: false
         max_steps: 30
+        speculate: 3                        # optional: race 3 variants (1-8)
+
+``speculate: N`` runs the subtask as N variants, sub-agents on their own
+worktrees and branches with the same instruction and different strategy
+prompts (minimal change, test first, clean rewrite, careful review). The
+first variant whose agent succeeds and whose finished work passes the
+health checks below (without checks, the first to succeed) wins and is the
+only one merged; dependents see only the winner; the other variants are
+cancelled (reason ``speculative_loser``) and their branches kept. Worth it
+for a risky subtask whose success the checks can judge; N times the tokens.
 
 The collapse controller (health checks on running branches) is chosen with
 ``health_check`` (one command, the short form) or ``collapse``::
@@ -40,6 +50,7 @@ import grpc
 import yaml
 
 from swarmd.clients.errors import SwarmdClientError
+from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
 from swarmd.v1 import common_pb2
 
 __all__ = ["REPOSITORY_SETTINGS", "load_plan", "load_repository_collapse", "parse_plan"]
@@ -54,13 +65,14 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "read_only": bool,
     "max_steps": int,
     "labels": dict,
+    "speculate": int,
 }
 #: A repository's own swarmd settings (its default health checks), beside its database.
 REPOSITORY_SETTINGS = Path(".swarmd") / "settings.yaml"
 #: Largest plan file read (a bigger one, or ``/dev/zero``, is refused).
 MAX_PLAN_BYTES = 16 * 1024 * 1024
 _INT32 = (-(2**31), 2**31 - 1)
-_RANGES = {"priority": _INT32, "max_steps": (0, 2**31 - 1)}
+_RANGES = {"priority": _INT32, "max_steps": (0, 2**31 - 1), "speculate": (1, MAX_VARIANTS)}
 
 
 def _bad(source: str, message: str) -> SwarmdClientError:
@@ -202,6 +214,7 @@ def parse_plan(data: Any, source: str = "<plan>") -> tuple[common_pb2.Plan, str]
             priority=int(item.get("priority") or 0),
             read_only=bool(item.get("read_only") or False),
             max_steps=int(item.get("max_steps") or 0),
+            speculate=int(item.get("speculate") or 0),
             labels={
                 _text(source, f"{where}.labels", k): _scalar(source, f"{where}.labels.{k}", v)
                 for k, v in labels.items()

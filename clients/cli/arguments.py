@@ -10,6 +10,7 @@ from swarmd.clients.cli.commands import ADDRESS_ENV
 from swarmd.clients.cli.listing import add_list_arguments
 from swarmd.clients.launcher import SERVICE_KINDS
 from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
+from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
 from swarmd.v1 import common_pb2
 
 __all__ = ["add_arguments", "parse_strategy"]
@@ -27,6 +28,16 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _variants(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if not 1 <= value <= MAX_VARIANTS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_VARIANTS}, not {value}")
     return value
 
 
@@ -74,6 +85,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--collapse-check", action="append", metavar="NAME",
                      help="run the collapse controller with this named health check (python-compile, none, "
                           "a plugin's; repeatable)")
+    run.add_argument("--speculate", type=_variants, metavar="N",
+                     help="race N variants of every mutating subtask a plan file leaves unset (different "
+                          "strategy prompts, own branches); the first to succeed and pass the health checks "
+                          f"merges, the others are cancelled (1 = none, at most {MAX_VARIANTS})")
+    run.add_argument("--speculate-model", action="append", metavar="PROVIDER/MODEL",
+                     help="a model for the speculative variants, taken in turn (repeatable; default: --model)")
     run.add_argument("--record", metavar="CASSETTE",
                      help="record every model response to a cassette (JSONL); relative: in REPO/.swarmd/")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="executor option (repeatable)")

@@ -82,6 +82,9 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
         config.cache_enabled = False
     if args.run_anyway:
         config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
+    if args.speculate:
+        config.speculate = args.speculate
+    config.speculate_models.extend(_model(m) for m in args.speculate_model or [])
     if args.health_check:
         config.collapse.checks.add(name="command", options={"command": args.health_check})
     for name in args.collapse_check or []:

@@ -56,6 +56,10 @@ def format_subtask(state: common_pb2.SubTaskState, swarm_state: int) -> str:
             + (f", merged as {merge.merge_commit}" if merge.merge_commit else "")
             + ")"
         )
+    for v in state.variants:
+        won = " (won)" if v.winner else ""
+        why = f" - {v.reason}" if v.reason else ""
+        lines.append(f"Variant {v.variant} ({v.strategy}, {v.model or '-'}): {status_name(v.status)}{won} on {v.branch}{why}")
     if result.error:
         lines.append(f"Error: {result.error}")
     if result.result:
@@ -166,6 +170,10 @@ class Progress:
                 self._line(f"subtask {self._name(kill.subtask_id)}: killed by the collapse controller ({kill.reason})")
             if c.promotion_changed:
                 self._line(f"collapse: {self._name(c.promoted_subtask_id)} promoted (best-scoring branch)")
+        elif kind == "speculation_decided":
+            d = event.speculation_decided
+            losers = f"; cancelled: {', '.join(d.loser_subtask_ids)}" if d.loser_subtask_ids else ""
+            self._line(f"subtask {self._name(d.subtask_id)}: {d.winner_subtask_id} won the race ({d.branch}){losers}")
         elif kind == "stage_complete":
             s = event.stage_complete
             self._line(f"stage {s.stage} done: {_counts(s.completed, s.failed, s.cancelled, s.skipped)}")
@@ -281,7 +289,8 @@ def format_summary(swarm: common_pb2.Swarm) -> str:
     if s.HasField("collapse"):
         c = s.collapse
         lines.append(
-            f"Collapse: {c.evaluations} evaluations, {c.kills} kills, {c.promotions} promotions"
+            f"Collapse: {c.evaluations} evaluations, {c.kills} kills, {c.promotions} promotions, "
+            f"{c.speculative_wins} speculative wins ({c.speculative_losers} losers cancelled)"
             f" (promoted: {c.promoted_subtask_id or '-'})"
         )
     for rl in s.rate_limits:

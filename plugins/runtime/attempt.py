@@ -50,6 +50,7 @@ from swarmd.plugins.runtime.prompts import (
 )
 from swarmd.plugins.runtime.settings import RuntimeSettings, SettingsError
 from swarmd.plugins.runtime.share import ShareClient
+from swarmd.plugins.runtime.speculative import variant_claim
 from swarmd.plugins.runtime.toolbox import Toolbox
 from swarmd.plugins.runtime.wrapup import CancelToken, Finish, cancelled_outcome, uncancel, wrap_up
 from swarmd.plugins.sandbox import Sandbox, SandboxUnavailable, probe
@@ -250,10 +251,13 @@ async def _attempt(
     workdir = Path(worktree.path) if worktree is not None else repo
     started(str(worktree.path) if worktree is not None else "")
 
+    claim = variant_claim(request, runtime.channels)
     key, base_tree, cached = await _cache_lookup(request, runtime, settings, repo, manager, worktree, events)
     if cached is not None:
         outcome = LoopOutcome(OutcomeKind.COMPLETED, output=cached.result)
-        finish = await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
+        finish = await wrap_up(
+            request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored, claim=claim
+        )
         finish.cache_key, finish.base_tree, finish.cached = key, base_tree, finish.outcome.success
         return finish
 
@@ -295,7 +299,9 @@ async def _attempt(
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", config.model)
-    finish = await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
+    finish = await wrap_up(
+        request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored, claim=claim
+    )
     finish.cache_key, finish.base_tree = key, base_tree
     return finish
 

@@ -11,7 +11,9 @@ ignores is kept, with a warning naming them (or, with
 other work); a cancelled one is kept as it is. A subtask started from
 dependencies whose merges had not landed (``merge_pending``) waits for them
 before merging; a cancel during that wait stops it with the work committed
-on its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
+on its branch. A speculative variant merges only when the orchestrator says
+it won its race (:mod:`.speculative`); otherwise its work stays committed on
+its branch. A cancel arriving during the merge itself does not undo it. :class:`Finish` collects the pieces of the
 result as the attempt goes; :class:`CancelToken` tells a cancel made on
 purpose (a CANCELLED result) from the host shutting down (propagated).
 """
@@ -27,6 +29,7 @@ from typing import Any
 from swarmd.plugins.runtime import ignored
 from swarmd.plugins.runtime.events import EventEmitter
 from swarmd.plugins.runtime.loop import LoopOutcome, OutcomeKind
+from swarmd.plugins.runtime.speculative import VariantClaim, keep_unmerged
 from swarmd.v1 import common_pb2, executor_pb2
 
 __all__ = ["MAX_PATCH_BYTES", "STATUS", "CancelToken", "Finish", "cancelled_outcome", "uncancel", "wrap_up"]
@@ -98,11 +101,14 @@ async def wrap_up(
     events: EventEmitter | None = None,
     *,
     commit_ignored: bool = False,
+    claim: VariantClaim | None = None,
 ) -> Finish:
     """Bring the work back (success) or leave it safely in place (anything else).
 
     ``commit_ignored``: commit files git ignores when they are all the
     sub-agent wrote (otherwise they are kept in the worktree, with a warning).
+    ``claim``: a speculative variant's, asked once the work is committed;
+    only a variant that won merges (see :mod:`.speculative`).
     """
     finish = Finish(outcome, status=STATUS[outcome.kind])
     landing = _Landing()
@@ -119,7 +125,9 @@ async def wrap_up(
         if outcome.kind is OutcomeKind.COMPLETED:
             # The agent finished: a cancel arriving now does not undo the work,
             # so the merge is allowed to complete and its result reported.
-            merging = asyncio.ensure_future(merge_back(request, manager, worktree, finish, events, landing, commit_ignored))
+            merging = asyncio.ensure_future(
+                merge_back(request, manager, worktree, finish, events, landing, commit_ignored, claim)
+            )
             try:
                 await asyncio.shield(merging)
             except asyncio.CancelledError:
@@ -173,6 +181,7 @@ async def merge_back(
     events: EventEmitter | None = None,
     landing: _Landing | None = None,
     commit_ignored: bool = False,
+    claim: VariantClaim | None = None,
 ) -> None:
     subtask = request.subtask
     title = (subtask.instruction.strip().splitlines() or [""])[0]
@@ -188,6 +197,11 @@ async def merge_back(
             commit = await manager.commit(worktree, message)
         elif left:
             await _keep_ignored(request, worktree, finish, left, timeout)
+            return
+    if claim is not None:
+        verdict = await claim(commit or "")
+        if not verdict.won:  # another variant won, or this one's checks failed
+            keep_unmerged(finish, worktree, commit, verdict)
             return
     if events is not None:
         # Dependents may start from this commit now, before the merge lands.

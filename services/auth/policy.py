@@ -42,6 +42,7 @@ def _rule(*roles: str, swarm: str = "", subtask: str = "", under: bool = False) 
 
 
 _ORCH = "/swarmd.v1.OrchestratorService/"
+_COORD = "/swarmd.v1.CoordinatorService/"
 _EXEC = "/swarmd.v1.ExecutorService/"
 _STORE = "/swarmd.v1.ResultStoreService/"
 _PUBLIC = _rule(CLIENT)
@@ -67,9 +68,10 @@ POLICY: dict[str, Rule] = {
     _ORCH + "CancelSwarm": _rule(CLIENT, SERVICE),  # an orchestrator forwards a cancel to the swarm's owner
     _ORCH + "CancelSubTask": _rule(CLIENT, SERVICE),
     _ORCH + "ResumeSwarm": _PUBLIC,
-    _ORCH + "AcquirePermit": _ATTEMPT,
-    _ORCH + "ReportOutcome": _ATTEMPT,
-    _ORCH + "ReserveBudget": _ATTEMPT,
+    _COORD + "AcquirePermit": _ATTEMPT,
+    _COORD + "ReportOutcome": _ATTEMPT,
+    _COORD + "ReserveBudget": _ATTEMPT,
+    _COORD + "ClaimVariant": _ATTEMPT,
     _EXEC + "ExecuteSubTask": _rule(SERVICE, SUBAGENT, swarm="swarm_id", subtask="subtask.id"),
     _EXEC + "AttachSubTask": _FORWARDED,
     _EXEC + "CancelSubTask": _FORWARDED,

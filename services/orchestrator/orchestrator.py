@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -41,6 +42,7 @@ from swarmd.services.orchestrator.peers import ExecutorClient, StoreClient
 from swarmd.services.orchestrator.queries import SwarmQueries, event_filter
 from swarmd.services.orchestrator.resume import Recovery, forward_cancel, new_owner, owner_gone
 from swarmd.services.orchestrator.run import SwarmRun
+from swarmd.services.orchestrator.speculation import claim_variant
 from swarmd.services.orchestrator.spending import SpendDesk
 from swarmd.services.orchestrator.submission import (
     SubmissionDeps,
@@ -53,6 +55,9 @@ from swarmd.v1 import common_pb2, coordinator_pb2, orchestrator_pb2
 __all__ = ["Orchestrator"]
 
 log = logging.getLogger(__name__)
+
+#: A git commit id (SHA-1 or SHA-256), as ClaimVariant receives it.
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 #: Namespace of swarm ids derived from a client's idempotency key.
 _REQUEST_NAMESPACE = uuid.UUID("5d0c3f5e-9a43-4d55-8a57-1c3c1d6f2a10")
@@ -374,6 +379,22 @@ class Orchestrator:
     ) -> coordinator_pb2.ReserveBudgetResponse:
         self._check_open()
         return await self.spend.reserve_budget(request)
+
+    async def claim_variant(
+        self, request: coordinator_pb2.ClaimVariantRequest
+    ) -> coordinator_pb2.ClaimVariantResponse:
+        """A speculative variant's committed work claims its race (see :mod:`.speculation`)."""
+        self._check_open()
+        if not request.swarm_id or not request.subtask_id:
+            raise InvalidArgument("ClaimVariant needs swarm_id and subtask_id")
+        validate_id(request.swarm_id, "swarm_id")
+        validate_id(request.subtask_id, "subtask_id")
+        if request.commit and not _COMMIT.match(request.commit):
+            raise InvalidArgument(f"commit {request.commit[:80]!r} is not a commit id (40 or 64 hex digits)", field="commit")
+        run = self.live(request.swarm_id)
+        if run is None:
+            raise NotFound(f"swarm {request.swarm_id!r} is not running in this orchestrator")
+        return await claim_variant(run.id, run.states, run.scheduler.dispatches, request)
 
     # -- resume and shutdown ---------------------------------------------------------
 

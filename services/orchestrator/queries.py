@@ -21,6 +21,7 @@ from swarmd.services.orchestrator.paging import (
 )
 from swarmd.services.orchestrator.peers import StoreClient
 from swarmd.services.orchestrator.run import SwarmRun
+from swarmd.services.orchestrator.speculation.variants import subtask_of
 from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.services.orchestrator.validation import (
     MAX_LABEL_KEY_CHARS,
@@ -182,8 +183,8 @@ def event_filter(
             return False
         if subtasks and kind is not None:
             subtask_id = getattr(getattr(event, kind), "subtask_id", "")
-            if subtask_id and subtask_id not in subtasks:
-                return False
+            if subtask_id and subtask_id not in subtasks and subtask_of(subtask_id) not in subtasks:
+                return False  # a variant's events come with its subtask's
         return True
 
     return keep

@@ -18,6 +18,7 @@ import os
 
 from swarmd.plugins.runtime.worktree import ledger
 from swarmd.plugins.runtime.worktree.ledger import MergedWork
+from swarmd.services.orchestrator.speculation.variants import subtask_of
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -58,7 +59,11 @@ async def merged_subtasks(repo_path: str, swarm_id: str) -> dict[str, MergedWork
     code, out = await _git(repo_path, *ledger.log_args([swarm_id], "HEAD"))
     if code != 0:
         return {}
-    return {sid: work for (_, sid), work in ledger.parse_log(out, [swarm_id]).items()}
+    merged: dict[str, MergedWork] = {}
+    for (_, sid), work in ledger.parse_log(out, [swarm_id]).items():
+        merged[sid] = work
+        merged.setdefault(subtask_of(sid), work)  # a speculative subtask landed as its winning variant
+    return merged
 
 
 def merged_result(

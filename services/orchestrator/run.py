@@ -32,15 +32,15 @@ from swarmd.plugins import ModelProvider, parse_model_string
 from swarmd.services.errors import ResourceExhausted
 from swarmd.services.orchestrator.attempts import branch_name
 from swarmd.services.orchestrator.budgets import BudgetLedger, find_price
-from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost, judgeable
+from swarmd.services.orchestrator.collapse import CollapseController, CollapseHost
 from swarmd.services.orchestrator.context import TERMINAL_SWARM, RunContext
 from swarmd.services.orchestrator.decomposer import decompose, decomposition_settings
-from swarmd.services.orchestrator.dispatch import SubtaskDispatch
 from swarmd.services.orchestrator.events import SwarmEventLog
 from swarmd.services.orchestrator.persistence import StateWriter
 from swarmd.services.orchestrator.planning import PlanWarning
 from swarmd.services.orchestrator.retry import Backoff
 from swarmd.services.orchestrator.scheduling import SubtaskScheduler
+from swarmd.services.orchestrator.speculation import Running, SwarmBranches, count_speculation
 from swarmd.services.orchestrator.stats import aggregate_result, compute_stats, swarm_rate_limits
 from swarmd.services.orchestrator.validation import repair_model_plan
 from swarmd.v1 import common_pb2
@@ -156,14 +156,15 @@ class SwarmRun:
             orchestrator_steps=self.orchestrator_steps,
             orchestrator_usage=self.orchestrator_usage,
             orchestrator_cost_usd=self.orchestrator_cost,
-            # Each subtask's attempt number counts the attempts it started.
-            attempts_started=sum(s.attempt for s in self.swarm.subtasks),
+            # Each subtask's attempt number counts the attempts it started (a raced one: its variants).
+            attempts_started=sum(max(s.attempt, len(s.variants) * bool(s.attempt)) for s in self.swarm.subtasks),
             rate_limits=rate_limits,
         )
         # The decomposition counts one step per call: all but the first were retries.
         stats.retries += max(0, self.orchestrator_steps - 1)
         if self.collapse is not None:
             stats.collapse.CopyFrom(self.collapse.stats())
+        count_speculation(stats.collapse, self.swarm.subtasks)
         return stats
 
     # -- events and budgets ---------------------------------------------------
@@ -362,22 +363,20 @@ class SwarmRun:
         """Start the collapse controller when the swarm asks for it (see :mod:`.collapse`)."""
         if not self.config.collapse.enabled:
             return
+        branches = SwarmBranches(
+            self.config, self.states, self.scheduler.dispatches, self.scheduler.committed.get, self.cancel_subtask
+        )
         self.collapse = CollapseController(
             CollapseHost(
                 swarm_id=self.id,
                 config=self.config,
                 base_commit=self.swarm.base_commit,
                 sample=self.ctx.executor.sample_branch,
-                candidates=lambda: judgeable(
-                    self.config,
-                    self.states,
-                    {sid: d.cancelling for sid, d in self.scheduler.dispatches.items()},
-                    self.scheduler.committed.get,
-                ),
-                status=lambda sid: self.states[sid].status,
+                candidates=branches.candidates,
+                status=branches.status,
                 branch=lambda sid: branch_name(self.id, sid),
                 emit=self.log.emit,
-                cancel=self.cancel_subtask,
+                cancel=branches.cancel,
                 audit=lambda kind, sid, detail: self.ctx.store.append_audit(self.id, kind, sid, detail),
             )
         )
@@ -397,7 +396,7 @@ class SwarmRun:
 
     def cancel_subtask(
         self, sid: str, reason: str
-    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
+    ) -> tuple[common_pb2.SubTaskStatus, bool, Running | None]:
         """Cancel one subtask; returns (status, already_finished, running dispatch)."""
         return self.scheduler.cancel_one(sid, reason or "cancelled by user")
 

@@ -38,11 +38,12 @@ from swarmd.services.errors import NotFound
 from swarmd.services.orchestrator.attempts import AttemptReporter
 from swarmd.services.orchestrator.committed import CommittedWork, EarlyCommit
 from swarmd.services.orchestrator.context import TERMINAL
-from swarmd.services.orchestrator.dispatch import DispatchLimits, SubtaskDispatch
+from swarmd.services.orchestrator.dispatch import DispatchHooks, DispatchLimits, SubtaskDispatch
 from swarmd.services.orchestrator.live_run import LiveRun
 from swarmd.services.orchestrator.reconcile import merged_result, merged_subtasks, merges_expected
 from swarmd.services.orchestrator.retry import Backoff, resumed_first_attempt
 from swarmd.services.orchestrator.scheduler import DependencyTracker, ReadyQueue, Stagger
+from swarmd.services.orchestrator.speculation import Running, SpeculativeDispatch, variants_of
 from swarmd.services.orchestrator.stats import count_outcomes
 from swarmd.v1 import common_pb2
 
@@ -63,7 +64,7 @@ class SubtaskScheduler:
         self.tracker: DependencyTracker | None = None
         self.ready: ReadyQueue | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.dispatches: dict[str, SubtaskDispatch] = {}
+        self.dispatches: dict[str, Running] = {}
         self.reporters: dict[str, AttemptReporter] = {}
         self._stage_left: dict[int, int] = {}
         self._stage_announced: set[int] = set()
@@ -207,29 +208,34 @@ class SubtaskScheduler:
         first_attempt, retries_used = resumed_first_attempt(
             run.states[sid].attempt, config.max_retries
         )
-        dispatch = SubtaskDispatch(
-            run.ctx.executor,
-            reporter,
-            swarm_id=run.id,
-            subtask_id=sid,
-            limits=DispatchLimits(
-                max_retries=config.max_retries,
-                subtask_timeout_secs=float(config.subtask_timeout_secs),
-                cancel_grace_secs=run.ctx.cancel_grace_secs,
-                rpc_timeout_secs=run.ctx.settings.rpc_timeout_secs,
-            ),
-            backoff=Backoff(config.base_delay_ms, config.max_delay_ms, run.ctx.rng),
-            sleep=run.ctx.sleep,
-            first_attempt=first_attempt,
-            retries_used=retries_used,
-        )
+
+        def make(subtask_id: str, hooks: DispatchHooks) -> SubtaskDispatch:
+            return SubtaskDispatch(
+                run.ctx.executor,
+                hooks,
+                swarm_id=run.id,
+                subtask_id=subtask_id,
+                limits=DispatchLimits(
+                    max_retries=config.max_retries,
+                    subtask_timeout_secs=float(config.subtask_timeout_secs),
+                    cancel_grace_secs=run.ctx.cancel_grace_secs,
+                    rpc_timeout_secs=run.ctx.settings.rpc_timeout_secs,
+                ),
+                backoff=Backoff(config.base_delay_ms, config.max_delay_ms, run.ctx.rng),
+                sleep=run.ctx.sleep,
+                first_attempt=first_attempt,
+                retries_used=retries_used,
+            )
+
+        variants = variants_of(config, run.states[sid].subtask)  # > 1: raced (see .speculation)
+        dispatch = SpeculativeDispatch(run, reporter, sid, variants, make) if variants > 1 else make(sid, reporter)
         self.reporters[sid] = reporter
         self.dispatches[sid] = dispatch
         self.tasks[sid] = asyncio.get_running_loop().create_task(
             self._run_subtask(sid, dispatch), name=f"subtask-{sid}"
         )
 
-    async def _run_subtask(self, sid: str, dispatch: SubtaskDispatch) -> None:
+    async def _run_subtask(self, sid: str, dispatch: Running) -> None:
         run = self.run
         sub = run.states[sid].subtask
         span = run.ctx.tracer.start_span(
@@ -420,7 +426,7 @@ class SubtaskScheduler:
 
     def cancel_one(
         self, sid: str, reason: str
-    ) -> tuple[common_pb2.SubTaskStatus, bool, SubtaskDispatch | None]:
+    ) -> tuple[common_pb2.SubTaskStatus, bool, Running | None]:
         """Cancel one subtask; returns (status, already_finished, its running dispatch)."""
         run = self.run
         state = run.states.get(sid)

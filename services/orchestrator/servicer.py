@@ -146,3 +146,9 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self, request: coordinator_pb2.ReserveBudgetRequest, context: grpc.aio.ServicerContext
     ) -> coordinator_pb2.ReserveBudgetResponse:
         return await self.orchestrator.reserve_budget(request)
+
+    @grpc_errors
+    async def ClaimVariant(
+        self, request: coordinator_pb2.ClaimVariantRequest, context: grpc.aio.ServicerContext
+    ) -> coordinator_pb2.ClaimVariantResponse:
+        return await self.orchestrator.claim_variant(request)

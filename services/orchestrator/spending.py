@@ -21,6 +21,7 @@ from swarmd.services.errors import FailedPrecondition, InvalidArgument, NotFound
 from swarmd.services.orchestrator.budgets import cost_of, find_price
 from swarmd.services.orchestrator.governor import GovernorKey, GovernorRegistry
 from swarmd.services.orchestrator.run import SwarmRun
+from swarmd.services.orchestrator.speculation import parent_of
 from swarmd.services.orchestrator.validation import validate_id
 from swarmd.v1 import coordinator_pb2
 
@@ -40,7 +41,8 @@ class SpendDesk:
         self.governor = governor
         self._live = live
 
-    def _run_for_spend(self, swarm_id: str, subtask_id: str) -> SwarmRun:
+    def _run_for_spend(self, swarm_id: str, subtask_id: str) -> tuple[SwarmRun, str]:
+        """The live run and the subtask whose budget ``subtask_id`` spends."""
         validate_id(swarm_id, "swarm_id")
         run = self._live(swarm_id)
         if run is None:
@@ -49,9 +51,10 @@ class SpendDesk:
             raise FailedPrecondition(
                 f"swarm {swarm_id!r} is {'finished' if run.terminal else 'being cancelled'}"
             )
-        if subtask_id and subtask_id not in run.states:
+        spender = _spender(run, subtask_id)
+        if subtask_id and spender not in run.states:
             raise NotFound(f"swarm {swarm_id!r} has no subtask {subtask_id!r}")
-        return run
+        return run, spender
 
     async def acquire_permit(
         self, request: coordinator_pb2.AcquirePermitRequest
@@ -59,8 +62,10 @@ class SpendDesk:
         key = GovernorKey.from_proto(request.key)
         if request.estimated_tokens < 0:
             raise InvalidArgument("estimated_tokens must not be negative")
-        run = (
-            self._run_for_spend(request.swarm_id, request.subtask_id) if request.swarm_id else None
+        run, spender = (
+            self._run_for_spend(request.swarm_id, request.subtask_id)
+            if request.swarm_id
+            else (None, request.subtask_id)
         )
         price = find_price(self.settings.prices, key.provider, key.model)
         estimated_cost = 0.0
@@ -71,7 +76,7 @@ class SpendDesk:
                 / 1e6
             )
         if run is not None:
-            run.check_spend(request.subtask_id, request.estimated_tokens, estimated_cost)
+            run.check_spend(spender, request.estimated_tokens, estimated_cost)
         permit = await self.governor.acquire(
             key,
             swarm_id=request.swarm_id,
@@ -80,7 +85,7 @@ class SpendDesk:
         )
         if run is not None:
             try:
-                run.check_spend(request.subtask_id, request.estimated_tokens, estimated_cost)
+                run.check_spend(spender, request.estimated_tokens, estimated_cost)
             except SwarmdError:
                 self.governor.report(
                     permit.id,
@@ -122,7 +127,7 @@ class SpendDesk:
             if not cost and key is not None:
                 price = find_price(self.settings.prices, key.provider, key.model)
                 cost = cost_of(price, usage.prompt_tokens, usage.completion_tokens)
-            run.ledger.record_call(request.subtask_id, tokens, cost)
+            run.ledger.record_call(_spender(run, request.subtask_id), tokens, cost)
         return coordinator_pb2.ReportOutcomeResponse(retry_after_ms=retry_after_ms)
 
     async def reserve_budget(
@@ -134,6 +139,12 @@ class SpendDesk:
             raise InvalidArgument("subtask_id is required")
         if request.tool_calls < 0:
             raise InvalidArgument("tool_calls must not be negative")
-        run = self._run_for_spend(request.swarm_id, request.subtask_id)
-        remaining = run.reserve_tool_calls(request.subtask_id, request.tool_calls)
+        run, spender = self._run_for_spend(request.swarm_id, request.subtask_id)
+        remaining = run.reserve_tool_calls(spender, request.tool_calls)
         return coordinator_pb2.ReserveBudgetResponse(tool_calls_remaining=remaining)
+
+
+def _spender(run: SwarmRun, subtask_id: str) -> str:
+    """A speculative variant spends its subtask's budgets."""
+    parent = parent_of(run.states, subtask_id) if subtask_id not in run.states else None
+    return parent[0] if parent is not None else subtask_id

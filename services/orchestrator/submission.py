@@ -57,6 +57,7 @@ from swarmd.services.orchestrator.validation import (
     MAX_LABELS,
     MAX_TASK_CHARS,
     assign_stages,
+    check_variant_ids,
     repair_model_plan,
     validate_explicit_plan,
 )
@@ -230,7 +231,7 @@ async def _check_executor(
 
 
 async def _check_model(
-    deps: SubmissionDeps, config: common_pb2.SwarmConfig, builder: PreflightBuilder
+    deps: SubmissionDeps, config: common_pb2.SwarmConfig, builder: PreflightBuilder, model: str
 ) -> None:
     """Refuse a model the executor's sub-agents cannot use (see CheckModel).
 
@@ -241,21 +242,27 @@ async def _check_model(
     address = deps.settings.executor_address
     try:
         reply = await deps.executor.check_model(
-            config.model, dict(config.executor_options), timeout=deps.settings.rpc_timeout_secs
+            model, dict(config.executor_options), timeout=deps.settings.rpc_timeout_secs
         )
     except InvalidArgument as exc:
-        raise InvalidArgument(f"config.model: {exc.message}") from None
+        raise InvalidArgument(f"{_field_of(config, model)}: {exc.message}") from None
     except SwarmdError as exc:
         builder.warning(
             "provider",
-            f"the executor service at {address} could not check model {config.model!r} "
+            f"the executor service at {address} could not check model {model!r} "
             f"({exc.code.name}: {exc.message}); sub-agents fail if they cannot use it",
         )
         return
     if reply.problem:
         raise InvalidArgument(
-            f"config.model: {reply.problem} (checked by the executor service at {address})"
+            f"{_field_of(config, model)}: {reply.problem} (checked by the executor service at {address})"
         )
+
+
+def _field_of(config: common_pb2.SwarmConfig, model: str) -> str:
+    if model == config.model or model not in config.speculate_models:
+        return "config.model"
+    return f"config.speculate_models[{list(config.speculate_models).index(model)}]"
 
 
 async def prepare_submission(
@@ -268,6 +275,10 @@ async def prepare_submission(
     problem = model_spec_problem(config.model)
     if problem:
         raise InvalidArgument(f"config.model: {problem}")
+    for i, model in enumerate(config.speculate_models):
+        problem = model_spec_problem(model)
+        if problem:
+            raise InvalidArgument(f"config.speculate_models[{i}]: {problem}", field="config.speculate_models")
     task = request.task
     if len(task) > MAX_TASK_CHARS:
         raise InvalidArgument(f"task is {len(task)} characters (max {MAX_TASK_CHARS})")
@@ -291,6 +302,7 @@ async def prepare_submission(
     )
     if has_plan:
         sub.subtasks, sub.stage_count = validate_explicit_plan(request.plan, config.max_subagents)
+        check_variant_ids(sub.subtasks, config)
         sub.source = common_pb2.PLAN_SOURCE_EXPLICIT
         task = task or _summarise_plan(sub.subtasks)
     elif config.strategy == common_pb2.DECOMPOSITION_STRATEGY_NONE:
@@ -334,7 +346,8 @@ async def _check(
     builder.configuration(config)
     unreachable = await _check_executor(deps, config, builder)
     if not unreachable:
-        await _check_model(deps, config, builder)
+        for model in dict.fromkeys([config.model, *config.speculate_models]):
+            await _check_model(deps, config, builder, model)
     if request.dry_run and sub.provider is not None:
         await _decompose_now(deps, sub, config)
     builder.tokens(

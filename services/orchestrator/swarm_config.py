@@ -16,6 +16,7 @@ import re
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.collapse.config import collapse_problems
+from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
 from swarmd.v1 import common_pb2
 
 __all__ = ["DEFAULTS", "LIMITS", "effective_config"]
@@ -112,6 +113,10 @@ def effective_config(
         problems.append(
             f"config.dependency_failure_policy {config.dependency_failure_policy} is not a known policy"
         )
+    if not 0 <= config.speculate <= MAX_VARIANTS:
+        problems.append(f"config.speculate must be between 0 and {MAX_VARIANTS} (got {config.speculate})")
+    if len(config.speculate_models) > MAX_VARIANTS:
+        problems.append(f"config.speculate_models: at most {MAX_VARIANTS} models (got {len(config.speculate_models)})")
     problems.extend(collapse_problems(config.collapse))
     if problems:
         # The field of the first problem goes into BadRequest.

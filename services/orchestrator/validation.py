@@ -22,6 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.planning import PlanWarning
+from swarmd.services.orchestrator.speculation.variants import (
+    MAX_VARIANTS,
+    subtask_of,
+    variant_id,
+    variants_of,
+)
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_TASK_CHARS",
     "assign_stages",
+    "check_variant_ids",
     "find_cycle",
     "remaining_chain_lengths",
     "repair_model_plan",
@@ -176,6 +183,12 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
         )
     if sub.max_steps < 0:
         problems.append(f"{where} max_steps must not be negative (got {sub.max_steps})")
+    if subtask_of(sub.id) != sub.id:
+        problems.append(f"{where} id {sub.id!r} has the form reserved for speculative variants (<id>.variant-<n>)")
+    if not 0 <= sub.speculate <= MAX_VARIANTS:
+        problems.append(f"{where} speculate must be between 0 and {MAX_VARIANTS} (got {sub.speculate})")
+    elif sub.speculate > 1 and sub.read_only:
+        problems.append(f"{where} is read-only: speculative variants need a branch each (speculate {sub.speculate})")
     # A NUL byte cannot go into a commit message or a prompt file: refuse it here.
     for field in ("instruction", "name", "specialty"):
         if "\x00" in getattr(sub, field):
@@ -190,6 +203,22 @@ def _check_fields(sub: common_pb2.SubTask, where: str, problems: list[str]) -> N
                 f"{where} label {key[:40]!r} is empty or too long (keys up to {MAX_LABEL_KEY_CHARS}, "
                 f"values up to {MAX_LABEL_VALUE_CHARS} characters)"
             )
+
+
+def check_variant_ids(subtasks: Sequence[common_pb2.SubTask], config: common_pb2.SwarmConfig) -> None:
+    """Refuse (INVALID_ARGUMENT) a speculative subtask whose variants' ids
+    (``<id>.variant-<n>``) would be longer than an id may be."""
+    long = [
+        sub.id
+        for sub in subtasks
+        if (count := variants_of(config, sub)) > 1 and not ID_PATTERN.match(variant_id(sub.id, count))
+    ]
+    if long:
+        raise InvalidArgument(
+            f"subtask id(s) {', '.join(repr(i[:40]) for i in long)} too long for speculative variants: "
+            f"{variant_id('<id>', MAX_VARIANTS)!r} must fit in 128 characters",
+            field="plan",
+        )
 
 
 def validate_explicit_plan(

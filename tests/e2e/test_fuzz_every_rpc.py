@@ -45,6 +45,7 @@ MAY_WAIT = {
     "/swarmd.v1.OrchestratorService/WatchSwarm",
     "/swarmd.v1.OrchestratorService/SubmitSwarm",
     "/swarmd.v1.CoordinatorService/AcquirePermit",
+    "/swarmd.v1.CoordinatorService/ClaimVariant",
     "/swarmd.v1.ExecutorService/ExecuteSubTask",
     "/swarmd.v1.ExecutorService/AttachSubTask",
     "/swarmd.v1.ExecutorService/SampleBranch",

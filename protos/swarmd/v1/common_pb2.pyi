@@ -142,7 +142,7 @@ PREFLIGHT_SEVERITY_WARNING: PreflightSeverity
 PREFLIGHT_SEVERITY_ERROR: PreflightSeverity
 
 class SubTask(_message.Message):
-    __slots__ = ("id", "name", "instruction", "specialty", "dependencies", "priority", "read_only", "max_steps", "stage", "labels")
+    __slots__ = ("id", "name", "instruction", "specialty", "dependencies", "priority", "read_only", "max_steps", "stage", "labels", "speculate")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class SubTask(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    SPECULATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     instruction: str
@@ -170,7 +171,8 @@ class SubTask(_message.Message):
     max_steps: int
     stage: int
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., instruction: _Optional[str] = ..., specialty: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., read_only: _Optional[bool] = ..., max_steps: _Optional[int] = ..., stage: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    speculate: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., instruction: _Optional[str] = ..., specialty: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., read_only: _Optional[bool] = ..., max_steps: _Optional[int] = ..., stage: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., speculate: _Optional[int] = ...) -> None: ...
 
 class Plan(_message.Message):
     __slots__ = ("subtasks", "collapse")
@@ -277,7 +279,7 @@ class SubTaskResult(_message.Message):
     def __init__(self, subtask_id: _Optional[str] = ..., subagent_id: _Optional[str] = ..., success: _Optional[bool] = ..., result: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[SwarmArtifact, _Mapping]]] = ..., retry_count: _Optional[int] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., merge: _Optional[_Union[MergeResult, _Mapping]] = ..., failure_kind: _Optional[_Union[FailureKind, str]] = ..., cached: _Optional[bool] = ..., cache_key: _Optional[str] = ..., worktree_path: _Optional[str] = ...) -> None: ...
 
 class SwarmConfig(_message.Message):
-    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs", "collapse")
+    __slots__ = ("max_subagents", "max_steps_per_subagent", "max_total_tool_calls", "max_total_tokens", "max_cost_usd", "max_tokens_per_subtask", "max_cost_per_subtask_usd", "subagent_timeout_secs", "subtask_timeout_secs", "model", "strategy", "executor", "max_concurrent", "request_delay_ms", "worktree_enabled", "auto_merge", "cache_enabled", "max_retries", "base_delay_ms", "max_delay_ms", "dependency_failure_policy", "repo_path", "executor_options", "cache_ttl_secs", "collapse", "speculate", "speculate_models")
     class ExecutorOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +312,8 @@ class SwarmConfig(_message.Message):
     EXECUTOR_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_SECS_FIELD_NUMBER: _ClassVar[int]
     COLLAPSE_FIELD_NUMBER: _ClassVar[int]
+    SPECULATE_FIELD_NUMBER: _ClassVar[int]
+    SPECULATE_MODELS_FIELD_NUMBER: _ClassVar[int]
     max_subagents: int
     max_steps_per_subagent: int
     max_total_tool_calls: int
@@ -335,7 +339,9 @@ class SwarmConfig(_message.Message):
     executor_options: _containers.ScalarMap[str, str]
     cache_ttl_secs: int
     collapse: CollapseConfig
-    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ...) -> None: ...
+    speculate: int
+    speculate_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_subagents: _Optional[int] = ..., max_steps_per_subagent: _Optional[int] = ..., max_total_tool_calls: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., max_tokens_per_subtask: _Optional[int] = ..., max_cost_per_subtask_usd: _Optional[float] = ..., subagent_timeout_secs: _Optional[int] = ..., subtask_timeout_secs: _Optional[int] = ..., model: _Optional[str] = ..., strategy: _Optional[_Union[DecompositionStrategy, str]] = ..., executor: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., request_delay_ms: _Optional[int] = ..., worktree_enabled: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., cache_enabled: _Optional[bool] = ..., max_retries: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ..., dependency_failure_policy: _Optional[_Union[DependencyFailurePolicy, str]] = ..., repo_path: _Optional[str] = ..., executor_options: _Optional[_Mapping[str, str]] = ..., cache_ttl_secs: _Optional[int] = ..., collapse: _Optional[_Union[CollapseConfig, _Mapping]] = ..., speculate: _Optional[int] = ..., speculate_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HealthCheckSpec(_message.Message):
     __slots__ = ("name", "options")
@@ -559,19 +565,61 @@ class SwarmStats(_message.Message):
     def __init__(self, subagents_spawned: _Optional[int] = ..., subagents_completed: _Optional[int] = ..., subagents_failed: _Optional[int] = ..., total_tool_calls: _Optional[int] = ..., critical_path_length: _Optional[int] = ..., execution_time_ms: _Optional[int] = ..., sequential_time_estimate_ms: _Optional[int] = ..., speedup_factor: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., total_steps: _Optional[int] = ..., critical_path_time_ms: _Optional[int] = ..., critical_path: _Optional[_Iterable[str]] = ..., critical_steps: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., subagents_cancelled: _Optional[int] = ..., subagents_skipped: _Optional[int] = ..., retries: _Optional[int] = ..., orchestrator_steps: _Optional[int] = ..., critical_path_steps: _Optional[int] = ..., collapse: _Optional[_Union[CollapseStats, _Mapping]] = ...) -> None: ...
 
 class CollapseStats(_message.Message):
-    __slots__ = ("evaluations", "kills", "promotions", "promoted_subtask_id")
+    __slots__ = ("evaluations", "kills", "promotions", "promoted_subtask_id", "speculative_wins", "speculative_losers")
     EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     KILLS_FIELD_NUMBER: _ClassVar[int]
     PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
     PROMOTED_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_WINS_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_LOSERS_FIELD_NUMBER: _ClassVar[int]
     evaluations: int
     kills: int
     promotions: int
     promoted_subtask_id: str
-    def __init__(self, evaluations: _Optional[int] = ..., kills: _Optional[int] = ..., promotions: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ...) -> None: ...
+    speculative_wins: int
+    speculative_losers: int
+    def __init__(self, evaluations: _Optional[int] = ..., kills: _Optional[int] = ..., promotions: _Optional[int] = ..., promoted_subtask_id: _Optional[str] = ..., speculative_wins: _Optional[int] = ..., speculative_losers: _Optional[int] = ...) -> None: ...
+
+class SpeculativeVariant(_message.Message):
+    __slots__ = ("variant", "subtask_id", "strategy", "branch", "status", "reason", "commit", "winner", "model")
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    variant: int
+    subtask_id: str
+    strategy: str
+    branch: str
+    status: SubTaskStatus
+    reason: str
+    commit: str
+    winner: bool
+    model: str
+    def __init__(self, variant: _Optional[int] = ..., subtask_id: _Optional[str] = ..., strategy: _Optional[str] = ..., branch: _Optional[str] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., reason: _Optional[str] = ..., commit: _Optional[str] = ..., winner: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
+
+class SpeculationDecided(_message.Message):
+    __slots__ = ("subtask_id", "winner_subtask_id", "branch", "commit", "detail", "loser_subtask_ids")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    WINNER_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LOSER_SUBTASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    winner_subtask_id: str
+    branch: str
+    commit: str
+    detail: str
+    loser_subtask_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subtask_id: _Optional[str] = ..., winner_subtask_id: _Optional[str] = ..., branch: _Optional[str] = ..., commit: _Optional[str] = ..., detail: _Optional[str] = ..., loser_subtask_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubTaskState(_message.Message):
-    __slots__ = ("subtask", "status", "attempt", "agent_name", "current_tool", "steps", "tool_calls", "started_at", "finished_at", "status_reason", "result", "on_critical_path")
+    __slots__ = ("subtask", "status", "attempt", "agent_name", "current_tool", "steps", "tool_calls", "started_at", "finished_at", "status_reason", "result", "on_critical_path", "variants")
     SUBTASK_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -584,6 +632,7 @@ class SubTaskState(_message.Message):
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ON_CRITICAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
     subtask: SubTask
     status: SubTaskStatus
     attempt: int
@@ -596,7 +645,8 @@ class SubTaskState(_message.Message):
     status_reason: str
     result: SubTaskResult
     on_critical_path: bool
-    def __init__(self, subtask: _Optional[_Union[SubTask, _Mapping]] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., attempt: _Optional[int] = ..., agent_name: _Optional[str] = ..., current_tool: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ..., result: _Optional[_Union[SubTaskResult, _Mapping]] = ..., on_critical_path: _Optional[bool] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[SpeculativeVariant]
+    def __init__(self, subtask: _Optional[_Union[SubTask, _Mapping]] = ..., status: _Optional[_Union[SubTaskStatus, str]] = ..., attempt: _Optional[int] = ..., agent_name: _Optional[str] = ..., current_tool: _Optional[str] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ..., result: _Optional[_Union[SubTaskResult, _Mapping]] = ..., on_critical_path: _Optional[bool] = ..., variants: _Optional[_Iterable[_Union[SpeculativeVariant, _Mapping]]] = ...) -> None: ...
 
 class Swarm(_message.Message):
     __slots__ = ("id", "task", "state", "config", "subtasks", "stats", "result", "error", "created_at", "started_at", "finished_at", "plan_source", "last_sequence", "base_commit", "stage_count", "labels", "owner", "request_digests", "tenant")
@@ -945,7 +995,7 @@ class StreamHeartbeat(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class SwarmEvent(_message.Message):
-    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited", "work_committed", "collapse_evaluated")
+    __slots__ = ("swarm_id", "sequence", "time", "started", "decomposed", "subtask_update", "agent_started", "agent_tool_call", "agent_tool_call_detail", "agent_message", "agent_complete", "agent_output", "agent_error", "stage_complete", "complete", "error", "warning", "agent_step", "retry_scheduled", "merge_completed", "cache_lookup", "rate_limited", "work_committed", "collapse_evaluated", "speculation_decided")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -970,6 +1020,7 @@ class SwarmEvent(_message.Message):
     RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
     WORK_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     COLLAPSE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    SPECULATION_DECIDED_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     sequence: int
     time: _timestamp_pb2.Timestamp
@@ -994,4 +1045,5 @@ class SwarmEvent(_message.Message):
     rate_limited: RateLimited
     work_committed: WorkCommitted
     collapse_evaluated: CollapseEvaluated
-    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ..., work_committed: _Optional[_Union[WorkCommitted, _Mapping]] = ..., collapse_evaluated: _Optional[_Union[CollapseEvaluated, _Mapping]] = ...) -> None: ...
+    speculation_decided: SpeculationDecided
+    def __init__(self, swarm_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[SwarmStarted, _Mapping]] = ..., decomposed: _Optional[_Union[SwarmDecomposed, _Mapping]] = ..., subtask_update: _Optional[_Union[SubTaskUpdate, _Mapping]] = ..., agent_started: _Optional[_Union[AgentStarted, _Mapping]] = ..., agent_tool_call: _Optional[_Union[AgentToolCall, _Mapping]] = ..., agent_tool_call_detail: _Optional[_Union[AgentToolCallDetail, _Mapping]] = ..., agent_message: _Optional[_Union[AgentMessage, _Mapping]] = ..., agent_complete: _Optional[_Union[AgentComplete, _Mapping]] = ..., agent_output: _Optional[_Union[AgentOutput, _Mapping]] = ..., agent_error: _Optional[_Union[AgentError, _Mapping]] = ..., stage_complete: _Optional[_Union[StageComplete, _Mapping]] = ..., complete: _Optional[_Union[SwarmComplete, _Mapping]] = ..., error: _Optional[_Union[SwarmError, _Mapping]] = ..., warning: _Optional[_Union[SwarmWarning, _Mapping]] = ..., agent_step: _Optional[_Union[AgentStep, _Mapping]] = ..., retry_scheduled: _Optional[_Union[RetryScheduled, _Mapping]] = ..., merge_completed: _Optional[_Union[MergeCompleted, _Mapping]] = ..., cache_lookup: _Optional[_Union[CacheLookup, _Mapping]] = ..., rate_limited: _Optional[_Union[RateLimited, _Mapping]] = ..., work_committed: _Optional[_Union[WorkCommitted, _Mapping]] = ..., collapse_evaluated: _Optional[_Union[CollapseEvaluated, _Mapping]] = ..., speculation_decided: _Optional[_Union[SpeculationDecided, _Mapping]] = ...) -> None: ...

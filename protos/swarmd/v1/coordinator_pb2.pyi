@@ -15,11 +15,22 @@ class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_OUTCOME_RATE_LIMITED: _ClassVar[CallOutcome]
     CALL_OUTCOME_ERROR: _ClassVar[CallOutcome]
     CALL_OUTCOME_ABANDONED: _ClassVar[CallOutcome]
+
+class ClaimOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLAIM_OUTCOME_UNSPECIFIED: _ClassVar[ClaimOutcome]
+    CLAIM_OUTCOME_WON: _ClassVar[ClaimOutcome]
+    CLAIM_OUTCOME_LOST: _ClassVar[ClaimOutcome]
+    CLAIM_OUTCOME_CHECKS_FAILED: _ClassVar[ClaimOutcome]
 CALL_OUTCOME_UNSPECIFIED: CallOutcome
 CALL_OUTCOME_SUCCESS: CallOutcome
 CALL_OUTCOME_RATE_LIMITED: CallOutcome
 CALL_OUTCOME_ERROR: CallOutcome
 CALL_OUTCOME_ABANDONED: CallOutcome
+CLAIM_OUTCOME_UNSPECIFIED: ClaimOutcome
+CLAIM_OUTCOME_WON: ClaimOutcome
+CLAIM_OUTCOME_LOST: ClaimOutcome
+CLAIM_OUTCOME_CHECKS_FAILED: ClaimOutcome
 
 class RateLimitKey(_message.Message):
     __slots__ = ("provider", "base_url", "model", "api_key_fingerprint")
@@ -105,3 +116,23 @@ class ReserveBudgetResponse(_message.Message):
     TOOL_CALLS_REMAINING_FIELD_NUMBER: _ClassVar[int]
     tool_calls_remaining: int
     def __init__(self, tool_calls_remaining: _Optional[int] = ...) -> None: ...
+
+class ClaimVariantRequest(_message.Message):
+    __slots__ = ("swarm_id", "subtask_id", "commit")
+    SWARM_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    swarm_id: str
+    subtask_id: str
+    commit: str
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., commit: _Optional[str] = ...) -> None: ...
+
+class ClaimVariantResponse(_message.Message):
+    __slots__ = ("outcome", "detail", "winner_subtask_id")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    WINNER_SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    outcome: ClaimOutcome
+    detail: str
+    winner_subtask_id: str
+    def __init__(self, outcome: _Optional[_Union[ClaimOutcome, str]] = ..., detail: _Optional[str] = ..., winner_subtask_id: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class CoordinatorServiceStub:
                 request_serializer=swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetRequest.SerializeToString,
                 response_deserializer=swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetResponse.FromString,
                 _registered_method=True)
+        self.ClaimVariant = channel.unary_unary(
+                '/swarmd.v1.CoordinatorService/ClaimVariant',
+                request_serializer=swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantRequest.SerializeToString,
+                response_deserializer=swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -92,6 +97,21 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimVariant(self, request, context):
+        """Speculative variants: a variant whose work is committed asks whether it
+        won the race of its subtask before merging. The first claim whose
+        finished work passes the swarm's health checks (run now on its worktree;
+        without checks, the first claim; a check that cannot judge, UNKNOWN,
+        holds no variant back) wins, and the other variants are
+        cancelled with reason "speculative_loser". Answered at once for a
+        variant that already lost. NOT_FOUND for a swarm not running here or a
+        subtask that is not a running variant; INVALID_ARGUMENT for missing or
+        malformed ids or a commit that is not 40 or 64 hex digits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +129,11 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.ReserveBudget,
                     request_deserializer=swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetRequest.FromString,
                     response_serializer=swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetResponse.SerializeToString,
+            ),
+            'ClaimVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimVariant,
+                    request_deserializer=swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantRequest.FromString,
+                    response_serializer=swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,6 +223,33 @@ class CoordinatorService:
             '/swarmd.v1.CoordinatorService/ReserveBudget',
             swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetRequest.SerializeToString,
             swarmd_dot_v1_dot_coordinator__pb2.ReserveBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmd.v1.CoordinatorService/ClaimVariant',
+            swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantRequest.SerializeToString,
+            swarmd_dot_v1_dot_coordinator__pb2.ClaimVariantResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmd.v1 import common_pb2 as swarmd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmd/v1/executor.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"\xd6\x01\n\x13SampleBranchRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x11\n\trepo_path\x18\x03 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x05 \x01(\t\x12*\n\x06\x63hecks\x18\x06 \x03(\x0b\x32\x1a.swarmd.v1.HealthCheckSpec\x12\x18\n\x10\x63heck_timeout_ms\x18\x07 \x01(\x03\x12\x1b\n\x13promoted_subtask_id\x18\x08 \x01(\t\"I\n\x14SampleBranchResponse\x12\x31\n\x0bobservation\x18\x01 \x01(\x0b\x32\x1c.swarmd.v1.BranchObservation\"\x8b\x01\n\x10\x44\x65pendencyResult\x12\x12\n\nsubtask_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x06 \x01(\t\x12\x15\n\rmerge_pending\x18\x07 \x01(\x08\"i\n\tWorkspace\x12\x11\n\trepo_path\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x02 \x01(\t\x12\x10\n\x08worktree\x18\x03 \x01(\x08\x12\x12\n\nauto_merge\x18\x04 \x01(\x08\x12\x0e\n\x06\x62ranch\x18\x05 \x01(\t\"\xaf\x03\n\x15\x45xecuteSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12#\n\x07subtask\x18\x02 \x01(\x0b\x32\x12.swarmd.v1.SubTask\x12&\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x16.swarmd.v1.SwarmConfig\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x31\n\x0c\x64\x65pendencies\x18\x05 \x03(\x0b\x32\x1b.swarmd.v1.DependencyResult\x12\'\n\tworkspace\x18\x06 \x01(\x0b\x32\x14.swarmd.v1.Workspace\x12\x1c\n\x14orchestrator_address\x18\x07 \x01(\t\x12\x1c\n\x14result_store_address\x18\x08 \x01(\t\x12\x12\n\nmax_tokens\x18\t \x01(\x03\x12\x14\n\x0cmax_cost_usd\x18\n \x01(\x01\x12\x11\n\tcache_key\x18\x0b \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x0c \x01(\x03\x12\x1a\n\x12reattach_window_ms\x18\r \x01(\x03\x12\x16\n\x0esubagent_token\x18\x0e \x01(\t\"\x84\x01\n\x14\x41ttachSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x16\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x05 \x01(\x03\"\xba\x01\n\x16\x45xecuteSubTaskResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.swarmd.v1.SwarmEventH\x00\x12*\n\x06result\x18\x02 \x01(\x0b\x32\x18.swarmd.v1.SubTaskResultH\x00\x12/\n\theartbeat\x18\x03 \x01(\x0b\x32\x1a.swarmd.v1.StreamHeartbeatH\x00\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x42\t\n\x07payload\"K\n\x15\x41ttachSubTaskResponse\x12\x32\n\x07message\x18\x01 \x01(\x0b\x32!.swarmd.v1.ExecuteSubTaskResponse\"[\n#ExecutorServiceCancelSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"9\n$ExecutorServiceCancelSubTaskResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\x11\n\x0f\x44\x65scribeRequest\"r\n\x12\x45xecutorPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0c\x64istribution\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x11\n\tin_flight\x18\x05 \x01(\x05\"\x82\x01\n\x10\x44\x65scribeResponse\x12\x30\n\texecutors\x18\x01 \x03(\x0b\x32\x1d.swarmd.v1.ExecutorPluginInfo\x12\x18\n\x10\x64\x65\x66\x61ult_executor\x18\x02 \x01(\t\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x0f\n\x07version\x18\x04 \x01(\t\"\xa7\x01\n\x11\x43heckModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12K\n\x10\x65xecutor_options\x18\x02 \x03(\x0b\x32\x31.swarmd.v1.CheckModelRequest.ExecutorOptionsEntry\x1a\x36\n\x14\x45xecutorOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12\x43heckModelResponse\x12\x0f\n\x07problem\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t2\x93\x04\n\x0f\x45xecutorService\x12W\n\x0e\x45xecuteSubTask\x12 .swarmd.v1.ExecuteSubTaskRequest\x1a!.swarmd.v1.ExecuteSubTaskResponse0\x01\x12T\n\rAttachSubTask\x12\x1f.swarmd.v1.AttachSubTaskRequest\x1a .swarmd.v1.AttachSubTaskResponse0\x01\x12p\n\rCancelSubTask\x12..swarmd.v1.ExecutorServiceCancelSubTaskRequest\x1a/.swarmd.v1.ExecutorServiceCancelSubTaskResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.swarmd.v1.DescribeRequest\x1a\x1b.swarmd.v1.DescribeResponse\x12I\n\nCheckModel\x12\x1c.swarmd.v1.CheckModelRequest\x1a\x1d.swarmd.v1.CheckModelResponse\x12O\n\x0cSampleBranch\x12\x1e.swarmd.v1.SampleBranchRequest\x1a\x1f.swarmd.v1.SampleBranchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmd/v1/executor.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"\xd6\x01\n\x13SampleBranchRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x11\n\trepo_path\x18\x03 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x05 \x01(\t\x12*\n\x06\x63hecks\x18\x06 \x03(\x0b\x32\x1a.swarmd.v1.HealthCheckSpec\x12\x18\n\x10\x63heck_timeout_ms\x18\x07 \x01(\x03\x12\x1b\n\x13promoted_subtask_id\x18\x08 \x01(\t\"I\n\x14SampleBranchResponse\x12\x31\n\x0bobservation\x18\x01 \x01(\x0b\x32\x1c.swarmd.v1.BranchObservation\"\x8b\x01\n\x10\x44\x65pendencyResult\x12\x12\n\nsubtask_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x06 \x01(\t\x12\x15\n\rmerge_pending\x18\x07 \x01(\x08\"i\n\tWorkspace\x12\x11\n\trepo_path\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x02 \x01(\t\x12\x10\n\x08worktree\x18\x03 \x01(\x08\x12\x12\n\nauto_merge\x18\x04 \x01(\x08\x12\x0e\n\x06\x62ranch\x18\x05 \x01(\t\"\xdf\x03\n\x15\x45xecuteSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12#\n\x07subtask\x18\x02 \x01(\x0b\x32\x12.swarmd.v1.SubTask\x12&\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x16.swarmd.v1.SwarmConfig\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x31\n\x0c\x64\x65pendencies\x18\x05 \x03(\x0b\x32\x1b.swarmd.v1.DependencyResult\x12\'\n\tworkspace\x18\x06 \x01(\x0b\x32\x14.swarmd.v1.Workspace\x12\x1c\n\x14orchestrator_address\x18\x07 \x01(\t\x12\x1c\n\x14result_store_address\x18\x08 \x01(\t\x12\x12\n\nmax_tokens\x18\t \x01(\x03\x12\x14\n\x0cmax_cost_usd\x18\n \x01(\x01\x12\x11\n\tcache_key\x18\x0b \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x0c \x01(\x03\x12\x1a\n\x12reattach_window_ms\x18\r \x01(\x03\x12\x16\n\x0esubagent_token\x18\x0e \x01(\t\x12.\n\x0bspeculative\x18\x0f \x01(\x0b\x32\x19.swarmd.v1.SpeculativeRun\"G\n\x0eSpeculativeRun\x12\x12\n\nsubtask_id\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\x05\x12\x10\n\x08strategy\x18\x03 \x01(\t\"\x84\x01\n\x14\x41ttachSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x16\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x05 \x01(\x03\"\xba\x01\n\x16\x45xecuteSubTaskResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.swarmd.v1.SwarmEventH\x00\x12*\n\x06result\x18\x02 \x01(\x0b\x32\x18.swarmd.v1.SubTaskResultH\x00\x12/\n\theartbeat\x18\x03 \x01(\x0b\x32\x1a.swarmd.v1.StreamHeartbeatH\x00\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x42\t\n\x07payload\"K\n\x15\x41ttachSubTaskResponse\x12\x32\n\x07message\x18\x01 \x01(\x0b\x32!.swarmd.v1.ExecuteSubTaskResponse\"[\n#ExecutorServiceCancelSubTaskRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"9\n$ExecutorServiceCancelSubTaskResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\x11\n\x0f\x44\x65scribeRequest\"r\n\x12\x45xecutorPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0c\x64istribution\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x11\n\tin_flight\x18\x05 \x01(\x05\"\x82\x01\n\x10\x44\x65scribeResponse\x12\x30\n\texecutors\x18\x01 \x03(\x0b\x32\x1d.swarmd.v1.ExecutorPluginInfo\x12\x18\n\x10\x64\x65\x66\x61ult_executor\x18\x02 \x01(\t\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x0f\n\x07version\x18\x04 \x01(\t\"\xa7\x01\n\x11\x43heckModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12K\n\x10\x65xecutor_options\x18\x02 \x03(\x0b\x32\x31.swarmd.v1.CheckModelRequest.ExecutorOptionsEntry\x1a\x36\n\x14\x45xecutorOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12\x43heckModelResponse\x12\x0f\n\x07problem\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t2\x93\x04\n\x0f\x45xecutorService\x12W\n\x0e\x45xecuteSubTask\x12 .swarmd.v1.ExecuteSubTaskRequest\x1a!.swarmd.v1.ExecuteSubTaskResponse0\x01\x12T\n\rAttachSubTask\x12\x1f.swarmd.v1.AttachSubTaskRequest\x1a .swarmd.v1.AttachSubTaskResponse0\x01\x12p\n\rCancelSubTask\x12..swarmd.v1.ExecutorServiceCancelSubTaskRequest\x1a/.swarmd.v1.ExecutorServiceCancelSubTaskResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.swarmd.v1.DescribeRequest\x1a\x1b.swarmd.v1.DescribeResponse\x12I\n\nCheckModel\x12\x1c.swarmd.v1.CheckModelRequest\x1a\x1d.swarmd.v1.CheckModelResponse\x12O\n\x0cSampleBranch\x12\x1e.swarmd.v1.SampleBranchRequest\x1a\x1f.swarmd.v1.SampleBranchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,29 +43,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKSPACE']._serialized_start=497
   _globals['_WORKSPACE']._serialized_end=602
   _globals['_EXECUTESUBTASKREQUEST']._serialized_start=605
-  _globals['_EXECUTESUBTASKREQUEST']._serialized_end=1036
-  _globals['_ATTACHSUBTASKREQUEST']._serialized_start=1039
-  _globals['_ATTACHSUBTASKREQUEST']._serialized_end=1171
-  _globals['_EXECUTESUBTASKRESPONSE']._serialized_start=1174
-  _globals['_EXECUTESUBTASKRESPONSE']._serialized_end=1360
-  _globals['_ATTACHSUBTASKRESPONSE']._serialized_start=1362
-  _globals['_ATTACHSUBTASKRESPONSE']._serialized_end=1437
-  _globals['_EXECUTORSERVICECANCELSUBTASKREQUEST']._serialized_start=1439
-  _globals['_EXECUTORSERVICECANCELSUBTASKREQUEST']._serialized_end=1530
-  _globals['_EXECUTORSERVICECANCELSUBTASKRESPONSE']._serialized_start=1532
-  _globals['_EXECUTORSERVICECANCELSUBTASKRESPONSE']._serialized_end=1589
-  _globals['_DESCRIBEREQUEST']._serialized_start=1591
-  _globals['_DESCRIBEREQUEST']._serialized_end=1608
-  _globals['_EXECUTORPLUGININFO']._serialized_start=1610
-  _globals['_EXECUTORPLUGININFO']._serialized_end=1724
-  _globals['_DESCRIBERESPONSE']._serialized_start=1727
-  _globals['_DESCRIBERESPONSE']._serialized_end=1857
-  _globals['_CHECKMODELREQUEST']._serialized_start=1860
-  _globals['_CHECKMODELREQUEST']._serialized_end=2027
-  _globals['_CHECKMODELREQUEST_EXECUTOROPTIONSENTRY']._serialized_start=1973
-  _globals['_CHECKMODELREQUEST_EXECUTOROPTIONSENTRY']._serialized_end=2027
-  _globals['_CHECKMODELRESPONSE']._serialized_start=2029
-  _globals['_CHECKMODELRESPONSE']._serialized_end=2085
-  _globals['_EXECUTORSERVICE']._serialized_start=2088
-  _globals['_EXECUTORSERVICE']._serialized_end=2619
+  _globals['_EXECUTESUBTASKREQUEST']._serialized_end=1084
+  _globals['_SPECULATIVERUN']._serialized_start=1086
+  _globals['_SPECULATIVERUN']._serialized_end=1157
+  _globals['_ATTACHSUBTASKREQUEST']._serialized_start=1160
+  _globals['_ATTACHSUBTASKREQUEST']._serialized_end=1292
+  _globals['_EXECUTESUBTASKRESPONSE']._serialized_start=1295
+  _globals['_EXECUTESUBTASKRESPONSE']._serialized_end=1481
+  _globals['_ATTACHSUBTASKRESPONSE']._serialized_start=1483
+  _globals['_ATTACHSUBTASKRESPONSE']._serialized_end=1558
+  _globals['_EXECUTORSERVICECANCELSUBTASKREQUEST']._serialized_start=1560
+  _globals['_EXECUTORSERVICECANCELSUBTASKREQUEST']._serialized_end=1651
+  _globals['_EXECUTORSERVICECANCELSUBTASKRESPONSE']._serialized_start=1653
+  _globals['_EXECUTORSERVICECANCELSUBTASKRESPONSE']._serialized_end=1710
+  _globals['_DESCRIBEREQUEST']._serialized_start=1712
+  _globals['_DESCRIBEREQUEST']._serialized_end=1729
+  _globals['_EXECUTORPLUGININFO']._serialized_start=1731
+  _globals['_EXECUTORPLUGININFO']._serialized_end=1845
+  _globals['_DESCRIBERESPONSE']._serialized_start=1848
+  _globals['_DESCRIBERESPONSE']._serialized_end=1978
+  _globals['_CHECKMODELREQUEST']._serialized_start=1981
+  _globals['_CHECKMODELREQUEST']._serialized_end=2148
+  _globals['_CHECKMODELREQUEST_EXECUTOROPTIONSENTRY']._serialized_start=2094
+  _globals['_CHECKMODELREQUEST_EXECUTOROPTIONSENTRY']._serialized_end=2148
+  _globals['_CHECKMODELRESPONSE']._serialized_start=2150
+  _globals['_CHECKMODELRESPONSE']._serialized_end=2206
+  _globals['_EXECUTORSERVICE']._serialized_start=2209
+  _globals['_EXECUTORSERVICE']._serialized_end=2740
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ class Workspace(_message.Message):
     def __init__(self, repo_path: _Optional[str] = ..., base_commit: _Optional[str] = ..., worktree: _Optional[bool] = ..., auto_merge: _Optional[bool] = ..., branch: _Optional[str] = ...) -> None: ...
 
 class ExecuteSubTaskRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask", "config", "attempt", "dependencies", "workspace", "orchestrator_address", "result_store_address", "max_tokens", "max_cost_usd", "cache_key", "heartbeat_interval_ms", "reattach_window_ms", "subagent_token")
+    __slots__ = ("swarm_id", "subtask", "config", "attempt", "dependencies", "workspace", "orchestrator_address", "result_store_address", "max_tokens", "max_cost_usd", "cache_key", "heartbeat_interval_ms", "reattach_window_ms", "subagent_token", "speculative")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class ExecuteSubTaskRequest(_message.Message):
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     REATTACH_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     SUBAGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     subtask: _common_pb2.SubTask
     config: _common_pb2.SwarmConfig
@@ -95,7 +96,18 @@ class ExecuteSubTaskRequest(_message.Message):
     heartbeat_interval_ms: int
     reattach_window_ms: int
     subagent_token: str
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask: _Optional[_Union[_common_pb2.SubTask, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.SwarmConfig, _Mapping]] = ..., attempt: _Optional[int] = ..., dependencies: _Optional[_Iterable[_Union[DependencyResult, _Mapping]]] = ..., workspace: _Optional[_Union[Workspace, _Mapping]] = ..., orchestrator_address: _Optional[str] = ..., result_store_address: _Optional[str] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., cache_key: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., reattach_window_ms: _Optional[int] = ..., subagent_token: _Optional[str] = ...) -> None: ...
+    speculative: SpeculativeRun
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask: _Optional[_Union[_common_pb2.SubTask, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.SwarmConfig, _Mapping]] = ..., attempt: _Optional[int] = ..., dependencies: _Optional[_Iterable[_Union[DependencyResult, _Mapping]]] = ..., workspace: _Optional[_Union[Workspace, _Mapping]] = ..., orchestrator_address: _Optional[str] = ..., result_store_address: _Optional[str] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., cache_key: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., reattach_window_ms: _Optional[int] = ..., subagent_token: _Optional[str] = ..., speculative: _Optional[_Union[SpeculativeRun, _Mapping]] = ...) -> None: ...
+
+class SpeculativeRun(_message.Message):
+    __slots__ = ("subtask_id", "variant", "strategy")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    variant: int
+    strategy: str
+    def __init__(self, subtask_id: _Optional[str] = ..., variant: _Optional[int] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class AttachSubTaskRequest(_message.Message):
     __slots__ = ("swarm_id", "subtask_id", "attempt", "after_sequence", "heartbeat_interval_ms")

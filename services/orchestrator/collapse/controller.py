@@ -87,7 +87,8 @@ def judgeable(
     return [
         sid
         for sid, stop in stopping.items()
-        if not stop and not states[sid].subtask.read_only and committed(sid) is None
+        # A speculative subtask has no branch of its own (its variants do).
+        if not stop and not states[sid].subtask.read_only and not states[sid].variants and committed(sid) is None
     ]
 
 
