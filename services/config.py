@@ -202,6 +202,12 @@ class OrchestratorSettings(ServerSettings):
         description="Executor options clients may set per swarm beyond the safe defaults "
         "(e.g. provider.base_url for a trusted tenant); others are operator settings.",
     )
+    tenant_executor_options: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="More executor options the swarms of one tenant may set, by tenant (with "
+        "authentication on, the caller's tenant), on top of client_executor_options: "
+        "{team-a: [provider.base_url]}.",
+    )
 
 
 class ClientSettings(_Model):

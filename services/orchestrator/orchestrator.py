@@ -200,7 +200,7 @@ class Orchestrator:
     async def _submit_new(
         self, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str, tenant: str
     ) -> orchestrator_pb2.SubmitSwarmResponse:
-        sub = await prepare_submission(self._deps, request, swarm_id)
+        sub = await prepare_submission(self._deps, request, swarm_id, tenant)
         sub.swarm.tenant = tenant
         if request.dry_run:
             return orchestrator_pb2.SubmitSwarmResponse(

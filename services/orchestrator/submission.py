@@ -266,12 +266,13 @@ def _field_of(config: common_pb2.SwarmConfig, model: str) -> str:
 
 
 async def prepare_submission(
-    deps: SubmissionDeps, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str
+    deps: SubmissionDeps, request: orchestrator_pb2.SubmitSwarmRequest, swarm_id: str, tenant: str = ""
 ) -> Submission:
-    """Validate ``request`` and build its swarm; raise on bad input."""
+    """Validate ``request`` (for ``tenant``'s allowlist) and build its swarm; raise on bad input."""
     config = effective_config(request.config, cwd=deps.cwd)
     choose_collapse(config, request.plan)
-    check_client_options(config, deps.settings.client_executor_options)
+    allowed = [*deps.settings.client_executor_options, *deps.settings.tenant_executor_options.get(tenant, ())]
+    check_client_options(config, allowed)
     problem = model_spec_problem(config.model)
     if problem:
         raise InvalidArgument(f"config.model: {problem}")

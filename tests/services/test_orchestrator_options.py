@@ -8,7 +8,9 @@ import grpc
 import pytest
 from fakes.swarm_services import fast_config, plan, serve_swarm_services, subtask, wait_terminal
 
+from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.retry import resumed_first_attempt
+from swarmd.v1 import orchestrator_pb2
 
 
 def config(repo: Path, **options: str):  # type: ignore[no-untyped-def]
@@ -87,3 +89,16 @@ def test_a_resumed_subtask_stays_within_its_retry_budget(
     started: int, max_retries: int, expected: tuple[int, int]
 ) -> None:
     assert resumed_first_attempt(started, max_retries) == expected
+
+
+async def test_the_allowlist_can_be_per_tenant(tmp_path: Path) -> None:
+    settings = {"tenant_executor_options": {"team-a": ["provider.base_url"]}}
+    async with serve_swarm_services(tmp_path, orchestrator_settings=settings) as services:
+        request = orchestrator_pb2.SubmitSwarmRequest(
+            plan=plan(subtask("a")), config=config(tmp_path, **{"provider.base_url": "http://h/v1"})
+        )
+        reply = await services.orchestrator.submit(request, tenant="team-a")
+        await wait_terminal(services, reply.swarm.id)
+        for other in ("team-b", ""):
+            with pytest.raises(InvalidArgument, match="provider.base_url.*operator setting"):
+                await services.orchestrator.submit(request, tenant=other)
