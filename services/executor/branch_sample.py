@@ -78,7 +78,11 @@ async def sample_branch(
     obs = common_pb2.BranchObservation(
         subtask_id=request.subtask_id, branch=request.branch, resource_health_score=1.0
     )
-    if not Path(request.repo_path).is_dir():
+    try:
+        present = Path(request.repo_path).is_dir()
+    except OSError:  # a path the filesystem refuses (too long, ...): not here either
+        present = False
+    if not present:
         obs.health = common_pb2.HEALTH_STATUS_UNKNOWN
         obs.detail = f"repository {request.repo_path} is not on this executor's host"
         return executor_pb2.SampleBranchResponse(observation=obs)

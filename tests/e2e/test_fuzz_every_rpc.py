@@ -80,6 +80,7 @@ class Served:
         asyncio.run_coroutine_threadsafe(self.emb.stop(), self.loop).result(120)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     def addresses(self) -> dict[str, str]:
         return {
