@@ -192,6 +192,9 @@ class ServiceHost:
         if not self.port:
             raise OSError(f"{self.name}: cannot listen on {self.settings.listen}")
         await self._server.start()
+        if self.authenticator is not None:
+            self.authenticator.start()
+            self._closers.append(self.authenticator.aclose)
         for service in ("", *self._service_names):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("%s listening on %s", self.name, self.address)

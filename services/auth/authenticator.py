@@ -65,6 +65,16 @@ class Authenticator:
         self.identities = IdentityMap(settings.identities)
         self.mesh_header = settings.mesh_header.lower()
 
+    def start(self) -> None:
+        """Begin loading keys fetched over HTTP (in the background: an issuer that is down
+        does not stop the service; its tokens are refused until the keys load)."""
+        if self.jwt is not None and self.jwt.remote is not None:
+            self.jwt.remote.start()
+
+    async def aclose(self) -> None:
+        if self.jwt is not None and self.jwt.remote is not None:
+            await self.jwt.remote.aclose()
+
     async def _from_bearer(self, token: str) -> Identity:
         if token.startswith(PREFIX):
             if self.subagents is None:

@@ -1,17 +1,16 @@
-"""Bearer JWTs verified against a JWKS file or an OIDC issuer's JWKS URL (PyJWT).
+"""Bearer JWTs verified against a JWKS file, a JWKS URL or an OIDC issuer's keys (PyJWT).
 
 Checks: the signature with the key the token's ``kid`` names (the only key
 when the set has one and the token names none), an allowed asymmetric
 algorithm, ``exp`` (required) and ``nbf`` with ``leeway_secs`` of skew,
-``iss`` when ``issuer`` is set, ``aud`` against ``audience``. The role and
-tenant come from the configured claims. A JWKS file is reread when it
-changes; keys from a URL are cached by PyJWT and fetched again when a token
-names a key id not seen yet.
+``iss`` (required) when ``issuer`` is set, ``aud`` against ``audience``.
+The role and tenant come from the configured claims. A JWKS file is reread
+when it changes; keys fetched over HTTP (``jwks_url``, or discovery from
+``issuer`` alone) are cached by :class:`~.oidc.RemoteKeys`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import jwt
 
 from swarmd.services.auth.identity import Identity
+from swarmd.services.auth.oidc import RemoteKeys
 from swarmd.services.auth.settings import JwtSettings
 
 __all__ = ["JwtVerifier", "looks_like_jwt"]
@@ -64,7 +64,15 @@ class JwtVerifier:
     def __init__(self, settings: JwtSettings) -> None:
         self.settings = settings
         self._file = _JwksFile(settings.jwks_file) if settings.jwks_file is not None else None
-        self._client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        self.remote: RemoteKeys | None = None
+        if settings.jwks_url or settings.discovery:
+            self.remote = RemoteKeys(
+                issuer=settings.issuer if settings.discovery else "",
+                jwks_url=settings.jwks_url,
+                refresh_interval_secs=settings.refresh_interval_secs,
+                max_age_secs=settings.keys_max_age_secs,
+                timeout_secs=settings.fetch_timeout_secs,
+            )
 
     async def _key(self, token: str) -> Any:
         try:
@@ -78,12 +86,8 @@ class JwtVerifier:
                     return key.key
             if kid is None and len(keys) == 1:
                 return keys[0].key
-        if self._client is not None:
-            try:
-                found = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
-            except jwt.PyJWTError as exc:
-                raise ValueError(f"no key for the JWT: {exc}") from None
-            return found.key
+        if self.remote is not None:
+            return await self.remote.key(kid if isinstance(kid, str) else None)
         raise ValueError(f"the JWKS has no key {kid!r}")
 
     async def verify(self, token: str) -> Identity:
@@ -98,7 +102,7 @@ class JwtVerifier:
                 audience=s.audience or None,
                 issuer=s.issuer or None,
                 leeway=s.leeway_secs,
-                options={"require": ["exp"]},
+                options={"require": ["exp", "iss"] if s.issuer else ["exp"]},
             )
         except jwt.ExpiredSignatureError:
             raise ValueError("the JWT has expired") from None

@@ -2,7 +2,8 @@
 
 A service authenticates its callers as soon as one credential source is set
 (:attr:`AuthSettings.configured`): a token file, a JWKS (file or URL),
-identities for mTLS peers or a mesh header, or the subagent key. With none,
+identities for mTLS peers or a mesh header, or the subagent key; an OIDC
+issuer (``jwt.issuer`` alone) counts as a JWKS. With none,
 the service accepts every call as it always did.
 """
 
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from swarmd.services.auth.oidc import is_local_http
 
 __all__ = ["AuthSettings", "IdentityEntry", "JwtSettings", "Role"]
 
@@ -49,7 +53,11 @@ class JwtSettings(_Model):
         "", description="JWKS URL of an OIDC issuer (its openid-configuration's jwks_uri); keys are cached "
         "and fetched again for an unknown key id."
     )
-    issuer: str = Field("", description="Required iss claim; empty accepts any issuer.")
+    issuer: str = Field(
+        "", description="Required iss claim; empty accepts any issuer. Set without jwks_file and jwks_url, it "
+        "is an OIDC issuer URL whose keys are found by discovery (<issuer>/.well-known/openid-configuration, "
+        "whose issuer must be this exact string, then its jwks_uri): https, or http to a loopback host."
+    )
     audience: str = Field("", description="Required aud claim; empty accepts tokens without one only.")
     algorithms: list[str] = Field(
         default_factory=lambda: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
@@ -64,10 +72,36 @@ class JwtSettings(_Model):
         "", description="Role of a token without the role claim; empty refuses such tokens."
     )
     leeway_secs: float = Field(30.0, ge=0, description="Clock skew tolerated on exp and nbf.")
+    refresh_interval_secs: float = Field(
+        30.0, ge=0, description="Keys fetched over HTTP (issuer or jwks_url): the least time between two "
+        "fetches made because a token names an unknown key id, or because no keys could be loaded yet."
+    )
+    keys_max_age_secs: float = Field(
+        3600.0, gt=0, description="Keys fetched over HTTP are fetched again (discovery included) once older."
+    )
+    fetch_timeout_secs: float = Field(5.0, gt=0, description="Timeout of each discovery and JWKS fetch.")
 
     @property
     def configured(self) -> bool:
-        return self.jwks_file is not None or bool(self.jwks_url)
+        return self.jwks_file is not None or bool(self.jwks_url) or bool(self.issuer)
+
+    @property
+    def discovery(self) -> bool:
+        """Whether the keys come from the issuer's OIDC discovery document."""
+        return bool(self.issuer) and self.jwks_file is None and not self.jwks_url
+
+    @model_validator(mode="after")
+    def _discoverable_issuer(self) -> JwtSettings:
+        if self.discovery:
+            parts = urlsplit(self.issuer)
+            if not parts.netloc or (parts.scheme != "https" and not is_local_http(self.issuer)):
+                raise ValueError(
+                    f"jwt.issuer {self.issuer!r}: an issuer found by discovery is an https URL "
+                    "(or http to a loopback host)"
+                )
+            if parts.query or parts.fragment:
+                raise ValueError(f"jwt.issuer {self.issuer!r}: an issuer URL has no query or fragment")
+        return self
 
 
 class AuthSettings(_Model):

@@ -17,11 +17,12 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fakes.swarm_services import test_plugins
 
-from swarmd.clients.launcher import EmbeddedSwarmd
+from swarmd.clients.launcher import EmbeddedSwarmd, build_service
 from swarmd.services.auth.settings import AuthSettings, JwtSettings
 from swarmd.services.auth.subagent import SubagentTokens
 from swarmd.services.auth.tokens import hash_token
-from swarmd.services.config import Settings
+from swarmd.services.config import Settings, TlsSettings
+from swarmd.v1 import result_store_pb2, result_store_pb2_grpc
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "swarmd"
@@ -145,3 +146,22 @@ async def status_of(call: Any) -> grpc.StatusCode:
     except grpc.aio.AioRpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK
+
+
+async def store_with(auth: AuthSettings, tmp_path: Path, tls: TlsSettings | None = None) -> Any:
+    settings = Settings()
+    settings.result_store.db_path = tmp_path / "store.db"
+    settings.result_store.auth = auth
+    settings.result_store.grace_period_secs = 0
+    settings.telemetry.enabled = False
+    if tls is not None:
+        settings.result_store.tls = tls
+    host, _ = await build_service("result-store", settings)
+    await host.start()
+    return host
+
+
+async def stats(channel: grpc.aio.Channel, metadata: Any = ()) -> grpc.StatusCode:
+    """GetCacheStats: an internal RPC (service and admin only)."""
+    stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
+    return await status_of(stub.GetCacheStats(result_store_pb2.GetCacheStatsRequest(), metadata=metadata or None, timeout=5))

@@ -19,42 +19,24 @@ from fakes.auth_world import (
     AuthWorld,
     bearer,
     make_world,
+    stats,
     status_of,
+    store_with,
     token_of,
     write_token_file,
 )
 
-from swarmd.clients.launcher import build_service
 from swarmd.clients.tls import ClientTls
 from swarmd.services.auth.peers import is_loopback_peer, mesh_names
 from swarmd.services.auth.settings import AuthSettings, IdentityEntry
 from swarmd.services.auth.tokens import TokenFile, hash_token
-from swarmd.services.config import Settings, TlsSettings
+from swarmd.services.config import TlsSettings
 from swarmd.services.errors import InvalidArgument
 from swarmd.v1 import result_store_pb2, result_store_pb2_grpc
 
 pytestmark = pytest.mark.timeout(60)
 
 GEN = Path(__file__).resolve().parents[2] / "scripts" / "gen_certs.sh"
-
-
-async def store_with(auth: AuthSettings, tmp_path: Path, tls: TlsSettings | None = None) -> Any:
-    settings = Settings()
-    settings.result_store.db_path = tmp_path / "store.db"
-    settings.result_store.auth = auth
-    settings.result_store.grace_period_secs = 0
-    settings.telemetry.enabled = False
-    if tls is not None:
-        settings.result_store.tls = tls
-    host, _ = await build_service("result-store", settings)
-    await host.start()
-    return host
-
-
-async def stats(channel: grpc.aio.Channel, metadata: Any = ()) -> grpc.StatusCode:
-    """GetCacheStats: an internal RPC (service and admin only)."""
-    stub = result_store_pb2_grpc.ResultStoreServiceStub(channel)
-    return await status_of(stub.GetCacheStats(result_store_pb2.GetCacheStatsRequest(), metadata=metadata or None, timeout=5))
 
 
 async def shared(channel: grpc.aio.Channel, metadata: Any = ()) -> grpc.StatusCode:
