@@ -15,6 +15,7 @@ sequence it delivered when the connection drops.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any, cast
 
@@ -59,7 +60,16 @@ class SwarmdClient:
         self._own_channel = channel is None
         self._stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel)
         self._store_channel = self._tls.channel(result_store) if result_store else None
+        self._own_store = True
         self.timeout = timeout
+
+    def with_token(self, token: str) -> SwarmdClient:
+        """The same client on the same channels, presenting ``token`` instead
+        (closing it closes nothing: the channels stay this client's)."""
+        other = copy.copy(self)
+        other._metadata = bearer_metadata(token)
+        other._own_channel = other._own_store = False
+        return other
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         try:
@@ -244,7 +254,7 @@ class SwarmdClient:
     async def aclose(self) -> None:
         if self._own_channel:
             await self._channel.close()
-        if self._store_channel is not None:
+        if self._store_channel is not None and self._own_store:
             await self._store_channel.close()
 
     async def __aenter__(self) -> SwarmdClient:

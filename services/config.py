@@ -219,6 +219,18 @@ class ClientSettings(_Model):
     )
 
 
+class A2ASettings(_Model):
+    """The A2A gateway (``swarmd serve a2a``): who may call it."""
+
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description="Callers' bearer credentials, as the services take them (token_file, jwt; subagent "
+        "tokens are refused): clients and admins are served and their token goes on to the orchestrator, "
+        "which must accept the same credentials.",
+    )
+    public_card: bool = Field(True, description="The Agent Card is served without credentials.")
+
+
 class Settings(_Model):
     """All of swarmd's settings; each service reads its own section."""
 
@@ -227,6 +239,7 @@ class Settings(_Model):
     result_store: ResultStoreSettings = Field(default_factory=ResultStoreSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
+    a2a: A2ASettings = Field(default_factory=A2ASettings)
     log_level: str = Field("INFO", description="Python logging level.")
 
 

@@ -389,6 +389,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             tokens=args.token + env_tokens,
             default_model=_model(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
             public_url=args.public_url or "",
+            settings=_settings(args).a2a,
         )
         return 0
     settings = _settings(args)

@@ -7,7 +7,9 @@ orchestrator's public gRPC API, built on the official ``a2a-sdk``.
 Modules, in the order a request meets them:
 
 * :mod:`.server` — the HTTP server (the SDK's JSON-RPC and HTTP+JSON routes,
-  the card, bearer tokens) and :class:`A2AGateway`;
+  the card) and :class:`A2AGateway`;
+* :mod:`.auth` — who may call it (the services' ``auth`` settings: 401, 403,
+  the caller's token forwarded to the orchestrator);
 * :mod:`.card` — the Agent Card;
 * :mod:`.handler` — each A2A method as orchestrator calls;
 * :mod:`.requests` — a message as a swarm submission (task, plan, settings);
@@ -23,10 +25,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from swarmd.clients.errors import SwarmdClientError
+
+if TYPE_CHECKING:
+    from swarmd.services.config import A2ASettings
 
 __all__ = ["require_sdk", "serve_gateway"]
 
@@ -50,6 +56,7 @@ async def serve_gateway(
     tokens: list[str] | None = None,
     default_model: str = "",
     public_url: str = "",
+    settings: A2ASettings | None = None,
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT (what ``swarmd serve a2a`` does)."""
     require_sdk()
@@ -57,12 +64,15 @@ async def serve_gateway(
     from swarmd.services._host import until_signalled
     from swarmd.services.a2a.repositories import Repositories, RepositoryError
     from swarmd.services.a2a.server import A2AGateway, GatewaySettings, workspace_default
+    from swarmd.services.auth.settings import AuthSettings
 
     try:
         repos = Repositories.parse(repositories, Path(workspace) if workspace else workspace_default())
         gateway = A2AGateway(GatewaySettings(
             orchestrator=orchestrator, repositories=repos, listen=listen, tokens=list(tokens or []),
             default_model=default_model, public_url=public_url, tls=ClientTls.from_env(),
+            auth=settings.auth if settings is not None else AuthSettings(),
+            public_card=settings.public_card if settings is not None else True,
         ))
         await gateway.start()
     except (RepositoryError, ValueError) as exc:

@@ -4,7 +4,7 @@ Two skills (a coding task decomposed by the model, or an explicit plan),
 text and JSON input (the task; a plan or run settings as a data part),
 text, diff and JSON output (answers, patches, statistics), streaming, the
 JSON-RPC and HTTP+JSON bindings, and a bearer security scheme when the
-gateway is configured with tokens.
+gateway authenticates (and an OpenID Connect one for an OIDC issuer's JWTs).
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from importlib import metadata
 from a2a.types import a2a_pb2
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, TransportProtocol
 
-__all__ = ["BEARER_SCHEME", "JSONRPC_PATH", "REST_PATH", "agent_card"]
+from swarmd.services.auth.oidc import discovery_url
+
+__all__ = ["BEARER_SCHEME", "JSONRPC_PATH", "OIDC_SCHEME", "REST_PATH", "agent_card"]
 
 JSONRPC_PATH = "/"
 REST_PATH = "/rest"
 BEARER_SCHEME = "bearer"
+OIDC_SCHEME = "oidc"
 INPUT_MODES = ["text/plain", "application/json"]
 OUTPUT_MODES = ["text/plain", "text/x-diff", "application/json"]
 
@@ -30,9 +33,13 @@ def _version() -> str:
         return "0"
 
 
-def agent_card(base_url: str, repositories: list[str], *, bearer: bool = False) -> a2a_pb2.AgentCard:
+def agent_card(
+    base_url: str, repositories: list[str], *, bearer: bool = False, openid_issuer: str = ""
+) -> a2a_pb2.AgentCard:
     """The card of a gateway reachable at ``base_url`` (no trailing slash)
-    that works on ``repositories``; ``bearer`` when requests need a token."""
+    that works on ``repositories``; ``bearer`` when requests need a token,
+    ``openid_issuer`` when its JWTs come from that OIDC issuer (declared as
+    a second scheme: either one is enough)."""
     base_url = base_url.rstrip("/")
     repos = ", ".join(repositories) or "none configured"
     common = (
@@ -90,7 +97,17 @@ def agent_card(base_url: str, repositories: list[str], *, bearer: bool = False) 
     )
     if bearer:
         card.security_schemes[BEARER_SCHEME].http_auth_security_scheme.CopyFrom(
-            a2a_pb2.HTTPAuthSecurityScheme(scheme="Bearer", description="a token configured on the gateway")
+            a2a_pb2.HTTPAuthSecurityScheme(
+                scheme="Bearer", bearer_format="JWT" if openid_issuer else "",
+                description="a swarmd token (client or admin role) or a token configured on the gateway",
+            )
         )
         card.security_requirements.append(a2a_pb2.SecurityRequirement(schemes={BEARER_SCHEME: a2a_pb2.StringList()}))
+    if bearer and openid_issuer:
+        card.security_schemes[OIDC_SCHEME].open_id_connect_security_scheme.CopyFrom(
+            a2a_pb2.OpenIdConnectSecurityScheme(
+                open_id_connect_url=discovery_url(openid_issuer), description="ID or access tokens of this issuer",
+            )
+        )
+        card.security_requirements.append(a2a_pb2.SecurityRequirement(schemes={OIDC_SCHEME: a2a_pb2.StringList()}))
     return card

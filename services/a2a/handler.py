@@ -14,6 +14,9 @@ tasks/resubscribe (SubscribeToTask)    GetSwarm (the task as it is now, first
                                        after its ``last_sequence``
 =====================================  ============================================
 
+Each call presents the caller's credentials (:attr:`SwarmdRequestHandler.client`),
+so the orchestrator's tenant checks hold through A2A.
+
 Everything a task is lives in the orchestrator (the swarm, its labels, its
 event log), so a restarted gateway serves the same tasks. A stream starts
 with the task as GetSwarm shows it and goes on with the events logged after
@@ -44,6 +47,7 @@ from a2a.utils.errors import (
 from swarmd.clients.client import TERMINAL_STATES, SwarmdClient
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.services.a2a import events as mapping
+from swarmd.services.a2a.auth import caller_token
 from swarmd.services.a2a.errors import a2a_error
 from swarmd.services.a2a.repositories import Repositories, RepositoryError
 from swarmd.services.a2a.requests import RequestError, parse_send
@@ -68,9 +72,17 @@ class SwarmdRequestHandler(RequestHandler):
     names no model."""
 
     def __init__(self, client: SwarmdClient, repositories: Repositories, *, default_model: str = "") -> None:
-        self.client = client
+        self._client = client
         self.repositories = repositories
         self.default_model = default_model
+
+    @property
+    def client(self) -> SwarmdClient:
+        """The orchestrator client for the request being served: with the
+        caller's token when the gateway authenticated one (:mod:`.auth`), so the
+        orchestrator sees the caller's identity and tenant; else the gateway's own."""
+        token = caller_token()
+        return self._client.with_token(token) if token else self._client
 
     # -- starting a swarm ---------------------------------------------------
 

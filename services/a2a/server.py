@@ -1,7 +1,8 @@
 """The gateway's HTTP server: Starlette routes from the SDK (the card, the
 JSON-RPC binding at ``/``, the HTTP+JSON binding under ``/rest``) around
-:class:`SwarmdRequestHandler`, a bearer-token check when tokens are
-configured, and uvicorn serving it in the caller's event loop.
+:class:`SwarmdRequestHandler`, :class:`~.auth.GatewayAuth` when tokens or
+``auth`` settings are configured, and uvicorn serving it in the caller's
+event loop.
 
     async with A2AGateway(settings) as gateway:
         print(gateway.url)
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -20,15 +20,16 @@ from typing import Any
 
 import uvicorn
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
 
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.tls import ClientTls
+from swarmd.services.a2a.auth import GatewayAuth
 from swarmd.services.a2a.card import JSONRPC_PATH, REST_PATH, agent_card
 from swarmd.services.a2a.handler import SwarmdRequestHandler
 from swarmd.services.a2a.repositories import Repositories
+from swarmd.services.auth.authenticator import Authenticator
+from swarmd.services.auth.settings import AuthSettings
 
 __all__ = ["A2AGateway", "GatewaySettings"]
 
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class GatewaySettings:
     """How a gateway is run: where it listens, the orchestrator it fronts,
-    its repositories, its bearer tokens (none: no authentication), the
-    model used when a request names none, and the URL the card advertises
-    (default: ``http://`` + the address it listens on)."""
+    its repositories, who may call it (``auth``, the services' settings,
+    and its own ``tokens``; neither: no authentication), the model used
+    when a request names none, and the URL the card advertises (default:
+    ``http://`` + the address it listens on)."""
 
     orchestrator: str
     repositories: Repositories
@@ -53,30 +55,11 @@ class GatewaySettings:
     #: (a client token: the gateway's swarms belong to its tenant); None reads
     #: SWARMD_TOKEN / SWARMD_TOKEN_FILE.
     orchestrator_token: str | None = None
-
-
-class _BearerAuth:
-    """ASGI middleware: every request but the card's needs ``Authorization:
-    Bearer <token>`` with one of the configured tokens (401 otherwise)."""
-
-    def __init__(self, app: Any, tokens: list[str]) -> None:
-        self.app = app
-        self.tokens = [t.encode() for t in tokens]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") == AGENT_CARD_WELL_KNOWN_PATH:
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), t) for t in self.tokens):
-            await self.app(scope, receive, send)
-            return
-        response = JSONResponse(
-            {"error": "a bearer token is required (Authorization: Bearer <token>)"},
-            status_code=401, headers={"WWW-Authenticate": 'Bearer realm="swarmd"'},
-        )
-        await response(scope, receive, send)
+    #: Callers' credentials as the gRPC services take them (bearer tokens from
+    #: token files, JWTs); each caller's token goes on to the orchestrator.
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: The Agent Card is served without credentials (the A2A convention).
+    public_card: bool = True
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -92,6 +75,7 @@ class A2AGateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.client: SwarmdClient | None = None
+        self.authenticator: Authenticator | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sockets: list[socket.socket] = []
@@ -103,18 +87,26 @@ class A2AGateway:
         return (self.settings.public_url or f"http://{self.address}").rstrip("/")
 
     def _app(self, handler: SwarmdRequestHandler) -> Any:
-        card = agent_card(self.url, self.settings.repositories.names, bearer=bool(self.settings.tokens))
+        auth = self.settings.auth
+        card = agent_card(
+            self.url, self.settings.repositories.names, bearer=bool(self.settings.tokens) or auth.configured,
+            openid_issuer=auth.jwt.issuer if auth.jwt.discovery else "",
+        )
         routes = [
             *create_agent_card_routes(card),
             *create_jsonrpc_routes(handler, rpc_url=JSONRPC_PATH),
             *create_rest_routes(handler, path_prefix=REST_PATH),
         ]
         app: Any = Starlette(routes=routes)
-        if self.settings.tokens:
-            app = _BearerAuth(app, self.settings.tokens)
+        if self.settings.tokens or self.authenticator is not None:
+            app = GatewayAuth(app, tokens=self.settings.tokens, authenticator=self.authenticator,
+                              public_card=self.settings.public_card)
         return app
 
     async def start(self) -> A2AGateway:
+        """Raises ValueError for settings it cannot run with (a listen address, credential files)."""
+        if self.settings.auth.configured:
+            self.authenticator = Authenticator(self.settings.auth)
         await self.settings.repositories.prepare()
         host, port = _split(self.settings.listen)
         # Bound first: the card names the gateway's URL, port included.
@@ -148,6 +140,8 @@ class A2AGateway:
             raise RuntimeError(f"the A2A gateway could not start on {self.settings.listen}")
         self._server, self._sockets = server, [sock]
         self._task = asyncio.create_task(server.main_loop())
+        if self.authenticator is not None:
+            self.authenticator.start()
         return self
 
     async def stop(self) -> None:
@@ -163,6 +157,9 @@ class A2AGateway:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        if self.authenticator is not None:
+            await self.authenticator.aclose()
+            self.authenticator = None
 
     async def __aenter__(self) -> A2AGateway:
         return await self.start()

@@ -75,7 +75,8 @@ class Authenticator:
         if self.jwt is not None and self.jwt.remote is not None:
             await self.jwt.remote.aclose()
 
-    async def _from_bearer(self, token: str) -> Identity:
+    async def authenticate_bearer(self, token: str) -> Identity:
+        """The caller a bearer token names; Unauthenticated when it does not verify."""
         if token.startswith(PREFIX):
             if self.subagents is None:
                 raise Unauthenticated("subagent tokens are not accepted here", reason="BAD_CREDENTIALS")
@@ -98,7 +99,7 @@ class Authenticator:
         metadata = tuple(context.invocation_metadata() or ())
         token = bearer_token(metadata)
         if token is not None:
-            return await self._from_bearer(token)
+            return await self.authenticate_bearer(token)
         if self.mesh_header and self.identities:
             values = [v for k, v in metadata if k.lower() == self.mesh_header and isinstance(v, str)]
             if values:
