@@ -82,7 +82,7 @@ class RemoteKeys:
         self.loads = 0
         self._uri = jwks_url
         self._lock: asyncio.Lock | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[bool] | None = None
 
     @property
     def source(self) -> str:
