@@ -78,6 +78,9 @@ class GatewayAuth:
         await response(scope, receive, send)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":  # nothing is served over websockets
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http" or (self.public_card and scope.get("path") == AGENT_CARD_WELL_KNOWN_PATH):
             await self.app(scope, receive, send)
             return

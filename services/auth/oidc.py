@@ -133,11 +133,15 @@ class RemoteKeys:
         self._keys = {k.key_id: k for k in keys if k.key_id}
         self.loads += 1
 
-    async def refresh(self, *, discover: bool = False) -> bool:
-        """Fetch the keys now; False (with :attr:`last_error` set and logged) when that fails."""
+    async def refresh(self, *, discover: bool = False, force: bool = True) -> bool:
+        """Fetch the keys now (unless ``force`` is off and the last fetch is more
+        recent than the refresh interval); False, with :attr:`last_error` set and
+        logged, when there are no keys fresh from this call."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            if not force and not self._may_retry(self._clock()):
+                return False  # a concurrent caller has just fetched: no second fetch
             self._tried_at = self._clock()
             try:
                 await self._fetch(discover=discover)
@@ -182,14 +186,14 @@ class RemoteKeys:
         now = self._clock()
         if self._loaded_at is None:
             if self._may_retry(now):
-                await self.refresh(discover=True)
+                await self.refresh(discover=True, force=False)
             if self._loaded_at is None:
                 raise ValueError(f"the JWT keys of {self.source} are not loaded: {self.last_error}")
         elif now - self._loaded_at >= self.max_age_secs and self._may_retry(now):
-            await self.refresh(discover=True)
+            await self.refresh(discover=True, force=False)
         found = self._find(kid)
         if found is None and kid is not None and self._may_retry(self._clock()):
-            await self.refresh()
+            await self.refresh(force=False)
             found = self._find(kid)
         if found is None:
             raise ValueError(f"{self.source} has no key {kid!r}")

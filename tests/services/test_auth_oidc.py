@@ -4,6 +4,7 @@ store verifies the tokens (GetCacheStats: service and admin only)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import logging
@@ -204,6 +205,12 @@ async def test_refetches_are_rate_limited_and_keys_expire(issuer: Issuer) -> Non
     clock.now += 600
     assert await keys.key("k1") is not None  # too old: discovery and JWKS again
     assert issuer.hits[-2:] == [DISCOVERY_PATH, "/keys"] and keys.loads == 3
+    # Many tokens naming unknown key ids at once: one fetch.
+    clock.now += 30
+    fetched = issuer.hits.count("/keys")
+    for outcome in await asyncio.gather(*(keys.key(f"x{i}") for i in range(5)), return_exceptions=True):
+        assert isinstance(outcome, ValueError)
+    assert issuer.hits.count("/keys") == fetched + 1
     # A refresh that fails keeps the keys loaded before.
     issuer.claims_issuer = "https://impostor.test"
     clock.now += 600
