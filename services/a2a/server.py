@@ -52,8 +52,9 @@ class GatewaySettings:
     public_url: str = ""
     tls: ClientTls | None = None
     #: Bearer token the gateway presents to an orchestrator that authenticates
-    #: (a client token: the gateway's swarms belong to its tenant); None reads
-    #: SWARMD_TOKEN / SWARMD_TOKEN_FILE.
+    #: for requests that bring no token of their own (a gateway ``tokens`` one,
+    #: or no authentication): a client token, those swarms belong to its tenant;
+    #: None reads SWARMD_TOKEN / SWARMD_TOKEN_FILE.
     orchestrator_token: str | None = None
     #: Callers' credentials as the gRPC services take them (bearer tokens from
     #: token files, JWTs); each caller's token goes on to the orchestrator.
