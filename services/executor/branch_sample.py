@@ -5,7 +5,10 @@ orchestrator, which decides) asks it for samples. A sample runs the
 configured checks one after the other in the branch's worktree -- each
 through :meth:`~swarmd.plugins.HealthCheck.run`, in its own process group,
 under its timeout, never on the event loop -- and counts what the branch
-changed since it started (staged, unstaged and untracked files).
+changed since it started (staged, unstaged and untracked files). A branch
+whose subtask runs a later attempt on ``<branch>@<n>`` (the earlier
+worktree held work, so it was kept) is sampled there: the latest attempt's
+worktree, named in the observation's ``branch``.
 
 Combined health: FAIL when a check failed, PASS when one passed and none
 failed, UNKNOWN otherwise. A branch this host has no worktree for (a pod of
@@ -112,10 +115,13 @@ async def _sample(plugins: Plugins, request: executor_pb2.SampleBranchRequest) -
         obs.health = common_pb2.HEALTH_STATUS_UNKNOWN
         obs.detail = f"repository {request.repo_path} is not on this executor's host"
         return executor_pb2.SampleBranchResponse(observation=obs)
-    worktree, start = await RepoBase(request.repo_path).branch_worktree(request.branch)
+    repo = RepoBase(request.repo_path)
+    # A retried or resumed attempt that could not reuse the earlier worktree runs on <branch>@<n>.
+    obs.branch = await repo.latest_attempt(request.branch)
+    worktree, start = await repo.branch_worktree(obs.branch)
     if worktree is None or not worktree.is_dir():
         obs.health = common_pb2.HEALTH_STATUS_UNKNOWN
-        obs.detail = f"no worktree of {request.branch} on this executor's host"
+        obs.detail = f"no worktree of {obs.branch} on this executor's host"
         return executor_pb2.SampleBranchResponse(observation=obs)
     base = start or request.base_commit
     began = time.monotonic()
