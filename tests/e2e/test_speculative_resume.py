@@ -205,6 +205,7 @@ async def test_a_race_interrupted_by_its_orchestrator_resumes_with_one_winner(tm
     assert list(decided[0].speculation_decided.loser_subtask_ids) == ["feature.variant-3"]
     stats = swarm.stats.collapse
     assert (stats.speculative_wins, stats.speculative_losers) == (1, 1), stats
+    assert swarm.stats.subagents_spawned == 4, swarm.stats  # three variants and the dependent, once each
     # Every sequence once, continuing the interrupted log.
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     warnings = [e.warning.code for e in events if e.WhichOneof("kind") == "warning"]
