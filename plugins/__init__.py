@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pluggy
 
-from swarmd.plugins.executor import Executor, ExecutorContext
+from swarmd.plugins.executor import Executor, ExecutorContext, ResourceHealth
 from swarmd.plugins.extras import MissingExtra, require_extra
 from swarmd.plugins.health import HealthCheck, HealthResult, HealthStatus
 from swarmd.plugins.model import (
@@ -58,6 +58,7 @@ __all__ = [
     "Plugins",
     "ProviderError",
     "ProviderTimeoutError",
+    "ResourceHealth",
     "RateLimitError",
     "Tool",
     "ToolCall",

@@ -28,7 +28,7 @@ from opentelemetry import trace
 from swarmd.plugins.registry import Plugins
 from swarmd.v1 import common_pb2, executor_pb2
 
-__all__ = ["Executor", "ExecutorContext", "unfinished_result"]
+__all__ = ["Executor", "ExecutorContext", "ResourceHealth", "unfinished_result"]
 
 
 @dataclass
@@ -45,6 +45,18 @@ class ExecutorContext:
     channel_factory: Callable[[str], grpc.aio.Channel] | None = None
     #: Anything else a deployment wants to hand its plugins.
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourceHealth:
+    """What :meth:`Executor.resource_health` reports of one running attempt."""
+
+    #: In [0, 1]; below the policy's ``min_resource_health_score`` it counts as a resource failure.
+    score: float
+    #: Infrastructure signals (OOM kills, image pull errors, restarts...), added to the invariant breaks.
+    signals: int = 0
+    #: What the score was made of, for the sample's detail.
+    detail: str = ""
 
 
 class Executor(abc.ABC):
@@ -80,6 +92,14 @@ class Executor(abc.ABC):
     async def cancel(self, swarm_id: str, subtask_id: str, reason: str = "") -> bool:
         """Ask a running attempt to stop; True when one was found. Idempotent."""
         return False
+
+    async def resource_health(self, swarm_id: str, subtask_id: str) -> ResourceHealth | None:
+        """How healthy the resources of a running attempt are (a pod's memory,
+        image, restarts...), for ``SampleBranch``: the collapse controller
+        counts a low score and the signals against the branch. None (the
+        default) when the executor has nothing to say: a local sub-agent
+        scores 1.0 with no signals."""
+        return None
 
     async def aclose(self) -> None:
         """Stop everything and release resources; idempotent."""

@@ -57,11 +57,11 @@ class VariantClaim:
         checks = len(collapse.checks) if collapse.enabled else 0
         self.timeout = checks * (collapse.check_timeout_ms / 1000 or _DEFAULT_CHECK_SECS) + _SLACK_SECS
 
-    async def __call__(self, commit: str) -> Verdict:
+    async def __call__(self, commit: str, branch: str = "") -> Verdict:
         if self._stub is None:
             return Verdict(False, False, "not merged: no orchestrator address to claim the race from")
         request = coordinator_pb2.ClaimVariantRequest(
-            swarm_id=self._swarm_id, subtask_id=self._subtask_id, commit=commit
+            swarm_id=self._swarm_id, subtask_id=self._subtask_id, commit=commit, branch=branch
         )
         try:
             response = await self._stub.ClaimVariant(request, timeout=self.timeout)

@@ -199,7 +199,7 @@ async def merge_back(
             await _keep_ignored(request, worktree, finish, left, timeout)
             return
     if claim is not None:
-        verdict = await claim(commit or "")
+        verdict = await claim(commit or "", str(worktree.branch))
         if not verdict.won:  # another variant won, or this one's checks failed
             keep_unmerged(finish, worktree, commit, verdict)
             return

@@ -185,7 +185,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     async def SampleBranch(
         self, request: executor_pb2.SampleBranchRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.SampleBranchResponse:
-        return await sample_branch(self.plugins, request)
+        record = self._streams.get(request.swarm_id, request.subtask_id) if request.subtask_id else None
+        running = record.executor if record is not None and not record.finished else None
+        return await sample_branch(self.plugins, request, running)
 
     async def aclose(self) -> None:
         if self._closed:

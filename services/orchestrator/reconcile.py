@@ -18,7 +18,7 @@ import os
 
 from swarmd.plugins.runtime.worktree import ledger
 from swarmd.plugins.runtime.worktree.ledger import MergedWork
-from swarmd.services.orchestrator.speculation.variants import subtask_of
+from swarmd.services.orchestrator.speculation.variants import settle_by_merge, subtask_of
 from swarmd.v1 import common_pb2
 
 __all__ = [
@@ -99,6 +99,7 @@ def complete_from_merge(state: common_pb2.SubTaskState, work: MergedWork) -> Non
     state.result.subagent_id = state.result.subagent_id or state.agent_name
     state.status = common_pb2.SUB_TASK_STATUS_COMPLETED
     state.status_reason = "completed: its merge is on the branch"
+    settle_by_merge(state, work.branch, work.commit)
     state.current_tool = ""
     if not state.HasField("finished_at"):
         state.finished_at.GetCurrentTime()

@@ -53,6 +53,7 @@ from swarmd.services.orchestrator.reconcile import (
     merges_expected,
 )
 from swarmd.services.orchestrator.run import SwarmRun, mark_interrupted
+from swarmd.services.orchestrator.speculation.variants import attempt_ids
 from swarmd.services.tls import channel_credentials, channel_tls_options
 from swarmd.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, result_store_pb2
 
@@ -192,11 +193,13 @@ async def reconcile_with_branch(swarm: common_pb2.Swarm) -> list[str]:
 async def restart(run: SwarmRun, interrupted: list[str]) -> None:
     """Tell the executor to drop the interrupted attempts, then start the run."""
     for sid in interrupted:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(run.ctx.settings.rpc_timeout_secs):
-                await run.ctx.executor.cancel(
-                    run.id, sid, "orchestrator restarted; the subtask is re-dispatched"
-                )
+        # A speculative subtask's attempts run under its variants' ids.
+        for attempt_id in attempt_ids(run.states[sid]):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(run.ctx.settings.rpc_timeout_secs):
+                    await run.ctx.executor.cancel(
+                        run.id, attempt_id, "orchestrator restarted; the subtask is re-dispatched"
+                    )
     finished = sum(s.status in TERMINAL for s in run.swarm.subtasks)
     run.warnings.append(
         PlanWarning(

@@ -177,6 +177,7 @@ class SubtaskScheduler:
         if reporter is not None:
             reporter.close_attempt(result, result.failure_kind)
         waiting = self.tracker.waiting_on(sid)
+        del state.variants[:]  # a race run again on new commits starts its variants afresh
         state.status = (
             common_pb2.SUB_TASK_STATUS_BLOCKED
             if waiting and not self.committed.covers(waiting)

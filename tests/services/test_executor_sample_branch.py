@@ -1,5 +1,5 @@
-"""SampleBranch on a real executor service: a worktree found by its branch,
-checks run there, unknown for a branch this host has no worktree of, the
+"""SampleBranch on a real executor service: a worktree found by its branch
+(the latest attempt's, ``<branch>@<n>``), checks run there, unknown for a branch this host has no worktree of, the
 swarm's promoted branch remembered for its merges, INVALID_ARGUMENT for a bad
 request."""
 
@@ -43,6 +43,18 @@ async def test_sample_branch(tmp_path: Path, git_repo: Path) -> None:
         (wt / "a.py").write_text("def f():\n    return 1\n")
         got = (await stub.SampleBranch(request("swarmd/s/a", compile_check), timeout=T)).observation
         assert got.health == common_pb2.HEALTH_STATUS_PASS and got.changed_lines == 2
+
+        # A later attempt runs on swarmd/s/a@<n>: the latest attempt's worktree is the one sampled.
+        for attempt, source in ((3, "def f():\n    return 3\n"), (2, "def f(:\n")):
+            later = tmp_path / f"wt{attempt}"
+            git(git_repo, "worktree", "add", "-q", "-b", f"swarmd/s/a@{attempt}", str(later))
+            (later / "a.py").write_text(source)
+        got = (await stub.SampleBranch(request("swarmd/s/a", compile_check), timeout=T)).observation
+        assert got.health == common_pb2.HEALTH_STATUS_PASS and got.branch == "swarmd/s/a@3", got
+        exact = (await stub.SampleBranch(request("swarmd/s/a@2", compile_check), timeout=T)).observation
+        assert exact.health == common_pb2.HEALTH_STATUS_FAIL and exact.branch == "swarmd/s/a@2", exact
+        got = (await stub.SampleBranch(request("swarmd/s/a", passing), timeout=T)).observation
+        assert got.branch == "swarmd/s/a@3"
 
         elsewhere = (await stub.SampleBranch(request("swarmd/s/gone", compile_check), timeout=T)).observation
         assert elsewhere.health == common_pb2.HEALTH_STATUS_UNKNOWN and "no worktree" in elsewhere.detail

@@ -57,3 +57,28 @@ async def test_merges_on_the_branch_complete_their_subtasks(git_repo: Path) -> N
 async def test_no_repository_no_reconciliation(tmp_path: Path) -> None:
     assert await merged_subtasks(str(tmp_path / "missing"), "sw") == {}
     assert await merged_subtasks(str(tmp_path), "sw") == {}
+
+
+async def test_a_race_found_merged_settles_its_variants(git_repo: Path) -> None:
+    await merge_work(git_repo, "sw1", "f.variant-2")
+    raced = state("f", c.SUB_TASK_STATUS_RUNNING)
+    raced.subtask.speculate = 3
+    for n, status in ((1, c.SUB_TASK_STATUS_FAILED), (2, c.SUB_TASK_STATUS_RUNNING), (3, c.SUB_TASK_STATUS_RUNNING)):
+        raced.variants.add(
+            variant=n, subtask_id=f"f.variant-{n}", strategy=f"s{n}", branch=f"swarmd/sw1/f.variant-{n}",
+            status=status, reason="the health checks failed" if n == 1 else "",  # type: ignore[arg-type]
+        )
+    swarm = c.Swarm(
+        id="sw1",
+        state=c.SWARM_STATE_INTERRUPTED,
+        config=c.SwarmConfig(repo_path=str(git_repo), worktree_enabled=True, auto_merge=True),
+        subtasks=[raced],
+    )
+    assert await reconcile_with_branch(swarm) == ["f"]
+    found = swarm.subtasks[0]
+    assert found.status == c.SUB_TASK_STATUS_COMPLETED
+    first, winner, loser = found.variants
+    assert winner.winner and winner.status == c.SUB_TASK_STATUS_COMPLETED and winner.commit == found.result.merge.commit
+    # The race had been decided: the variant still running then lost, the one that had failed stays so.
+    assert loser.status == c.SUB_TASK_STATUS_CANCELLED and loser.reason.startswith("speculative_loser: variant 2")
+    assert first.status == c.SUB_TASK_STATUS_FAILED and first.reason == "the health checks failed" and not first.winner

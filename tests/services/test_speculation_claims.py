@@ -3,6 +3,7 @@ the variants' models checked at submission."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -73,3 +74,30 @@ async def test_a_subtask_id_too_long_for_its_variants_is_refused(tmp_path: Path)
             )
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "too long for speculative variants" in info.value.details()
+
+
+async def test_a_claim_naming_another_branch_than_its_variants_is_refused(tmp_path: Path, git_repo: Path) -> None:
+    async with serve_swarm_services(tmp_path) as services:
+        sub = subtask("a", hang=True)
+        sub.speculate = 2
+        reply = await services.submit(
+            plan=plan(sub), config=fast_config(worktree_enabled=True, repo_path=str(git_repo))
+        )
+        swarm_id = reply.swarm.id
+        try:
+            for _ in range(500):  # the race is running once its subtask is
+                run = services.orchestrator.live(swarm_id)
+                if run is not None and "a" in run.scheduler.dispatches:
+                    break
+                await asyncio.sleep(0.01)
+            for branch in ("main", f"swarmd/{swarm_id}/a.variant-2", f"swarmd/{swarm_id}/a.variant-1@x", "a.variant-1"):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await services.coordinator.ClaimVariant(
+                        coordinator_pb2.ClaimVariantRequest(swarm_id=swarm_id, subtask_id="a.variant-1", branch=branch),
+                        timeout=10,
+                    )
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, branch
+                assert "is not a branch of variant" in (info.value.details() or ""), branch
+        finally:
+            await services.stub.CancelSwarm(orchestrator_pb2.CancelSwarmRequest(swarm_id=swarm_id), timeout=10)
+            await wait_terminal(services, swarm_id)

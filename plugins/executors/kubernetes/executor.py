@@ -24,11 +24,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from swarmd.plugins import Executor, ExecutorContext, require_extra
+from swarmd.plugins import Executor, ExecutorContext, ResourceHealth, require_extra
 from swarmd.plugins.executors.kubernetes import outcomes
 from swarmd.plugins.executors.kubernetes.bringback import merge_pod_work, ship_base
 from swarmd.plugins.executors.kubernetes.budget import PodBudget
 from swarmd.plugins.executors.kubernetes.failures import ApiFailure
+from swarmd.plugins.executors.kubernetes.health import pod_health
 from swarmd.plugins.executors.kubernetes.podspec import (
     EXECUTOR_LABEL,
     NAME_LABEL,
@@ -82,6 +83,9 @@ class KubernetesExecutor(Executor):
         #: Pods of ours the watch has reported at least once.
         self._seen: set[str] = set()
         self._runs: dict[tuple[str, str], asyncio.Queue[tuple[str, Any]]] = {}
+        #: The pod of each running attempt, and the latest state the watch gave of it.
+        self._pod_of: dict[tuple[str, str], str] = {}
+        self._watched: dict[str, dict[str, Any]] = {}
         self.orphans_deleted = 0
 
     @property
@@ -131,6 +135,7 @@ class KubernetesExecutor(Executor):
         queue = self._pods.get(name)
         if queue is not None:
             self._seen.add(name)
+            self._watched[name] = pod
             queue.put_nowait(("pod", (kind, pod)))
 
     async def submit(self, request: executor_pb2.ExecuteSubTaskRequest) -> AsyncIterator[executor_pb2.ExecuteSubTaskResponse]:
@@ -181,6 +186,7 @@ class KubernetesExecutor(Executor):
         events = EventEmitter(request.swarm_id, request.subtask.id, sink.append)
         name = pod_name(settings.executor_id, request.swarm_id, request.subtask.id, request.attempt or 1)
         self._pods[name] = out
+        self._pod_of[(request.swarm_id, request.subtask.id)] = name
         created = False
         follower_task: asyncio.Task[None] | None = None
         ended = False
@@ -260,6 +266,8 @@ class KubernetesExecutor(Executor):
             yield _result(request, started, error=str(exc), kind=exc.failure_kind)
         finally:
             self._pods.pop(name, None)
+            self._pod_of.pop((request.swarm_id, request.subtask.id), None)
+            self._watched.pop(name, None)
             self._seen.discard(name)
             if follower_task is not None:
                 follower_task.cancel()
@@ -361,6 +369,20 @@ class KubernetesExecutor(Executor):
             return False
         queue.put_nowait(("cancel", reason or "cancelled"))
         return True
+
+    async def resource_health(self, swarm_id: str, subtask_id: str) -> ResourceHealth | None:
+        """The attempt's pod scored by :func:`.health.pod_health`, read from
+        the API server (the watch's latest state when it cannot be read)."""
+        name = self._pod_of.get((swarm_id, subtask_id))
+        if name is None or self._kube is None:
+            return None
+        try:
+            pod = await self._kube.read_pod(name)
+        except ApiFailure as exc:
+            log.info("cannot read pod %s for its health: %s", name, exc)
+            pod = self._watched.get(name)
+        found = pod_health(pod)
+        return ResourceHealth(found.score, found.signals, f"pod {name}: {found.detail}")
 
     async def aclose(self) -> None:
         if self._watch is not None:

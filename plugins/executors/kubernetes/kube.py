@@ -135,6 +135,17 @@ class Kube:
             raise
         return True
 
+    async def read_pod(self, name: str) -> dict[str, Any] | None:
+        """One pod (as a dict); None when it is gone."""
+        try:
+            pod = await self._call(f"reading pod {name}", self.core.read_namespaced_pod, name, self.namespace)
+        except ApiFailure as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = self.api.sanitize_for_serialization(pod)
+        return found
+
     async def list_pods(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """Pods matching the selector (as dicts) and the list's resourceVersion."""
         reply = await self._call(

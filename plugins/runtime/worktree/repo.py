@@ -295,6 +295,16 @@ class RepoBase:
         )
         return path, await self._ref(f"{BASE_REF_PREFIX}{branch.removeprefix(BRANCH_PREFIX)}")
 
+    async def latest_attempt(self, branch: str) -> str:
+        """``branch``, or its latest later attempt's ``<branch>@<n>`` checked out here."""
+        best, found = 1, branch
+        for entry in await self._worktree_entries():
+            ref = (entry.branch or "").removeprefix("refs/heads/")
+            number = ref.removeprefix(f"{branch}@")
+            if number != ref and number.isdigit() and int(number) > best:
+                best, found = int(number), ref
+        return found
+
     async def _worktree_entries(self) -> builtins.list[WtEntry]:
         run = await self._git("worktree", "list", "--porcelain", "-z")
         entries: list[WtEntry] = []

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmd.v1 import common_pb2 as swarmd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswarmd/v1/coordinator.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"^\n\x0cRateLimitKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13\x61pi_key_fingerprint\x18\x04 \x01(\t\"|\n\x14\x41\x63quirePermitRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\x10\n\x08swarm_id\x18\x02 \x01(\t\x12\x12\n\nsubtask_id\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\"O\n\x15\x41\x63quirePermitResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x11\n\twaited_ms\x18\x02 \x01(\x03\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\"\xda\x02\n\x14ReportOutcomeRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.swarmd.v1.CallOutcome\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12=\n\x07headers\x18\x05 \x03(\x0b\x32,.swarmd.v1.ReportOutcomeRequest.HeadersEntry\x12$\n\x05usage\x18\x06 \x01(\x0b\x32\x15.swarmd.v1.TokenUsage\x12\x10\n\x08swarm_id\x18\x07 \x01(\t\x12\x12\n\nsubtask_id\x18\x08 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\t \x01(\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x15ReportOutcomeResponse\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\x03\"P\n\x14ReserveBudgetRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x12\n\ntool_calls\x18\x03 \x01(\x05\"5\n\x15ReserveBudgetResponse\x12\x1c\n\x14tool_calls_remaining\x18\x01 \x01(\x05\"K\n\x13\x43laimVariantRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\"k\n\x14\x43laimVariantResponse\x12(\n\x07outcome\x18\x01 \x01(\x0e\x32\x17.swarmd.v1.ClaimOutcome\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x19\n\x11winner_subtask_id\x18\x03 \x01(\t*\x98\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41LL_OUTCOME_SUCCESS\x10\x01\x12\x1d\n\x19\x43\x41LL_OUTCOME_RATE_LIMITED\x10\x02\x12\x16\n\x12\x43\x41LL_OUTCOME_ERROR\x10\x03\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x04*}\n\x0c\x43laimOutcome\x12\x1d\n\x19\x43LAIM_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43LAIM_OUTCOME_WON\x10\x01\x12\x16\n\x12\x43LAIM_OUTCOME_LOST\x10\x02\x12\x1f\n\x1b\x43LAIM_OUTCOME_CHECKS_FAILED\x10\x03\x32\xe1\x02\n\x12\x43oordinatorService\x12R\n\rAcquirePermit\x12\x1f.swarmd.v1.AcquirePermitRequest\x1a .swarmd.v1.AcquirePermitResponse\x12R\n\rReportOutcome\x12\x1f.swarmd.v1.ReportOutcomeRequest\x1a .swarmd.v1.ReportOutcomeResponse\x12R\n\rReserveBudget\x12\x1f.swarmd.v1.ReserveBudgetRequest\x1a .swarmd.v1.ReserveBudgetResponse\x12O\n\x0c\x43laimVariant\x12\x1e.swarmd.v1.ClaimVariantRequest\x1a\x1f.swarmd.v1.ClaimVariantResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswarmd/v1/coordinator.proto\x12\tswarmd.v1\x1a\x16swarmd/v1/common.proto\"^\n\x0cRateLimitKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13\x61pi_key_fingerprint\x18\x04 \x01(\t\"|\n\x14\x41\x63quirePermitRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\x10\n\x08swarm_id\x18\x02 \x01(\t\x12\x12\n\nsubtask_id\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\"O\n\x15\x41\x63quirePermitResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x11\n\twaited_ms\x18\x02 \x01(\x03\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\"\xda\x02\n\x14ReportOutcomeRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.swarmd.v1.RateLimitKey\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.swarmd.v1.CallOutcome\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12=\n\x07headers\x18\x05 \x03(\x0b\x32,.swarmd.v1.ReportOutcomeRequest.HeadersEntry\x12$\n\x05usage\x18\x06 \x01(\x0b\x32\x15.swarmd.v1.TokenUsage\x12\x10\n\x08swarm_id\x18\x07 \x01(\t\x12\x12\n\nsubtask_id\x18\x08 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\t \x01(\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x15ReportOutcomeResponse\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\x03\"P\n\x14ReserveBudgetRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x12\n\ntool_calls\x18\x03 \x01(\x05\"5\n\x15ReserveBudgetResponse\x12\x1c\n\x14tool_calls_remaining\x18\x01 \x01(\x05\"[\n\x13\x43laimVariantRequest\x12\x10\n\x08swarm_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\"k\n\x14\x43laimVariantResponse\x12(\n\x07outcome\x18\x01 \x01(\x0e\x32\x17.swarmd.v1.ClaimOutcome\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x19\n\x11winner_subtask_id\x18\x03 \x01(\t*\x98\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41LL_OUTCOME_SUCCESS\x10\x01\x12\x1d\n\x19\x43\x41LL_OUTCOME_RATE_LIMITED\x10\x02\x12\x16\n\x12\x43\x41LL_OUTCOME_ERROR\x10\x03\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x04*}\n\x0c\x43laimOutcome\x12\x1d\n\x19\x43LAIM_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43LAIM_OUTCOME_WON\x10\x01\x12\x16\n\x12\x43LAIM_OUTCOME_LOST\x10\x02\x12\x1f\n\x1b\x43LAIM_OUTCOME_CHECKS_FAILED\x10\x03\x32\xe1\x02\n\x12\x43oordinatorService\x12R\n\rAcquirePermit\x12\x1f.swarmd.v1.AcquirePermitRequest\x1a .swarmd.v1.AcquirePermitResponse\x12R\n\rReportOutcome\x12\x1f.swarmd.v1.ReportOutcomeRequest\x1a .swarmd.v1.ReportOutcomeResponse\x12R\n\rReserveBudget\x12\x1f.swarmd.v1.ReserveBudgetRequest\x1a .swarmd.v1.ReserveBudgetResponse\x12O\n\x0c\x43laimVariant\x12\x1e.swarmd.v1.ClaimVariantRequest\x1a\x1f.swarmd.v1.ClaimVariantResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_REPORTOUTCOMEREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_CALLOUTCOME']._serialized_start=1091
-  _globals['_CALLOUTCOME']._serialized_end=1243
-  _globals['_CLAIMOUTCOME']._serialized_start=1245
-  _globals['_CLAIMOUTCOME']._serialized_end=1370
+  _globals['_CALLOUTCOME']._serialized_start=1107
+  _globals['_CALLOUTCOME']._serialized_end=1259
+  _globals['_CLAIMOUTCOME']._serialized_start=1261
+  _globals['_CLAIMOUTCOME']._serialized_end=1386
   _globals['_RATELIMITKEY']._serialized_start=66
   _globals['_RATELIMITKEY']._serialized_end=160
   _globals['_ACQUIREPERMITREQUEST']._serialized_start=162
@@ -55,9 +55,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVEBUDGETRESPONSE']._serialized_start=849
   _globals['_RESERVEBUDGETRESPONSE']._serialized_end=902
   _globals['_CLAIMVARIANTREQUEST']._serialized_start=904
-  _globals['_CLAIMVARIANTREQUEST']._serialized_end=979
-  _globals['_CLAIMVARIANTRESPONSE']._serialized_start=981
-  _globals['_CLAIMVARIANTRESPONSE']._serialized_end=1088
-  _globals['_COORDINATORSERVICE']._serialized_start=1373
-  _globals['_COORDINATORSERVICE']._serialized_end=1726
+  _globals['_CLAIMVARIANTREQUEST']._serialized_end=995
+  _globals['_CLAIMVARIANTRESPONSE']._serialized_start=997
+  _globals['_CLAIMVARIANTRESPONSE']._serialized_end=1104
+  _globals['_COORDINATORSERVICE']._serialized_start=1389
+  _globals['_COORDINATORSERVICE']._serialized_end=1742
 # @@protoc_insertion_point(module_scope)

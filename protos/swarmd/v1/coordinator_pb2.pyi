@@ -118,14 +118,16 @@ class ReserveBudgetResponse(_message.Message):
     def __init__(self, tool_calls_remaining: _Optional[int] = ...) -> None: ...
 
 class ClaimVariantRequest(_message.Message):
-    __slots__ = ("swarm_id", "subtask_id", "commit")
+    __slots__ = ("swarm_id", "subtask_id", "commit", "branch")
     SWARM_ID_FIELD_NUMBER: _ClassVar[int]
     SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
     swarm_id: str
     subtask_id: str
     commit: str
-    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., commit: _Optional[str] = ...) -> None: ...
+    branch: str
+    def __init__(self, swarm_id: _Optional[str] = ..., subtask_id: _Optional[str] = ..., commit: _Optional[str] = ..., branch: _Optional[str] = ...) -> None: ...
 
 class ClaimVariantResponse(_message.Message):
     __slots__ = ("outcome", "detail", "winner_subtask_id")

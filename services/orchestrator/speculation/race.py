@@ -26,6 +26,14 @@ no variant wins, the subtask fails with each variant's error. A winner
 whose merge then conflicts fails the subtask: the others were stopped
 already. While the race runs, the collapse controller judges the variants
 as branches (:mod:`.judging`) and may kill one through :meth:`cancel_variant`.
+
+A race resumed after its orchestrator went away (``ResumeSwarm``) keeps what
+its variants had settled: one that had ended keeps its outcome and is not
+run again; the others run again, each in a new attempt (the executor is told
+to drop the interrupted ones, whose worktrees are kept; a later attempt's
+claim names its branch). Once a winner had been decided, it alone runs
+again -- its claim wins again -- and the variants still running are
+cancelled as losers without running.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TypeAlias
 
-from swarmd.services.errors import NotFound, SwarmdError
+from swarmd.services.errors import InvalidArgument, NotFound, SwarmdError
 from swarmd.services.orchestrator.attempts import (
     OWNED_KINDS,
     AttemptReporter,
@@ -64,6 +72,15 @@ DispatchFactory = Callable[[str, DispatchHooks], SubtaskDispatch]
 
 #: Beyond the checks' own limits, what the SampleBranch call of a claim may take.
 _RPC_SLACK_SECS = 30.0
+
+#: A variant in one of these has ended: a resumed race does not run it again.
+_ENDED = frozenset(
+    {common_pb2.SUB_TASK_STATUS_COMPLETED, common_pb2.SUB_TASK_STATUS_FAILED, common_pb2.SUB_TASK_STATUS_CANCELLED}
+)
+_KINDS = {
+    common_pb2.SUB_TASK_STATUS_FAILED: common_pb2.FAILURE_KIND_PERMANENT,
+    common_pb2.SUB_TASK_STATUS_CANCELLED: common_pb2.FAILURE_KIND_CANCELLED,
+}
 
 
 def _add(total: common_pb2.SubTaskResult, part: common_pb2.SubTaskResult) -> None:
@@ -154,16 +171,51 @@ class SpeculativeDispatch:
         self._dispatches = {vid: make_dispatch(vid, hooks) for vid, hooks in self._hooks.items()}
         self._results: dict[str, common_pb2.SubTaskResult] = {}
         state = self.state
-        del state.variants[:]  # a resumed or re-dispatched race starts its variants afresh
+        # A resumed race keeps what its variants had settled (see _resume);
+        # the scheduler clears the variants of a race run again from scratch.
+        kept = {v.subtask_id: v for v in state.variants if v.winner or v.status in _ENDED}
+        fresh = []
         for vid, hooks in self._hooks.items():
-            state.variants.add(
-                variant=hooks.variant,
-                subtask_id=vid,
-                strategy=strategy_of(hooks.variant).name,
-                branch=branch_name(run.id, vid),
-                status=common_pb2.SUB_TASK_STATUS_PENDING,
-                model=model_of(run.config, hooks.variant),
-            )
+            old = kept.get(vid)
+            if old is None:
+                old = common_pb2.SpeculativeVariant(
+                    variant=hooks.variant,
+                    subtask_id=vid,
+                    strategy=strategy_of(hooks.variant).name,
+                    branch=branch_name(run.id, vid),
+                    status=common_pb2.SUB_TASK_STATUS_PENDING,
+                    model=model_of(run.config, hooks.variant),
+                )
+            fresh.append(old)
+        copies = [common_pb2.SpeculativeVariant() for _ in fresh]
+        for copy, variant in zip(copies, fresh, strict=True):
+            copy.CopyFrom(variant)
+        del state.variants[:]
+        state.variants.extend(copies)
+        self._resume()
+
+    def _resume(self) -> None:
+        """What a resumed race keeps: a variant that had ended keeps its
+        outcome and is not run again (its work is on its branch); once a
+        winner was decided, it alone runs again (its claim wins again) and
+        the variants still running then are cancelled as losers unrun."""
+        winner = next((v for v in self.state.variants if v.winner), None)
+        self.winner = winner.subtask_id if winner is not None else ""
+        for variant in self.state.variants:
+            vid = variant.subtask_id
+            if vid != self.winner and variant.status not in _ENDED and winner is not None:
+                variant.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+                variant.reason = f"{LOSER_REASON}: variant {winner.variant} ({winner.strategy}) won"
+                self._losers[vid] = variant.reason
+            if variant.status in _ENDED:
+                self._results[vid] = common_pb2.SubTaskResult(
+                    subtask_id=vid,
+                    success=variant.status == common_pb2.SUB_TASK_STATUS_COMPLETED,
+                    status=variant.status,
+                    failure_kind=_KINDS.get(variant.status, common_pb2.FAILURE_KIND_UNSPECIFIED),
+                    error=variant.reason,
+                    merge=common_pb2.MergeResult(branch=variant.branch, commit=variant.commit),
+                )
 
     @property
     def state(self) -> common_pb2.SubTaskState:
@@ -214,7 +266,8 @@ class SpeculativeDispatch:
 
     async def run(self) -> common_pb2.SubTaskResult:
         self._reporter.attempt_started(1)
-        await asyncio.gather(*(self._run_variant(vid, d) for vid, d in self._dispatches.items()))
+        running = {vid: d for vid, d in self._dispatches.items() if vid not in self._results}
+        await asyncio.gather(*(self._run_variant(vid, d) for vid, d in running.items()))
         return self._outcome()
 
     async def _run_variant(self, vid: str, dispatch: SubtaskDispatch) -> None:
@@ -268,7 +321,8 @@ class SpeculativeDispatch:
         for result in self._results.values():
             _add(final, result)
         final.subtask_id = self.sid
-        final.retry_count = max(0, self.attempts - len(self._dispatches))
+        ran = sum(1 for d in self._dispatches.values() if d.attempts)
+        final.retry_count = max(0, self.attempts - ran)
         return final
 
     # -- claims -----------------------------------------------------------------
@@ -283,10 +337,19 @@ class SpeculativeDispatch:
             return self._answer(coordinator_pb2.CLAIM_OUTCOME_LOST, f"the subtask is cancelled: {self.cancel_reason}")
         return None
 
-    async def claim(self, vid: str, commit: str) -> coordinator_pb2.ClaimVariantResponse:
-        """Decide whether variant ``vid``, its work committed as ``commit``, wins."""
+    async def claim(self, vid: str, commit: str, branch: str = "") -> coordinator_pb2.ClaimVariantResponse:
+        """Decide whether variant ``vid``, its work committed as ``commit`` on
+        ``branch`` ("" its first branch), wins."""
         if vid not in self._dispatches:
             raise NotFound(f"swarm {self.live.id!r}: {vid!r} is not a variant of subtask {self.sid!r}")
+        if branch:
+            own = branch_name(self.live.id, vid)
+            attempt = branch.removeprefix(f"{own}@")
+            if branch != own and (attempt == branch or not attempt.isdigit()):
+                raise InvalidArgument(
+                    f"branch {branch[:200]!r} is not a branch of variant {vid!r} ({own} or {own}@<n>)", field="branch"
+                )
+            self.variant_state(vid).branch = branch  # a later attempt's: its worktree is the one checked
         if self.winner == vid:  # asked again (a retried RPC): the same answer
             return self._answer(coordinator_pb2.CLAIM_OUTCOME_WON)
         lost = self._lost()
@@ -369,4 +432,4 @@ async def claim_variant(
     race = dispatches.get(found[0]) if found is not None else None
     if not isinstance(race, SpeculativeDispatch):
         raise NotFound(f"swarm {swarm_id!r} has no running speculative variant {request.subtask_id!r}")
-    return await race.claim(request.subtask_id, request.commit)
+    return await race.claim(request.subtask_id, request.commit, request.branch)

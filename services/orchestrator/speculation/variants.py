@@ -25,9 +25,11 @@ __all__ = [
     "MAX_VARIANTS",
     "STRATEGIES",
     "Strategy",
+    "attempt_ids",
     "count_speculation",
     "parent_of",
     "model_of",
+    "settle_by_merge",
     "strategy_of",
     "subtask_of",
     "variant_id",
@@ -110,6 +112,12 @@ def parent_of(states: Mapping[str, common_pb2.SubTaskState], sid: str) -> tuple[
     return parent, variant
 
 
+def attempt_ids(state: common_pb2.SubTaskState) -> list[str]:
+    """The ids a subtask's attempts ran under on the executor: its variants'
+    (as last recorded) when it was raced, else its own."""
+    return [v.subtask_id for v in state.variants] or [state.subtask.id]
+
+
 def strategy_of(variant: int) -> Strategy:
     return STRATEGIES[(variant - 1) % len(STRATEGIES)]
 
@@ -142,3 +150,22 @@ def count_speculation(stats: common_pb2.CollapseStats, states: Iterable[common_p
         losers += sum(1 for v in state.variants if v.reason.startswith(LOSER_REASON))
     if wins or losers:
         stats.speculative_wins, stats.speculative_losers = wins, losers
+
+
+def settle_by_merge(state: common_pb2.SubTaskState, branch: str, commit: str) -> None:
+    """A raced subtask found merged on the user's branch (from ``branch``, its
+    work ``commit``): the variant it came from won, the variants that had not
+    ended lost -- as the race had decided before its orchestrator went away."""
+    winner = next(
+        (v for v in state.variants if branch == v.branch or branch.startswith(f"{v.branch}@")), None
+    )
+    if winner is None:
+        return
+    winner.winner = True
+    winner.status = common_pb2.SUB_TASK_STATUS_COMPLETED
+    winner.branch, winner.commit, winner.reason = branch, commit, ""
+    ended = (common_pb2.SUB_TASK_STATUS_COMPLETED, common_pb2.SUB_TASK_STATUS_FAILED, common_pb2.SUB_TASK_STATUS_CANCELLED)
+    for variant in state.variants:
+        if variant is not winner and variant.status not in ended:
+            variant.status = common_pb2.SUB_TASK_STATUS_CANCELLED
+            variant.reason = f"{LOSER_REASON}: variant {winner.variant} ({winner.strategy}) won"
