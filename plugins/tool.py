@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from swarmd.plugins import daemon_threads
 from swarmd.plugins.sandbox import Sandbox
 
 __all__ = [
@@ -279,14 +280,14 @@ class CallStop:
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(stop, *args)`` in a new daemon thread and await its result.
+    """Run ``fn(stop, *args)`` on a daemon thread and await its result.
 
     ``stop`` is a :class:`CallStop` bounded by :func:`call_deadline`. When
     the awaiting task is cancelled, ``stop`` is set and the await ends at
-    once; the thread ends at its next ``stop.check()``. The thread is a
+    once; the work ends at its next ``stop.check()``. The thread is a
     daemon (unlike ``asyncio.to_thread``'s pool, which the interpreter joins
     at exit), so work stuck in a system call can never hold up the process's
-    shutdown. Exceptions raised by ``fn`` propagate to the caller.
+    shutdown; idle ones are reused (:mod:`swarmd.plugins.daemon_threads`). Exceptions raised by ``fn`` propagate to the caller.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
@@ -311,7 +312,7 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=target, name=f"swarmd-tool-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    daemon_threads.submit(target, f"swarmd-tool-{getattr(fn, '__name__', 'work')}")
     try:
         return await future
     finally:

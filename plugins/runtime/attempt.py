@@ -83,6 +83,10 @@ class Runtime:
     http_clients: Any = None
 
 
+#: The bubblewrap paths :func:`probe` has answered for (its answer is cached).
+_PROBED: set[str | None] = set()
+
+
 def _default_worktree_manager(repo: Path) -> Any:
     from swarmd.plugins.runtime.worktree import WorktreeManager
 
@@ -279,8 +283,10 @@ async def _attempt(
         return await wrap_up(request, manager, worktree, outcome, cancel, events, commit_ignored=settings.commit_ignored)
 
     try:
-        if settings.sandbox.mode != "off":
-            await asyncio.to_thread(probe, settings.sandbox.bwrap or None)  # cached; off the event loop
+        bwrap = settings.sandbox.bwrap or None
+        if settings.sandbox.mode != "off" and bwrap not in _PROBED:
+            await asyncio.to_thread(probe, bwrap)  # cached; off the event loop
+            _PROBED.add(bwrap)
         sandbox = Sandbox(settings.sandbox, workdir, swarm_id=request.swarm_id)
     except SandboxUnavailable as exc:
         await provider.aclose()

@@ -161,3 +161,19 @@ def test_plugins_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"openai", "replay"} <= {p["name"] for p in listing["providers"]}
     assert {"read", "write", "edit", "bash", "swarm_share"} <= {t["name"] for t in listing["tools"]}
     assert all(e["distribution"].startswith("swarmd ") for e in listing["executors"])
+
+
+def test_the_pidfd_child_watcher_is_put_back_after_a_command() -> None:
+    """Commands reap git and tools through pidfds; a later event loop in the same process still runs subprocesses."""
+    import asyncio
+    import sys
+
+    from swarmd.clients.cli.guard import run_guarded
+
+    async def child() -> int:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(3)")
+        return await proc.wait()
+
+    assert run_guarded(child()) == 3
+    assert asyncio.run(child()) == 3  # the watcher of the ended loop is not left behind
+    assert run_guarded(child()) == 3

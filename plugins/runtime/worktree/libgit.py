@@ -33,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 
-__all__ = ["ENGINE_ENV", "ENGINES", "Engine", "TreeChange"]
+__all__ = ["ENGINE_ENV", "ENGINES", "Engine", "Snapshot", "TreeChange"]
 
 #: Environment variable choosing the engine: ``auto`` (default) or ``cli``.
 ENGINE_ENV = "SWARMD_GIT_ENGINE"
@@ -60,6 +61,21 @@ class TreeChange:
     mode: str
     blob: str
     deleted: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A worktree staged whole and committed (:meth:`Engine.commit_all`), as hex ids.
+
+    ``head`` is the commit HEAD was on before (the agent's own commits
+    included) and ``on`` the ref HEAD is on (``HEAD`` when detached);
+    ``commit`` is the new commit on ``head``, empty when the staged tree is
+    ``head``'s own.
+    """
+
+    head: str
+    on: str
+    commit: str
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
@@ -144,6 +160,15 @@ class Engine:
         found = await asyncio.to_thread(self._guard, self._commit, path, tree, parent, message)
         return found if isinstance(found, str) else None
 
+    async def commit_all(self, path: Path, message: str, *, unless: Callable[[Path], bool]) -> Snapshot | None:
+        """Stage everything (``add -A``) and commit it onto HEAD if the tree
+        changed (``commit-tree``; HEAD's ref is left to the caller), in one
+        step on a worker thread; None: use git (or ``unless(path)`` held)."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._commit_all, path, message, unless)
+        return found if isinstance(found, Snapshot) else None
+
     async def changes(self, a: str, b: str) -> list[TreeChange] | None:
         """Files changed from commit ``a`` to ``b`` (``diff-tree -r --no-renames``)."""
         if not self.usable():
@@ -156,6 +181,13 @@ class Engine:
         if not self.usable():
             return None
         found = await asyncio.to_thread(self._guard, self._is_clean, path)
+        return found if isinstance(found, bool) else None
+
+    def is_clean_now(self, path: Path) -> bool | None:
+        """:meth:`is_clean` on the calling thread (for a caller already on a worker thread)."""
+        if not self.usable():
+            return None
+        found = self._guard(self._is_clean, path)
         return found if isinstance(found, bool) else None
 
     def _guard(self, step: Any, *args: Any) -> Any:
@@ -182,9 +214,26 @@ class Engine:
         index.write()
         return str(index.write_tree())
 
-    def _commit(self, path: Path, tree: str, parent: str, message: str) -> str:
+    def _commit_all(self, path: Path, message: str, unless: Callable[[Path], bool]) -> Snapshot | None:
         assert _pygit2 is not None
+        if unless(path):
+            return None
         repo = _pygit2.Repository(str(path))
+        index = repo.index
+        index.add_all()
+        index.write()
+        tree = index.write_tree()
+        head = repo.head  # raises GitError on an unborn branch: git's command line then
+        parent = repo[head.target]
+        on = "HEAD" if repo.head_is_detached else head.name
+        if parent.tree_id == tree:
+            return Snapshot(str(parent.id), on, "")
+        new = self._commit(path, str(tree), str(parent.id), message, repo)
+        return Snapshot(str(parent.id), on, new)
+
+    def _commit(self, path: Path, tree: str, parent: str, message: str, repo: Any = None) -> str:
+        assert _pygit2 is not None
+        repo = repo or _pygit2.Repository(str(path))
         author = _pygit2.Signature(GIT_IDENTITY["GIT_AUTHOR_NAME"], GIT_IDENTITY["GIT_AUTHOR_EMAIL"])
         committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
         oid = repo.create_commit(None, author, committer, message, _pygit2.Oid(hex=tree), [_pygit2.Oid(hex=parent)])

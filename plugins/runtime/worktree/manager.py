@@ -54,6 +54,7 @@ from swarmd.plugins.runtime.worktree import (
 )
 from swarmd.plugins.runtime.worktree.fastmerge import raw_and_patch
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
+from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
@@ -336,28 +337,14 @@ class WorktreeManager(RepoBase):
         started = time.monotonic()
         await deferred.ready(wt.ready)
         engine = await self._libgit()
-        tree = None
-        if not await asyncio.to_thread(lazy.is_lazy, wt.path):
-            tree = await engine.add_and_write_tree(wt.path)
-        if tree is None:
-            await self._git("add", "-A", cwd=wt.path)
-        head, head_tree, on = await self._worktree_head(wt.path)
-        if tree is None:
-            tree = (await self._git("write-tree", cwd=wt.path)).text
-        if tree != head_tree:
-            body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
-            text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
-            new = await engine.commit(wt.path, tree, head, text) or (
-                await self._git(
-                    "commit-tree",
-                    "--no-gpg-sign",
-                    tree,
-                    "-p",
-                    head,
-                    stdin=text.encode(),
-                    cwd=wt.path,
-                )
-            ).text
+        body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
+        text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
+        snap = await engine.commit_all(wt.path, text, unless=lazy.is_lazy)
+        if snap is not None:
+            head, on, new = snap.head, snap.on, snap.commit or None
+        else:
+            head, on, new = await self._commit_with_git(wt, engine, text)
+        if new is not None:
             if on == f"refs/heads/{wt.branch}":
                 moved = await self._update_refs(f"update {on} {new} {head}")
                 if moved.rc != 0:
@@ -379,6 +366,23 @@ class WorktreeManager(RepoBase):
         self._known_commit(head)
         record("commit", wt.swarm_id, wt.subtask_id, time.monotonic() - started)
         return None if head == wt.base_commit else head
+
+    async def _commit_with_git(self, wt: Worktree, engine: Engine, text: str) -> tuple[str, str, str | None]:
+        """:meth:`commit`'s staging and commit object where libgit2 did not: (HEAD before, its ref, new commit)."""
+        tree = None
+        if not await asyncio.to_thread(lazy.is_lazy, wt.path):
+            tree = await engine.add_and_write_tree(wt.path)
+        if tree is None:
+            await self._git("add", "-A", cwd=wt.path)
+        head, head_tree, on = await self._worktree_head(wt.path)
+        if tree is None:
+            tree = (await self._git("write-tree", cwd=wt.path)).text
+        if tree == head_tree:
+            return head, on, None
+        new = await engine.commit(wt.path, tree, head, text) or (
+            await self._git("commit-tree", "--no-gpg-sign", tree, "-p", head, stdin=text.encode(), cwd=wt.path)
+        ).text
+        return head, on, new
 
     async def _sync_branch(self, wt: Worktree, head: str) -> None:
         """Make sure the worktree's branch holds ``head`` even if the agent moved off it."""

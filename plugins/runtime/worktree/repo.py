@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from swarmd.plugins.runtime.worktree.exclude import hide_swarmd_dir
 from swarmd.plugins.runtime.worktree.git import (
     GitRun,
     WtEntry,
@@ -36,7 +37,6 @@ from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
-    EXCLUDE_PATTERN,
     WORKTREES_DIR,
     NotAGitRepository,
     Worktree,
@@ -52,6 +52,7 @@ _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.L
 )
 # Full commit ids known to be commits, per common git directory (objects never change).
 _COMMITS: dict[str, set[str]] = {}
+
 
 
 class RepoBase:
@@ -450,20 +451,9 @@ class RepoBase:
     async def _ensure_excluded(self) -> None:
         """Hide ``.swarmd/`` from git via ``info/exclude`` (never the tracked .gitignore)."""
         assert self._common is not None
-        if self._excluded:
-            return
-        exclude = self._common / "info" / "exclude"
-
-        def update() -> None:
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            text = exclude.read_text() if exclude.exists() else ""
-            if EXCLUDE_PATTERN not in text.split("\n"):
-                sep = "" if not text or text.endswith("\n") else "\n"
-                with exclude.open("a") as fh:
-                    fh.write(f"{sep}# swarmd worktrees\n{EXCLUDE_PATTERN}\n")
-
-        await asyncio.to_thread(update)
-        self._excluded = True
+        if not self._excluded:
+            await hide_swarmd_dir(self._common)
+            self._excluded = True
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[float]:

@@ -19,6 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
+from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
     BRANCH_PREFIX,
@@ -41,8 +43,30 @@ def _remove_files(admin: Path, path: Path) -> bool:
     return True
 
 
+def _remove_if_clean_now(repo: RepoBase, engine: Engine, path: Path) -> bool | None:
+    """:func:`_remove_clean` in one step on a worker thread with libgit2; None: not that way."""
+    admin = repo._admin_dir(path)
+    if admin is None or os.path.lexists(admin / "locked"):
+        return False
+    if is_lazy(path):
+        return None
+    clean = engine.is_clean_now(path)
+    if clean is None:
+        return None
+    if not clean or not _remove_files(admin, path):
+        return False
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the swarm folder, once empty
+    return True
+
+
 async def _remove_clean(repo: RepoBase, wt: Worktree) -> bool:
     """Remove ``wt`` if ``git status`` finds nothing uncommitted in it (one git process)."""
+    engine = await repo._libgit()
+    if engine.usable():
+        done = await asyncio.to_thread(_remove_if_clean_now, repo, engine, wt.path)
+        if done is not None:
+            return done
     admin = await asyncio.to_thread(repo._admin_dir, wt.path)
     if admin is None or os.path.lexists(admin / "locked"):
         return False
@@ -51,15 +75,17 @@ async def _remove_clean(repo: RepoBase, wt: Worktree) -> bool:
             return False
     except WorktreeError:
         return False
-    return await asyncio.to_thread(_remove_files, admin, wt.path)
+    if not await asyncio.to_thread(_remove_files, admin, wt.path):
+        return False
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
+    return True
 
 
 async def remove_merged_tree(repo: RepoBase, wt: Worktree, report: MergeReport) -> bool:
     """After a merge landed: remove the worktree; True when its refs are left to delete."""
     if await _remove_clean(repo, wt):
         report.worktree_path = None
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
         return True
     gone = await repo._git("worktree", "remove", str(wt.path), check=False)
     if gone.rc != 0:
