@@ -80,6 +80,18 @@ class Snapshot:
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
+# (top, mode) -> (config stamp, refusal): what usable() decided, while the config is the same.
+_REFUSALS: dict[tuple[str, str], tuple[tuple[int, int, bool], str]] = {}
+
+
+def _config_stamp(top: Path) -> tuple[int, int, bool] | None:
+    """The repository config's (mtime, size) and whether ``.gitmodules`` exists; None: do not cache."""
+    try:
+        st = (top / ".git" / "config").stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, (top / ".gitmodules").exists()
+
 
 def _background_pool() -> concurrent.futures.ThreadPoolExecutor:
     """Threads for checkouts written in the background: one per core, at most four."""
@@ -105,9 +117,18 @@ class Engine:
     # -- whether ------------------------------------------------------------------
 
     def usable(self) -> bool:
-        """Whether libgit2 may handle this repository (decided once)."""
+        """Whether libgit2 may handle this repository (decided once per engine,
+        and once per process while the repository's config is unchanged)."""
         if self._usable is None:
-            self.reason = self._refusal()
+            stamp = _config_stamp(self.top)
+            key = (str(self.top), self.mode)
+            known = _REFUSALS.get(key)
+            if stamp is not None and known is not None and known[0] == stamp:
+                self.reason = known[1]
+            else:
+                self.reason = self._refusal()
+                if stamp is not None:
+                    _REFUSALS[key] = (stamp, self.reason)
             self._usable = not self.reason
         return self._usable
 

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from swarmd.plugins.runtime.worktree.exclude import hide_swarmd_dir
+from swarmd.plugins.runtime.worktree.facts import find_toplevel, hide_swarmd_dir
 from swarmd.plugins.runtime.worktree.git import (
     GitRun,
     WtEntry,
@@ -52,6 +52,7 @@ _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.L
 )
 # Full commit ids known to be commits, per common git directory (objects never change).
 _COMMITS: dict[str, set[str]] = {}
+
 
 
 
@@ -91,20 +92,17 @@ class RepoBase:
         return run.rc == 0 and run.text == "true"
 
     async def toplevel(self) -> Path:
-        """The repository's top-level directory (resolved once)."""
+        """The repository's top-level directory (resolved once).
+
+        Asked of git once per folder in the process (managers made at the same
+        moment share the answer), and trusted again while that top-level
+        folder and its common dir's ``HEAD`` are still there.
+        """
         if self._top is None:
             if not self.repo.is_dir():
                 raise NotAGitRepository(f"{self.repo} does not exist or is not a directory")
-            run = await self._git(
-                "rev-parse", "--show-toplevel", "--git-common-dir", cwd=self.repo, check=False
-            )
-            if run.rc != 0:
-                raise NotAGitRepository(
-                    f"{self.repo} is not inside a git working tree: {run.error}"
-                )
-            top, common = run.text.splitlines()
-            self._top = Path(top)
-            self._common = (self.repo / common).resolve()
+            known = await find_toplevel(self.repo, self.git_timeout)
+            self._top, self._common = known
         return self._top
 
     @property
