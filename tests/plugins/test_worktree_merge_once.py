@@ -69,3 +69,37 @@ async def test_a_subtask_merged_by_another_swarm_is_still_merged(git_repo: Path)
     report = await mgr.merge(other, await mgr.commit(other))
     assert report.outcome == "merged" and "already" not in report.summary
     assert len(merges_of(git_repo, "t")) == 2
+
+
+async def test_the_next_batch_knows_the_merges_of_the_last_without_asking_git(git_repo: Path) -> None:
+    from swarmd.plugins.runtime.worktree.git import SPAWNED
+
+    mgr = WorktreeManager(git_repo)
+    base = await mgr.head_commit()
+    old, old_sha = await attempt(mgr, base, "the old attempt\n")
+    new, new_sha = await attempt(mgr, base, "the re-dispatched attempt\n")
+    first = await mgr.merge(new, new_sha)
+    assert first.outcome == "merged"
+    logs = SPAWNED["log"]
+    late = await mgr.merge(old, old_sha)  # starts from the tip the first merge left
+    assert late.merge_commit == first.merge_commit and "already merged" in late.summary
+    assert SPAWNED["log"] == logs  # known from the landing, not walked again
+    assert merges_of(git_repo, "t") == [first.merge_commit]
+
+
+async def test_a_commit_of_the_user_between_batches_makes_the_next_batch_ask_again(git_repo: Path) -> None:
+    from swarmd.plugins.runtime.worktree.git import SPAWNED
+
+    mgr = WorktreeManager(git_repo)
+    base = await mgr.head_commit()
+    wt, sha = await attempt(mgr, base, "t\n")
+    assert (await mgr.merge(wt, sha)).outcome == "merged"
+    (git_repo / "t.txt").write_text("the user's own line\n")  # the user edits the merged file
+    git(git_repo, "commit", "-q", "-am", "user")
+    logs = SPAWNED["log"]
+    other = await mgr.create("s", "u", base)
+    (other.path / "t.txt").write_text("u's version\n")  # same file: must not take the fast path
+    report = await mgr.merge(other, await mgr.commit(other))
+    assert SPAWNED["log"] > logs
+    assert report.outcome == "conflicted"
+    assert (git_repo / "t.txt").read_text() == "the user's own line\n"

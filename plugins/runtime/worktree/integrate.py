@@ -60,6 +60,7 @@ from swarmd.plugins.runtime.worktree.model import (
     Worktree,
     WorktreeError,
 )
+from swarmd.plugins.runtime.worktree.recall import Recall
 from swarmd.plugins.runtime.worktree.repo import RepoBase
 from swarmd.plugins.runtime.worktree.tidy import delete_merged_refs, remove_merged_tree, tidy
 from swarmd.plugins.runtime.worktree.timing import record
@@ -187,6 +188,7 @@ class _Integrator:
         self._queue: list[_Request] = []
         self._runner: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+        self._recall = Recall()
 
     async def submit(self, request: _Request) -> MergeReport:
         self._queue.append(request)
@@ -300,6 +302,7 @@ class _Integrator:
                     moved = await _move_branch(repo, top, ref, old, final, landing)
                     if moved:
                         _settle(landing, target)
+                        self._recall.landed(old, final, _landed_merges(landing))
                     return
             if one_by_one:  # each merge alone: only those that overlap the user's edits fail
                 for r in batch:
@@ -318,7 +321,9 @@ class _Integrator:
         repo = self.repo
         for r in batch:
             r.report.outcome, r.report.conflicts, r.merge = MergeOutcome.NO_CHANGES, [], ""
-        found = await ledger.merges_on(repo, old, {r.wt.swarm_id for r in batch}, {r.wt.base_commit for r in batch})
+        found = await self._recall.merges_on(
+            repo, old, {r.wt.swarm_id for r in batch}, {r.wt.base_commit for r in batch}
+        )
         for r in batch:
             r.merged_as = getattr(found.get((r.wt.swarm_id, r.wt.subtask_id)), "merge_commit", "")
         fast, slow = await self._disjoint(old, [r for r in batch if not r.merged_as])
@@ -374,10 +379,7 @@ class _Integrator:
         for r in batch:
             base = r.wt.base_commit
             if base not in since:
-                if await repo._is_ancestor(base, old):
-                    since[base] = Claims(await repo._changed_files(base, old))
-                else:
-                    since[base] = None
+                since[base] = await self._recall.changed_since(repo, base, old)
             paths = [c.path for c in r.changes]
             moved = since[base]
             if not paths or moved is None or moved.collides(paths) or taken.collides(paths):
@@ -386,6 +388,16 @@ class _Integrator:
                 fast.append(r)
             taken.add(paths)
         return fast, slow
+
+
+def _landed_merges(
+    landed: builtins.list[_Request],
+) -> builtins.list[tuple[str, str, ledger.MergedWork, builtins.list[str]]]:
+    return [
+        (r.wt.swarm_id, r.wt.subtask_id, ledger.MergedWork(r.merge, r.commit, r.wt.branch), [c.path for c in r.changes])
+        for r in landed
+        if r.merge and not r.merged_as
+    ]
 
 
 def _message(r: _Request, target: str) -> str:
