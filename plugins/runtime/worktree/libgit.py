@@ -80,6 +80,11 @@ class Snapshot:
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
+#: Tree changes :meth:`Engine.merge_disjoint` merges itself (no deletion, hence no rename).
+_SIMPLE: frozenset[int] = frozenset()
+if _pygit2 is not None:  # pragma: no branch
+    _SIMPLE = frozenset({_pygit2.enums.DeltaStatus.ADDED, _pygit2.enums.DeltaStatus.MODIFIED})
+
 # (top, mode) -> (config stamp, refusal): what usable() decided, while the config is the same.
 _REFUSALS: dict[tuple[str, str], tuple[tuple[int, int, bool], str]] = {}
 
@@ -190,6 +195,18 @@ class Engine:
         found = await asyncio.to_thread(self._guard, self._commit_all, path, message, unless)
         return found if isinstance(found, Snapshot) else None
 
+    async def merge_disjoint(self, a: str, b: str, message: str) -> str | None:
+        """What ``_merge_dependencies`` makes of commits ``a`` and ``b``, when it is simple:
+        ``a`` when ``b`` is in its history, ``b`` when ``a`` is in ``b``'s, else
+        the merge commit (``commit-tree``: swarmd's identity, the newer
+        commit's time at +0000, ``message``) of a merge in which the two sides
+        only added or edited files, none the same (so no rename can be at
+        play and git's merge writes the same tree). None: ask git."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._merge_disjoint, a, b, message)
+        return found if isinstance(found, str) else None
+
     async def changes(self, a: str, b: str) -> list[TreeChange] | None:
         """Files changed from commit ``a`` to ``b`` (``diff-tree -r --no-renames``)."""
         if not self.usable():
@@ -259,6 +276,38 @@ class Engine:
         committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
         oid = repo.create_commit(None, author, committer, message, _pygit2.Oid(hex=tree), [_pygit2.Oid(hex=parent)])
         return str(oid)
+
+    def _merge_disjoint(self, a: str, b: str, message: str) -> str | None:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(self.top))
+        oa, ob = _pygit2.Oid(hex=a), _pygit2.Oid(hex=b)
+        base = repo.merge_base(oa, ob)
+        if base is None:
+            return None
+        if base == ob:
+            return a
+        if base == oa:
+            return b
+        ca, cb, common = repo[oa], repo[ob], repo[base]
+        touched: list[set[str]] = []
+        for side in (ca, cb):
+            paths: set[str] = set()
+            for delta in repo.diff(common.tree, side.tree).deltas:
+                if delta.status not in _SIMPLE:
+                    return None
+                paths.add(delta.new_file.path)
+            touched.append(paths)
+        if touched[0] & touched[1]:
+            return None
+        index = repo.merge_trees(common.tree, ca.tree, cb.tree)
+        if index.conflicts is not None:
+            return None
+        tree = index.write_tree(repo)
+        when = max(ca.commit_time, cb.commit_time)
+        author = _pygit2.Signature(GIT_IDENTITY["GIT_AUTHOR_NAME"], GIT_IDENTITY["GIT_AUTHOR_EMAIL"], when, 0)
+        committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"], when, 0)
+        # commit-tree -m ends the message with a newline: the same bytes, the same commit.
+        return str(repo.create_commit(None, author, committer, message.rstrip("\n") + "\n", tree, [oa, ob]))
 
     def _changes(self, a: str, b: str) -> list[TreeChange]:
         assert _pygit2 is not None

@@ -257,46 +257,52 @@ class WorktreeManager(RepoBase):
             if known is not None:
                 current = known
                 continue
-            # One merge-base answers both ancestry questions.
-            between = await self._git("merge-base", current, dep, check=False)
-            if between.rc == 0 and between.text == dep:
+            text = f"swarmd: merge dependency {dep} into a subtask base"
+            merged = await (await self._libgit()).merge_disjoint(current, dep, text)
+            if merged is None:
+                merged = await self._merge_dependency_with_git(current, dep, text, subtask_id)
+            if merged in (current, dep):
+                current = merged
                 continue
-            if between.rc == 0 and between.text == current:
-                current = dep
-                continue
-            tree, conflicts, messages = await self._merge_tree(current, dep)
-            if conflicts:
-                raise DependencyConflict(
-                    f"the dependencies of subtask {subtask_id} conflict: merging {dep[:12]} "
-                    f"conflicts in {names(conflicts)}" + (f" ({messages[0]})" if messages else ""),
-                    conflicts,
-                )
-            # The newest parent's date and a message naming only the inputs make the
-            # base commit itself (not only its tree) a function of the inputs.
-            assert tree is not None  # check=True raised otherwise
-            dates = await self._git(
-                "rev-list", "--no-walk", "--no-commit-header", "--format=%ct", current, dep
-            )
-            stamp = f"@{max(int(d) for d in dates.text.split())} +0000"
-            merged = (
-                await self._git(
-                    "commit-tree",
-                    "--no-gpg-sign",
-                    tree,
-                    "-p",
-                    current,
-                    "-p",
-                    dep,
-                    "-m",
-                    f"swarmd: merge dependency {dep} into a subtask base",
-                    env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
-                )
-            ).text
             if len(_BASES) > 10_000:
                 _BASES.clear()
             _BASES[(str(self._common), current, dep)] = merged
             current = merged
         return current
+
+    async def _merge_dependency_with_git(self, current: str, dep: str, text: str, subtask_id: str) -> str:
+        """:meth:`_merge_dependencies`' step through git's command line: ``current``,
+        ``dep`` (one contains the other) or their merge; DependencyConflict."""
+        # One merge-base answers both ancestry questions.
+        between = await self._git("merge-base", current, dep, check=False)
+        if between.rc == 0 and between.text in (current, dep):
+            return current if between.text == dep else dep
+        tree, conflicts, messages = await self._merge_tree(current, dep)
+        if conflicts:
+            raise DependencyConflict(
+                f"the dependencies of subtask {subtask_id} conflict: merging {dep[:12]} "
+                f"conflicts in {names(conflicts)}" + (f" ({messages[0]})" if messages else ""),
+                conflicts,
+            )
+        # The newest parent's date and a message naming only the inputs make the
+        # base commit itself (not only its tree) a function of the inputs.
+        assert tree is not None  # check=True raised otherwise
+        dates = await self._git("rev-list", "--no-walk", "--no-commit-header", "--format=%ct", current, dep)
+        stamp = f"@{max(int(d) for d in dates.text.split())} +0000"
+        return (
+            await self._git(
+                "commit-tree",
+                "--no-gpg-sign",
+                tree,
+                "-p",
+                current,
+                "-p",
+                dep,
+                "-m",
+                text,
+                env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+            )
+        ).text
 
     async def _claim_slot(self, branch: str, path: Path) -> bool:
         """Free ``branch``/``path`` for a new worktree, or return False if they hold work."""
