@@ -208,22 +208,46 @@ async def merge_back(
         events.work_committed(
             commit=commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
         )
-    if commit:
-        try:
-            patch = await manager.diff_against_base(worktree, commit)
-        except Exception:
-            log.exception("cannot compute the patch of %s", subtask.id)
-            patch = b""
-        if patch and len(patch) <= MAX_PATCH_BYTES:
-            finish.artifacts.append(
-                common_pb2.SwarmArtifact(
-                    artifact_type="patch",
-                    name=f"{subtask.id}.patch",
-                    content=patch,
-                    source_subagent=subtask.id,
-                    mime_type="text/x-diff",
-                )
+    # The patch (an artifact) is written while the merge runs, not before it.
+    patching = asyncio.ensure_future(manager.diff_against_base(worktree, commit)) if commit else None
+    try:
+        await _land(request, manager, worktree, commit, finish, landing)
+    finally:
+        if patching is not None:
+            await _attach_patch(patching, finish, subtask.id)
+
+
+async def _attach_patch(patching: asyncio.Future[bytes], finish: Finish, subtask_id: str) -> None:
+    """Add the committed work's patch to the artifacts (when it fits); a failure only loses the artifact."""
+    try:
+        patch = await patching
+    except asyncio.CancelledError:
+        patching.cancel()
+        raise
+    except Exception:
+        log.exception("cannot compute the patch of %s", subtask_id)
+        return
+    if patch and len(patch) <= MAX_PATCH_BYTES:
+        finish.artifacts.append(
+            common_pb2.SwarmArtifact(
+                artifact_type="patch",
+                name=f"{subtask_id}.patch",
+                content=patch,
+                source_subagent=subtask_id,
+                mime_type="text/x-diff",
             )
+        )
+
+
+async def _land(
+    request: executor_pb2.ExecuteSubTaskRequest,
+    manager: Any,
+    worktree: Any,
+    commit: str | None,
+    finish: Finish,
+    landing: _Landing | None,
+) -> None:
+    """Merge the committed work (after the dependencies it started from landed)."""
     pending = [d.commit for d in request.dependencies if d.merge_pending and d.commit]
     if pending and request.workspace.auto_merge and hasattr(manager, "wait_landed"):
         # Started from dependencies not merged yet: merge only on top of them.
