@@ -63,3 +63,29 @@ def test_the_engine_decision_follows_a_config_change(tmp_path: Path) -> None:
     assert not engine.usable() and "filter driver" in engine.reason
     git(repo, "config", "--unset", "filter.lfs.clean")
     assert Engine(repo).usable()
+
+
+@pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed")
+async def test_the_file_list_libgit2_writes_is_git_s_own(tmp_path: Path) -> None:
+    import os
+
+    from swarmd.plugins.runtime.worktree import lazy
+
+    repo = _repo(tmp_path / "repo")
+    (repo / "a b").mkdir()
+    (repo / "a b" / "c d.txt").write_text("x\n")
+    (repo / "a-b.txt").write_text("sorts between 'a b/' and 'a/'\n")
+    (repo / "a").mkdir()
+    (repo / "a" / "z.sh").write_text("#!/bin/sh\n")
+    os.chmod(repo / "a" / "z.sh", 0o755)
+    os.symlink("a/z.sh", repo / "link")
+    (repo / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "shapes")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    mgr = WorktreeManager(repo)
+    await mgr.toplevel()
+    mine = await lazy._files_of(mgr, head)
+    mgr.git_engine = "cli"
+    theirs = await lazy._files_of(mgr, head)
+    assert mine == theirs and len(mine) == 6

@@ -151,6 +151,20 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
     return False
 
 
+async def _files_of(repo: RepoBase, start: str) -> list[tuple[bytes, bytes]]:
+    """(octal mode, path) of every file, link and submodule of ``start``, in git's order."""
+    listed = await (await repo._libgit()).list_files(start)
+    if listed is not None:
+        return [(b"%06o" % mode, name) for mode, name in listed]
+    listing = await repo._git("ls-tree", "-r", "-z", "--full-tree", start)
+    out: list[tuple[bytes, bytes]] = []
+    for entry in listing.out.split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            out.append((meta.split(b" ", 1)[0], name))
+    return out
+
+
 async def layout_of(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layout:
     """The layout of ``start``, its lazy index built when ``policy`` makes it lazy."""
     key = (str(repo._common), start)
@@ -160,14 +174,10 @@ async def layout_of(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layo
         if layout is not None:
             _LAYOUTS.move_to_end(key)
         if layout is None or (layout.index is None and policy.lazy_for(layout.files)):
-            listing = await repo._git("ls-tree", "-r", "-z", "--full-tree", start)
             eager: list[str] = []
             skip: list[bytes] = []
-            for entry in listing.out.split(b"\0"):
-                if not entry:
-                    continue
-                meta, _, name = entry.partition(b"\t")
-                if meta.split(b" ", 1)[0] in (_LINK, _GITLINK) or os.fsdecode(name) in EAGER_FILES:
+            for mode, name in await _files_of(repo, start):
+                if mode in (_LINK, _GITLINK) or os.fsdecode(name) in EAGER_FILES:
                     eager.append(os.fsdecode(name))
                 else:
                     skip.append(name)

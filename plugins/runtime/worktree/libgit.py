@@ -207,6 +207,14 @@ class Engine:
         found = await asyncio.to_thread(self._guard, self._merge_disjoint, a, b, message)
         return found if isinstance(found, str) else None
 
+    async def list_files(self, commit: str) -> list[tuple[int, bytes]] | None:
+        """Every entry of ``commit``'s tree that is not a folder, as (mode, path)
+        in git's order (``ls-tree -r --full-tree``); None: use git."""
+        if not self.usable():
+            return None
+        found = await asyncio.to_thread(self._guard, self._list_files, commit)
+        return found if isinstance(found, list) else None
+
     async def changes(self, a: str, b: str) -> list[TreeChange] | None:
         """Files changed from commit ``a`` to ``b`` (``diff-tree -r --no-renames``)."""
         if not self.usable():
@@ -308,6 +316,23 @@ class Engine:
         committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"], when, 0)
         # commit-tree -m ends the message with a newline: the same bytes, the same commit.
         return str(repo.create_commit(None, author, committer, message.rstrip("\n") + "\n", tree, [oa, ob]))
+
+    def _list_files(self, commit: str) -> list[tuple[int, bytes]]:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(self.top))
+        out: list[tuple[int, bytes]] = []
+        folder = int(_pygit2.enums.FileMode.TREE)
+
+        def walk(tree: Any, prefix: bytes) -> None:
+            for entry in tree:
+                path = prefix + entry.raw_name
+                if entry.filemode == folder:
+                    walk(repo[entry.id], path + b"/")
+                else:
+                    out.append((entry.filemode, path))
+
+        walk(repo[_pygit2.Oid(hex=commit)].peel(_pygit2.Tree), b"")
+        return out
 
     def _changes(self, a: str, b: str) -> list[TreeChange]:
         assert _pygit2 is not None
