@@ -204,9 +204,12 @@ async def merge_back(
             keep_unmerged(finish, worktree, commit, verdict)
             return
     if events is not None:
-        # Dependents may start from this commit now, before the merge lands.
+        # Dependents may start from this commit now, before the merge lands; or from
+        # the earlier attempt's, when that one landed before its process died (this
+        # attempt's merge then finds it and is not merged again).
+        landed = await manager.landed_work(worktree) if commit and hasattr(manager, "landed_work") else None
         events.work_committed(
-            commit=commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
+            commit=landed or commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
         )
     # The patch (an artifact) is written while the merge runs, not before it.
     patching = asyncio.ensure_future(manager.diff_against_base(worktree, commit)) if commit else None

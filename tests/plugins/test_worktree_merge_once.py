@@ -42,6 +42,9 @@ async def test_a_late_merge_of_an_already_merged_subtask_is_not_merged_again(git
     late = await mgr.merge(old, old_sha)
     assert late.outcome == "merged" and late.merge_commit == first.merge_commit
     assert "already merged" in late.summary and old.branch in late.summary
+    # The work on the branch is the first attempt's: the report names that commit,
+    # so dependents started from the late attempt's commit know theirs did not land.
+    assert late.commit == new_sha
     assert await mgr.head_commit() == head
     assert merges_of(git_repo, "t") == [first.merge_commit]
     assert (git_repo / "t.txt").read_text() == "the re-dispatched attempt\n"
@@ -103,3 +106,17 @@ async def test_a_commit_of_the_user_between_batches_makes_the_next_batch_ask_aga
     assert SPAWNED["log"] > logs
     assert report.outcome == "conflicted"
     assert (git_repo / "t.txt").read_text() == "the user's own line\n"
+
+
+async def test_an_attempt_learns_that_an_earlier_attempt_s_work_already_landed(git_repo: Path) -> None:
+    mgr = WorktreeManager(git_repo)
+    base = await mgr.head_commit()
+    old, old_sha = await attempt(mgr, base, "the first attempt, merged before its process died\n")
+    assert await mgr.landed_work(old) is None  # nothing of subtask t on main yet
+    assert (await mgr.merge(old, old_sha)).outcome == "merged"
+    again, again_sha = await attempt(WorktreeManager(git_repo), base, "the same work done again\n")
+    assert await WorktreeManager(git_repo).landed_work(again) == old_sha
+    late = await mgr.merge(again, again_sha)
+    assert late.commit == old_sha and "already merged" in late.summary
+    other = await WorktreeManager(git_repo).create("s", "other", base)
+    assert await mgr.landed_work(other) is None

@@ -65,7 +65,7 @@ from swarmd.plugins.runtime.worktree.repo import RepoBase
 from swarmd.plugins.runtime.worktree.tidy import delete_merged_refs, remove_merged_tree, tidy
 from swarmd.plugins.runtime.worktree.timing import record
 
-__all__ = ["merge_back"]
+__all__ = ["landed_work", "merge_back"]
 
 # HEAD moved under a batch this many times in a row: give up on that batch.
 _MAX_RETRIES = 5
@@ -136,6 +136,18 @@ async def merge_back(
         )
 
 
+async def landed_work(repo: RepoBase, wt: Worktree) -> str | None:
+    """The commit of ``wt``'s subtask already merged on the user's branch (an earlier
+    attempt's, whose process died before reporting it), None when there is none."""
+    top = await repo.toplevel()
+    target, old = await _where(repo, top)
+    if not target:
+        return None
+    found = await _integrator(repo)._recall.merges_on(repo, old, {wt.swarm_id}, {wt.base_commit})
+    work = found.get((wt.swarm_id, wt.subtask_id))
+    return work.commit if work else None
+
+
 @dataclass(eq=False)
 class _Request:
     wt: Worktree
@@ -153,8 +165,10 @@ class _Request:
     batch_size: int = 0
     #: The merge commit planned for it (``merged``), or "" when already merged.
     merge: str = ""
-    #: The merge commit of the same (swarm, subtask) found on the target: not merged again.
+    #: The merge commit of the same (swarm, subtask) found on the target: not merged again;
+    #: and the sub-agent commit it merged (what the report then names as the work).
     merged_as: str = ""
+    merged_work: str = ""
 
     @property
     def kept(self) -> str:
@@ -166,9 +180,7 @@ class _Request:
 
 
 # One integrator per (event loop, repository top level).
-_INTEGRATORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Integrator]] = (
-    weakref.WeakKeyDictionary()
-)
+_INTEGRATORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Integrator]] = weakref.WeakKeyDictionary()
 
 
 def _integrator(repo: RepoBase) -> _Integrator:
@@ -321,17 +333,15 @@ class _Integrator:
         repo = self.repo
         for r in batch:
             r.report.outcome, r.report.conflicts, r.merge = MergeOutcome.NO_CHANGES, [], ""
-        found = await self._recall.merges_on(
-            repo, old, {r.wt.swarm_id for r in batch}, {r.wt.base_commit for r in batch}
-        )
+        found = await self._recall.merges_on(repo, old, {r.wt.swarm_id for r in batch}, {r.wt.base_commit for r in batch})
         for r in batch:
-            r.merged_as = getattr(found.get((r.wt.swarm_id, r.wt.subtask_id)), "merge_commit", "")
+            known = found.get((r.wt.swarm_id, r.wt.subtask_id))
+            r.merged_as, r.merged_work = (known.merge_commit, known.commit) if known else ("", "")
         fast, slow = await self._disjoint(old, [r for r in batch if not r.merged_as])
         current = old
         if fast:
-            merges = await build_chain(
-                repo, top, old, [(r.commit, r.changes, _message(r, target)) for r in fast]
-            )
+            chain = [(r.commit, r.changes, ledger.merge_message(r.wt, target, r.message)) for r in fast]
+            merges = await build_chain(repo, top, old, chain)
             for r, merge in zip(fast, merges, strict=True):
                 r.merge = merge
             current = merges[-1]
@@ -355,7 +365,7 @@ class _Integrator:
                 current,
                 "-p",
                 r.commit,
-                stdin=_message(r, target).encode(),
+                stdin=ledger.merge_message(r.wt, target, r.message).encode(),
                 cwd=top,
             )
             r.merge = current = run.text
@@ -400,22 +410,14 @@ def _landed_merges(
     ]
 
 
-def _message(r: _Request, target: str) -> str:
-    wt = r.wt
-    body = (
-        f"Merge {wt.branch} into {target}\n\n"
-        f"Work of subtask {wt.subtask_id} in swarm {wt.swarm_id}.\n"
-    )
-    if r.message.strip():
-        body += f"\n{r.message.strip()}\n"
-    return f"{body}\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
-
-
 def _settle(landed: builtins.list[_Request], target: str) -> None:
     for r in landed:
         r.report.outcome = MergeOutcome.MERGED
         if r.merged_as:
+            # The work on the target is the earlier attempt's commit: name it, so whoever
+            # started from this attempt's commit knows it did not land (and starts again).
             r.report.merge_commit = r.merged_as
+            r.report.commit = r.merged_work or r.report.commit
             r.report.summary = (
                 f"subtask {r.wt.subtask_id} was already merged into {target} as {r.merged_as[:12]}; "
                 f"not merged again ({r.kept})"

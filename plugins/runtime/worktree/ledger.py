@@ -26,6 +26,7 @@ __all__ = [
     "SWARM_TRAILER",
     "MergedWork",
     "log_args",
+    "merge_message",
     "merges_on",
     "one_per_subtask",
     "parse_log",
@@ -50,6 +51,14 @@ class MergedWork:
     commit: str
     #: The swarmd branch the merge came from (from its subject).
     branch: str
+
+
+def merge_message(wt: Worktree, target: str, message: str = "") -> str:
+    """The message of the merge commit bringing ``wt``'s work into ``target`` (trailers last)."""
+    body = f"Merge {wt.branch} into {target}\n\nWork of subtask {wt.subtask_id} in swarm {wt.swarm_id}.\n"
+    if message.strip():
+        body += f"\n{message.strip()}\n"
+    return f"{body}\n{trailers(wt.swarm_id, wt.subtask_id)}"
 
 
 def trailers(swarm_id: str, subtask_id: str) -> str:

@@ -422,6 +422,10 @@ class WorktreeManager(RepoBase):
         """
         return await integrate.merge_back(self, wt, commit, auto_merge=auto_merge, message=message)
 
+    async def landed_work(self, wt: Worktree) -> str | None:
+        """An earlier attempt's commit of ``wt``'s subtask already merged on the user's branch, or None."""
+        return await integrate.landed_work(self, wt)
+
     async def wait_landed(self, commits: Sequence[str]) -> None:
         """Wait until every commit of ``commits`` is on the user's branch.
 
