@@ -357,18 +357,8 @@ class _Integrator:
             if conflicts:
                 await _report_conflicts(repo, r, target, current, tree, conflicts)
                 continue
-            run = await repo._git(
-                "commit-tree",
-                "--no-gpg-sign",
-                tree,
-                "-p",
-                current,
-                "-p",
-                r.commit,
-                stdin=ledger.merge_message(r.wt, target, r.message).encode(),
-                cwd=top,
-            )
-            r.merge = current = run.text
+            merge = await repo._commit_tree(tree, [current, r.commit], ledger.merge_message(r.wt, target, r.message))
+            r.merge = current = merge
             current_tree = tree
         return current
 

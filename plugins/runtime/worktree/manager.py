@@ -289,20 +289,9 @@ class WorktreeManager(RepoBase):
         assert tree is not None  # check=True raised otherwise
         dates = await self._git("rev-list", "--no-walk", "--no-commit-header", "--format=%ct", current, dep)
         stamp = f"@{max(int(d) for d in dates.text.split())} +0000"
-        return (
-            await self._git(
-                "commit-tree",
-                "--no-gpg-sign",
-                tree,
-                "-p",
-                current,
-                "-p",
-                dep,
-                "-m",
-                text,
-                env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
-            )
-        ).text
+        # commit-tree -m ends the message with a newline; so does the message given on stdin here.
+        env = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        return await self._commit_tree(tree, [current, dep], text.rstrip("\n") + "\n", env=env)
 
     async def _claim_slot(self, branch: str, path: Path) -> bool:
         """Free ``branch``/``path`` for a new worktree, or return False if they hold work."""
@@ -385,9 +374,7 @@ class WorktreeManager(RepoBase):
             tree = (await self._git("write-tree", cwd=wt.path)).text
         if tree == head_tree:
             return head, on, None
-        new = await engine.commit(wt.path, tree, head, text) or (
-            await self._git("commit-tree", "--no-gpg-sign", tree, "-p", head, stdin=text.encode(), cwd=wt.path)
-        ).text
+        new = await engine.commit(wt.path, tree, head, text) or await self._commit_tree(tree, [head], text)
         return head, on, new
 
     async def _sync_branch(self, wt: Worktree, head: str) -> None:

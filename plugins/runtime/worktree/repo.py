@@ -199,6 +199,14 @@ class RepoBase:
             where, *args, timeout=self.git_timeout, check=check, stdin=stdin, env=env
         )
 
+    async def _commit_tree(
+        self, tree: str, parents: builtins.list[str], message: str, *, env: dict[str, str] | None = None
+    ) -> str:
+        """``git commit-tree`` (unsigned, the message on stdin): the new commit's id."""
+        args = [a for p in parents for a in ("-p", p)]
+        run = await self._git("commit-tree", "--no-gpg-sign", tree, *args, stdin=message.encode(), env=env)
+        return run.text
+
     async def _ref(self, ref: str) -> str | None:
         """The commit ``ref`` (a full ref name or ``HEAD``) points at; None when it does not."""
         return await self._rev(f"{ref}^{{commit}}", trust_missing=True)
