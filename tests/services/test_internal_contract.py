@@ -5,6 +5,7 @@ event, so what a watcher replays and what GetSwarm says cannot disagree."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -35,6 +36,19 @@ async def refusal(stub: ResultStoreServiceStub, swarm_id: str, *events: c.SwarmE
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.AppendEvents(pb.AppendEventsRequest(swarm_id=swarm_id, events=events), timeout=T)
     return info.value
+
+
+async def stored_through(stub: ResultStoreServiceStub, swarm_id: str, sequence: int) -> None:
+    """Wait until the store's log of ``swarm_id`` reaches ``sequence``."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        reply = await stub.ReadEvents(
+            pb.ReadEventsRequest(swarm_id=swarm_id, after_sequence=sequence, limit=1), timeout=T
+        )
+        if reply.last_sequence >= sequence:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"store holds {reply.last_sequence} of {sequence}"
+        await asyncio.sleep(0.02)
 
 
 def reason_of(err: grpc.aio.AioRpcError) -> str:
@@ -117,6 +131,10 @@ async def test_the_coordinator_is_served_beside_the_public_api_and_apart_from_it
         # watcher's history and GetSwarm still agree on how it ended.
         async with grpc.aio.insecure_channel(services.store_address) as channel:
             store = ResultStoreServiceStub(channel)
+            # GetSwarm answers from the orchestrator's memory, which turns
+            # terminal as the complete event is emitted; the store's copy of
+            # the log closes once the event writer has delivered it.
+            await stored_through(store, swarm_id, swarm.last_sequence)
             err = await refusal(store, swarm_id, c.SwarmEvent(error=c.SwarmError(message="forged")))
             assert reason_of(err) == SWARM_FINISHED
         events = await services.events(swarm_id, history_only=True)
