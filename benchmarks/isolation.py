@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.measures import percentile
-from benchmarks.repos import small_repo
+from benchmarks.repos import large_repo, small_repo
 from swarmd.plugins.runtime.worktree import WorktreeManager, deferred
 from swarmd.plugins.runtime.worktree.git import SPAWNED
 from swarmd.plugins.runtime.worktree.timing import TIMINGS_ENV
@@ -41,8 +41,10 @@ async def _one(mgr: WorktreeManager, i: int, agent: float) -> str:
     return str(report.outcome)
 
 
-async def _run(n: int, agent: float, where: Path, sync_checkout: bool = False) -> dict[str, object]:
-    repo = small_repo(where / "repo")
+async def _run(
+    n: int, agent: float, where: Path, sync_checkout: bool = False, large: bool = False
+) -> dict[str, object]:
+    repo = (large_repo if large else small_repo)(where / "repo")
     timings = where / "timings.jsonl"
     os.environ[TIMINGS_ENV] = str(timings)
     mgr = WorktreeManager(repo)
@@ -68,6 +70,7 @@ async def _run(n: int, agent: float, where: Path, sync_checkout: bool = False) -
         }
     return {
         "n": n,
+        "repository": "large" if large else "small",
         "agent_s": agent,
         "wall_s": round(wall, 2),
         "git_cpu_s": round(
@@ -88,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sync-checkout", action="store_true", help="write each worktree's files before create returns"
     )
+    parser.add_argument(
+        "--large", action="store_true", help="the 10,240-file repository (lazy worktrees) instead of the small one"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="swarmd-isolation-") as tmp:
-        result = asyncio.run(_run(args.n, args.agent, Path(tmp), args.sync_checkout))
+        result = asyncio.run(_run(args.n, args.agent, Path(tmp), args.sync_checkout, args.large))
         print(json.dumps(result, indent=2))
     return 0
 

@@ -94,7 +94,8 @@ async def test_reads_and_searches_write_only_what_they_open(git_repo: Path) -> N
     _, _, lazy = await pair(git_repo)
     ctx = context(lazy)
     before = on_disk(lazy.path)
-    assert before == {"AGENTS.md", "deep_link", "file_link"}  # links and AGENTS.md come at once
+    # Links, AGENTS.md and the attribute and ignore rules come at once.
+    assert before == {".gitattributes", "AGENTS.md", "deep_link", "file_link"}
     await GrepTool().run({"pattern": "Hello"}, ctx)
     await GlobTool().run({"pattern": "**"}, ctx)
     await ListTool().run({"path": "src"}, ctx)

@@ -13,9 +13,9 @@ VFS for Git and Scalar start a clone; files are then checked out
   only exists in the index) before the tool reads or writes;
 * ``list``, ``glob`` and ``grep`` see the files not yet written too: the
   directories' entries come from the disk and the index together, and grep
-  reads a file not yet written from the object store (``git cat-file
-  --batch --filters``, so attributes such as end-of-line conversion apply as
-  they would on checkout);
+  reads a file not yet written from the object store, with attributes such
+  as end-of-line conversion applied as they would be on checkout
+  (:mod:`.blobs`);
 * before anything that sees the raw file system (the bash tool, a health
   check, a process handed the path) the worktree is materialized whole,
   once, and stops being lazy.
@@ -26,9 +26,10 @@ its bit, so an edit or a deletion of it is recorded; new files are added as
 usual. Merges, patches and conflict reports are computed in the object
 store and do not look at the files at all.
 
-Symbolic links, submodule entries and a top-level ``AGENTS.md`` are written
-at creation (paths resolve through links, and the prompt reads
-``AGENTS.md``). A file ``swarmd-lazy`` in the worktree's administrative
+Symbolic links, submodule entries, a top-level ``AGENTS.md`` and every
+``.gitignore`` and ``.gitattributes`` are written at creation (paths resolve
+through links, the prompt reads ``AGENTS.md``, and staging reads the rules
+from the disk, see :mod:`.lazystage`). A file ``swarmd-lazy`` in the worktree's administrative
 folder marks a worktree as lazy until it is materialized whole; it names the
 start commit, whose list of files the worktrees of it share in memory.
 
@@ -72,6 +73,8 @@ CHECKOUT_MODES = ("auto", "full", "lazy")
 DEFAULT_LAZY_THRESHOLD = 2000
 #: Entries written at creation even in a lazy worktree (besides links and submodules).
 EAGER_FILES = frozenset({"AGENTS.md"})
+#: File names written at creation wherever they are.
+EAGER_NAMES = frozenset({".gitignore", ".gitattributes"})
 _LINK, _GITLINK = b"120000", b"160000"
 
 
@@ -177,8 +180,9 @@ async def layout_of(repo: RepoBase, start: str, policy: CheckoutPolicy) -> _Layo
             eager: list[str] = []
             skip: list[bytes] = []
             for mode, name in await _files_of(repo, start):
-                if mode in (_LINK, _GITLINK) or os.fsdecode(name) in EAGER_FILES:
-                    eager.append(os.fsdecode(name))
+                rel = os.fsdecode(name)
+                if mode in (_LINK, _GITLINK) or rel in EAGER_FILES or rel.rpartition("/")[2] in EAGER_NAMES:
+                    eager.append(rel)
                 else:
                     skip.append(name)
             layout = _Layout(len(eager) + len(skip), eager)

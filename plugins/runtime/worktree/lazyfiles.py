@@ -5,9 +5,9 @@
 skip-worktree entries (read once from the index), checks entries out on
 demand (``git checkout-index`` then ``git update-index --no-skip-worktree``,
 one batched call each), lists the directories and files that exist only in
-the index, and reads such files from the object store for grep. Its methods
-block (they run git) and are meant to run off the event loop; one lock per
-worktree serialises them. See :mod:`swarmd.plugins.runtime.worktree.lazy`.
+the index, and reads such files from the object store for grep
+(:mod:`.blobs`). Its methods block (they run git) and are meant to run off
+the event loop; one lock per worktree serialises them. See :mod:`swarmd.plugins.runtime.worktree.lazy`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 
-from swarmd.plugins.runtime.worktree.git import end_batch_process, git_env
+from swarmd.plugins.runtime.worktree.blobs import BlobReader
+from swarmd.plugins.runtime.worktree.git import git_env
 from swarmd.plugins.runtime.worktree.model import WorktreeError
 
-__all__ = ["MARKER", "BlobReader", "LazyFiles", "admin_dir", "files_for", "is_lazy"]
+__all__ = ["MARKER", "LazyFiles", "admin_dir", "files_for", "is_lazy"]
 
 #: In the worktree's administrative folder while the worktree is lazy.
 MARKER = "swarmd-lazy"
-#: Bytes read from git at a time when skipping a blob too large to keep.
-_CHUNK = 1024 * 1024
 
 
 def admin_dir(path: Path) -> Path | None:
@@ -302,89 +300,8 @@ class LazyFiles:
 
     def open_blobs(self) -> BlobReader:
         """A reader of entries not written yet (close it, or use it in a ``with``)."""
-        return BlobReader(self)
-
-
-class BlobReader:
-    """Reads entries of a lazy worktree from the object store, checkout filters applied.
-
-    One ``git cat-file --batch --filters`` serves a whole grep call.
-    """
-
-    def __init__(self, files: LazyFiles) -> None:
-        self._files = files
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> BlobReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def read(self, rel: str, limit: int) -> bytes | None:
-        """Entry ``rel`` as checkout would write it; None when larger than ``limit``
-        or when it is no longer only in the index (read the file instead)."""
-        oid = self._files.blob_id(rel)
-        if oid is None:
-            return None
-        if "\n" in rel or "\r" in rel:
-            data = self._files._git("cat-file", "--filters", f"--path={rel}", oid)
-            return data if len(data) <= limit else None
-        proc = self._start()
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(f"{oid} {rel}\n".encode("utf-8", "surrogateescape"))
-        proc.stdin.flush()
-        header = proc.stdout.readline().split()
-        if len(header) != 3:
-            self.close()
-            raise WorktreeError(f"cannot read {rel} from the object store")
-        size = int(header[2])
-        if size > limit:
-            _skip(proc.stdout, size + 1)
-            return None
-        data = _read_exact(proc.stdout, size)
-        proc.stdout.read(1)
-        return data
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "cat-file", "--batch", "--filters"],
-                cwd=self._files.root,
-                env=git_env(None),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return self._proc
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            end_batch_process(proc)
+        return BlobReader(self.root, self.blob_id, self._git)
 
 
 def _z(names: list[str]) -> bytes:
     return b"".join(os.fsencode(n) + b"\0" for n in names)
-
-
-def _read_exact(stream: IO[bytes], size: int) -> bytes:
-    parts: list[bytes] = []
-    left = size
-    while left:
-        chunk = stream.read(min(left, _CHUNK))
-        if not chunk:
-            raise WorktreeError("git cat-file ended early")
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
-def _skip(stream: IO[bytes], size: int) -> None:
-    left = size
-    while left:
-        chunk = stream.read(min(left, _CHUNK))
-        if not chunk:
-            return
-        left -= len(chunk)

@@ -21,9 +21,9 @@ repository, see :func:`Engine.usable`):
   for example Git LFS): libgit2 would store the file unfiltered;
 * submodules (a ``.gitmodules`` file): ``git status`` judges them its own way.
 
-Lazy worktrees (:mod:`.lazy`) keep git's command line for ``add -A`` and
-``status`` (the callers check): their skip-worktree entries are git's
-convention, which libgit2 does not follow. Any libgit2
+Lazy worktrees (:mod:`.lazy`) are staged by :mod:`.lazystage`, which keeps
+git's convention for skip-worktree entries (libgit2's ``add_all`` does not)
+and declines where its view could differ from git's. Any libgit2
 error on a step falls back to git's command line for that step, so the
 engine can only save time, never fail a sub-agent git would not.
 """
@@ -33,12 +33,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
+from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
+from swarmd.plugins.runtime.worktree.lazystage import stage_lazy
 
 __all__ = ["ENGINE_ENV", "ENGINES", "Engine", "Snapshot", "TreeChange"]
 
@@ -186,13 +187,13 @@ class Engine:
         found = await asyncio.to_thread(self._guard, self._commit, path, tree, parent, message)
         return found if isinstance(found, str) else None
 
-    async def commit_all(self, path: Path, message: str, *, unless: Callable[[Path], bool]) -> Snapshot | None:
-        """Stage everything (``add -A``) and commit it onto HEAD if the tree
-        changed (``commit-tree``; HEAD's ref is left to the caller), in one
-        step on a worker thread; None: use git (or ``unless(path)`` held)."""
+    async def commit_all(self, path: Path, message: str) -> Snapshot | None:
+        """Stage everything (``add -A``, lazy worktrees included) and commit it
+        onto HEAD if the tree changed (``commit-tree``; HEAD's ref is left to
+        the caller), in one step on a worker thread; None: use git."""
         if not self.usable():
             return None
-        found = await asyncio.to_thread(self._guard, self._commit_all, path, message, unless)
+        found = await asyncio.to_thread(self._guard, self._commit_all, path, message)
         return found if isinstance(found, Snapshot) else None
 
     async def merge_disjoint(self, a: str, b: str, message: str) -> str | None:
@@ -240,7 +241,7 @@ class Engine:
         assert _pygit2 is not None
         try:
             return step(*args)
-        except (_pygit2.GitError, OSError, ValueError, KeyError):
+        except (_pygit2.GitError, OSError, ValueError, KeyError, AttributeError):
             return None
 
     def _check_out(self, path: Path, paths: list[str] | None) -> bool:
@@ -260,13 +261,22 @@ class Engine:
         index.write()
         return str(index.write_tree())
 
-    def _commit_all(self, path: Path, message: str, unless: Callable[[Path], bool]) -> Snapshot | None:
+    def _stage(self, path: Path) -> Any:
+        """``add -A`` into the worktree's index in memory: the repository, or None to use git."""
         assert _pygit2 is not None
-        if unless(path):
-            return None
         repo = _pygit2.Repository(str(path))
+        if is_lazy(path):
+            if not stage_lazy(repo, path):
+                return None
+        else:
+            repo.index.add_all()
+        return repo
+
+    def _commit_all(self, path: Path, message: str) -> Snapshot | None:
+        repo = self._stage(path)
+        if repo is None:
+            return None
         index = repo.index
-        index.add_all()
         index.write()
         tree = index.write_tree()
         head = repo.head  # raises GitError on an unborn branch: git's command line then
@@ -346,7 +356,14 @@ class Engine:
             out.append(TreeChange(side.path, mode, blob, deleted))
         return out
 
-    def _is_clean(self, path: Path) -> bool:
+    def _is_clean(self, path: Path) -> bool | None:
         assert _pygit2 is not None
+        if is_lazy(path):
+            # What add -A would stage is HEAD's tree: nothing to lose (the
+            # index is changed in memory only; blobs it hashes are harmless).
+            repo = self._stage(path)
+            if repo is None:
+                return None
+            return bool(repo.index.write_tree() == repo[repo.head.target].tree_id)
         repo = _pygit2.Repository(str(path))
         return not repo.status(untracked_files="all", ignored=False)

@@ -334,7 +334,7 @@ class WorktreeManager(RepoBase):
         engine = await self._libgit()
         body = message.strip() or f"swarmd: work of subtask {wt.subtask_id}"
         text = f"{body}\n\n{ledger.trailers(wt.swarm_id, wt.subtask_id)}"
-        snap = await engine.commit_all(wt.path, text, unless=lazy.is_lazy)
+        snap = await engine.commit_all(wt.path, text)
         if snap is not None:
             head, on, new = snap.head, snap.on, snap.commit or None
         else:

@@ -32,7 +32,6 @@ from swarmd.plugins.runtime.worktree.git import (
     run_git,
     split_z,
 )
-from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
 from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -249,10 +248,9 @@ class RepoBase:
         return self._engine
 
     async def _is_clean(self, path: Path) -> bool:
-        if not await asyncio.to_thread(is_lazy, path):
-            clean = await (await self._libgit()).is_clean(path)
-            if clean is not None:
-                return clean
+        clean = await (await self._libgit()).is_clean(path)
+        if clean is not None:
+            return clean
         run = await self._git(
             "status",
             "--porcelain=v1",

@@ -19,7 +19,6 @@ import os
 import shutil
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
 from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -48,8 +47,6 @@ def _remove_if_clean_now(repo: RepoBase, engine: Engine, path: Path) -> bool | N
     admin = repo._admin_dir(path)
     if admin is None or os.path.lexists(admin / "locked"):
         return False
-    if is_lazy(path):
-        return None
     clean = engine.is_clean_now(path)
     if clean is None:
         return None
