@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from swarmd.plugins.runtime.worktree.git import end_batch_process, git_env
+from swarmd.plugins.runtime.worktree.git import end_batch_process, start_batch_process
 from swarmd.plugins.runtime.worktree.model import WorktreeError
 
 __all__ = ["BlobReader", "converts_on_checkout"]
@@ -77,7 +77,7 @@ class BlobReader:
         if "\n" in rel or "\r" in rel or self._converts(rel):
             data = self._git("cat-file", "--filters", f"--path={rel}", oid)
             return data if len(data) <= limit else None
-        proc = self._cat = self._cat or self._start("cat-file", "--batch")
+        proc = self._cat = self._cat or start_batch_process(self._root, "cat-file", "--batch")
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(f"{oid}\n".encode())
         proc.stdin.flush()
@@ -96,7 +96,7 @@ class BlobReader:
     def _converts(self, rel: str) -> bool:
         if self._crlf_config is None:
             self._crlf_config = self._config_wants_crlf()
-        proc = self._attrs = self._attrs or self._start("check-attr", "--stdin", "-z", *ATTRIBUTES)
+        proc = self._attrs = self._attrs or start_batch_process(self._root, "check-attr", "--stdin", "-z", *ATTRIBUTES)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(os.fsencode(rel) + b"\0")
         proc.stdin.flush()
@@ -111,17 +111,6 @@ class BlobReader:
             return False  # neither is set (git config exits 1)
         values = dict(item.decode().lower().partition("\n")[::2] for item in out.split(b"\0") if item)
         return values.get("core.autocrlf") in ("true", "yes", "on", "1") or values.get("core.eol") == "crlf"
-
-    def _start(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            ["git", *args],
-            cwd=self._root,
-            env=git_env(None),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
 
     def close(self) -> None:
         for proc in (self._cat, self._attrs):

@@ -125,6 +125,21 @@ async def run_git(
     return result
 
 
+def start_batch_process(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start a long-lived git process answering on its pipes (``cat-file --batch``,
+    ``check-attr --stdin``) in ``cwd``, in its own session; end it with
+    :func:`end_batch_process`."""
+    return subprocess.Popen(
+        ["git", *args],
+        cwd=cwd,
+        env=git_env(None),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def end_batch_process(proc: subprocess.Popen[bytes]) -> None:
     """End a long-lived ``git cat-file --batch*`` process: close its pipes (it
     ends on end of input) and reap it, killing it if it does not end in 5 s."""

@@ -41,7 +41,12 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.plugins.runtime.worktree.git import GitRun, end_batch_process, git_env, run_git
+from swarmd.plugins.runtime.worktree.git import (
+    GitRun,
+    end_batch_process,
+    run_git,
+    start_batch_process,
+)
 
 __all__ = ["RefReader", "RefWriter", "Unavailable", "reader_for", "writer_for"]
 
@@ -78,15 +83,7 @@ class RefReader:
         if proc is None or proc.poll() is not None or self._pid != os.getpid():
             if proc is not None:
                 end_batch_process(proc)
-            proc = self._proc = subprocess.Popen(
-                ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
-                cwd=self.top,
-                env=git_env(None),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc = self._proc = start_batch_process(self.top, "cat-file", "--batch-check=%(objectname) %(objecttype)")
             self._pid = os.getpid()
         return proc
 
