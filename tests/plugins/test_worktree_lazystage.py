@@ -63,6 +63,8 @@ async def test_staged_tree_is_gits_after_random_changes(git_repo: Path, seed: in
     (git_repo / "src" / ".gitignore").write_text("*.log\nbuild/\n")
     git(git_repo, "add", "-A")
     git(git_repo, "commit", "-q", "-m", "ignore rules")
+    with (git_repo / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("*.tmp\n")  # the repository's own rules, shared by its worktrees
     mgr, _, wt = await pair(git_repo)
     files = files_for(wt.path)
     assert (wt.path / "src" / ".gitignore").exists(), "ignore rules are written at creation"
@@ -89,6 +91,7 @@ async def test_staged_tree_is_gits_after_random_changes(git_repo: Path, seed: in
             folder = wt.path / rng.choice(DIRS) / f"new{n}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"made{n}.py").write_text(f"made {n}\n")
+            (folder / f"scratch{n}.tmp").write_text("excluded\n")
         elif kind == "ignored":
             (wt.path / "src").mkdir(exist_ok=True)
             (wt.path / "src" / f"run{n}.log").write_text("noise\n")
