@@ -120,19 +120,14 @@ class BlobReader:
 
 
 def _read_fields(stream: IO[bytes], count: int) -> list[bytes]:
-    """``count`` NUL-terminated fields from ``stream``."""
-    fields: list[bytes] = []
-    field = bytearray()
-    while len(fields) < count:
-        byte = stream.read(1)
-        if not byte:
+    """``count`` NUL-terminated fields from ``stream`` (which answers only what was asked)."""
+    data = bytearray()
+    while data.count(b"\0") < count:
+        chunk = stream.read1(65536)  # type: ignore[attr-defined]
+        if not chunk:
             raise WorktreeError("git check-attr ended early")
-        if byte == b"\0":
-            fields.append(bytes(field))
-            field.clear()
-        else:
-            field += byte
-    return fields
+        data += chunk
+    return bytes(data).split(b"\0")[:count]
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
