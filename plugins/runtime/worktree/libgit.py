@@ -253,11 +253,11 @@ class Engine:
             repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE, paths=paths)
         return True
 
-    def _add_and_write_tree(self, path: Path) -> str:
-        assert _pygit2 is not None
-        repo = _pygit2.Repository(str(path))
+    def _add_and_write_tree(self, path: Path) -> str | None:
+        repo = self._stage(path)
+        if repo is None:
+            return None
         index = repo.index
-        index.add_all()
         index.write()
         return str(index.write_tree())
 
