@@ -25,10 +25,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-from swarmd.clients.cli.arguments import add_arguments
-from swarmd.clients.cli.commands import COMMANDS
 from swarmd.clients.cli.guard import Terminated, run_guarded
 from swarmd.clients.errors import SwarmdClientError
 from swarmd.plugins.manager import PluginLoadError
@@ -36,26 +35,50 @@ from swarmd.plugins.manager import PluginLoadError
 __all__ = ["main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser; ``serve_only``: of ``serve`` alone (what a service's process imports)."""
     parser = argparse.ArgumentParser(
         prog="swarmd",
         description="Run a swarm of AI coding sub-agents in parallel on one task.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_arguments(sub)
+    if serve_only:
+        from swarmd.clients.cli.serving import add_serve_arguments
+
+        add_serve_arguments(sub)
+    else:
+        from swarmd.clients.cli.arguments import add_arguments
+
+        add_arguments(sub)
     return parser
 
 
+def _command_word(argv: Sequence[str]) -> str:
+    """The subcommand's word: the first argument that is not ``-v``/``--verbose``."""
+    for word in argv:
+        if word in ("-v", "-vv", "-vvv", "--verbose"):
+            continue
+        return word
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    serving = _command_word(argv) == "serve"
+    args = build_parser(serve_only=serving).parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    command = COMMANDS[args.command]
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+    if serving:
+        from swarmd.clients.cli.serving import cmd_serve as command
+    else:
+        from swarmd.clients.cli.commands import COMMANDS
+
+        command = COMMANDS[args.command]
     try:
         return run_guarded(command(args))
     except SwarmdClientError as exc:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 
 from swarmd.clients.cli.agent import add_agent_arguments
-from swarmd.clients.cli.commands import ADDRESS_ENV
+from swarmd.clients.cli.basics import ADDRESS_ENV
 from swarmd.clients.cli.listing import add_list_arguments
-from swarmd.clients.launcher import SERVICE_KINDS
+from swarmd.clients.cli.serving import add_serve_arguments
 from swarmd.services.orchestrator.planning import parse_strategy as _parse_strategy
 from swarmd.services.orchestrator.speculation.variants import MAX_VARIANTS
 from swarmd.v1 import common_pb2
@@ -132,31 +132,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     lst.add_argument("--json", action="store_true")
     _connection_args(lst)
 
-    srv = sub.add_parser("serve", help="run one service alone")
-    srv.add_argument("kind", choices=(*SERVICE_KINDS, "a2a"))
-    srv.add_argument("--listen", metavar="HOST:PORT")
-    srv.add_argument("--result-store", metavar="HOST:PORT", help="(orchestrator) the result store")
-    srv.add_argument("--executor", metavar="HOST:PORT", help="(orchestrator) the executor service")
-    srv.add_argument("--advertise", metavar="HOST:PORT", help="(orchestrator) address executors use to reach it")
-    srv.add_argument("--db", help="(result-store) SQLite database path")
-    srv.add_argument("--journal", help="(orchestrator) write-ahead journal path (default .swarmd/orchestrator-journal.db)")
-    srv.add_argument("--default-executor", help="(executor) plugin used when a request names none")
-    srv.add_argument("--config", help="settings file (YAML, JSON or TOML)")
-    a2a = srv.add_argument_group("A2A gateway (serve a2a)")
-    a2a.add_argument("--orchestrator", metavar="HOST:PORT", help="the orchestrator the gateway fronts")
-    a2a.add_argument("--repository", action="append", default=[], metavar="NAME=PATH|GIT_URL",
-                     help="a repository requests may name (repeatable); a git URL is cloned into --workspace")
-    a2a.add_argument("--workspace", metavar="DIR", help="where git-URL repositories are cloned (default .swarmd/a2a-repositories)")
-    a2a.add_argument("--token", action="append", default=[], metavar="TOKEN",
-                     help="bearer token a caller must send (repeatable, or $SWARMD_A2A_TOKENS comma-separated)")
-    a2a.add_argument("--model", help="model when a request names none (default $SWARMD_DEFAULT_MODEL)")
-    a2a.add_argument("--public-url", metavar="URL", help="base URL the Agent Card advertises (default http://LISTEN)")
-    stls = srv.add_argument_group("TLS (the service's tls settings; also for its channels to peers)")
-    stls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: listen with TLS only")
-    stls.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
-    stls.add_argument("--tls-ca", metavar="PEM", help="CA bundle that peers (and clients, with mTLS) are verified with")
-    stls.add_argument("--tls-client-auth", choices=("none", "require"), help="require: mutual TLS")
-    stls.add_argument("--tls-server-name", metavar="NAME", help="name expected in peers' certificates")
+    add_serve_arguments(sub)
 
     plug = sub.add_parser("plugins", help="list loaded plugins")
     plug.add_argument("--json", action="store_true")

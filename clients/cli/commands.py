@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from swarmd.clients.cli.agent import cmd_agent
+from swarmd.clients.cli.basics import ADDRESS_ENV, model_spec, settings_of
 from swarmd.clients.cli.listing import list_request
 from swarmd.clients.cli.local import cmd_auth_token, cmd_plugins, cmd_worktrees
 from swarmd.clients.cli.render import (
@@ -25,40 +26,24 @@ from swarmd.clients.cli.render import (
     state_name,
     swarm_json,
 )
+from swarmd.clients.cli.serving import cmd_serve
 from swarmd.clients.client import SwarmdClient
 from swarmd.clients.credentials import resolve_token
 from swarmd.clients.errors import SwarmdClientError
-from swarmd.clients.launcher import EmbeddedSwarmd, serve
+from swarmd.clients.launcher import EmbeddedSwarmd
 from swarmd.clients.plan_files import load_plan, load_repository_collapse
 from swarmd.clients.tls import ClientTls
-from swarmd.services.config import Settings, load_settings
 from swarmd.services.errors import SwarmdError
 from swarmd.services.orchestrator.options import check_client_options
 from swarmd.v1 import common_pb2, orchestrator_pb2
 
-__all__ = ["ADDRESS_ENV", "COMMANDS", "build_config"]
+__all__ = ["COMMANDS", "build_config"]
 
-ADDRESS_ENV = "SWARMD_ADDRESS"
-
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load_settings(getattr(args, "config", None))
-    except SwarmdError as exc:
-        raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
-
-
-def _model(spec: str) -> str:
-    """Make a replay cassette path absolute so every service finds it."""
-    if spec.startswith("replay/"):
-        path = Path(spec.removeprefix("replay/"))
-        if not path.is_absolute():
-            return f"replay/{path.resolve()}"
-    return spec
 
 
 def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
     config = common_pb2.SwarmConfig(
-        model=_model(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
+        model=model_spec(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
         strategy=args.strategy,
         executor=args.executor or "",
         max_subagents=args.max_subagents,
@@ -84,7 +69,7 @@ def build_config(args: argparse.Namespace) -> common_pb2.SwarmConfig:
         config.dependency_failure_policy = common_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY
     if args.speculate:
         config.speculate = args.speculate
-    config.speculate_models.extend(_model(m) for m in args.speculate_model or [])
+    config.speculate_models.extend(model_spec(m) for m in args.speculate_model or [])
     if args.health_check:
         config.collapse.checks.add(name="command", options={"command": args.health_check})
     for name in args.collapse_check or []:
@@ -141,7 +126,7 @@ def _client_token(args: argparse.Namespace) -> str:
     """The bearer token from the flags, the environment or the settings file."""
     config_file = None
     if getattr(args, "config", None) or os.environ.get("SWARMD_CONFIG"):
-        config_file = _settings(args).client.token_file
+        config_file = settings_of(args).client.token_file
     try:
         return resolve_token(
             getattr(args, "token", None), getattr(args, "token_file", None), config_token_file=config_file
@@ -166,7 +151,7 @@ async def _connect(
         finally:
             await client.aclose()
         return
-    settings = _settings(args)
+    settings = settings_of(args)
     repo = Path(getattr(args, "repo", ".") or ".").resolve()
     db = getattr(args, "db", None) or (
         settings.result_store.db_path
@@ -374,57 +359,6 @@ async def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_serve(args: argparse.Namespace) -> int:
-    if args.kind == "a2a":
-        from swarmd.services.a2a import serve_gateway
-
-        if not args.orchestrator:
-            raise SwarmdClientError(grpc.StatusCode.INVALID_ARGUMENT, "serve a2a needs --orchestrator HOST:PORT")
-        env_tokens = [t.strip() for t in os.environ.get("SWARMD_A2A_TOKENS", "").split(",") if t.strip()]
-        await serve_gateway(
-            listen=args.listen or "0.0.0.0:8080",
-            orchestrator=args.orchestrator,
-            repositories=args.repository,
-            workspace=args.workspace,
-            tokens=args.token + env_tokens,
-            default_model=_model(args.model or os.environ.get("SWARMD_DEFAULT_MODEL", "")),
-            public_url=args.public_url or "",
-            settings=_settings(args).a2a,
-        )
-        return 0
-    settings = _settings(args)
-    section = {"orchestrator": settings.orchestrator, "executor": settings.executor, "result-store": settings.result_store}[
-        args.kind
-    ]
-    if args.listen:
-        section.listen = args.listen
-    if args.kind == "orchestrator":
-        if args.result_store:
-            settings.orchestrator.result_store_address = args.result_store
-        if args.executor:
-            settings.orchestrator.executor_address = args.executor
-        if args.advertise:
-            settings.orchestrator.advertise_address = args.advertise
-        if args.journal:
-            settings.orchestrator.journal_path = Path(args.journal)
-    if args.kind == "result-store" and args.db:
-        settings.result_store.db_path = Path(args.db)
-    if args.kind == "executor" and args.default_executor:
-        settings.executor.default_executor = args.default_executor
-    for flag, field in (("tls_cert", "cert_file"), ("tls_key", "key_file"), ("tls_ca", "ca_file")):
-        if getattr(args, flag, None):
-            setattr(section.tls, field, Path(getattr(args, flag)))
-    if getattr(args, "tls_client_auth", None):
-        section.tls.client_auth = args.tls_client_auth
-    if getattr(args, "tls_server_name", None):
-        section.tls.server_name = args.tls_server_name
-    try:
-        await serve(args.kind, settings)
-    except SwarmdError as exc:
-        raise SwarmdClientError(exc.code, exc.message) from None
-    return 0
-
-
 async def cmd_cache(args: argparse.Namespace) -> int:
     async with _connect(args) as (client, _):
         if args.action == "clear":
@@ -447,7 +381,7 @@ COMMANDS: dict[str, Command] = {
     "cancel": cmd_cancel,
     "resume": cmd_resume,
     "list": cmd_list,
-    "serve": cmd_serve,
+    "serve": cmd_serve,  # the one command main() may import without this module
     "plugins": cmd_plugins,
     "worktrees": cmd_worktrees,
     "auth-token": cmd_auth_token,

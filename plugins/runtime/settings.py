@@ -45,10 +45,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from swarmd.plugins.runtime.toolbox import DEFAULT_TOOL_TIMEOUT_SECS
 from swarmd.plugins.sandbox import SandboxPolicy
 
-__all__ = ["SWARM_FORBIDDEN", "RuntimeSettings", "SettingsError"]
+__all__ = ["DEFAULT_TOOL_TIMEOUT_SECS", "SWARM_FORBIDDEN", "RuntimeSettings", "SettingsError"]
+
+#: How long one tool call may run unless its arguments say otherwise.
+DEFAULT_TOOL_TIMEOUT_SECS = 120.0
 
 SWARM_FORBIDDEN = ("provider.api_key", "provider.api_key_env", "provider.use_env_key")
 

@@ -35,15 +35,14 @@ import jsonschema
 from jsonschema.exceptions import SchemaError
 
 from swarmd.plugins.model import ToolSpec
+from swarmd.plugins.runtime.settings import DEFAULT_TOOL_TIMEOUT_SECS
 from swarmd.plugins.tool import Tool, ToolContext, ToolError, ToolTimeout, deadline_scope
 
-__all__ = ["DEFAULT_TOOL_TIMEOUT_SECS", "ToolOutcome", "Toolbox"]
+__all__ = ["ToolOutcome", "Toolbox"]
 
 log = logging.getLogger(__name__)
 
 MAX_SCHEMA_ERRORS = 5
-#: How long one tool call may run unless its arguments say otherwise.
-DEFAULT_TOOL_TIMEOUT_SECS = 120.0
 
 
 @dataclass

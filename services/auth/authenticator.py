@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmd.services.auth.identity import Identity
-from swarmd.services.auth.jwt_keys import JwtVerifier, looks_like_jwt
 from swarmd.services.auth.peers import IdentityMap, is_loopback_peer, mesh_names
 from swarmd.services.auth.settings import AuthSettings
 from swarmd.services.auth.subagent import PREFIX, SubagentTokens, read_key
 from swarmd.services.auth.tokens import TokenFile
 from swarmd.services.errors import Unauthenticated
 from swarmd.services.tls import peer_identity
+
+if TYPE_CHECKING:
+    from swarmd.services.auth.jwt_keys import JwtVerifier
 
 __all__ = ["Authenticator", "bearer_token"]
 
@@ -56,7 +58,12 @@ class Authenticator:
         """Raises ValueError for an unreadable token file, JWKS or key."""
         self.settings = settings
         self.tokens = TokenFile(settings.token_file) if settings.token_file is not None else None
-        self.jwt = JwtVerifier(settings.jwt) if settings.jwt.configured else None
+        self.jwt: JwtVerifier | None = None
+        if settings.jwt.configured:
+            # PyJWT, cryptography and httpx are loaded only by a service that accepts JWTs.
+            from swarmd.services.auth.jwt_keys import JwtVerifier
+
+            self.jwt = JwtVerifier(settings.jwt)
         self.subagents = (
             SubagentTokens(read_key(settings.subagent_key_file), settings.subagent_token_ttl_secs)
             if settings.subagent_key_file is not None
@@ -84,7 +91,7 @@ class Authenticator:
                 return self.subagents.verify(token)
             except ValueError as exc:
                 raise Unauthenticated(str(exc), reason="BAD_CREDENTIALS") from None
-        if self.jwt is not None and looks_like_jwt(token):
+        if self.jwt is not None and self.jwt.handles(token):
             try:
                 return await self.jwt.verify(token)
             except ValueError as exc:

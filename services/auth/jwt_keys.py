@@ -74,6 +74,11 @@ class JwtVerifier:
                 timeout_secs=settings.fetch_timeout_secs,
             )
 
+    @staticmethod
+    def handles(token: str) -> bool:
+        """Whether ``token`` is for this verifier (it looks like a JWT)."""
+        return looks_like_jwt(token)
+
     async def _key(self, token: str) -> Any:
         try:
             kid = jwt.get_unverified_header(token).get("kid")

@@ -31,24 +31,19 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
-__all__ = ["DISCOVERY_PATH", "RemoteKeys", "discovery_url", "is_local_http"]
+from swarmd.services.auth.settings import is_local_http
+
+__all__ = ["DISCOVERY_PATH", "RemoteKeys", "discovery_url"]
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _MAX_BYTES = 1 << 20
 
 
 def discovery_url(issuer: str) -> str:
     """Where an issuer's OpenID Provider configuration is (OIDC Discovery 1.0, section 4)."""
     return issuer.rstrip("/") + DISCOVERY_PATH
-
-
-def is_local_http(url: str) -> bool:
-    """Plain HTTP to a loopback host (the only plain HTTP an issuer may use)."""
-    parts = urlsplit(url)
-    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
 
 
 class RemoteKeys:

@@ -15,12 +15,18 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from swarmd.services.auth.oidc import is_local_http
+__all__ = ["AuthSettings", "IdentityEntry", "JwtSettings", "Role", "is_local_http"]
 
-__all__ = ["AuthSettings", "IdentityEntry", "JwtSettings", "Role"]
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: The roles of :mod:`swarmd.services.auth.policy`.
 Role = Literal["client", "admin", "service", "subagent"]
+
+
+def is_local_http(url: str) -> bool:
+    """Plain HTTP to a loopback host (the only plain HTTP an issuer may use)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
 
 
 class _Model(BaseModel):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from swarmd.plugins import CompletionRequest, Message, ModelProvider, ProviderError
 from swarmd.plugins.manager import Plugins
 from swarmd.plugins.providers.factory import create_provider
-from swarmd.plugins.runtime.attempt import RuntimeSettings, SettingsError
+from swarmd.plugins.runtime.settings import RuntimeSettings, SettingsError
 from swarmd.services.config import ModelPrice
 from swarmd.services.errors import InvalidArgument
 from swarmd.services.orchestrator.budgets import cost_of

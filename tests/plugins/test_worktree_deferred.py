@@ -21,7 +21,7 @@ from swarmd.plugins.tool import ToolContext
 from swarmd.plugins.tools import BUILTIN_TOOLS
 
 pytestmark = [
-    pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed"),
+    pytest.mark.skipif(not libgit.available(), reason="pygit2 is not installed"),
     pytest.mark.timeout(60),
 ]
 

@@ -14,7 +14,7 @@ from swarmd.plugins.runtime.worktree.model import DependencyConflict
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed"),
+    pytest.mark.skipif(not libgit.available(), reason="pygit2 is not installed"),
 ]
 
 

@@ -54,7 +54,7 @@ async def test_a_folder_outside_any_repository_fails_every_waiting_manager(tmp_p
     assert all(isinstance(r, NotAGitRepository) for r in results)
 
 
-@pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed")
+@pytest.mark.skipif(not libgit.available(), reason="pygit2 is not installed")
 def test_the_engine_decision_follows_a_config_change(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "repo")
     assert Engine(repo).usable()
@@ -65,7 +65,7 @@ def test_the_engine_decision_follows_a_config_change(tmp_path: Path) -> None:
     assert Engine(repo).usable()
 
 
-@pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed")
+@pytest.mark.skipif(not libgit.available(), reason="pygit2 is not installed")
 async def test_the_file_list_libgit2_writes_is_git_s_own(tmp_path: Path) -> None:
     import os
 

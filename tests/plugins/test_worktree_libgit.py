@@ -22,7 +22,7 @@ from swarmd.plugins.runtime.worktree.fastmerge import changes_between, split_raw
 from swarmd.plugins.runtime.worktree.git import SPAWNED
 from swarmd.plugins.runtime.worktree.libgit import Engine
 
-pytestmark = pytest.mark.skipif(libgit._pygit2 is None, reason="pygit2 is not installed")
+pytestmark = pytest.mark.skipif(not libgit.available(), reason="pygit2 is not installed")
 
 
 def _seed(repo: Path) -> None:

@@ -41,17 +41,15 @@ from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
 from swarmd.plugins.runtime.worktree.lazystage import stage_lazy
 
-__all__ = ["ENGINE_ENV", "ENGINES", "Engine", "Snapshot", "TreeChange"]
+__all__ = ["ENGINE_ENV", "ENGINES", "Engine", "Snapshot", "TreeChange", "available"]
 
 #: Environment variable choosing the engine: ``auto`` (default) or ``cli``.
 ENGINE_ENV = "SWARMD_GIT_ENGINE"
 ENGINES = ("auto", "cli")
 
-_pygit2: Any
-try:  # pragma: no cover - exercised by whichever is installed
-    import pygit2 as _pygit2
-except ImportError:  # pragma: no cover
-    _pygit2 = None
+#: pygit2 once :func:`available` imported it (None before, or when it is not installed).
+_pygit2: Any = None
+_MISSING = False
 
 
 @dataclass(frozen=True)
@@ -83,8 +81,24 @@ _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 #: Tree changes :meth:`Engine.merge_disjoint` merges itself (no deletion, hence no rename).
 _SIMPLE: frozenset[int] = frozenset()
-if _pygit2 is not None:  # pragma: no branch
-    _SIMPLE = frozenset({_pygit2.enums.DeltaStatus.ADDED, _pygit2.enums.DeltaStatus.MODIFIED})
+
+
+def available() -> bool:
+    """Whether pygit2 is installed, importing it on first use.
+
+    A process that never writes a worktree (the orchestrator, the result
+    store, a client) does not load libgit2: importing it costs about 11 MB.
+    """
+    global _pygit2, _MISSING, _SIMPLE
+    if _pygit2 is None and not _MISSING:
+        try:
+            import pygit2
+        except ImportError:  # pragma: no cover - exercised by whichever is installed
+            _MISSING = True
+            return False
+        _SIMPLE = frozenset({pygit2.enums.DeltaStatus.ADDED, pygit2.enums.DeltaStatus.MODIFIED})
+        _pygit2 = pygit2
+    return _pygit2 is not None
 
 # (top, mode) -> (config stamp, refusal): what usable() decided, while the config is the same.
 _REFUSALS: dict[tuple[str, str], tuple[tuple[int, int, bool], str]] = {}
@@ -141,7 +155,7 @@ class Engine:
     def _refusal(self) -> str:
         if self.mode == "cli":
             return f"{ENGINE_ENV}=cli"
-        if _pygit2 is None:
+        if not available():
             return "pygit2 is not installed"
         if (self.top / ".gitmodules").exists():
             return "the repository has submodules"
