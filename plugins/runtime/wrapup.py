@@ -188,29 +188,43 @@ async def merge_back(
     if len(title) > 72:
         title = title[:72].rsplit(" ", 1)[0] + "..."
     message = f"{subtask.name or subtask.id}: {title}".strip()
-    commit = await manager.commit(worktree, message)
-    if commit is None:
-        timeout = float(getattr(manager, "git_timeout", 60.0))
-        left = await ignored.ignored_paths(Path(worktree.path), timeout=timeout)
-        if left and commit_ignored:
-            await ignored.force_add(Path(worktree.path), left, timeout=timeout)
-            commit = await manager.commit(worktree, message)
-        elif left:
-            await _keep_ignored(request, worktree, finish, left, timeout)
-            return
-    if claim is not None:
-        verdict = await claim(commit or "", str(worktree.branch))
-        if not verdict.won:  # another variant won, or this one's checks failed
-            keep_unmerged(finish, worktree, commit, verdict)
-            return
-    if events is not None:
-        # Dependents may start from this commit now, before the merge lands; or from
-        # the earlier attempt's, when that one landed before its process died (this
-        # attempt's merge then finds it and is not merged again).
-        landed = await manager.landed_work(worktree) if commit and hasattr(manager, "landed_work") else None
-        events.work_committed(
-            commit=landed or commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
-        )
+    # Whether an earlier attempt's work already landed is looked up while the commit is made:
+    # both stand between the agent's last answer and its dependents' start.
+    looking = (
+        asyncio.ensure_future(manager.landed_work(worktree))
+        if events is not None and hasattr(manager, "landed_work")
+        else None
+    )
+    try:
+        commit = await manager.commit(worktree, message)
+        if commit is None:
+            timeout = float(getattr(manager, "git_timeout", 60.0))
+            left = await ignored.ignored_paths(Path(worktree.path), timeout=timeout)
+            if left and commit_ignored:
+                await ignored.force_add(Path(worktree.path), left, timeout=timeout)
+                commit = await manager.commit(worktree, message)
+            elif left:
+                await _keep_ignored(request, worktree, finish, left, timeout)
+                return
+        if claim is not None:
+            verdict = await claim(commit or "", str(worktree.branch))
+            if not verdict.won:  # another variant won, or this one's checks failed
+                keep_unmerged(finish, worktree, commit, verdict)
+                return
+        if events is not None:
+            # Dependents may start from this commit now, before the merge lands; or from
+            # the earlier attempt's, when that one landed before its process died (this
+            # attempt's merge then finds it and is not merged again).
+            landed = await looking if commit and looking is not None else None
+            events.work_committed(
+                commit=landed or commit or "", branch=worktree.branch, output=finish.outcome.output, attempt=request.attempt or 1
+            )
+    finally:
+        if looking is not None and not looking.done():
+            looking.cancel()
+        elif looking is not None and not looking.cancelled():
+            looking.exception()  # retrieved here when it was not awaited
+
     # The patch (an artifact) is written while the merge runs, not before it.
     patching = asyncio.ensure_future(manager.diff_against_base(worktree, commit)) if commit else None
     try:
