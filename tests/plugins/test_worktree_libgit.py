@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,6 +131,44 @@ async def test_changes_match_diff_tree(seeded: Path, edit: str) -> None:
     assert sorted((c.path, c.mode, c.blob, c.deleted) for c in found) == sorted(
         (c.path, c.mode, c.blob, c.deleted) for c in expected
     )
+
+
+async def test_changed_paths_and_ancestry_match_git(seeded: Path) -> None:
+    """Each edit above committed on a branch of its own, a non-UTF-8 file name on top
+    of one, a commit on the main branch and a merge: ``diff-tree --name-only`` and
+    ``merge-base --is-ancestor`` agree with the engine for every pair of them."""
+    commits = [git(seeded, "rev-parse", "HEAD").strip()]
+    for wt, name in zip(_worktrees(seeded, len(EDITS)), sorted(EDITS), strict=True):
+        EDITS[name](wt)
+        git(wt, "add", "-A")
+        git(wt, "commit", "-q", "--allow-empty", "-m", name)
+        commits.append(git(wt, "rev-parse", "HEAD").strip())
+    (wt / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name\n")
+    git(wt, "add", "-A")
+    git(wt, "commit", "-q", "-m", "odd name")
+    commits.append(git(wt, "rev-parse", "HEAD").strip())
+    (seeded / "side.txt").write_text("side\n")
+    git(seeded, "add", "-A")
+    git(seeded, "commit", "-q", "-m", "side")
+    commits.append(git(seeded, "rev-parse", "HEAD").strip())
+    git(seeded, "merge", "-q", "--no-ff", "-m", "join", "b0")
+    commits.append(git(seeded, "rev-parse", "HEAD").strip())
+    engine = Engine(seeded)
+    for a in commits:
+        for b in commits:
+            raw = subprocess.run(
+                ["git", "diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b],
+                cwd=seeded, check=True, capture_output=True,
+            ).stdout
+            found = await engine.changed_paths(a, b)
+            assert found is not None
+            assert set(found) == {os.fsdecode(p) for p in raw.split(b"\0") if p}
+            rc = subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=seeded).returncode
+            assert await engine.is_ancestor(a, b) is (rc == 0)
+    # Names, and ids git does not have, are left to git.
+    assert await engine.is_ancestor("HEAD", commits[0]) is None
+    assert await engine.is_ancestor("0" * 40, commits[0]) is None
+    assert await engine.changed_paths(commits[0], "f" * 40) is None
 
 
 async def test_commit_object_like_commit_tree(seeded: Path) -> None:

@@ -48,7 +48,13 @@ def notify_landed(repo: RepoBase) -> None:
 
 
 async def _missing(repo: RepoBase, commits: Sequence[str]) -> bool:
-    """True while some of ``commits`` is not reachable from HEAD (one git call)."""
+    """True while some of ``commits`` is not reachable from HEAD (in process, or one git call)."""
+    head = await repo._ref("HEAD")
+    if head is not None:
+        engine = await repo._libgit()
+        known = [await engine.is_ancestor(c, head) for c in commits]
+        if all(k is not None for k in known):
+            return not all(known)
     run = await repo._git("rev-list", "--max-count=1", *commits, "^HEAD", "--", check=False)
     if run.rc != 0:
         raise WorktreeError(f"cannot tell whether {', '.join(c[:12] for c in commits)} landed: {run.error}")

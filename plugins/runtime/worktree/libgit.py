@@ -83,6 +83,11 @@ _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 _SIMPLE: frozenset[int] = frozenset()
 
 
+def _is_oid(text: str) -> bool:
+    """A full SHA-1 object id (what the in-process steps take; names go to git)."""
+    return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
+
+
 def available() -> bool:
     """Whether pygit2 is installed, importing it on first use.
 
@@ -237,6 +242,22 @@ class Engine:
         found = await asyncio.to_thread(self._guard, self._changes, a, b)
         return found if isinstance(found, list) else None
 
+    async def is_ancestor(self, a: str, b: str) -> bool | None:
+        """``git merge-base --is-ancestor a b`` (``a == b`` counts) for two commit ids; None: use git."""
+        if not (_is_oid(a) and _is_oid(b) and self.usable()):
+            return None
+        if a == b:
+            return True
+        found = await asyncio.to_thread(self._guard, self._descends, b, a)
+        return found if isinstance(found, bool) else None
+
+    async def changed_paths(self, a: str, b: str) -> list[str] | None:
+        """``git diff-tree -r --name-only --no-renames a b`` for two commit ids; None: use git."""
+        if not (_is_oid(a) and _is_oid(b) and self.usable()):
+            return None
+        found = await asyncio.to_thread(self._guard, self._changed_paths, a, b)
+        return found if isinstance(found, list) else None
+
     async def is_clean(self, path: Path) -> bool | None:
         """``git status --untracked-files=all`` shows nothing; None: use git."""
         if not self.usable():
@@ -369,6 +390,21 @@ class Engine:
             blob = "0" * 40 if deleted else str(delta.new_file.id)
             out.append(TreeChange(side.path, mode, blob, deleted))
         return out
+
+    def _descends(self, b: str, a: str) -> bool:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(self.top))
+        return bool(repo.descendant_of(_pygit2.Oid(hex=b), _pygit2.Oid(hex=a)))
+
+    def _changed_paths(self, a: str, b: str) -> list[str]:
+        assert _pygit2 is not None
+        repo = _pygit2.Repository(str(self.top))
+        trees = [repo[_pygit2.Oid(hex=x)].peel(_pygit2.Tree) for x in (a, b)]
+        deleted = _pygit2.enums.DeltaStatus.DELETED
+        return [
+            os.fsdecode((d.old_file if d.status == deleted else d.new_file).raw_path)
+            for d in repo.diff(trees[0], trees[1]).deltas
+        ]
 
     def _is_clean(self, path: Path) -> bool | None:
         assert _pygit2 is not None

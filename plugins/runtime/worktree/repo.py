@@ -152,6 +152,9 @@ class RepoBase:
         known.add(commit)
 
     async def _is_ancestor(self, a: str, b: str) -> bool:
+        known = await (await self._libgit()).is_ancestor(a, b)
+        if known is not None:
+            return known
         run = await self._git("merge-base", "--is-ancestor", a, b, check=False)
         if run.rc > 1:
             raise WorktreeError(f"git merge-base failed: {run.error}")
@@ -237,6 +240,9 @@ class RepoBase:
         return await writer_for(self._common, self._top, self.git_timeout).apply(lines)
 
     async def _changed_files(self, a: str, b: str) -> builtins.list[str]:
+        known = await (await self._libgit()).changed_paths(a, b)
+        if known is not None:
+            return known
         return split_z(
             (await self._git("diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b)).out
         )
