@@ -133,6 +133,16 @@ async def test_changes_match_diff_tree(seeded: Path, edit: str) -> None:
     )
 
 
+def _git_answers(repo: Path, a: str, b: str) -> tuple[set[str], bool]:
+    """What ``diff-tree --name-only`` and ``merge-base --is-ancestor`` say of a, b."""
+    raw = subprocess.run(
+        ["git", "diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b],
+        cwd=repo, check=True, capture_output=True,
+    ).stdout
+    rc = subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo).returncode
+    return {os.fsdecode(p) for p in raw.split(b"\0") if p}, rc == 0
+
+
 async def test_changed_paths_and_ancestry_match_git(seeded: Path) -> None:
     """Each edit above committed on a branch of its own, a non-UTF-8 file name on top
     of one, a commit on the main branch and a merge: ``diff-tree --name-only`` and
@@ -156,15 +166,11 @@ async def test_changed_paths_and_ancestry_match_git(seeded: Path) -> None:
     engine = Engine(seeded)
     for a in commits:
         for b in commits:
-            raw = subprocess.run(
-                ["git", "diff-tree", "-r", "--name-only", "-z", "--no-renames", a, b],
-                cwd=seeded, check=True, capture_output=True,
-            ).stdout
+            names, ancestor = _git_answers(seeded, a, b)
             found = await engine.changed_paths(a, b)
             assert found is not None
-            assert set(found) == {os.fsdecode(p) for p in raw.split(b"\0") if p}
-            rc = subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=seeded).returncode
-            assert await engine.is_ancestor(a, b) is (rc == 0)
+            assert set(found) == names
+            assert await engine.is_ancestor(a, b) is ancestor
     # Names, and ids git does not have, are left to git.
     assert await engine.is_ancestor("HEAD", commits[0]) is None
     assert await engine.is_ancestor("0" * 40, commits[0]) is None
