@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree import trash
 from swarmd.plugins.runtime.worktree.git import (
     describe_lock,
     lock_is_live,
@@ -43,10 +44,12 @@ async def prune(repo: RepoBase) -> PruneReport:
     later attempt merged the same files), and a worktree whose checkout never
     happened (no index, no files) holds none. Keeps, with the precise reason:
     worktrees in use, worktrees with changes HEAD lacks, and branches with
-    unmerged commits. Runs ``git worktree prune``.
+    unmerged commits. Runs ``git worktree prune``, and deletes what the
+    trash holds (:mod:`.trash`: removed worktrees not yet deleted).
     """
     top = await repo.toplevel()
     report = PruneReport()
+    trash.sweep(top)
     async with repo._exclusive():
         await repo._git("worktree", "prune", cwd=top)
         for st in await statuses(repo):

@@ -20,6 +20,8 @@ from swarmd.v1 import common_pb2
 BRANCH_PREFIX = "swarmd/"
 BASE_REF_PREFIX = "refs/swarmd/bases/"
 WORKTREES_DIR = Path(".swarmd") / "worktrees"
+#: Where removed worktrees wait to be deleted (:mod:`.trash`).
+TRASH_DIR = Path(".swarmd") / "trash"
 EXCLUDE_PATTERN = "/.swarmd/"
 MAX_CONFLICT_DIFF_BYTES = 64 * 1024
 MAX_ID_LENGTH = 100

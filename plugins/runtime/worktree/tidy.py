@@ -2,7 +2,8 @@
 
 A landed merge's worktree is removed once ``git status`` finds nothing
 uncommitted in it, as ``git worktree remove`` does but with one git process
-instead of two (anything unusual goes to ``git worktree remove``, which
+instead of two and its files moved to the trash rather than deleted there and
+then (:mod:`.trash`) (anything unusual goes to ``git worktree remove``, which
 refuses a worktree with changes made after the commit; those go the careful
 way, under the lock); the branches and base refs of a whole batch are then
 deleted together (combined into ``update-ref`` transactions), each guarded
@@ -19,6 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree import trash
 from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
     BASE_REF_PREFIX,
@@ -32,8 +34,13 @@ from swarmd.plugins.runtime.worktree.repo import RepoBase
 __all__ = ["delete_merged_refs", "remove_merged_tree", "tidy"]
 
 
-def _remove_files(admin: Path, path: Path) -> bool:
-    """What ``git worktree remove`` does once the worktree is known clean: its folder, then its admin folder."""
+def _remove_files(top: Path | None, admin: Path, path: Path) -> bool:
+    """What ``git worktree remove`` does once the worktree is known clean: its folder, then its admin folder.
+
+    Both go to the trash (:mod:`.trash`, deleted later) where they can; in place otherwise.
+    """
+    if top is not None and trash.discard(top, path, admin):
+        return True
     try:
         shutil.rmtree(path)
     except OSError:
@@ -50,7 +57,7 @@ def _remove_if_clean_now(repo: RepoBase, engine: Engine, path: Path) -> bool | N
     clean = engine.is_clean_now(path)
     if clean is None:
         return None
-    if not clean or not _remove_files(admin, path):
+    if not clean or not _remove_files(repo._top, admin, path):
         return False
     with contextlib.suppress(OSError):
         path.parent.rmdir()  # the swarm folder, once empty
@@ -72,7 +79,7 @@ async def _remove_clean(repo: RepoBase, wt: Worktree) -> bool:
             return False
     except WorktreeError:
         return False
-    if not await asyncio.to_thread(_remove_files, admin, wt.path):
+    if not await asyncio.to_thread(_remove_files, repo._top, admin, wt.path):
         return False
     with contextlib.suppress(OSError):
         await asyncio.to_thread(wt.path.parent.rmdir)  # the swarm folder, once empty
