@@ -7,11 +7,12 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from helpers import git
 
 from swarmd.plugins.runtime.worktree import WorktreeManager
 from swarmd.plugins.runtime.worktree.git import SPAWNED
-from swarmd.plugins.runtime.worktree.refbatch import reader_for
+from swarmd.plugins.runtime.worktree.refbatch import reader_for, without_new_reflogs
 
 
 async def test_the_reader_sees_refs_and_objects_written_after_it_started(git_repo: Path) -> None:
@@ -104,3 +105,29 @@ async def test_a_commit_by_an_agent_that_detached_head_is_found_without_rev_pars
     assert sha == git(wt.path, "rev-parse", "HEAD").strip()
     assert await mgr._ref(f"refs/heads/{wt.branch}") == sha
     assert SPAWNED["rev-parse"] == 0
+
+
+async def test_swarmd_refs_start_no_reflog_and_config_the_user_injects_still_holds(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's own injected config (GIT_CONFIG_COUNT) is added to, not replaced.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.name")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "Injected Name")
+    env = without_new_reflogs()
+    assert env == {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_1": "core.logAllRefUpdates",
+        "GIT_CONFIG_VALUE_1": "false",
+    }
+    mgr = WorktreeManager(git_repo)
+    wt = await mgr.create("s", "t1")
+    (wt.path / "new.txt").write_text("new\n")
+    commit = await mgr.commit(wt, "work")
+    assert commit is not None
+    assert git(git_repo, "rev-parse", f"refs/heads/{wt.branch}").strip() == commit
+    assert not (git_repo / ".git" / "logs" / "refs" / "heads" / "swarmd").exists()
+    report = await mgr.merge(wt, commit)
+    assert report.outcome == "merged"
+    # The user's branch keeps its reflog: the merge is in it.
+    assert report.merge_commit in git(git_repo, "reflog", "--format=%H", "main")

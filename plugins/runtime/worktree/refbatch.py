@@ -16,7 +16,8 @@ these operations. Two long-lived helpers per repository replace them:
 
 :class:`RefWriter`
     Ref changes queued while one ``git update-ref --stdin`` runs are applied
-    together in the next one, as a single transaction. Each caller's lines
+    together in the next one, as a single transaction, starting no reflog
+    (these are swarmd's own refs). Each caller's lines
     stay together and keep their all-or-nothing meaning: when a combined
     transaction is refused (one branch already exists, one old value no
     longer holds), it is split in halves and retried until the unit that
@@ -48,10 +49,30 @@ from swarmd.plugins.runtime.worktree.git import (
     start_batch_process,
 )
 
-__all__ = ["RefReader", "RefWriter", "Unavailable", "reader_for", "writer_for"]
+__all__ = ["RefReader", "RefWriter", "Unavailable", "reader_for", "without_new_reflogs", "writer_for"]
 
 #: The reflog message of refs moved by a combined transaction.
 REFLOG_MESSAGE = "swarmd: update worktree refs"
+
+
+def without_new_reflogs() -> dict[str, str]:
+    """Environment for a git that starts no reflog (``core.logAllRefUpdates=false``, added
+    to whatever ``GIT_CONFIG_COUNT`` already injects).
+
+    The writer moves only swarmd's own refs (sub-agents' branches, their base
+    refs): a reflog of each would be two files made and deleted per
+    sub-agent and keeps nothing, since deleting a branch deletes its reflog.
+    A reflog that already exists is still appended to.
+    """
+    try:
+        n = max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        n = 0
+    return {
+        "GIT_CONFIG_COUNT": str(n + 1),
+        f"GIT_CONFIG_KEY_{n}": "core.logAllRefUpdates",
+        f"GIT_CONFIG_VALUE_{n}": "false",
+    }
 
 
 class Unavailable(Exception):
@@ -223,6 +244,7 @@ class RefWriter:
             timeout=self.timeout,
             check=False,
             stdin="".join(u.lines for u in group).encode(),
+            env=without_new_reflogs(),
         )
         if run.rc == 0 or len(group) == 1:
             for unit in group:
