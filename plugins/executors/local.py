@@ -35,23 +35,30 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmd.plugins import Executor, ExecutorContext, hookimpl
 from swarmd.plugins.executor import unfinished_result
-from swarmd.plugins.providers.http_clients import HttpClientPool
-from swarmd.plugins.runtime.attempt import CancelToken, Runtime, run_attempt
 from swarmd.plugins.runtime.channels import ChannelPool
 from swarmd.v1 import common_pb2, executor_pb2
+
+if TYPE_CHECKING:
+    from swarmd.plugins.runtime.wrapup import CancelToken
 
 __all__ = ["LocalExecutor", "swarmd_register_executors"]
 
 log = logging.getLogger(__name__)
 
 
+def _token() -> CancelToken:
+    from swarmd.plugins.runtime.wrapup import CancelToken
+
+    return CancelToken()
+
+
 @dataclass
 class _Run:
-    token: CancelToken = field(default_factory=CancelToken)
+    token: CancelToken = field(default_factory=_token)
     task: asyncio.Task[None] | None = None
     #: Set on cancel, so a submission still waiting for a slot stops waiting.
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,6 +89,11 @@ class LocalExecutor(Executor):
         self._capacity = capacity
         self._slots = asyncio.Semaphore(capacity) if capacity else None
         self._runs: dict[tuple[str, str], _Run] = {}
+        # The agent runtime (tools, providers, worktrees) is loaded by the process
+        # that runs sub-agents, not by every process that knows the executor's name.
+        from swarmd.plugins.providers.http_clients import HttpClientPool
+        from swarmd.plugins.runtime.attempt import Runtime
+
         self._channels = ChannelPool(context.channel_factory)
         self._http_clients = HttpClientPool()
         self.runtime = Runtime(
@@ -184,6 +196,8 @@ class LocalExecutor(Executor):
 
         final: executor_pb2.ExecuteSubTaskResponse | None = None
         try:
+            from swarmd.plugins.runtime.attempt import run_attempt
+
             result = await run_attempt(request, self.runtime, emit=emit, cancel=token)
             final = executor_pb2.ExecuteSubTaskResponse(result=result)
         except asyncio.CancelledError:

@@ -56,9 +56,7 @@ import os
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from swarmd.plugins import hookimpl
 from swarmd.plugins.model import (
@@ -72,6 +70,9 @@ from swarmd.plugins.model import (
     TransientProviderError,
 )
 from swarmd.plugins.providers.wire import request_to_openai, response_from_openai
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "parse_retry_after", "swarmd_register_providers"]
 
@@ -193,6 +194,8 @@ class OpenAIProvider(ModelProvider):
         return f"{self._base_url}/chat/completions"
 
     def _new_client(self) -> httpx.AsyncClient:
+        import httpx  # loaded by the first model call, not by every process that knows the provider
+
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -221,6 +224,8 @@ class OpenAIProvider(ModelProvider):
         return body
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        import httpx
+
         body = self.build_body(request)
         try:
             response = await self._http().post(self.url, json=body)
@@ -312,6 +317,8 @@ class OpenAIProvider(ModelProvider):
 def _tls_context() -> ssl.SSLContext:
     """One TLS context for every client in the process: loading the CA bundle
     costs ~15 ms of CPU and ~1 MB per client, and each sub-agent has a client."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 

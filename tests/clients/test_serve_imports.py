@@ -20,6 +20,14 @@ NEVER = ("jwt", "cryptography", "pygit2", "kubernetes", "swarmd.clients.cli.comm
 #: Only the executor runs agent loops (tool schemas, the worktree code); the
 #: orchestrator imports the executor plugins' modules to know their names.
 EXECUTOR_ONLY = ("jsonschema", "swarmd.plugins.runtime.toolbox", "swarmd.plugins.runtime.worktree.manager")
+#: ... but not what those plugins load once they run sub-agents: the agent
+#: runtime, the worktree code, an HTTP client for the model.
+RUNS_SUBAGENTS = (
+    "httpx",
+    "swarmd.plugins.runtime.attempt",
+    "swarmd.plugins.runtime.toolbox",
+    "swarmd.plugins.runtime.worktree.manager",
+)
 
 PROBE = """
 import asyncio, json, sys
@@ -53,7 +61,7 @@ os._exit(0)  # the store's database thread would keep the interpreter up
 
 
 def _loaded(kind: str, tmp_path: Path, *, jwks_url: str = "") -> list[str]:
-    watched = [*NEVER, *EXECUTOR_ONLY]
+    watched = [*NEVER, *EXECUTOR_ONLY, *RUNS_SUBAGENTS]
     run = subprocess.run(
         [sys.executable, "-c", PROBE, kind, str(tmp_path / "swarmd.db"), jwks_url, json.dumps(watched)],
         capture_output=True,
@@ -71,6 +79,8 @@ def test_a_service_loads_only_what_it_serves(kind: str, tmp_path: Path) -> None:
     assert not set(loaded) & set(NEVER)
     if kind == "executor":
         assert "swarmd.plugins.runtime.toolbox" in loaded  # the probe sees what a service imports
+    else:
+        assert not set(loaded) & set(RUNS_SUBAGENTS)
     if kind == "result-store":
         assert not set(loaded) & set(EXECUTOR_ONLY)
 

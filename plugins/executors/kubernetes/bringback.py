@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from swarmd.plugins.executors.kubernetes.transfer import bundle_commits, git, unbundle
-from swarmd.plugins.runtime.worktree import WorktreeManager
 from swarmd.v1 import common_pb2, executor_pb2
 
 __all__ = ["base_commits", "merge_pod_work", "ship_base"]
@@ -34,6 +33,9 @@ async def merge_pod_work(
     request: executor_pb2.ExecuteSubTaskRequest, repo: Path, bundle: Path, commit: str, pod: str
 ) -> tuple[common_pb2.MergeResult, bytes, str]:
     """Merge the pod's ``commit`` (in ``bundle``); returns the merge, the patch and the worktree path."""
+    # Loaded where pods' work is merged, not by every process that loads the plugin.
+    from swarmd.plugins.runtime.worktree import WorktreeManager
+
     manager = WorktreeManager(repo)
     worktree = await manager.create(
         request.swarm_id,

@@ -17,6 +17,7 @@ The package, by concern:
 ``carryover``  continuing in the worktree of an interrupted attempt
 ``integrate``  merging in memory, a batch at a time, onto the user's branch
 ``tidy``       removing merged worktrees and their refs without losing work
+``trash``      removed worktrees' files, deleted later by a reaper thread
 ``priority``   the promoted branch of a swarm merges first in its batch
 ``landed``     waiting until a dependency's commit is on the user's branch
 ``checkout``   whether and how the user's checkout may be moved
@@ -37,10 +38,10 @@ which its sub-agents finish.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from swarmd.plugins.runtime.worktree.git import run_git as _git
 from swarmd.plugins.runtime.worktree.git import truncate as _truncate
-from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, is_lazy, materialize_all
-from swarmd.plugins.runtime.worktree.manager import WorktreeManager
 from swarmd.plugins.runtime.worktree.model import (
     BRANCH_PREFIX,
     MAX_CONFLICT_DIFF_BYTES,
@@ -80,3 +81,27 @@ __all__ = [
     "materialize_all",
     "validate_id",
 ]
+
+if TYPE_CHECKING:
+    from swarmd.plugins.runtime.worktree.lazy import CheckoutPolicy, is_lazy, materialize_all
+    from swarmd.plugins.runtime.worktree.manager import WorktreeManager
+
+#: Loaded on first use: a process that only reads merge ledgers (the
+#: orchestrator) or names a worktree never loads the worktree machinery.
+_LAZY = {
+    "WorktreeManager": "manager",
+    "CheckoutPolicy": "lazy",
+    "is_lazy": "lazy",
+    "materialize_all": "lazy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
