@@ -21,6 +21,7 @@ import pytest
 from helpers import git
 from lazy_repo import DIRS, generate, pair
 
+from swarmd.plugins.runtime.worktree import lazystage
 from swarmd.plugins.runtime.worktree.blobs import converts_on_checkout
 from swarmd.plugins.runtime.worktree.lazy import files_for, is_lazy
 from swarmd.plugins.runtime.worktree.lazyfiles import admin_dir
@@ -168,3 +169,44 @@ async def test_grep_reads_converted_files_as_checkout_writes_them(git_repo: Path
         for rel in ("docs/after.txt", "docs/win.crlf", "docs/b.crlf", "docs/v.id", "docs/after.txt"):
             assert blobs.read(rel, 1 << 20) == (full.path / rel).read_bytes(), rel
         assert blobs.read("docs/b.crlf", 4) is None, "larger than the limit"
+
+
+async def test_after_a_commit_the_clean_check_walks_only_the_disk_and_sees_every_change(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = generate(git_repo)
+    walks: list[int] = []
+    real = lazystage._walk_entries
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        walks.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(lazystage, "_walk_entries", counted)
+    mgr, _, wt = await pair(git_repo)
+    files = files_for(wt.path)
+    files.materialize([texts[0]])
+    (wt.path / texts[0]).write_text("edited\n")
+    assert await mgr.commit(wt, "edit") is not None
+    assert git(wt.path, "rev-parse", "HEAD^{tree}").strip() == git_tree(wt.path)
+    walked = len(walks)
+    assert await mgr._is_clean(wt.path)
+    assert len(walks) == walked, "the index is the one the commit wrote: its entries are not walked again"
+    (wt.path / "notes.txt").write_text("new\n")
+    assert not await mgr._is_clean(wt.path), "a new file is seen on disk"
+    (wt.path / "notes.txt").unlink()
+    (wt.path / texts[0]).unlink()
+    assert not await mgr._is_clean(wt.path), "a committed file deleted is a change"
+    (wt.path / texts[0]).write_text("edited\n")
+    assert await mgr._is_clean(wt.path)
+    assert len(walks) == walked
+    # The index changed behind the commit's back (a file materialized): walked afresh.
+    files.materialize([texts[1]])
+    assert await mgr._is_clean(wt.path)
+    assert len(walks) > walked
+    (wt.path / texts[1]).unlink()
+    assert not await mgr._is_clean(wt.path)
+    assert await mgr.commit(wt, "deleted") is not None
+    assert git(wt.path, "rev-parse", "HEAD^{tree}").strip() == git_tree(wt.path)
+    assert git(wt.path, "status", "--porcelain", "--untracked-files=all") == ""
+    assert await mgr._is_clean(wt.path)

@@ -15,7 +15,10 @@ follow that convention (it would stage every absent file as deleted). So
   not walked.
 
 It walks only what is on disk, which in a lazy worktree is what the
-sub-agent touched. Where its view and git's could differ it declines
+sub-agent touched; the index's entries are walked once to find those that
+are checked out, and not again while the index file is the one the caller
+wrote after staging (:func:`written`): a worktree's clean check right after
+its commit reads only the disk. Where its view and git's could differ it declines
 (returns False) and the caller runs git instead: a nested repository on
 disk, an unmerged entry, or a ``.gitignore`` / ``.gitattributes`` that
 governs a folder on disk but is not checked out (git reads those from the
@@ -27,16 +30,79 @@ them; if those are missing it declines too.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SKIP_WORKTREE", "stage_lazy"]
+__all__ = ["SKIP_WORKTREE", "stage_lazy", "written"]
 
 #: ``GIT_INDEX_ENTRY_SKIP_WORKTREE`` in an entry's extended flags.
 SKIP_WORKTREE = 1 << 14
 _STAGE_MASK = 0x3000
 #: Files git reads from the index when they are not checked out.
 _RULE_FILES = (".gitignore", ".gitattributes")
+#: Index files remembered at most (one per live lazy worktree; the oldest go first).
+MAX_KNOWN = 4096
+
+_LOCK = threading.Lock()
+#: Index file -> (its identity when written, the paths checked out in it).
+_KNOWN: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}
+#: Index file -> paths checked out once staged, until the caller writes it.
+_STAGED: dict[str, frozenset[str]] = {}
+
+
+def _index_file(repo: Any) -> str:
+    return os.path.join(repo.path, "index")
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """The index file as written: a rewrite (a lock file renamed over it) is a new inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def written(repo: Any) -> None:
+    """Tell :func:`stage_lazy` that ``repo.index``, staged by it, is now on disk.
+
+    The next staging of that worktree skips the walk over the index's
+    entries for as long as the index file is this one.
+    """
+    index_file = _index_file(repo)
+    with _LOCK:
+        staged = _STAGED.pop(index_file, None)
+    identity = _identity(index_file)
+    if staged is None or identity is None:
+        return
+    with _LOCK:
+        _KNOWN.pop(index_file, None)
+        _KNOWN[index_file] = (identity, staged)
+        while len(_KNOWN) > MAX_KNOWN:
+            del _KNOWN[next(iter(_KNOWN))]
+
+
+def _checked_out_entries(ffi: Any, lib: Any, ptr: Any, index_file: str) -> frozenset[str] | None:
+    """The index's entries without the skip-worktree bit; None: an unmerged entry (git's rules)."""
+    identity = _identity(index_file)
+    with _LOCK:
+        known = _KNOWN.get(index_file)
+    if known is not None and identity is not None and known[0] == identity:
+        return known[1]
+    return _walk_entries(ffi, lib, ptr)
+
+
+def _walk_entries(ffi: Any, lib: Any, ptr: Any) -> frozenset[str] | None:
+    found: list[str] = []
+    for i in range(lib.git_index_entrycount(ptr)):
+        entry = lib.git_index_get_byindex(ptr, i)
+        if entry.flags & _STAGE_MASK:
+            return None
+        if entry.flags_extended & SKIP_WORKTREE:
+            continue
+        found.append(os.fsdecode(ffi.string(entry.path)))
+    return frozenset(found)
 
 
 def _bindings() -> tuple[Any, Any] | None:
@@ -59,16 +125,13 @@ def stage_lazy(repo: Any, root: Path) -> bool:
     if ptr is None:
         return False
     # Entries checked out (no skip-worktree bit), and the folders they lie in.
-    checked_out: dict[str, bool] = {}
+    index_file = _index_file(repo)
+    entries = _checked_out_entries(ffi, lib, ptr, index_file)
+    if entries is None:
+        return False  # an unmerged entry: git's rules
+    checked_out = dict.fromkeys(entries, False)
     folders: set[str] = {""}
-    for i in range(lib.git_index_entrycount(ptr)):
-        entry = lib.git_index_get_byindex(ptr, i)
-        if entry.flags & _STAGE_MASK:
-            return False  # an unmerged entry: git's rules
-        if entry.flags_extended & SKIP_WORKTREE:
-            continue
-        rel = os.fsdecode(ffi.string(entry.path))
-        checked_out[rel] = False
+    for rel in entries:
         parts = rel.split("/")
         for depth in range(1, len(parts)):
             folders.add("/".join(parts[:depth]))
@@ -106,6 +169,8 @@ def stage_lazy(repo: Any, root: Path) -> bool:
             index.remove(rel)
     for rel in adds:
         index.add(rel)
+    with _LOCK:
+        _STAGED[index_file] = frozenset(adds)  # what is checked out now
     return True
 
 

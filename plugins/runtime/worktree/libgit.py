@@ -40,6 +40,7 @@ from typing import Any
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
 from swarmd.plugins.runtime.worktree.lazystage import stage_lazy
+from swarmd.plugins.runtime.worktree.lazystage import written as stage_lazy_written
 
 __all__ = ["ENGINE_ENV", "ENGINES", "Engine", "Snapshot", "TreeChange", "available"]
 
@@ -312,8 +313,10 @@ class Engine:
         if repo is None:
             return None
         index = repo.index
+        tree = index.write_tree()  # first: the index file keeps the trees it cached
         index.write()
-        tree = index.write_tree()
+        if is_lazy(path):
+            stage_lazy_written(repo)
         head = repo.head  # raises GitError on an unborn branch: git's command line then
         parent = repo[head.target]
         on = "HEAD" if repo.head_is_detached else head.name
