@@ -171,7 +171,7 @@ async def test_grep_reads_converted_files_as_checkout_writes_them(git_repo: Path
         assert blobs.read("docs/b.crlf", 4) is None, "larger than the limit"
 
 
-async def test_after_a_commit_the_clean_check_walks_only_the_disk_and_sees_every_change(
+async def test_a_lazy_worktrees_entries_are_walked_only_when_its_index_changed_behind_swarmds_back(
     git_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     texts = generate(git_repo)
@@ -185,28 +185,31 @@ async def test_after_a_commit_the_clean_check_walks_only_the_disk_and_sees_every
     monkeypatch.setattr(lazystage, "_walk_entries", counted)
     mgr, _, wt = await pair(git_repo)
     files = files_for(wt.path)
+    # Made at creation, files checked out through the tools, committed, checked:
+    # the entries are known all along, only the disk is walked.
     files.materialize([texts[0]])
     (wt.path / texts[0]).write_text("edited\n")
+    assert staged_tree(wt.path) == git_tree(wt.path)
     assert await mgr.commit(wt, "edit") is not None
     assert git(wt.path, "rev-parse", "HEAD^{tree}").strip() == git_tree(wt.path)
-    walked = len(walks)
     assert await mgr._is_clean(wt.path)
-    assert len(walks) == walked, "the index is the one the commit wrote: its entries are not walked again"
     (wt.path / "notes.txt").write_text("new\n")
     assert not await mgr._is_clean(wt.path), "a new file is seen on disk"
     (wt.path / "notes.txt").unlink()
     (wt.path / texts[0]).unlink()
     assert not await mgr._is_clean(wt.path), "a committed file deleted is a change"
     (wt.path / texts[0]).write_text("edited\n")
-    assert await mgr._is_clean(wt.path)
-    assert len(walks) == walked
-    # The index changed behind the commit's back (a file materialized): walked afresh.
     files.materialize([texts[1]])
-    assert await mgr._is_clean(wt.path)
-    assert len(walks) > walked
+    assert await mgr._is_clean(wt.path), "a file checked out as committed is no change"
     (wt.path / texts[1]).unlink()
     assert not await mgr._is_clean(wt.path)
-    assert await mgr.commit(wt, "deleted") is not None
+    assert walks == []
+    # The index rewritten by someone else: walked afresh, and still git's answer.
+    (wt.path / texts[1]).write_text("back, by hand\n")
+    git(wt.path, "update-index", "--no-skip-worktree", texts[2])
+    assert staged_tree(wt.path) == git_tree(wt.path)
+    assert walks
+    assert await mgr.commit(wt, "by hand") is not None
     assert git(wt.path, "rev-parse", "HEAD^{tree}").strip() == git_tree(wt.path)
     assert git(wt.path, "status", "--porcelain", "--untracked-files=all") == ""
     assert await mgr._is_clean(wt.path)

@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree import lazystage
 from swarmd.plugins.runtime.worktree.git import split_z
 from swarmd.plugins.runtime.worktree.lazyfiles import MARKER, LazyFiles, files_for, is_lazy
 from swarmd.plugins.runtime.worktree.repo import RepoBase
@@ -147,6 +148,7 @@ async def populate(repo: RepoBase, path: Path, admin: Path, start: str, policy: 
             if layout.eager:
                 names = b"".join(os.fsencode(n) + b"\0" for n in layout.eager)
                 await repo._git("checkout-index", "-u", "-z", "--stdin", cwd=path, stdin=names)
+            lazystage.holds(admin / "index", layout.eager)  # the entries without the skip-worktree bit
             await asyncio.to_thread((admin / MARKER).write_text, f"lazy {start}\n")
             return True
     if not await (await repo._libgit()).check_out(path):

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
+from swarmd.plugins.runtime.worktree import lazystage
 from swarmd.plugins.runtime.worktree.blobs import BlobReader
 from swarmd.plugins.runtime.worktree.git import git_env
 from swarmd.plugins.runtime.worktree.model import WorktreeError
@@ -271,9 +272,13 @@ class LazyFiles:
         # A file already on disk (a fast-forward may write some) is what the entry
         # holds; only missing ones are written, never over an existing file.
         missing = [e for e in entries if not os.path.lexists(self.root / e)]
+        admin = admin_dir(self.root)
+        before = lazystage.identity(admin / "index") if admin is not None else None
         if missing:
             self._git("checkout-index", "--ignore-skip-worktree-bits", "-u", "-z", "--stdin", stdin=_z(missing))
         self._git("update-index", "--no-skip-worktree", "-z", "--stdin", stdin=_z(entries))
+        if admin is not None:
+            lazystage.checked_out_more(admin / "index", before, entries)
         for entry in entries:
             self._drop(entry)
 

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SKIP_WORKTREE", "stage_lazy", "written"]
+__all__ = ["SKIP_WORKTREE", "checked_out_more", "holds", "identity", "stage_lazy", "written"]
 
 #: ``GIT_INDEX_ENTRY_SKIP_WORKTREE`` in an entry's extended flags.
 SKIP_WORKTREE = 1 << 14
@@ -46,22 +47,59 @@ MAX_KNOWN = 4096
 
 _LOCK = threading.Lock()
 #: Index file -> (its identity when written, the paths checked out in it).
-_KNOWN: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}
+_KNOWN: dict[str, tuple[tuple[int, int, int, bytes], frozenset[str]]] = {}
 #: Index file -> paths checked out once staged, until the caller writes it.
 _STAGED: dict[str, frozenset[str]] = {}
 
 
 def _index_file(repo: Any) -> str:
-    return os.path.join(repo.path, "index")
+    return _key(os.path.join(repo.path, "index"))
 
 
-def _identity(path: str) -> tuple[int, int, int] | None:
-    """The index file as written: a rewrite (a lock file renamed over it) is a new inode."""
+def _key(index_file: str | os.PathLike[str]) -> str:
+    return os.path.normpath(os.fspath(index_file))
+
+
+def identity(index_file: str | os.PathLike[str]) -> tuple[int, int, int, bytes] | None:
+    """The index file as written: its inode, size, time and the checksum git ends it with."""
     try:
-        st = os.stat(path)
+        fd = os.open(index_file, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    try:
+        st = os.fstat(fd)
+        trailer = os.pread(fd, 20, max(0, st.st_size - 20))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, trailer)
+
+
+def holds(index_file: str | os.PathLike[str], checked_out: Iterable[str]) -> None:
+    """Record that the index file, as it is now, has exactly ``checked_out``
+    as its entries without the skip-worktree bit (its other entries have it)."""
+    key = _key(index_file)
+    now = identity(key)
+    with _LOCK:
+        _KNOWN.pop(key, None)
+        if now is None:
+            return
+        _KNOWN[key] = (now, frozenset(checked_out))
+        while len(_KNOWN) > MAX_KNOWN:
+            del _KNOWN[next(iter(_KNOWN))]
+
+
+def checked_out_more(
+    index_file: str | os.PathLike[str], before: tuple[int, int, int, bytes] | None, entries: Iterable[str]
+) -> None:
+    """``entries`` lost their skip-worktree bit in a rewrite of the index file
+    that was ``before``: what was known of it then holds, with them."""
+    key = _key(index_file)
+    with _LOCK:
+        known = _KNOWN.pop(key, None)
+    if known is not None and before is not None and known[0] == before:
+        holds(key, known[1].union(entries))
 
 
 def written(repo: Any) -> None:
@@ -73,22 +111,16 @@ def written(repo: Any) -> None:
     index_file = _index_file(repo)
     with _LOCK:
         staged = _STAGED.pop(index_file, None)
-    identity = _identity(index_file)
-    if staged is None or identity is None:
-        return
-    with _LOCK:
-        _KNOWN.pop(index_file, None)
-        _KNOWN[index_file] = (identity, staged)
-        while len(_KNOWN) > MAX_KNOWN:
-            del _KNOWN[next(iter(_KNOWN))]
+    if staged is not None:
+        holds(index_file, staged)
 
 
 def _checked_out_entries(ffi: Any, lib: Any, ptr: Any, index_file: str) -> frozenset[str] | None:
     """The index's entries without the skip-worktree bit; None: an unmerged entry (git's rules)."""
-    identity = _identity(index_file)
+    now = identity(index_file)
     with _LOCK:
         known = _KNOWN.get(index_file)
-    if known is not None and identity is not None and known[0] == identity:
+    if known is not None and now is not None and known[0] == now:
         return known[1]
     return _walk_entries(ffi, lib, ptr)
 
