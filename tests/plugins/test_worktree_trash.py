@@ -103,3 +103,29 @@ async def test_a_worktree_with_changes_after_its_commit_never_goes_to_the_trash(
     assert report.worktree_path == wt.path
     assert (wt.path / "late.txt").read_text() == "written after the commit\n"
     assert not (git_repo / TRASH_DIR).exists() or list((git_repo / TRASH_DIR).iterdir()) == []
+
+
+async def test_worktrees_that_changed_nothing_leave_as_merged_ones_do(git_repo: Path) -> None:
+    from swarmd.plugins.runtime.worktree.git import SPAWNED
+
+    mgr = WorktreeManager(git_repo)
+    made = await asyncio.gather(*(mgr.create("s", f"idle{i}") for i in range(6)))
+    (made[0].path / "left.txt").write_text("not committed\n")  # git ignores nothing here: it is work
+    commits = await asyncio.gather(*(mgr.commit(wt) for wt in made[1:]))
+    assert commits == [None] * 5
+    SPAWNED.clear()
+    reports = await asyncio.gather(*(mgr.merge(wt, None) for wt in made[1:]))
+    assert [r.outcome for r in reports] == ["no_changes"] * 5
+    assert all(r.worktree_path is None for r in reports)
+    # No git worktree list / remove per subtask, no branch left, nothing for git to prune.
+    assert SPAWNED["worktree"] == 0 and SPAWNED["branch"] == 0, dict(SPAWNED)
+    assert _listed(git_repo) == {str(git_repo)} | {str(made[0].path)}
+    assert git(git_repo, "for-each-ref", "--format=%(refname)", "refs/heads/swarmd", "refs/swarmd/bases").split() == [
+        f"refs/heads/{made[0].branch}",
+        f"refs/swarmd/bases/s/{made[0].subtask_id}",
+    ]
+    # One with a file it did not commit is kept, and says why.
+    kept = await mgr.merge(made[0], None)
+    assert kept.outcome == "no_changes" and kept.worktree_path == made[0].path
+    assert "uncommitted changes" in kept.summary
+    assert (made[0].path / "left.txt").read_text() == "not committed\n"

@@ -99,8 +99,9 @@ async def merge_back(
             report.target_branch = await repo.current_branch() or ""
         if commit is None:
             report.summary = f"subtask {wt.subtask_id} changed nothing"
-            async with repo._exclusive():
-                await tidy(repo, wt, report, "it has uncommitted changes")
+            # As a merged one: removed if clean, its branch deleted while still at its base.
+            if await remove_merged_tree(repo, wt, report, "it has uncommitted changes"):
+                await delete_merged_refs(repo, [(wt, wt.base_commit)])
             return report
         if tip is None or (tip != commit and not await repo._is_ancestor(commit, tip)):
             report.outcome = MergeOutcome.FAILED

@@ -86,15 +86,18 @@ async def _remove_clean(repo: RepoBase, wt: Worktree) -> bool:
     return True
 
 
-async def remove_merged_tree(repo: RepoBase, wt: Worktree, report: MergeReport) -> bool:
-    """After a merge landed: remove the worktree; True when its refs are left to delete."""
+async def remove_merged_tree(
+    repo: RepoBase, wt: Worktree, report: MergeReport, why_kept: str = "it has changes made after the commit"
+) -> bool:
+    """After a merge landed (or when there was nothing to merge): remove the
+    worktree; True when its refs are left to delete."""
     if await _remove_clean(repo, wt):
         report.worktree_path = None
         return True
     gone = await repo._git("worktree", "remove", str(wt.path), check=False)
     if gone.rc != 0:
         async with repo._exclusive():  # missing or odd checkout: the careful path
-            await tidy(repo, wt, report, "it has changes made after the commit")
+            await tidy(repo, wt, report, why_kept)
         return False
     report.worktree_path = None
     with contextlib.suppress(OSError):
