@@ -129,3 +129,36 @@ async def test_worktrees_that_changed_nothing_leave_as_merged_ones_do(git_repo: 
     assert kept.outcome == "no_changes" and kept.worktree_path == made[0].path
     assert "uncommitted changes" in kept.summary
     assert (made[0].path / "left.txt").read_text() == "not committed\n"
+
+
+def test_a_sweep_leaves_alone_what_a_removal_beside_it_is_moving_into_the_trash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first removal of a process sweeps leftovers while others move their worktrees
+    in: each entry is queued once, by whoever put it there."""
+    queued: list[Path] = []
+    monkeypatch.setattr(trash, "_reap", lambda *paths: queued.extend(paths))
+    monkeypatch.setattr(trash, "_swept", set())
+    monkeypatch.setattr(trash, "_mine", set())
+    top = tmp_path / "repo"
+    bin_ = top / TRASH_DIR
+    (bin_ / "left-by-a-dead-process").mkdir(parents=True)
+    worktrees = []
+    for name in ("a", "b"):
+        (top / name).mkdir()
+        (top / name / "f.txt").write_text(name)
+        (top / f"{name}.admin").mkdir()
+        worktrees.append(name)
+    # "b" is being discarded by another thread: claimed, not yet renamed when the sweep lists.
+    real_sweep = trash.sweep
+
+    def sweep_while_b_moves_in(where: Path) -> int:
+        assert trash.discard(top, top / "b", top / "b.admin")
+        return real_sweep(where)
+
+    monkeypatch.setattr(trash, "sweep", sweep_while_b_moves_in)
+    assert trash.discard(top, top / "a", top / "a.admin")
+    names = sorted(p.name for p in queued)
+    assert len(names) == len(set(names)) == 5, names
+    assert "left-by-a-dead-process" in names
+    assert sorted(p.name.split("-")[0] for p in queued if p.name != "left-by-a-dead-process") == ["a", "a", "b", "b"]

@@ -44,6 +44,8 @@ _pending = 0
 _done = threading.Condition(_lock)
 #: Trash folders already swept for leftovers by this process.
 _swept: set[Path] = set()
+#: Trash entries this process has queued (or is about to) and not yet deleted.
+_mine: set[Path] = set()
 
 
 def discard(top: Path, path: Path, admin: Path) -> bool:
@@ -58,36 +60,40 @@ def discard(top: Path, path: Path, admin: Path) -> bool:
         trash.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
-    first = trash not in _swept
     name = f"{path.name}-{secrets.token_hex(6)}"
+    ours = (trash / name, trash / f"{name}.admin")
+    with _lock:  # claimed before they exist, so a sweep running meanwhile leaves them to us
+        first = trash not in _swept
+        _swept.add(trash)
+        _mine.update(ours)
+    if first:
+        sweep(top)
     try:
-        os.rename(path, trash / name)
+        os.rename(path, ours[0])
     except OSError:
+        with _lock:
+            _mine.difference_update(ours)
         return False
     try:
-        os.rename(admin, trash / f"{name}.admin")
+        os.rename(admin, ours[1])
     except OSError:
         shutil.rmtree(admin, ignore_errors=True)
-    _reap(trash / name, trash / f"{name}.admin")
-    if first:
-        sweep(top, skip=name)
+    _reap(*ours)
     return True
 
 
-def sweep(top: Path, *, skip: str = "") -> int:
-    """Queue for deletion whatever ``top``'s trash holds (an earlier process's leftovers).
-
-    Entries whose name starts with ``skip`` are left out (already queued).
-    Returns how many were queued.
-    """
+def sweep(top: Path) -> int:
+    """Queue for deletion whatever ``top``'s trash holds that this process has not
+    queued already (an earlier process's leftovers). Returns how many were queued."""
     trash = top / TRASH_DIR
-    with _lock:
-        _swept.add(trash)
     try:
         names = os.listdir(trash)
     except OSError:
         return 0
-    found = [trash / n for n in names if not (skip and n.startswith(skip))]
+    with _lock:
+        _swept.add(trash)
+        found = [trash / n for n in names if trash / n not in _mine]
+        _mine.update(found)
     _reap(*found)
     return len(found)
 
@@ -132,4 +138,5 @@ def _reaper() -> None:
         finally:
             with _done:
                 _pending -= 1
+                _mine.discard(path)
                 _done.notify_all()
