@@ -23,6 +23,7 @@ from lazy_repo import DIRS, generate, pair
 
 from swarmd.plugins.runtime.worktree import lazystage
 from swarmd.plugins.runtime.worktree.blobs import converts_on_checkout
+from swarmd.plugins.runtime.worktree.fastmerge import Change, split_raw
 from swarmd.plugins.runtime.worktree.lazy import files_for, is_lazy
 from swarmd.plugins.runtime.worktree.lazyfiles import admin_dir
 from swarmd.plugins.runtime.worktree.lazystage import stage_lazy
@@ -49,7 +50,7 @@ def git_tree(path: Path) -> str:
 def staged_tree(path: Path) -> str | None:
     """The tree :func:`stage_lazy` stages (index left unwritten); None: it declined."""
     repo = pygit2.Repository(str(path))
-    if not stage_lazy(repo, path):
+    if stage_lazy(repo, path) is None:
         return None
     return str(repo.index.write_tree())
 
@@ -109,9 +110,57 @@ async def test_staged_tree_is_gits_after_random_changes(git_repo: Path, seed: in
     commit = await mgr.commit(wt, "work")
     assert commit is not None
     assert git(wt.path, "rev-parse", "HEAD^{tree}").strip() == git_tree(wt.path)
+    recorded = mgr._changes.get((wt.base_commit, commit))
+    if recorded is not None:  # what the merge will use instead of comparing trees
+        assert _by_path(recorded) == _by_path(_diff_tree(git_repo, wt.base_commit, commit))
     assert skipped(wt.path) == still_skipped, "entries not touched keep their skip-worktree bit"
     assert git(wt.path, "status", "--porcelain", "--untracked-files=all") == ""
     assert is_lazy(wt.path)
+
+
+def _diff_tree(repo: Path, a: str, b: str) -> list[Change]:
+    out = subprocess.run(
+        ["git", "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b], cwd=repo, check=True, capture_output=True
+    ).stdout
+    return split_raw(out)[0]
+
+
+def _by_path(changes: list[Change]) -> list[Change]:
+    return sorted(changes, key=lambda c: c.path)
+
+
+async def test_a_commit_lists_its_changes_as_diff_tree_does(git_repo: Path) -> None:
+    """The merge takes a lazy commit's changes from its staging (no tree comparison)."""
+    texts = generate(git_repo)
+    mgr, _, wt = await pair(git_repo)
+    files = files_for(wt.path)
+    edited, deleted, made_exec = texts[0], texts[1], texts[2]
+    files.materialize([edited, deleted, made_exec])
+    (wt.path / edited).write_text("edited\n")
+    (wt.path / deleted).unlink()
+    (wt.path / made_exec).chmod(0o755)
+    (wt.path / "brand" / "new").mkdir(parents=True)
+    (wt.path / "brand" / "new" / "file.txt").write_text("new\n")
+    (wt.path / DIRS[0] / "beside.txt").write_text("beside\n")
+    commit = await mgr.commit(wt, "work")
+    assert commit is not None
+    recorded = mgr._changes.get((wt.base_commit, commit))
+    assert recorded is not None, "the staging knew every change"
+    want = _diff_tree(git_repo, wt.base_commit, commit)
+    assert len(want) == 5 and _by_path(recorded) == _by_path(want)
+    assert await mgr._is_clean(wt.path)
+    # A file that became a folder: diff-tree lists it its own way; the merge asks it.
+    (wt.path / edited).unlink()
+    (wt.path / edited).mkdir()
+    (wt.path / edited / "inside.txt").write_text("x\n")
+    assert not await mgr._is_clean(wt.path)
+    second = await mgr.commit(wt, "to a folder")
+    assert second is not None and (commit, second) not in mgr._changes
+    assert await mgr._is_clean(wt.path)
+    report = await mgr.merge(wt, second)
+    assert report.outcome == "merged", report.summary
+    assert git(git_repo, "show", f"HEAD:{edited}/inside.txt") == "x\n"
+    assert git(git_repo, "show", "HEAD:brand/new/file.txt") == "new\n"
 
 
 async def test_clean_is_judged_as_git_status_judges_it(git_repo: Path) -> None:

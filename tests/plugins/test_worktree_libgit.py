@@ -281,3 +281,28 @@ async def test_engine_errors_fall_back_to_git(seeded: Path, monkeypatch: pytest.
     engine = await mgr._libgit()
     assert await engine.is_clean(seeded) is None
     assert await changes_between(mgr, "HEAD~1", "HEAD")
+
+
+def test_one_object_database_serves_a_repository_and_its_worktrees(seeded: Path, tmp_path: Path) -> None:
+    """Every step opens its repository through one shared object database per object
+    store: it sees objects git writes afterwards (loose or packed), and a repository
+    made again at the same path is not read through the old one's."""
+    (wt,) = _worktrees(seeded, 1)
+    top, linked = libgit._open(seeded), libgit._open(wt)
+    assert libgit._shared_odb(top) is libgit._shared_odb(linked)
+    before = git(seeded, "rev-parse", "HEAD").strip()
+    (seeded / "later.txt").write_text("written after the database was opened\n")
+    git(seeded, "add", "later.txt")
+    git(seeded, "commit", "-q", "-m", "later")
+    loose = git(seeded, "rev-parse", "HEAD").strip()
+    assert loose in libgit._open(wt)
+    git(seeded, "repack", "-a", "-d", "-q")  # now only in a pack made after the database
+    git(seeded, "prune-packed")
+    assert loose in libgit._open(seeded) and before in libgit._open(wt)
+    # The old repository moved away (its folders stay, so no inode is reused) and a new one made.
+    seeded.rename(tmp_path / "old")
+    seeded.mkdir()
+    git(seeded, "init", "-q")
+    git(seeded, "commit", "-q", "--allow-empty", "-m", "another history")
+    fresh = libgit._open(seeded)
+    assert loose not in fresh and git(seeded, "rev-parse", "HEAD").strip() in fresh

@@ -26,7 +26,7 @@ from pathlib import Path
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 from swarmd.plugins.runtime.worktree.repo import RepoBase
 
-__all__ = ["Change", "Claims", "build_chain", "changes_between", "raw_and_patch", "split_raw"]
+__all__ = ["Change", "Claims", "build_chain", "changes_between", "known", "raw_and_patch", "split_raw"]
 
 _SCRATCH_REF = "refs/swarmd/integrate/"
 
@@ -88,10 +88,16 @@ async def raw_and_patch(repo: RepoBase, a: str, b: str) -> bytes:
         b,
     )
     changes, patch = split_raw(run.out)
+    known(repo, a, b, changes)
+    return patch
+
+
+def known(repo: RepoBase, a: str, b: str, changes: builtins.list[Change]) -> None:
+    """Remember what changed from ``a`` to ``b`` (found by whoever made ``b``) for
+    :func:`changes_between`; ``changes`` must be exactly ``diff-tree -r --no-renames a b``."""
     if len(repo._changes) > 1000:
         repo._changes.clear()
     repo._changes[(a, b)] = changes
-    return patch
 
 
 class Claims:

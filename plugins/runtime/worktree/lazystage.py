@@ -19,10 +19,12 @@ sub-agent touched; the index's entries are walked once to find those that
 are checked out, and not again while the index file is the one the caller
 wrote after staging (:func:`written`): a worktree's clean check right after
 its commit reads only the disk. Where its view and git's could differ it declines
-(returns False) and the caller runs git instead: a nested repository on
+(returns None) and the caller runs git instead: a nested repository on
 disk, an unmerged entry, or a ``.gitignore`` / ``.gitattributes`` that
 governs a folder on disk but is not checked out (git reads those from the
-index; libgit2 only from the disk). It reads entry flags through pygit2's
+index; libgit2 only from the disk). It returns the paths it staged or
+removed, the only entries that can differ from before, from which the
+commit lists its changes without comparing trees. It reads entry flags through pygit2's
 C bindings (``pygit2.ffi``), since pygit2's ``IndexEntry`` does not carry
 them; if those are missing it declines too.
 """
@@ -35,7 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SKIP_WORKTREE", "checked_out_more", "holds", "identity", "stage_lazy", "written"]
+__all__ = ["SKIP_WORKTREE", "changes", "checked_out_more", "holds", "identity", "stage_lazy", "written"]
 
 #: ``GIT_INDEX_ENTRY_SKIP_WORKTREE`` in an entry's extended flags.
 SKIP_WORKTREE = 1 << 14
@@ -145,22 +147,24 @@ def _bindings() -> tuple[Any, Any] | None:
     return ffi, C
 
 
-def stage_lazy(repo: Any, root: Path) -> bool:
+def stage_lazy(repo: Any, root: Path) -> list[str] | None:
     """Stage the lazy worktree at ``root`` into ``repo.index`` (in memory; the
-    caller writes it); False: decline, nothing was changed that matters."""
+    caller writes it) and return the paths staged or removed (every entry
+    that may differ from before, sorted); None: decline, nothing was changed
+    that matters."""
     bindings = _bindings()
     if bindings is None:
-        return False
+        return None
     ffi, lib = bindings
     index = repo.index
     ptr = getattr(index, "_index", None)
     if ptr is None:
-        return False
+        return None
     # Entries checked out (no skip-worktree bit), and the folders they lie in.
     index_file = _index_file(repo)
     entries = _checked_out_entries(ffi, lib, ptr, index_file)
     if entries is None:
-        return False  # an unmerged entry: git's rules
+        return None  # an unmerged entry: git's rules
     checked_out = dict.fromkeys(entries, False)
     folders: set[str] = {""}
     for rel in entries:
@@ -174,7 +178,7 @@ def stage_lazy(repo: Any, root: Path) -> bool:
         for name in _RULE_FILES:
             rule = f"{folder}/{name}" if folder else name
             if rule not in checked_out and _skipped(ffi, lib, ptr, rule) and not os.path.lexists(root / rule):
-                return False
+                return None
         try:
             listing = list(os.scandir(root / folder if folder else root))
         except FileNotFoundError:
@@ -184,7 +188,7 @@ def stage_lazy(repo: Any, root: Path) -> bool:
             if item.is_dir(follow_symlinks=False):
                 if item.name == ".git":
                     if folder:
-                        return False  # a nested repository: git adds it its own way
+                        return None  # a nested repository: git adds it its own way
                     continue
                 if rel in folders or not repo.path_is_ignored(rel + "/"):
                     stack.append(rel)
@@ -196,13 +200,57 @@ def stage_lazy(repo: Any, root: Path) -> bool:
                     adds.append(rel)
     # Removals first: a file that became a folder is removed before what the
     # folder holds is added.
-    for rel, on_disk in checked_out.items():
-        if not on_disk:
-            index.remove(rel)
+    removed = [rel for rel, on_disk in checked_out.items() if not on_disk]
+    for rel in removed:
+        index.remove(rel)
     for rel in adds:
         index.add(rel)
     with _LOCK:
         _STAGED[index_file] = frozenset(adds)  # what is checked out now
+    return sorted(removed + adds)
+
+
+def changes(tree: Any, index: Any, touched: list[str]) -> list[tuple[str, str, str, bool]] | None:
+    """The changes from ``tree`` to ``index`` when the two differ at most in the
+    ``touched`` paths (what :func:`stage_lazy` returned, ``tree`` being the
+    index's tree before), as ``diff-tree -r --no-renames`` lists them: (path,
+    new mode, new blob, deleted), in octal and hex. None where a file and a
+    folder trade places (diff-tree then lists the folder's files, which this
+    does not walk) or an entry is not a file or a link."""
+    blob_modes = (0o100644, 0o100755, 0o120000)
+    out: list[tuple[str, str, str, bool]] = []
+    for rel in touched:
+        try:
+            new = index[rel]
+        except KeyError:
+            new = None
+        try:
+            old = tree[rel]
+        except KeyError:
+            old = None
+        if (old is not None and old.filemode not in blob_modes) or (new is not None and new.mode not in blob_modes):
+            return None
+        if old is None and new is None:
+            continue
+        if new is None:
+            out.append((rel, "000000", "0" * 40, True))
+        elif old is None or old.id != new.id or old.filemode != new.mode:
+            if old is None and not _parents_are_folders(tree, rel):
+                return None
+            out.append((rel, f"{new.mode:06o}", str(new.id), False))
+    return out
+
+
+def _parents_are_folders(tree: Any, rel: str) -> bool:
+    """No folder above ``rel`` is a file in ``tree`` (where a new file would replace it)."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        try:
+            entry = tree["/".join(parts[:depth])]
+        except KeyError:
+            return True  # a new folder: nothing below it exists either
+        if entry.filemode != 0o040000:
+            return False
     return True
 
 

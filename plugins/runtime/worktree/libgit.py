@@ -33,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swarmd.plugins.runtime.worktree.git import GIT_IDENTITY
 from swarmd.plugins.runtime.worktree.lazyfiles import is_lazy
+from swarmd.plugins.runtime.worktree.lazystage import changes as lazy_changes
 from swarmd.plugins.runtime.worktree.lazystage import stage_lazy
 from swarmd.plugins.runtime.worktree.lazystage import written as stage_lazy_written
 
@@ -76,6 +78,9 @@ class Snapshot:
     head: str
     on: str
     commit: str
+    #: What ``commit`` changed from ``head`` (``diff-tree -r --no-renames``), when the
+    #: staging knew it; None when only comparing the trees would tell.
+    changes: list[TreeChange] | None = None
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
@@ -117,6 +122,45 @@ def _config_stamp(top: Path) -> tuple[int, int, bool] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, (top / ".gitmodules").exists()
+
+
+# Object store (folder, device, inode) -> the libgit2 object database every step of this process
+# opens its repositories with: libgit2's is thread-safe, so the pack indexes are opened and
+# the objects read once, not again for each step's Repository (a commit on a 10,000-file
+# repository read its 160 trees back each time).
+_ODBS: dict[tuple[str, int, int], Any] = {}
+_ODBS_LOCK = threading.Lock()
+_MAX_ODBS = 64
+
+
+def _shared_odb(repo: Any) -> Any:
+    """The object database shared for ``repo``'s object store (opened from ``repo`` the first time)."""
+    objects = Path(repo.path) / "objects"
+    try:
+        if not objects.is_dir():  # a linked worktree: its objects are the common folder's
+            objects = Path(repo.path) / (Path(repo.path) / "commondir").read_text().strip() / "objects"
+        objects = objects.resolve()
+        st = os.stat(objects)
+    except OSError:
+        return None
+    key = (str(objects), st.st_dev, st.st_ino)
+    with _ODBS_LOCK:
+        odb = _ODBS.get(key)
+        if odb is None:
+            if len(_ODBS) >= _MAX_ODBS:
+                _ODBS.clear()
+            odb = _ODBS[key] = repo.odb
+        return odb
+
+
+def _open(path: Path) -> Any:
+    """``pygit2.Repository(path)`` reading objects through the process's shared object database."""
+    assert _pygit2 is not None
+    repo = _pygit2.Repository(str(path))
+    odb = _shared_odb(repo)
+    if odb is not None:
+        repo.set_odb(odb)
+    return repo
 
 
 def _background_pool() -> concurrent.futures.ThreadPoolExecutor:
@@ -282,7 +326,7 @@ class Engine:
 
     def _check_out(self, path: Path, paths: list[str] | None) -> bool:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(path))
+        repo = _open(path)
         if paths is None:
             repo.checkout_head(strategy=_pygit2.enums.CheckoutStrategy.FORCE)
         else:
@@ -290,32 +334,38 @@ class Engine:
         return True
 
     def _add_and_write_tree(self, path: Path) -> str | None:
-        repo = self._stage(path)
-        if repo is None:
+        staged = self._stage(path)
+        if staged is None:
             return None
-        index = repo.index
+        index = staged[0].index
         index.write()
         return str(index.write_tree())
 
-    def _stage(self, path: Path) -> Any:
-        """``add -A`` into the worktree's index in memory: the repository, or None to use git."""
+    def _stage(self, path: Path) -> tuple[Any, Any, list[str] | None] | None:
+        """``add -A`` into the worktree's index in memory, or None to use git: the
+        repository; for a lazy worktree, also the tree its index held before
+        (free while the index's cached trees are valid) and the paths staged or
+        removed, the only entries that can differ from that tree."""
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(path))
-        if is_lazy(path):
-            if not stage_lazy(repo, path):
-                return None
-        else:
+        repo = _open(path)
+        if not is_lazy(path):
             repo.index.add_all()
-        return repo
+            return repo, None, None
+        before = repo.index.write_tree()
+        touched = stage_lazy(repo, path)
+        if touched is None:
+            return None
+        return repo, before, touched
 
     def _commit_all(self, path: Path, message: str) -> Snapshot | None:
-        repo = self._stage(path)
-        if repo is None:
+        staged = self._stage(path)
+        if staged is None:
             return None
+        repo, before, touched = staged
         index = repo.index
         tree = index.write_tree()  # first: the index file keeps the trees it cached
         index.write()
-        if is_lazy(path):
+        if touched is not None:
             stage_lazy_written(repo)
         head = repo.head  # raises GitError on an unborn branch: git's command line then
         parent = repo[head.target]
@@ -323,11 +373,15 @@ class Engine:
         if parent.tree_id == tree:
             return Snapshot(str(parent.id), on, "")
         new = self._commit(path, str(tree), str(parent.id), message, repo)
-        return Snapshot(str(parent.id), on, new)
+        changes = None
+        if touched is not None and before == parent.tree_id:
+            found = lazy_changes(parent.tree, index, touched)
+            changes = None if found is None else [TreeChange(*c) for c in found]
+        return Snapshot(str(parent.id), on, new, changes)
 
     def _commit(self, path: Path, tree: str, parent: str, message: str, repo: Any = None) -> str:
         assert _pygit2 is not None
-        repo = repo or _pygit2.Repository(str(path))
+        repo = repo or _open(path)
         author = _pygit2.Signature(GIT_IDENTITY["GIT_AUTHOR_NAME"], GIT_IDENTITY["GIT_AUTHOR_EMAIL"])
         committer = _pygit2.Signature(GIT_IDENTITY["GIT_COMMITTER_NAME"], GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
         oid = repo.create_commit(None, author, committer, message, _pygit2.Oid(hex=tree), [_pygit2.Oid(hex=parent)])
@@ -335,7 +389,7 @@ class Engine:
 
     def _merge_disjoint(self, a: str, b: str, message: str) -> str | None:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(self.top))
+        repo = _open(self.top)
         oa, ob = _pygit2.Oid(hex=a), _pygit2.Oid(hex=b)
         base = repo.merge_base(oa, ob)
         if base is None:
@@ -367,7 +421,7 @@ class Engine:
 
     def _list_files(self, commit: str) -> list[tuple[int, bytes]]:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(self.top))
+        repo = _open(self.top)
         out: list[tuple[int, bytes]] = []
         folder = int(_pygit2.enums.FileMode.TREE)
 
@@ -384,7 +438,7 @@ class Engine:
 
     def _changes(self, a: str, b: str) -> list[TreeChange]:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(self.top))
+        repo = _open(self.top)
         out: list[TreeChange] = []
         for delta in repo.diff(a, b).deltas:
             deleted = delta.status == _pygit2.enums.DeltaStatus.DELETED
@@ -396,12 +450,12 @@ class Engine:
 
     def _descends(self, b: str, a: str) -> bool:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(self.top))
+        repo = _open(self.top)
         return bool(repo.descendant_of(_pygit2.Oid(hex=b), _pygit2.Oid(hex=a)))
 
     def _changed_paths(self, a: str, b: str) -> list[str]:
         assert _pygit2 is not None
-        repo = _pygit2.Repository(str(self.top))
+        repo = _open(self.top)
         trees = [repo[_pygit2.Oid(hex=x)].peel(_pygit2.Tree) for x in (a, b)]
         deleted = _pygit2.enums.DeltaStatus.DELETED
         return [
@@ -414,9 +468,15 @@ class Engine:
         if is_lazy(path):
             # What add -A would stage is HEAD's tree: nothing to lose (the
             # index is changed in memory only; blobs it hashes are harmless).
-            repo = self._stage(path)
-            if repo is None:
+            staged = self._stage(path)
+            if staged is None:
                 return None
-            return bool(repo.index.write_tree() == repo[repo.head.target].tree_id)
-        repo = _pygit2.Repository(str(path))
+            repo, before, touched = staged
+            head_tree = repo[repo.head.target].peel(_pygit2.Tree)
+            if before == head_tree.id and touched is not None:
+                found = lazy_changes(head_tree, repo.index, touched)
+                if found is not None:
+                    return not found
+            return bool(repo.index.write_tree() == head_tree.id)
+        repo = _open(path)
         return not repo.status(untracked_files="all", ignored=False)

@@ -46,13 +46,14 @@ from pathlib import Path
 from swarmd.plugins.runtime.worktree import (
     carryover,
     deferred,
+    fastmerge,
     integrate,
     inventory,
     landed,
     lazy,
     ledger,
 )
-from swarmd.plugins.runtime.worktree.fastmerge import raw_and_patch
+from swarmd.plugins.runtime.worktree.fastmerge import Change, raw_and_patch
 from swarmd.plugins.runtime.worktree.git import lock_is_live, lock_reason, names, slot_name
 from swarmd.plugins.runtime.worktree.libgit import Engine
 from swarmd.plugins.runtime.worktree.model import (
@@ -68,6 +69,7 @@ from swarmd.plugins.runtime.worktree.model import (
     validate_id,
 )
 from swarmd.plugins.runtime.worktree.repo import RepoBase
+from swarmd.plugins.runtime.worktree.spread import spread
 from swarmd.plugins.runtime.worktree.timing import record
 
 __all__ = ["WorktreeManager"]
@@ -211,6 +213,7 @@ class WorktreeManager(RepoBase):
         """Make ``path`` a worktree of ``branch`` (no files yet); its admin folder, None if taken."""
         assert self._common is not None
         path.parent.mkdir(parents=True, exist_ok=True)
+        spread(path.parent)  # each worktree's files in a block group of their own
         try:
             path.mkdir()
         except FileExistsError:
@@ -219,6 +222,7 @@ class WorktreeManager(RepoBase):
         scratch = self._common / "swarmd-new"
         root.mkdir(exist_ok=True)
         scratch.mkdir(exist_ok=True)
+        spread(scratch)  # the admin folders are made there
         n = vanished = 0
         while n < 1000:
             name = path.name if n == 0 else f"{path.name}{n}"
@@ -337,6 +341,8 @@ class WorktreeManager(RepoBase):
         snap = await engine.commit_all(wt.path, text)
         if snap is not None:
             head, on, new = snap.head, snap.on, snap.commit or None
+            if new is not None and snap.changes is not None:  # the merge need not compare trees
+                fastmerge.known(self, head, new, [Change(c.path, c.mode, c.blob, c.deleted) for c in snap.changes])
         else:
             head, on, new = await self._commit_with_git(wt, engine, text)
         if new is not None:
