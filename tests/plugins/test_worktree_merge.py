@@ -183,6 +183,24 @@ async def test_uncommitted_edits_that_overlap_the_merge_fail_and_change_nothing(
     assert wt.path.exists()
 
 
+async def test_a_file_the_user_only_touched_does_not_stop_the_merge(mgr: WorktreeManager, repo: Path) -> None:
+    """Stale stat data (the file rewritten with the same bytes) makes read-tree refuse;
+    swarmd refreshes the index then and merges, since nothing of the user's would change."""
+    wt, sha = await agent(mgr, "t", {"notes.txt": "agent\n"})
+    text = (repo / "notes.txt").read_bytes()
+    (repo / "notes.txt").write_bytes(text)
+    later = os.stat(repo / "notes.txt").st_mtime_ns + 5_000_000_000
+    os.utime(repo / "notes.txt", ns=(later, later))
+    (repo / "mine.txt").write_text("the user's untracked file\n")
+
+    report = await mgr.merge(wt, sha)
+
+    assert report.outcome == MergeOutcome.MERGED, report.summary
+    assert (repo / "notes.txt").read_text() == "agent\n"
+    assert (repo / "mine.txt").read_text() == "the user's untracked file\n"
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == "?? mine.txt\n"
+
+
 async def test_detached_head_or_an_operation_in_progress_fail(
     mgr: WorktreeManager, repo: Path
 ) -> None:

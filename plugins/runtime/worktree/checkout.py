@@ -56,8 +56,12 @@ async def move_checkout(repo: RepoBase, top: Path, old: str, final: str, branch:
             f"files the merge adds already exist untracked or ignored in {top}: "
             f"{names(blocked)}; move them away, then merge again"
         )
-    await repo._git("update-index", "-q", "--refresh", cwd=top, check=False)
     moved = await repo._git("read-tree", "-m", "-u", old, final, cwd=top, check=False)
+    if moved.rc != 0:
+        # read-tree also refuses a file whose stat data is stale (touched, not changed); a
+        # refresh (a stat of every file, on a large checkout the longer step) is made only then.
+        await repo._git("update-index", "-q", "--refresh", cwd=top, check=False)
+        moved = await repo._git("read-tree", "-m", "-u", old, final, cwd=top, check=False)
     if moved.rc == 0:
         return ""
     overlap = await _local_changes_overlapping(repo, top, old, final)
