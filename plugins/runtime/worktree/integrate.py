@@ -238,7 +238,6 @@ class _Integrator:
                 for request in batch:
                     request.future.cancel()
                 raise
-            notify_landed(self.repo)
             task = asyncio.get_running_loop().create_task(self._finish(batch))
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
@@ -303,6 +302,7 @@ class _Integrator:
                     return
                 if final == old:
                     _settle(landing, target)
+                    notify_landed(repo, old, old, _reachable(landing))
                     return
                 refused = await move_checkout(repo, top, old, final, landing[0].wt.branch)
                 if refused and len(landing) > 1:
@@ -316,6 +316,7 @@ class _Integrator:
                     if moved:
                         _settle(landing, target)
                         self._recall.landed(old, final, _landed_merges(landing))
+                        notify_landed(repo, old, final, _reachable(landing))
                     return
             if one_by_one:  # each merge alone: only those that overlap the user's edits fail
                 for r in batch:
@@ -398,6 +399,15 @@ def _landed_merges(
         (r.wt.swarm_id, r.wt.subtask_id, ledger.MergedWork(r.merge, r.commit, r.wt.branch), [c.path for c in r.changes])
         for r in landed
         if r.merge and not r.merged_as
+    ]
+
+
+def _reachable(landed: builtins.list[_Request]) -> builtins.list[str]:
+    """The sub-agent commits the user's branch holds once ``landed`` is settled."""
+    return [
+        r.merged_work if r.merged_as else r.commit
+        for r in landed
+        if r.report.outcome is MergeOutcome.MERGED and (r.merged_work or not r.merged_as)
     ]
 
 
