@@ -131,19 +131,27 @@ def _config_stamp(top: Path) -> tuple[int, int, bool] | None:
 _ODBS: dict[tuple[str, int, int], Any] = {}
 _ODBS_LOCK = threading.Lock()
 _MAX_ODBS = 64
+# A repository's (or worktree's) git folder -> its object store's folder, resolved once.
+_OBJECTS: dict[str, str] = {}
+_MAX_KNOWN_PATHS = 10_000
 
 
 def _shared_odb(repo: Any) -> Any:
     """The object database shared for ``repo``'s object store (opened from ``repo`` the first time)."""
-    objects = Path(repo.path) / "objects"
+    objects = _OBJECTS.get(repo.path)
     try:
-        if not objects.is_dir():  # a linked worktree: its objects are the common folder's
-            objects = Path(repo.path) / (Path(repo.path) / "commondir").read_text().strip() / "objects"
-        objects = objects.resolve()
+        if objects is None:
+            found = Path(repo.path) / "objects"
+            if not found.is_dir():  # a linked worktree: its objects are the common folder's
+                found = Path(repo.path) / (Path(repo.path) / "commondir").read_text().strip() / "objects"
+            objects = str(found.resolve())
+            if len(_OBJECTS) >= _MAX_KNOWN_PATHS:
+                _OBJECTS.clear()
+            _OBJECTS[repo.path] = objects
         st = os.stat(objects)
     except OSError:
         return None
-    key = (str(objects), st.st_dev, st.st_ino)
+    key = (objects, st.st_dev, st.st_ino)
     with _ODBS_LOCK:
         odb = _ODBS.get(key)
         if odb is None:
