@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
@@ -83,3 +84,13 @@ async def until(
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         await asyncio.sleep(interval)
+
+
+async def committed_work(mgr: Any, name: str, swarm: str = "s") -> tuple[Any, str]:
+    """A sub-agent's worktree ``name`` with the file ``<name>.txt`` written and
+    committed through ``mgr`` (a WorktreeManager): (the worktree, its commit)."""
+    wt = await mgr.create(swarm, name)
+    (wt.path / f"{name}.txt").write_text(f"work of {name}\n")
+    sha = await mgr.commit(wt, f"{name} did its work")
+    assert sha is not None
+    return wt, sha

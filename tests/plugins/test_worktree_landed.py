@@ -6,20 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from helpers import git
+from helpers import committed_work, git
 
-from swarmd.plugins.runtime.worktree import Worktree, WorktreeManager
+from swarmd.plugins.runtime.worktree import WorktreeManager
 from swarmd.plugins.runtime.worktree.libgit import Engine
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def _work(mgr: WorktreeManager, name: str) -> tuple[Worktree, str]:
-    wt = await mgr.create("s", name)
-    (wt.path / f"{name}.txt").write_text(f"work of {name}\n")
-    sha = await mgr.commit(wt, f"{name} did its work")
-    assert sha is not None
-    return wt, sha
 
 
 async def test_waiters_learn_of_their_parents_landing_from_the_batch(
@@ -28,7 +20,7 @@ async def test_waiters_learn_of_their_parents_landing_from_the_batch(
     """Ten dependents wait on ten parents merged one batch at a time: each waiter asks
     git once, when it starts, not at every landing (each woke them all and each asked)."""
     mgr = WorktreeManager(git_repo)
-    parents = [await _work(mgr, f"p{i}") for i in range(10)]
+    parents = [await committed_work(mgr, f"p{i}") for i in range(10)]
     walks = 0
     real = Engine.is_ancestor
 
@@ -53,7 +45,7 @@ async def test_waiters_learn_of_their_parents_landing_from_the_batch(
 async def test_a_landing_made_elsewhere_is_noticed_by_looking_again(git_repo: Path) -> None:
     """The user (or another process) merged the parent: the waiter sees it on its next look."""
     mgr = WorktreeManager(git_repo)
-    _wt, sha = await _work(mgr, "p")
+    _wt, sha = await committed_work(mgr, "p")
     waiting = asyncio.ensure_future(mgr.wait_landed([sha]))
     await asyncio.sleep(0.2)
     assert not waiting.done()

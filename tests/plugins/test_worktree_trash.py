@@ -6,20 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from helpers import git
+from helpers import committed_work, git
 
-from swarmd.plugins.runtime.worktree import Worktree, WorktreeManager, trash
+from swarmd.plugins.runtime.worktree import WorktreeManager, trash
 from swarmd.plugins.runtime.worktree.model import TRASH_DIR
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def _committed(mgr: WorktreeManager, name: str) -> tuple[Worktree, str]:
-    wt = await mgr.create("s", name)
-    (wt.path / f"{name}.txt").write_text(f"work of {name}\n")
-    sha = await mgr.commit(wt, f"{name} did its work")
-    assert sha is not None
-    return wt, sha
 
 
 def _listed(repo: Path) -> set[str]:
@@ -33,7 +25,7 @@ async def test_a_merged_worktree_leaves_at_once_and_its_files_are_deleted_later(
     held: list[Path] = []
     monkeypatch.setattr(trash, "_reap", lambda *paths: held.extend(paths))
     mgr = WorktreeManager(git_repo)
-    done = await asyncio.gather(*(_committed(mgr, f"t{i}") for i in range(4)))
+    done = await asyncio.gather(*(committed_work(mgr, f"t{i}") for i in range(4)))
     reports = await asyncio.gather(*(mgr.merge(wt, sha) for wt, sha in done))
     assert [r.outcome for r in reports] == ["merged"] * 4
     assert all(r.worktree_path is None for r in reports)
@@ -72,7 +64,7 @@ async def test_leftovers_of_a_process_that_died_are_deleted_by_the_next_removal_
     mgr = WorktreeManager(git_repo)
     monkeypatch.setattr(trash, "_swept", set())  # a fresh process
     leave("old-1")
-    wt, sha = await _committed(mgr, "a")
+    wt, sha = await committed_work(mgr, "a")
     assert (await mgr.merge(wt, sha)).outcome == "merged"
     assert await asyncio.to_thread(trash.wait_empty, 30)
     assert list(bin_.iterdir()) == []
@@ -84,7 +76,7 @@ async def test_leftovers_of_a_process_that_died_are_deleted_by_the_next_removal_
 
 async def test_where_the_trash_cannot_be_made_the_files_are_deleted_in_place(git_repo: Path) -> None:
     mgr = WorktreeManager(git_repo)
-    wt, sha = await _committed(mgr, "a")
+    wt, sha = await committed_work(mgr, "a")
     (git_repo / TRASH_DIR).parent.mkdir(exist_ok=True)
     (git_repo / TRASH_DIR).write_text("not a folder\n")
     report = await mgr.merge(wt, sha)
@@ -96,7 +88,7 @@ async def test_where_the_trash_cannot_be_made_the_files_are_deleted_in_place(git
 
 async def test_a_worktree_with_changes_after_its_commit_never_goes_to_the_trash(git_repo: Path) -> None:
     mgr = WorktreeManager(git_repo)
-    wt, sha = await _committed(mgr, "a")
+    wt, sha = await committed_work(mgr, "a")
     (wt.path / "late.txt").write_text("written after the commit\n")
     report = await mgr.merge(wt, sha)
     assert report.outcome == "merged"
