@@ -115,6 +115,10 @@ class ProviderRegistry(Registry[Any]):
     kind = "model provider"
 
 
+#: The package of swarmd's built-in tools.
+BUILTIN_TOOLS_PACKAGE = "swarmd.plugins.tools"
+
+
 class ToolRegistry(Registry[Any]):
     kind = "tool"
 
@@ -126,7 +130,11 @@ class ToolRegistry(Registry[Any]):
             the plugin that registered it.
         """
         if isinstance(cls, type) and issubclass(cls, self._base):
-            problem = tool_schema_problem(getattr(cls, "parameters", None))
+            # swarmd's own tools' schemas are constants its tests check against the metaschema
+            # (and the executor's toolbox checks every schema it uses), so a process that only
+            # lists tools, the orchestrator, does not load jsonschema (10 MB) for them.
+            shipped = cls.__module__.startswith(BUILTIN_TOOLS_PACKAGE + ".")
+            problem = tool_schema_problem(getattr(cls, "parameters", None), metaschema=not shipped)
             if problem:
                 tool = name or getattr(cls, "name", "") or cls.__qualname__
                 by = self._current_plugin or cls.__module__
@@ -134,21 +142,23 @@ class ToolRegistry(Registry[Any]):
         super().add(cls, name=name)
 
 
-def tool_schema_problem(schema: object) -> str:
+def tool_schema_problem(schema: object, *, metaschema: bool = True) -> str:
     """Why ``schema`` cannot be a tool's ``parameters``; ``""`` when it can.
 
     It must be a mapping, valid JSON Schema (checked against the metaschema
-    it names, by default the newest ``jsonschema`` knows) and describe an
-    object (``"type": "object"``): the model sends a tool's arguments as one
-    JSON object.
+    it names, by default the newest ``jsonschema`` knows; skipped when
+    ``metaschema`` is False) and describe an object (``"type": "object"``):
+    the model sends a tool's arguments as one JSON object.
     """
-    import jsonschema
-    from jsonschema.exceptions import SchemaError
-
     if not isinstance(schema, Mapping):
         return f"it must be a mapping (a JSON Schema), got {type(schema).__name__}"
     if schema.get("type") != "object":
         return f'it must describe an object ("type": "object"), got type {schema.get("type")!r}'
+    if not metaschema:
+        return ""
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+
     try:
         jsonschema.validators.validator_for(dict(schema)).check_schema(dict(schema))
     except SchemaError as exc:

@@ -24,6 +24,7 @@ EXECUTOR_ONLY = ("jsonschema", "swarmd.plugins.runtime.toolbox", "swarmd.plugins
 #: runtime, the worktree code, an HTTP client for the model.
 RUNS_SUBAGENTS = (
     "httpx",
+    "jsonschema",
     "swarmd.plugins.runtime.attempt",
     "swarmd.plugins.runtime.toolbox",
     "swarmd.plugins.runtime.worktree.manager",

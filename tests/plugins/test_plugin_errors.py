@@ -126,8 +126,16 @@ def test_a_tool_with_an_invalid_schema_is_refused_naming_it(parameters: Any, why
 
 
 def test_the_built_in_tools_pass_the_schema_check() -> None:
+    """Loading skips the metaschema for swarmd's own tools (so the orchestrator does
+    not load jsonschema): this is where their schemas are checked against it."""
+    from swarmd.plugins.registry import tool_schema_problem
+    from swarmd.plugins.tools import BUILTIN_TOOLS
+
     plugins = load_plugins(env={"SWARMD_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert {"read", "write", "edit", "bash", "grep", "glob", "list", "swarm_share"} <= set(plugins.tools.names())
+    for tool in BUILTIN_TOOLS:
+        assert tool_schema_problem(tool.parameters) == "", tool.name
+    assert tool_schema_problem({"type": "object", "properties": {"p": {"type": "strng"}}}, metaschema=False) == ""
 
 
 def test_help_shows_every_hook() -> None:
