@@ -38,17 +38,12 @@ FS_TOPDIR_FL = 0x00020000
 _GETFLAGS = 0x80086601 if struct.calcsize("l") == 8 else 0x80046601
 _SETFLAGS = 0x40086602 if struct.calcsize("l") == 8 else 0x40046602
 
-# (device, inode) of the folders already asked, so a folder is asked once per process;
-# a folder deleted and made again is a new inode and is asked again.
-_asked: set[tuple[int, int]] = set()
-_MAX_ASKED = 10_000
-
 
 def spread(folder: Path) -> None:
     """Ask the file system to put each folder made in ``folder`` in a block group of its own.
 
-    Best effort and idempotent: ignored where the flag is unknown or the
-    folder cannot be opened.
+    Best effort and idempotent (a folder that has the flag is left as it is):
+    ignored where the flag is unknown or the folder cannot be opened.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -57,14 +52,7 @@ def spread(folder: Path) -> None:
     except OSError:
         return
     try:
-        st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino)
-        if key in _asked:
-            return
-        if len(_asked) >= _MAX_ASKED:
-            _asked.clear()
-        _asked.add(key)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # one ioctl to read the flags; a second only to set it
             flags = _get(fd)
             if not flags & FS_TOPDIR_FL:
                 _set(fd, flags | FS_TOPDIR_FL)
